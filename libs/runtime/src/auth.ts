@@ -1,0 +1,175 @@
+import { readFile } from "node:fs/promises";
+import { Code, createContextKey } from "@connectrpc/connect";
+import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { rpcError } from "./errors.js";
+
+/** The caller of an RPC, as established from its bearer token. */
+export interface Principal {
+  /** The token's `sub`, or "anonymous" when auth is off. */
+  readonly subject: string;
+  /** Roles granted by the token (`log.read`, `kv.write`, `admin`, ...). */
+  readonly roles: ReadonlySet<string>;
+  /** Logs the token may touch; undefined means every log its roles allow. */
+  readonly logs: readonly string[] | undefined;
+  /** Key prefixes the token may touch in the KV service; undefined means all. */
+  readonly keyPrefixes: readonly string[] | undefined;
+  /** Whether auth is off and this principal stands for every caller. */
+  readonly unauthenticated: boolean;
+}
+
+/** The role that grants every method. */
+export const ADMIN_ROLE = "admin";
+
+/**
+ * What a method requires: a role name, `"authenticated"` (any valid token),
+ * or `"public"` (no token at all).
+ */
+export type AccessRule = string;
+export const PUBLIC = "public";
+export const AUTHENTICATED = "authenticated";
+
+/** The principal of the current call, set by the auth middleware. */
+export const principalKey = createContextKey<Principal | undefined>(undefined, {
+  description: "annals principal",
+});
+
+export type AuthOptions =
+  | { mode: "off" }
+  | {
+      mode: "jwt";
+      /** A shared HS256 secret (development); at least 32 bytes. */
+      secret?: string;
+      /** A JWKS document of public keys (production). */
+      jwks?: { keys: unknown[] };
+      /** Expected `iss`, if set. */
+      issuer?: string;
+      /** Expected `aud`, if set. */
+      audience?: string;
+    };
+
+const ANONYMOUS: Principal = {
+  subject: "anonymous",
+  roles: new Set([ADMIN_ROLE]),
+  logs: undefined,
+  keyPrefixes: undefined,
+  unauthenticated: true,
+};
+
+export interface Authenticator {
+  readonly enabled: boolean;
+  /** Verifies the `authorization` header; UNAUTHENTICATED when it fails. */
+  authenticate(authorization: string | null): Promise<Principal>;
+}
+
+/** Reads a JWKS file, for `AuthOptions.jwks`. */
+export async function loadJwksFile(path: string): Promise<{ keys: unknown[] }> {
+  const parsed = JSON.parse(await readFile(path, "utf8")) as { keys?: unknown };
+  if (!Array.isArray(parsed.keys)) throw new Error(`${path} is not a JWKS document (no "keys" array)`);
+  return { keys: parsed.keys };
+}
+
+export function createAuthenticator(options: AuthOptions): Authenticator {
+  if (options.mode === "off") {
+    return { enabled: false, authenticate: async () => ANONYMOUS };
+  }
+  let key: Uint8Array | JWTVerifyGetKey;
+  if (options.jwks) {
+    key = createLocalJWKSet(options.jwks as Parameters<typeof createLocalJWKSet>[0]);
+  } else if (options.secret) {
+    key = new TextEncoder().encode(options.secret);
+  } else {
+    throw new Error("jwt auth needs a secret or a JWKS");
+  }
+  const verifyOptions = {
+    ...(options.issuer ? { issuer: options.issuer } : {}),
+    ...(options.audience ? { audience: options.audience } : {}),
+    algorithms: options.jwks ? ["ES256", "ES384", "EdDSA", "RS256", "PS256"] : ["HS256"],
+  };
+  return {
+    enabled: true,
+    async authenticate(authorization) {
+      const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
+      if (!match?.[1]) {
+        throw rpcError(Code.Unauthenticated, "missing bearer token (send `authorization: Bearer <jwt>`)", {
+          reason: "TOKEN_MISSING",
+        });
+      }
+      let payload: JWTPayload;
+      try {
+        // jose accepts either a key or a key-set function; the union is fine at runtime.
+        ({ payload } = await jwtVerify(match[1], key as Uint8Array, verifyOptions));
+      } catch (cause) {
+        throw rpcError(Code.Unauthenticated, `invalid bearer token: ${describeJoseError(cause)}`, {
+          reason: "TOKEN_INVALID",
+        });
+      }
+      return principalFromClaims(payload);
+    },
+  };
+}
+
+function describeJoseError(error: unknown): string {
+  if (error instanceof joseErrors.JWTExpired) return "expired";
+  if (error instanceof joseErrors.JWTClaimValidationFailed) return `claim "${error.claim}" rejected`;
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return "signature does not verify";
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return "algorithm not allowed";
+  if (error instanceof joseErrors.JWKSNoMatchingKey) return "no matching key";
+  return "malformed";
+}
+
+function stringList(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === "string") return value.split(/\s+/).filter(Boolean);
+  if (Array.isArray(value) && value.every((v) => typeof v === "string")) return value as string[];
+  return [];
+}
+
+/**
+ * Roles come from the `roles` claim (array or space-separated string) or the
+ * OAuth `scope` claim; `logs` and `kv_prefixes` narrow what the token touches.
+ */
+export function principalFromClaims(claims: JWTPayload): Principal {
+  const roles = stringList(claims["roles"]) ?? stringList(claims["scope"]) ?? [];
+  return {
+    subject: claims.sub ?? "unknown",
+    roles: new Set(roles),
+    logs: stringList(claims["logs"]),
+    keyPrefixes: stringList(claims["kv_prefixes"]),
+    unauthenticated: false,
+  };
+}
+
+/** Whether a principal satisfies an access rule. */
+export function isAllowed(principal: Principal, rule: AccessRule): boolean {
+  if (rule === PUBLIC || rule === AUTHENTICATED) return true;
+  return principal.roles.has(ADMIN_ROLE) || principal.roles.has(rule);
+}
+
+/** PERMISSION_DENIED unless the principal holds the role. */
+export function requireRole(principal: Principal, rule: AccessRule, procedure: string): void {
+  if (!isAllowed(principal, rule)) {
+    throw rpcError(Code.PermissionDenied, `${procedure} requires the role "${rule}"`, {
+      reason: "ROLE_MISSING",
+      metadata: { role: rule },
+    });
+  }
+}
+
+/** PERMISSION_DENIED unless the token may touch this log. */
+export function requireLogAccess(principal: Principal, logId: string): void {
+  if (principal.logs === undefined || principal.roles.has(ADMIN_ROLE)) return;
+  if (!principal.logs.some((pattern) => logPatternMatches(pattern, logId))) {
+    throw rpcError(Code.PermissionDenied, `token does not grant access to log "${logId}"`, {
+      reason: "LOG_NOT_GRANTED",
+      metadata: { log: logId },
+    });
+  }
+}
+
+/** `orders` matches itself; `eu/*` matches every log under `eu/`; `*` matches all. */
+function logPatternMatches(pattern: string, logId: string): boolean {
+  if (pattern === "*") return true;
+  if (pattern.endsWith("/*")) return logId.startsWith(pattern.slice(0, -1));
+  return pattern === logId;
+}
+

@@ -1,0 +1,96 @@
+/**
+ * Helpers that read and validate configuration from an environment map.
+ *
+ * Only a service's own `config.ts` passes `process.env` in; everything else
+ * takes typed options. Every helper throws a `ConfigError` naming the variable
+ * and the expected form, so a bad value stops the process with one clear line.
+ */
+
+/** A configuration value that is missing or malformed. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(
+    /** The environment variable at fault. */
+    readonly variable: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${variable}: ${message}`, options);
+  }
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+function raw(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === "" ? undefined : value;
+}
+
+export function readString(env: Env, name: string, fallback: string): string;
+export function readString(env: Env, name: string): string | undefined;
+export function readString(env: Env, name: string, fallback?: string): string | undefined {
+  return raw(env, name) ?? fallback;
+}
+
+/** A TCP port, 0 to 65535 (0 picks a free port). */
+export function readPort(env: Env, name: string, fallback: number): number {
+  return readInteger(env, name, fallback, { min: 0, max: 65535, expected: "a TCP port number from 0 to 65535" });
+}
+
+/** A whole number within bounds. */
+export function readInteger(
+  env: Env,
+  name: string,
+  fallback: number,
+  bounds: { min?: number; max?: number; expected?: string } = {},
+): number {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  const min = bounds.min ?? Number.MIN_SAFE_INTEGER;
+  const max = bounds.max ?? Number.MAX_SAFE_INTEGER;
+  const expected = bounds.expected ?? `a whole number from ${min} to ${max}`;
+  if (!/^-?\d+$/.test(value)) throw new ConfigError(name, `expected ${expected}, got "${value}"`);
+  const parsed = Number(value);
+  if (parsed < min || parsed > max) throw new ConfigError(name, `expected ${expected}, got ${value}`);
+  return parsed;
+}
+
+/** `true`/`false` (also 1/0, yes/no, on/off). */
+export function readBoolean(env: Env, name: string, fallback: boolean): boolean {
+  const value = raw(env, name)?.toLowerCase();
+  if (value === undefined) return fallback;
+  if (["1", "true", "yes", "on"].includes(value)) return true;
+  if (["0", "false", "no", "off"].includes(value)) return false;
+  throw new ConfigError(name, `expected true or false, got "${value}"`);
+}
+
+/** One of a fixed set of words. */
+export function readChoice<T extends string>(env: Env, name: string, choices: readonly T[], fallback: T): T {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new ConfigError(name, `expected one of ${choices.join(", ")}, got "${value}"`);
+  }
+  return value as T;
+}
+
+/** A URL with one of the given schemes. The message never repeats a password. */
+export function readUrl(env: Env, name: string, schemes: readonly string[]): URL | undefined {
+  const value = raw(env, name);
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch (cause) {
+    throw new ConfigError(name, `expected a URL such as ${schemes[0]}//host:port/..., got something that does not parse`, { cause });
+  }
+  if (!schemes.includes(url.protocol)) {
+    throw new ConfigError(name, `expected a ${schemes.join(" or ")} URL, got a ${url.protocol} URL`);
+  }
+  return url;
+}
+
+/** Whether a bind address only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

@@ -1,0 +1,220 @@
+import { once, type EventEmitter } from "node:events";
+import { X509Certificate } from "node:crypto";
+import { create, fromBinary, isMessage, toBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import * as grpc from "@grpc/grpc-js";
+import { listenerKey, type PeerCertificate } from "./call-context.js";
+
+type AnyHandler = (...args: never[]) => unknown;
+type WrappedImpl = Record<string, AnyHandler>;
+
+/**
+ * Builds the grpc-js service definition of a protobuf-es service: paths,
+ * streaming kinds, and protobuf-es binary (de)serialisers.
+ */
+export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
+  const definition: Record<string, grpc.MethodDefinition<object, object>> = {};
+  for (const method of service.methods) {
+    definition[method.localName] = {
+      path: `/${service.typeName}/${method.name}`,
+      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+      requestSerialize: serializer(method.input),
+      requestDeserialize: deserializer(method.input),
+      responseSerialize: serializer(method.output),
+      responseDeserialize: deserializer(method.output),
+      originalName: method.localName,
+    };
+  }
+  return definition as grpc.ServiceDefinition;
+}
+
+function serializer(schema: DescMessage) {
+  return (value: object): Buffer => {
+    const message = isMessage(value, schema) ? value : create(schema, value as never);
+    const bytes = toBinary(schema, message);
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+}
+
+function deserializer(schema: DescMessage) {
+  return (bytes: Buffer) => fromBinary(schema, bytes);
+}
+
+/**
+ * Adapts the pipeline-wrapped handlers of one service to grpc-js: a
+ * HandlerContext per call (headers, deadline, cancellation → AbortSignal,
+ * peer and client certificate), backpressure on writes (wait for `drain`),
+ * and errors → gRPC status with `grpc-status-details-bin`.
+ */
+export function grpcHandlers(service: DescService, impl: WrappedImpl): grpc.UntypedServiceImplementation {
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    const handler = impl[method.localName] as (...args: unknown[]) => unknown;
+    switch (method.methodKind) {
+      case "unary":
+        handlers[method.localName] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+          const { context } = callContext(service, method, call);
+          Promise.resolve()
+            .then(() => handler(call.request, context))
+            .then(
+              (output) => {
+                sendHeaders(call, context);
+                callback(null, output, metadataFromHeaders(context.responseTrailer));
+              },
+              (error: unknown) => callback(grpcStatus(error, context)),
+            );
+        }) as grpc.handleUnaryCall<unknown, unknown>;
+        break;
+      case "client_streaming":
+        handlers[method.localName] = ((call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+          const { context } = callContext(service, method, call);
+          Promise.resolve()
+            .then(() => handler(call.iterator({ destroyOnReturn: false }), context))
+            .then(
+              (output) => {
+                sendHeaders(call, context);
+                callback(null, output, metadataFromHeaders(context.responseTrailer));
+              },
+              (error: unknown) => callback(grpcStatus(error, context)),
+            );
+        }) as grpc.handleClientStreamingCall<unknown, unknown>;
+        break;
+      case "server_streaming":
+        handlers[method.localName] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+          const { context, controller } = callContext(service, method, call);
+          void writeStream(call, context, controller.signal, handler(call.request, context) as AsyncIterable<unknown>);
+        }) as grpc.handleServerStreamingCall<unknown, unknown>;
+        break;
+      case "bidi_streaming":
+        handlers[method.localName] = ((call: grpc.ServerDuplexStream<unknown, unknown>) => {
+          const { context, controller } = callContext(service, method, call);
+          const requests = call.iterator({ destroyOnReturn: false });
+          void writeStream(call, context, controller.signal, handler(requests, context) as AsyncIterable<unknown>);
+        }) as grpc.handleBidiStreamingCall<unknown, unknown>;
+        break;
+    }
+  }
+  return handlers;
+}
+
+type AnyServerCall =
+  | grpc.ServerUnaryCall<unknown, unknown>
+  | grpc.ServerReadableStream<unknown, unknown>
+  | grpc.ServerWritableStream<unknown, unknown>
+  | grpc.ServerDuplexStream<unknown, unknown>;
+
+function callContext(service: DescService, method: DescMethod, call: AnyServerCall) {
+  const controller = new AbortController();
+  (call as EventEmitter).on("cancelled", () => controller.abort(new ConnectError("client cancelled the call", Code.Canceled)));
+  const values = createContextValues().set(listenerKey, {
+    listener: "grpc",
+    peer: call.getPeer(),
+    ...peerCertificate(call),
+  });
+  const context = createHandlerContext({
+    service,
+    method,
+    protocolName: "grpc",
+    requestMethod: "POST",
+    url: `/${service.typeName}/${method.name}`,
+    timeoutMs: remainingMs(call.getDeadline()),
+    requestSignal: controller.signal,
+    requestHeader: headersFromMetadata(call.metadata),
+    contextValues: values,
+  });
+  return { context, controller };
+}
+
+function peerCertificate(call: AnyServerCall): { peerCertificate?: PeerCertificate } {
+  const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
+  if (!raw) return {};
+  const altNames = new X509Certificate(raw).subjectAltName ?? "";
+  const uris = altNames
+    .split(/,\s*/)
+    .filter((name) => name.startsWith("URI:"))
+    .map((name) => name.slice(4));
+  return { peerCertificate: { uris, raw } };
+}
+
+function remainingMs(deadline: grpc.Deadline): number | undefined {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  if (!Number.isFinite(at)) return undefined;
+  return Math.max(0, at - Date.now());
+}
+
+async function writeStream(
+  call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+  context: HandlerContext,
+  cancelled: AbortSignal,
+  responses: AsyncIterable<unknown>,
+): Promise<void> {
+  try {
+    let headersSent = false;
+    for await (const response of responses) {
+      if (cancelled.aborted) return;
+      if (!headersSent) headersSent = sendHeaders(call, context);
+      if (!call.write(response)) {
+        // Backpressure: the client is not reading; wait rather than buffer without bound.
+        await once(call, "drain", { signal: cancelled }).catch(() => undefined);
+      }
+    }
+    if (cancelled.aborted) return;
+    if (!headersSent) sendHeaders(call, context);
+    call.end(metadataFromHeaders(context.responseTrailer));
+  } catch (error) {
+    if (cancelled.aborted) return;
+    call.emit("error", grpcStatus(error, context));
+  }
+}
+
+function sendHeaders(call: AnyServerCall, context: HandlerContext): true {
+  const metadata = metadataFromHeaders(context.responseHeader);
+  if (Object.keys(metadata.getMap()).length > 0) call.sendMetadata(metadata);
+  return true;
+}
+
+/** A gRPC status object carrying the ConnectError's code, message, metadata and details. */
+export function grpcStatus(error: unknown, context?: HandlerContext): Partial<grpc.StatusObject> {
+  const connectError = ConnectError.from(error, Code.Internal);
+  const metadata = metadataFromHeaders(connectError.metadata);
+  if (context) {
+    // A failed call's status is trailers-only: response headers travel with it.
+    mergeHeaders(metadata, context.responseHeader);
+    mergeHeaders(metadata, context.responseTrailer);
+  }
+  const trailer = setTrailerStatus(new Headers(), connectError);
+  const details = trailer.get("grpc-status-details-bin");
+  if (details) metadata.set("grpc-status-details-bin", Buffer.from(details, "base64"));
+  return { code: connectError.code as number as grpc.status, details: connectError.rawMessage, metadata };
+}
+
+const RESERVED = new Set(["content-type", "grpc-status", "grpc-message", "grpc-status-details-bin", "te", "user-agent", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding"]);
+
+function mergeHeaders(metadata: grpc.Metadata, headers: Headers): void {
+  headers.forEach((value, key) => {
+    if (RESERVED.has(key) || key.startsWith(":")) return;
+    if (key.endsWith("-bin")) {
+      for (const part of value.split(/,\s*/)) metadata.add(key, Buffer.from(part, "base64"));
+    } else {
+      metadata.add(key, value);
+    }
+  });
+}
+
+export function metadataFromHeaders(headers: Headers): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  mergeHeaders(metadata, headers);
+  return metadata;
+}
+
+export function headersFromMetadata(metadata: grpc.Metadata): Headers {
+  const headers = new Headers();
+  for (const [key, values] of Object.entries(metadata.toJSON())) {
+    for (const value of values as Array<string | Buffer>) {
+      headers.append(key, typeof value === "string" ? value : value.toString("base64"));
+    }
+  }
+  return headers;
+}

@@ -1,0 +1,50 @@
+export {
+  ADMIN_ROLE,
+  AUTHENTICATED,
+  PUBLIC,
+  createAuthenticator,
+  isAllowed,
+  principalFromClaims,
+  principalKey,
+  requireLogAccess,
+  requireRole,
+} from "./auth.js";
+export type { AccessRule, AuthOptions, Authenticator, Principal } from "./auth.js";
+export { callInfo, callPrincipal } from "./call-context.js";
+export type { CallInfo, Listener, PeerCertificate } from "./call-context.js";
+export {
+  ConfigError,
+  isLoopbackHost,
+  readBoolean,
+  readChoice,
+  readInteger,
+  readPort,
+  readString,
+  readUrl,
+} from "./config.js";
+export type { Env } from "./config.js";
+export {
+  ERROR_DOMAIN,
+  errorReason,
+  invalidArgument,
+  notFound,
+  resourceExhausted,
+  retryDelayMs,
+  rpcError,
+  unavailable,
+} from "./errors.js";
+export type { ErrorFacts } from "./errors.js";
+export { grpcServiceDefinition } from "./grpc-mount.js";
+export type { HttpRoute } from "./http-mount.js";
+export { createLogger } from "./logger.js";
+export type { Logger, LoggerOptions } from "./logger.js";
+export { runMain } from "./main.js";
+export type { ErrorMapper } from "./pipeline.js";
+export { readServerConfig } from "./server-config.js";
+export type { ServerConfig, ServerConfigDefaults } from "./server-config.js";
+export { startServer } from "./server.js";
+export type { RunningServer, ServerOptions, TlsOptions } from "./server.js";
+export { defineService } from "./service.js";
+export type { ServiceRegistration } from "./service.js";
+export { createTelemetry } from "./telemetry.js";
+export type { Telemetry, TelemetryOptions } from "./telemetry.js";

@@ -1,0 +1,232 @@
+import { randomUUID } from "node:crypto";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { context as otelContext, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context } from "@opentelemetry/api";
+import type { Logger } from "pino";
+import { PUBLIC, principalKey, requireRole, type AccessRule, type Authenticator } from "./auth.js";
+import { callInfoKey, listenerKey, type CallInfo } from "./call-context.js";
+import { unavailable } from "./errors.js";
+import type { Telemetry } from "./telemetry.js";
+import type { ServiceRegistration } from "./service.js";
+
+/** Turns a library error into a gRPC error, or returns undefined to leave it to the default (INTERNAL). */
+export type ErrorMapper = (error: unknown) => ConnectError | undefined;
+
+export interface PipelineOptions {
+  authenticator: Authenticator;
+  logger: Logger;
+  telemetry: Telemetry;
+  /** Aborted when the server starts to shut down: open streams end with UNAVAILABLE. */
+  draining: AbortSignal;
+  /** Maps errors of the service's own libraries (e.g. a lost database) to gRPC codes. */
+  errorMapper?: ErrorMapper;
+}
+
+/**
+ * The transport-neutral middleware of every annals RPC, applied by both
+ * listeners so that they cannot drift apart: request id, tracing (W3C
+ * traceparent in, a server span around the handler), authentication and
+ * authorisation, error normalisation, metrics by method and code, one log
+ * line per call, and the shutdown of open streams when the server drains.
+ */
+export interface Pipeline {
+  /** Wraps every method of a service; methods without an implementation answer UNIMPLEMENTED. */
+  wrap(registration: ServiceRegistration): Record<string, (...args: never[]) => unknown>;
+  /** Calls still running (unary and streaming). */
+  readonly inFlight: number;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+interface ActiveCall {
+  readonly context: Context;
+  readonly handlerContext: HandlerContext;
+  finish(error: unknown): ConnectError | undefined;
+}
+
+export function createPipeline(options: PipelineOptions): Pipeline {
+  const { authenticator, telemetry, draining } = options;
+  const calls = telemetry.meter.createCounter("annals.rpc.server.calls", {
+    description: "RPCs handled, by service, method, listener and gRPC status code",
+  });
+  const duration = telemetry.meter.createHistogram("annals.rpc.server.duration", {
+    description: "RPC duration from the start of the call to its status, in seconds",
+    unit: "s",
+    advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60] },
+  });
+  const active = telemetry.meter.createUpDownCounter("annals.rpc.server.active", {
+    description: "RPCs in progress (streams included)",
+  });
+  let inFlight = 0;
+  // One rejection shared by every open stream; marked handled so that it never
+  // surfaces as an unhandled rejection when no stream is open.
+  const drained = new Promise<never>((_, reject) => {
+    const fail = () => reject(unavailable("server is shutting down; reconnect to another replica", { reason: "SHUTTING_DOWN" }));
+    if (draining.aborted) fail();
+    else draining.addEventListener("abort", fail, { once: true });
+  });
+  drained.catch(() => undefined);
+
+  function normalise(error: unknown, info: CallInfo | undefined, procedure: string): ConnectError {
+    if (error instanceof ConnectError) return error;
+    const mapped = options.errorMapper?.(error);
+    if (mapped) return mapped;
+    if (error instanceof Error && error.name === "AbortError") {
+      return new ConnectError("call cancelled", Code.Canceled);
+    }
+    (info?.logger ?? options.logger).error({ err: error, procedure }, "handler failed with an unexpected error");
+    return new ConnectError(`internal error (request id ${info?.requestId ?? "unknown"})`, Code.Internal);
+  }
+
+  async function begin(service: DescService, method: DescMethod, rule: AccessRule, hctx: HandlerContext): Promise<ActiveCall> {
+    const started = performance.now();
+    const procedure = `${service.typeName}/${method.name}`;
+    const listener = hctx.values.get(listenerKey);
+    const headerId = hctx.requestHeader.get("x-request-id");
+    const requestId = headerId && REQUEST_ID.test(headerId) ? headerId : randomUUID();
+    hctx.responseHeader.set("x-request-id", requestId);
+    const info: CallInfo = {
+      requestId,
+      listener: listener.listener,
+      peer: listener.peer,
+      logger: options.logger.child({ requestId, procedure }),
+    };
+    hctx.values.set(callInfoKey, info);
+
+    const parent = telemetry.propagator.extract(ROOT_CONTEXT, hctx.requestHeader, headerGetter);
+    const span = telemetry.tracer.startSpan(
+      procedure,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          "rpc.system": "grpc",
+          "rpc.service": service.typeName,
+          "rpc.method": method.name,
+          "annals.listener": listener.listener,
+          "annals.request_id": requestId,
+        },
+      },
+      parent,
+    );
+    const spanContext = trace.setSpan(parent, span);
+    const labels = { "rpc.service": service.typeName, "rpc.method": method.name, listener: listener.listener };
+    inFlight++;
+    active.add(1, labels);
+    let finished = false;
+
+    const finish = (error: unknown): ConnectError | undefined => {
+      if (finished) return undefined;
+      finished = true;
+      inFlight--;
+      active.add(-1, labels);
+      const connectError = error === undefined ? undefined : normalise(error, info, procedure);
+      const code = connectError ? Code[connectError.code] : "OK";
+      const seconds = (performance.now() - started) / 1000;
+      calls.add(1, { ...labels, "rpc.grpc.status_code": code });
+      duration.record(seconds, { ...labels, "rpc.grpc.status_code": code });
+      if (connectError) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: connectError.rawMessage });
+        span.setAttribute("rpc.grpc.status_code", connectError.code);
+      }
+      span.end();
+      const level = !connectError ? "debug" : isServerFault(connectError.code) ? "error" : "info";
+      info.logger[level]({ code, ms: Math.round(seconds * 10000) / 10, peer: info.peer }, "call finished");
+      return connectError;
+    };
+
+    try {
+      if (rule !== PUBLIC) {
+        const principal = await authenticator.authenticate(hctx.requestHeader.get("authorization"));
+        requireRole(principal, rule, procedure);
+        hctx.values.set(principalKey, principal);
+      }
+    } catch (error) {
+      throw finish(error);
+    }
+    return { context: spanContext, handlerContext: hctx, finish };
+  }
+
+  function wrapUnary(service: DescService, method: DescMethod, rule: AccessRule, impl: Function) {
+    return async (input: unknown, hctx: HandlerContext) => {
+      const call = await begin(service, method, rule, hctx);
+      try {
+        const output = await otelContext.with(call.context, () => impl(input, hctx));
+        call.finish(undefined);
+        return output;
+      } catch (error) {
+        throw call.finish(error) ?? error;
+      }
+    };
+  }
+
+  function wrapStreaming(service: DescService, method: DescMethod, rule: AccessRule, impl: Function) {
+    return async function* (input: unknown, hctx: HandlerContext) {
+      const call = await begin(service, method, rule, hctx);
+      // The handler sees a signal that also fires when the server drains, so
+      // that it stops its own work (subscriptions, timers) at shutdown.
+      const signal = AbortSignal.any([hctx.signal, draining]);
+      const handlerContext: HandlerContext = Object.create(hctx, { signal: { value: signal } });
+      let iterator: AsyncIterator<unknown> | undefined;
+      let failure: unknown;
+      try {
+        const iterable = otelContext.with(call.context, () => impl(input, handlerContext)) as AsyncIterable<unknown>;
+        iterator = iterable[Symbol.asyncIterator]();
+        for (;;) {
+          const step = await Promise.race([otelContext.with(call.context, () => iterator!.next()), drained]);
+          if (step.done) break;
+          yield step.value;
+        }
+      } catch (error) {
+        // Once draining, whatever the handler threw, the client is told to reconnect.
+        failure = draining.aborted ? await drained.catch((drainError: unknown) => drainError) : error;
+      } finally {
+        // Ends the handler's generator if we stopped early (drain, client gone);
+        // its own finally blocks run, and a failure there is not the client's concern.
+        void iterator?.return?.()?.catch(() => undefined);
+      }
+      if (failure !== undefined) throw call.finish(failure) ?? failure;
+      call.finish(undefined);
+    };
+  }
+
+  return {
+    get inFlight() {
+      return inFlight;
+    },
+    wrap(registration) {
+      const { service, impl, access } = registration;
+      const wrapped: Record<string, (...args: never[]) => unknown> = {};
+      for (const method of service.methods) {
+        const rule = (access as Record<string, AccessRule | undefined>)[method.localName];
+        if (rule === undefined) {
+          throw new Error(`${service.typeName}/${method.name} has no access rule`);
+        }
+        const own = (impl as Record<string, Function | undefined>)[method.localName];
+        const handler =
+          own?.bind(impl) ??
+          (() => {
+            throw new ConnectError(`${service.typeName}/${method.name} is not implemented yet`, Code.Unimplemented);
+          });
+        const streamingHandler =
+          own?.bind(impl) ??
+          async function* () {
+            throw new ConnectError(`${service.typeName}/${method.name} is not implemented yet`, Code.Unimplemented);
+          };
+        wrapped[method.localName] =
+          method.methodKind === "unary" || method.methodKind === "client_streaming"
+            ? wrapUnary(service, method, rule, handler)
+            : wrapStreaming(service, method, rule, streamingHandler);
+      }
+      return wrapped;
+    },
+  };
+}
+
+const headerGetter = {
+  get: (carrier: Headers, key: string) => carrier.get(key) ?? undefined,
+  keys: (carrier: Headers) => [...carrier.keys()],
+};
+
+function isServerFault(code: Code): boolean {
+  return code === Code.Internal || code === Code.Unknown || code === Code.DataLoss || code === Code.Unavailable;
+}

@@ -1,0 +1,112 @@
+import { existsSync, readFileSync } from "node:fs";
+import type { AuthOptions } from "./auth.js";
+import { ConfigError, isLoopbackHost, readChoice, readInteger, readPort, readString, type Env } from "./config.js";
+import type { TlsOptions } from "./server.js";
+
+/** The settings every annals process shares, read from the environment. */
+export interface ServerConfig {
+  host: string;
+  grpcPort: number;
+  httpPort: number;
+  auth: AuthOptions;
+  tls: TlsOptions | undefined;
+  maxMessageBytes: number;
+  shutdownGraceMs: number;
+  drainDelayMs: number;
+  logLevel: string;
+  /** Whether spans go to an OTLP endpoint named by the standard OTEL_* variables. */
+  otlpTraces: boolean;
+}
+
+export interface ServerConfigDefaults {
+  grpcPort: number;
+  httpPort: number;
+  /**
+   * Whether auth may default to off when no key is configured and the bind
+   * address is loopback (the all-in-one node). Standalone services always
+   * require a key.
+   */
+  allowAuthOff: boolean;
+}
+
+/**
+ * Reads ANNALS_HOST, ANNALS_PORT, ANNALS_HTTP_PORT, ANNALS_AUTH*, ANNALS_TLS_*,
+ * ANNALS_MAX_MESSAGE_BYTES, ANNALS_SHUTDOWN_*, ANNALS_LOG_LEVEL and OTEL_*.
+ * Throws ConfigError naming the variable on any bad value.
+ */
+export function readServerConfig(env: Env, defaults: ServerConfigDefaults): ServerConfig {
+  const host = readString(env, "ANNALS_HOST", "127.0.0.1");
+  const grpcPort = readPort(env, "ANNALS_PORT", defaults.grpcPort);
+  const httpPort = readPort(env, "ANNALS_HTTP_PORT", defaults.httpPort);
+  if (grpcPort !== 0 && grpcPort === httpPort) {
+    throw new ConfigError("ANNALS_HTTP_PORT", `must differ from ANNALS_PORT (both are ${grpcPort})`);
+  }
+  return {
+    host,
+    grpcPort,
+    httpPort,
+    auth: readAuth(env, host, defaults.allowAuthOff),
+    tls: readTls(env),
+    maxMessageBytes: readInteger(env, "ANNALS_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, { min: 1024, max: 256 * 1024 * 1024 }),
+    shutdownGraceMs: readInteger(env, "ANNALS_SHUTDOWN_GRACE_MS", 10_000, { min: 0, max: 3_600_000 }),
+    drainDelayMs: readInteger(env, "ANNALS_SHUTDOWN_DRAIN_DELAY_MS", 0, { min: 0, max: 600_000 }),
+    logLevel: readChoice(env, "ANNALS_LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "fatal", "silent"], "info"),
+    otlpTraces:
+      readString(env, "OTEL_TRACES_EXPORTER") !== "none" &&
+      (readString(env, "OTEL_EXPORTER_OTLP_ENDPOINT") !== undefined || readString(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") !== undefined),
+  };
+}
+
+function readAuth(env: Env, host: string, allowAuthOff: boolean): AuthOptions {
+  const secret = readString(env, "ANNALS_AUTH_JWT_SECRET");
+  const jwksFile = readString(env, "ANNALS_AUTH_JWKS_FILE");
+  const configured = secret !== undefined || jwksFile !== undefined;
+  const mode = readChoice(env, "ANNALS_AUTH", ["jwt", "off"], configured || !allowAuthOff ? "jwt" : "off");
+  if (mode === "off") {
+    if (!allowAuthOff) throw new ConfigError("ANNALS_AUTH", "auth can only be switched off for the all-in-one node");
+    if (!isLoopbackHost(host)) {
+      throw new ConfigError("ANNALS_AUTH", `auth is off, which is only allowed on a loopback ANNALS_HOST, not ${host}`);
+    }
+    return { mode: "off" };
+  }
+  if (!configured) {
+    throw new ConfigError("ANNALS_AUTH_JWT_SECRET", "auth is on but no key is configured: set ANNALS_AUTH_JWT_SECRET or ANNALS_AUTH_JWKS_FILE");
+  }
+  if (secret !== undefined && Buffer.byteLength(secret) < 32) {
+    throw new ConfigError("ANNALS_AUTH_JWT_SECRET", "must be at least 32 bytes long");
+  }
+  let jwks: { keys: unknown[] } | undefined;
+  if (jwksFile !== undefined) {
+    try {
+      const parsed = JSON.parse(readFileSync(jwksFile, "utf8")) as { keys?: unknown };
+      if (!Array.isArray(parsed.keys)) throw new Error('no "keys" array');
+      jwks = { keys: parsed.keys };
+    } catch (cause) {
+      throw new ConfigError("ANNALS_AUTH_JWKS_FILE", `cannot read a JWKS document from ${jwksFile}`, { cause });
+    }
+  }
+  const issuer = readString(env, "ANNALS_AUTH_ISSUER");
+  const audience = readString(env, "ANNALS_AUTH_AUDIENCE");
+  return {
+    mode: "jwt",
+    ...(jwks ? { jwks } : { secret: secret! }),
+    ...(issuer ? { issuer } : {}),
+    ...(audience ? { audience } : {}),
+  };
+}
+
+function readTls(env: Env): TlsOptions | undefined {
+  const certFile = readString(env, "ANNALS_TLS_CERT_FILE");
+  const keyFile = readString(env, "ANNALS_TLS_KEY_FILE");
+  const clientCaFile = readString(env, "ANNALS_TLS_CLIENT_CA_FILE");
+  if (certFile === undefined && keyFile === undefined) {
+    if (clientCaFile !== undefined) throw new ConfigError("ANNALS_TLS_CLIENT_CA_FILE", "needs ANNALS_TLS_CERT_FILE and ANNALS_TLS_KEY_FILE");
+    return undefined;
+  }
+  if (certFile === undefined) throw new ConfigError("ANNALS_TLS_CERT_FILE", "is required when ANNALS_TLS_KEY_FILE is set");
+  if (keyFile === undefined) throw new ConfigError("ANNALS_TLS_KEY_FILE", "is required when ANNALS_TLS_CERT_FILE is set");
+  for (const [name, file] of [["ANNALS_TLS_CERT_FILE", certFile], ["ANNALS_TLS_KEY_FILE", keyFile], ["ANNALS_TLS_CLIENT_CA_FILE", clientCaFile]] as const) {
+    if (file !== undefined && !existsSync(file)) throw new ConfigError(name, `file ${file} does not exist`);
+  }
+  return { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}) };
+}

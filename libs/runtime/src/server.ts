@@ -1,0 +1,191 @@
+import { readFile } from "node:fs/promises";
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { DescFile } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import healthCheck from "grpc-health-check";
+import { allFiles } from "@annals/proto";
+import { createAuthenticator, type AuthOptions } from "./auth.js";
+import { isLoopbackHost } from "./config.js";
+import { diagRegistration } from "./diag-service.js";
+import { addReflection } from "./reflection.js";
+import { grpcHandlers, grpcServiceDefinition } from "./grpc-mount.js";
+import { createHttpHandler, type HttpRoute } from "./http-mount.js";
+import { createLogger, type Logger } from "./logger.js";
+import { createPipeline, type ErrorMapper } from "./pipeline.js";
+import type { ServiceRegistration } from "./service.js";
+import { createTelemetry, type Telemetry } from "./telemetry.js";
+
+/** TLS for the gRPC port; with `clientCaFile` every client must present a certificate (mTLS). */
+export interface TlsOptions {
+  /** PEM certificate chain of this server. */
+  certFile: string;
+  /** PEM private key of this server. */
+  keyFile: string;
+  /** PEM CA bundle that client certificates must chain to; enables mTLS. */
+  clientCaFile?: string;
+}
+
+export interface ServerOptions {
+  /** Process name in logs and telemetry, e.g. "annals-log". */
+  name: string;
+  services: readonly ServiceRegistration[];
+  /** Bind address for both listeners. Default 127.0.0.1. */
+  host?: string;
+  /** gRPC port (h2c or TLS); 0 picks a free one. */
+  grpcPort: number;
+  /** HTTP port (Connect, gRPC-Web, SSE, /metrics); 0 picks a free one. */
+  httpPort: number;
+  auth: AuthOptions;
+  tls?: TlsOptions;
+  /** Largest message accepted or sent, in bytes. Default 4 MiB. */
+  maxMessageBytes?: number;
+  /** After SIGTERM, how long calls may take to finish before they are cut, in ms. Default 10000. */
+  shutdownGraceMs?: number;
+  /**
+   * After SIGTERM, how long to keep serving with health NOT_SERVING before
+   * refusing new calls, in ms, so load balancers stop routing here first. Default 0.
+   */
+  drainDelayMs?: number;
+  /** Plain HTTP routes on the HTTP port. */
+  httpRoutes?: readonly HttpRoute[];
+  errorMapper?: ErrorMapper;
+  /** Run after the listeners have closed, in order (close pools, stop loops). */
+  onShutdown?: ReadonlyArray<() => Promise<void> | void>;
+  logger?: Logger;
+  telemetry?: Telemetry;
+  /** Extra descriptors for reflection (the generated files are always included). */
+  files?: readonly DescFile[];
+}
+
+export interface RunningServer {
+  readonly host: string;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly logger: Logger;
+  readonly telemetry: Telemetry;
+  /** Marks one service (or "" for the whole server) SERVING or NOT_SERVING. */
+  setServing(service: string, serving: boolean): void;
+  /** Graceful shutdown; resolves when everything is closed. Safe to call twice. */
+  shutdown(reason?: string): Promise<void>;
+}
+
+/**
+ * Starts the two listeners of an annals process on one set of handlers:
+ * a grpc-js server (gRPC, health, reflection) and an HTTP/1.1 server
+ * (Connect, gRPC-Web, /metrics, plain routes). Health is NOT_SERVING until
+ * both listen, and again from the first moment of shutdown.
+ */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const host = options.host ?? "127.0.0.1";
+  const logger = options.logger ?? createLogger({ name: options.name });
+  if (options.auth.mode === "off" && !isLoopbackHost(host)) {
+    throw new Error(`auth is off, which is only allowed on a loopback address, but the bind address is ${host}`);
+  }
+  const telemetry = options.telemetry ?? createTelemetry({ serviceName: options.name });
+  const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
+  const shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
+  const drainDelayMs = options.drainDelayMs ?? 0;
+  const draining = new AbortController();
+  const pipeline = createPipeline({
+    authenticator: createAuthenticator(options.auth),
+    logger,
+    telemetry,
+    draining: draining.signal,
+    ...(options.errorMapper ? { errorMapper: options.errorMapper } : {}),
+  });
+
+  const registrations = [...options.services, diagRegistration];
+  const mounted = registrations.map((registration) => ({
+    service: registration.service,
+    impl: pipeline.wrap(registration),
+  }));
+  const serviceNames = registrations.map((registration) => registration.service.typeName);
+
+  const health = new healthCheck.HealthImplementation(
+    Object.fromEntries([["", "NOT_SERVING"], ...serviceNames.map((name) => [name, "NOT_SERVING"])]),
+  );
+  const grpcServer = new grpc.Server({
+    "grpc.max_receive_message_length": maxMessageBytes,
+    "grpc.max_send_message_length": maxMessageBytes,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.keepalive_time_ms": 60_000,
+  });
+  for (const { service, impl } of mounted) {
+    grpcServer.addService(grpcServiceDefinition(service), grpcHandlers(service, impl));
+  }
+  health.addToServer(grpcServer);
+  addReflection(grpcServer, [...allFiles, ...(options.files ?? [])], serviceNames);
+
+  const credentials = options.tls ? await serverCredentials(options.tls) : grpc.ServerCredentials.createInsecure();
+  const grpcPort = await new Promise<number>((resolve, reject) => {
+    grpcServer.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${options.grpcPort}`, credentials, (error, port) =>
+      error ? reject(new Error(`cannot listen for gRPC on ${host}:${options.grpcPort}: ${error.message}`, { cause: error })) : resolve(port),
+    );
+  });
+
+  const httpServer: HttpServer = createHttpServer(
+    createHttpHandler({
+      services: mounted,
+      routes: options.httpRoutes ?? [],
+      telemetry,
+      maxMessageBytes,
+      onRouteError: (error) => logger.error({ err: error }, "HTTP route failed"),
+    }),
+  );
+  const httpPort = await new Promise<number>((resolve, reject) => {
+    httpServer.once("error", (error) =>
+      reject(new Error(`cannot listen for HTTP on ${host}:${options.httpPort}: ${error.message}`, { cause: error })),
+    );
+    httpServer.listen(options.httpPort, host, () => resolve((httpServer.address() as AddressInfo).port));
+  });
+
+  const setServing = (service: string, serving: boolean) => health.setStatus(service, serving ? "SERVING" : "NOT_SERVING");
+  for (const name of ["", ...serviceNames]) setServing(name, true);
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = (reason = "shutdown requested") =>
+    (shuttingDown ??= (async () => {
+      const started = Date.now();
+      logger.info({ reason, inFlight: pipeline.inFlight, graceMs: shutdownGraceMs }, "shutting down");
+      for (const name of ["", ...serviceNames]) setServing(name, false);
+      if (drainDelayMs > 0) await sleep(drainDelayMs);
+      // Open streams end with UNAVAILABLE so clients reconnect elsewhere; unary calls may finish.
+      draining.abort();
+      const grpcClosed = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      const httpClosed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      httpServer.closeIdleConnections();
+      const idleSweep = setInterval(() => httpServer.closeIdleConnections(), 100);
+      const remaining = Math.max(0, shutdownGraceMs - (Date.now() - started));
+      const inTime = await Promise.race([Promise.all([grpcClosed, httpClosed]).then(() => true), sleep(remaining).then(() => false)]);
+      clearInterval(idleSweep);
+      if (!inTime) {
+        logger.warn({ inFlight: pipeline.inFlight }, "grace period over; cutting the remaining calls");
+        grpcServer.forceShutdown();
+        httpServer.closeAllConnections();
+      }
+      for (const hook of options.onShutdown ?? []) {
+        try {
+          await hook();
+        } catch (error) {
+          logger.error({ err: error }, "shutdown hook failed");
+        }
+      }
+      logger.info({ ms: Date.now() - started }, "shut down");
+    })());
+
+  return { host, grpcPort, httpPort, logger, telemetry, setServing, shutdown };
+}
+
+async function serverCredentials(tls: TlsOptions): Promise<grpc.ServerCredentials> {
+  const [cert, key, ca] = await Promise.all([
+    readFile(tls.certFile),
+    readFile(tls.keyFile),
+    tls.clientCaFile ? readFile(tls.clientCaFile) : Promise.resolve(null),
+  ]);
+  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], ca !== null);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,21 @@
+import type { DescService } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { AccessRule } from "./auth.js";
+
+/**
+ * A service as the runtime mounts it: the descriptor, the handlers, and what
+ * each method requires of its caller. `access` must name every method, so that
+ * adding an RPC without deciding who may call it does not compile.
+ */
+export interface ServiceRegistration<S extends DescService = DescService> {
+  readonly service: S;
+  /** Handlers; a method left out answers UNIMPLEMENTED (after auth). */
+  readonly impl: Partial<ServiceImpl<S>>;
+  /** Per method (by its local name, e.g. `append`): a role, "authenticated" or "public". */
+  readonly access: { readonly [K in keyof S["method"]]: AccessRule };
+}
+
+/** Declares a service registration with full type checking of `impl` and `access`. */
+export function defineService<S extends DescService>(registration: ServiceRegistration<S>): ServiceRegistration {
+  return registration as unknown as ServiceRegistration;
+}

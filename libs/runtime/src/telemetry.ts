@@ -1,0 +1,75 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { metrics, trace, type Meter, type Tracer } from "@opentelemetry/api";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+
+export interface TelemetryOptions {
+  /** `service.name` of every span and metric. */
+  serviceName: string;
+  /** Service version, for the resource. */
+  serviceVersion?: string;
+  /**
+   * Export spans over OTLP/HTTP. Only set when the standard `OTEL_EXPORTER_OTLP_*`
+   * environment names an endpoint: without one annals sends nothing anywhere.
+   */
+  otlpTraces?: boolean;
+  /** Extra span processors (tests use an in-memory exporter). */
+  spanProcessors?: SpanProcessor[];
+}
+
+/**
+ * Traces and metrics for one process. Metrics are served in the Prometheus
+ * text format by the HTTP listener at `/metrics`; spans are exported over
+ * OTLP when configured. The W3C `traceparent` header carries the trace across
+ * service calls (see middleware.ts and libs/client).
+ */
+export interface Telemetry {
+  readonly meter: Meter;
+  readonly tracer: Tracer;
+  readonly propagator: W3CTraceContextPropagator;
+  /** Serves `/metrics`. */
+  handleMetrics(request: IncomingMessage, response: ServerResponse): void;
+  shutdown(): Promise<void>;
+}
+
+let registered: Telemetry | undefined;
+
+/**
+ * Creates (once per process) and registers the global tracer and meter
+ * providers. A second call returns the first instance: the all-in-one node
+ * runs four services in one process and they share one registry.
+ */
+export function createTelemetry(options: TelemetryOptions): Telemetry {
+  if (registered) return registered;
+  const resource = resourceFromAttributes({
+    "service.name": options.serviceName,
+    "service.version": options.serviceVersion ?? "0.1.0",
+  });
+  const exporter = new PrometheusExporter({ preventServerStart: true });
+  const meterProvider = new MeterProvider({ resource, readers: [exporter] });
+  metrics.setGlobalMeterProvider(meterProvider);
+
+  const spanProcessors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
+  if (options.otlpTraces) spanProcessors.push(new BatchSpanProcessor(new OTLPTraceExporter()));
+  const tracerProvider = new NodeTracerProvider({ resource, spanProcessors });
+  // register() installs the AsyncLocalStorage context manager, so the active
+  // span follows async calls from a handler into the clients it uses.
+  tracerProvider.register();
+
+  registered = {
+    meter: metrics.getMeter("annals"),
+    tracer: trace.getTracer("annals"),
+    propagator: new W3CTraceContextPropagator(),
+    handleMetrics: (request, response) => exporter.getMetricsRequestHandler(request, response),
+    async shutdown() {
+      await Promise.allSettled([meterProvider.shutdown(), tracerProvider.shutdown()]);
+      registered = undefined;
+    },
+  };
+  return registered;
+}
