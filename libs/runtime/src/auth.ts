@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { Code, createContextKey } from "@connectrpc/connect";
-import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { createLocalJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { rpcError } from "./errors.js";
 
 /** The caller of an RPC, as established from its bearer token. */
@@ -173,3 +173,30 @@ function logPatternMatches(pattern: string, logId: string): boolean {
   return pattern === logId;
 }
 
+
+export interface DevTokenOptions {
+  /** The HS256 shared secret the server is configured with. */
+  secret: string;
+  subject: string;
+  roles: readonly string[];
+  /** Logs the token may touch; omitted means all. */
+  logs?: readonly string[];
+  /** Lifetime, as jose reads it ("1h", "15m") or seconds; default "1h". Negative values make expired tokens for tests. */
+  expiresIn?: string | number;
+  issuer?: string;
+  audience?: string;
+}
+
+/** Signs an HS256 token for development, tests and the CLI. */
+export async function signDevToken(options: DevTokenOptions): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const lifetime = options.expiresIn ?? "1h";
+  let jwt = new SignJWT({ roles: [...options.roles], ...(options.logs ? { logs: [...options.logs] } : {}) })
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(options.subject)
+    .setIssuedAt(now)
+    .setExpirationTime(typeof lifetime === "number" ? now + lifetime : lifetime);
+  if (options.issuer) jwt = jwt.setIssuer(options.issuer);
+  if (options.audience) jwt = jwt.setAudience(options.audience);
+  return jwt.sign(new TextEncoder().encode(options.secret));
+}

@@ -8,8 +8,9 @@ export {
   principalKey,
   requireLogAccess,
   requireRole,
+  signDevToken,
 } from "./auth.js";
-export type { AccessRule, AuthOptions, Authenticator, Principal } from "./auth.js";
+export type { AccessRule, AuthOptions, Authenticator, DevTokenOptions, Principal } from "./auth.js";
 export { callInfo, callPrincipal } from "./call-context.js";
 export type { CallInfo, Listener, PeerCertificate } from "./call-context.js";
 export {
@@ -36,6 +37,7 @@ export {
 export type { ErrorFacts } from "./errors.js";
 export { grpcServiceDefinition } from "./grpc-mount.js";
 export type { HttpRoute } from "./http-mount.js";
+export { diagRegistration } from "./diag-service.js";
 export { createLogger } from "./logger.js";
 export type { Logger, LoggerOptions } from "./logger.js";
 export { runMain } from "./main.js";

@@ -49,7 +49,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const calls = telemetry.meter.createCounter("annals.rpc.server.calls", {
     description: "RPCs handled, by service, method, listener and gRPC status code",
   });
-  const duration = telemetry.meter.createHistogram("annals.rpc.server.duration", {
+  const duration = telemetry.meter.createHistogram("annals.rpc.server.duration.seconds", {
     description: "RPC duration from the start of the call to its status, in seconds",
     unit: "s",
     advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60] },

@@ -54,6 +54,8 @@ export interface ServerOptions {
   onShutdown?: ReadonlyArray<() => Promise<void> | void>;
   logger?: Logger;
   telemetry?: Telemetry;
+  /** Mount annals.diag.v1.DiagService (any authenticated caller). Default true. */
+  diag?: boolean;
   /** Extra descriptors for reflection (the generated files are always included). */
   files?: readonly DescFile[];
 }
@@ -95,7 +97,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.errorMapper ? { errorMapper: options.errorMapper } : {}),
   });
 
-  const registrations = [...options.services, diagRegistration];
+  const registrations = options.diag === false ? [...options.services] : [...options.services, diagRegistration];
   const mounted = registrations.map((registration) => ({
     service: registration.service,
     impl: pipeline.wrap(registration),

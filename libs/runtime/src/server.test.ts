@@ -1,0 +1,223 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { diagV1, healthV1, rpcDetails } from "@annals/proto";
+import { signDevToken } from "./auth.js";
+import { defineService } from "./service.js";
+import { diagRegistration } from "./diag-service.js";
+import { startServer, type RunningServer } from "./server.js";
+import { createTelemetry } from "./telemetry.js";
+import { createLogger } from "./logger.js";
+
+const SECRET = "test-secret-that-is-at-least-32-bytes-long";
+const protoRoot = fileURLToPath(new URL("../../../proto", import.meta.url));
+
+// DiagService with roles, so that authorisation has something to refuse.
+const guardedDiag = defineService({
+  service: diagV1.DiagService,
+  impl: diagRegistration.impl as never,
+  access: { ping: "diag.ping", ticks: "diag.ping", upload: "diag.ping", echo: "diag.ping" },
+});
+
+const spans = new InMemorySpanExporter();
+let server: RunningServer;
+let pingToken: string;
+let otherToken: string;
+
+before(async () => {
+  const telemetry = createTelemetry({ serviceName: "runtime-test", spanProcessors: [new SimpleSpanProcessor(spans)] });
+  server = await startServer({
+    name: "runtime-test",
+    services: [guardedDiag],
+    diag: false,
+    grpcPort: 0,
+    httpPort: 0,
+    auth: { mode: "jwt", secret: SECRET },
+    shutdownGraceMs: 3000,
+    logger: createLogger({ name: "runtime-test", level: "silent" }),
+    telemetry,
+  });
+  pingToken = await signDevToken({ secret: SECRET, subject: "alice", roles: ["diag.ping"] });
+  otherToken = await signDevToken({ secret: SECRET, subject: "bob", roles: ["kv.read"] });
+});
+
+after(async () => {
+  await server.shutdown("tests done");
+});
+
+function connectClient(token?: string) {
+  const transport = createGrpcTransport({
+    baseUrl: `http://127.0.0.1:${server.grpcPort}`,
+    interceptors: token ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] : [],
+  });
+  return createClient(diagV1.DiagService, transport);
+}
+
+async function pingOverHttp(token?: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`http://127.0.0.1:${server.httpPort}/annals.diag.v1.DiagService/Ping`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ data: Buffer.from("hello").toString("base64") }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<Code | "OK"> {
+  try {
+    await promise;
+    return "OK";
+  } catch (error) {
+    return ConnectError.from(error).code;
+  }
+}
+
+describe("one handler on both listeners", () => {
+  test("Ping answers the same over gRPC (connect-es) and Connect JSON (fetch)", async () => {
+    const overGrpc = await connectClient(pingToken).ping({ data: Buffer.from("hello") });
+    const overHttp = await pingOverHttp(pingToken);
+    assert.equal(Buffer.from(overGrpc.data).toString(), "hello");
+    assert.equal(overHttp.status, 200);
+    assert.equal(Buffer.from(overHttp.body["data"] as string, "base64").toString(), "hello");
+  });
+
+  test("auth decisions are the same on both listeners", async () => {
+    assert.equal(await codeOf(connectClient().ping({})), Code.Unauthenticated);
+    assert.equal(await codeOf(connectClient("not-a-jwt").ping({})), Code.Unauthenticated);
+    assert.equal(await codeOf(connectClient(otherToken).ping({})), Code.PermissionDenied);
+    assert.equal(await codeOf(connectClient(pingToken).ping({})), "OK");
+    const expired = await signDevToken({ secret: SECRET, subject: "carol", roles: ["diag.ping"], expiresIn: -60 });
+    assert.equal(await codeOf(connectClient(expired).ping({})), Code.Unauthenticated);
+    const forged = await signDevToken({ secret: `${SECRET}-other`, subject: "mallory", roles: ["admin"] });
+    assert.equal(await codeOf(connectClient(forged).ping({})), Code.Unauthenticated);
+
+    assert.equal((await pingOverHttp()).status, 401);
+    assert.equal((await pingOverHttp()).body["code"], "unauthenticated");
+    assert.equal((await pingOverHttp(otherToken)).status, 403);
+    assert.equal((await pingOverHttp(otherToken)).body["code"], "permission_denied");
+    assert.equal((await pingOverHttp(pingToken)).status, 200);
+  });
+
+  test("errors carry ErrorInfo and BadRequest details on both listeners", async () => {
+    const stream = connectClient(pingToken).ticks({ count: 1, intervalMs: 70_000 });
+    const error = await (async () => {
+      try {
+        for await (const _ of stream) assert.fail("no tick expected");
+      } catch (caught) {
+        return ConnectError.from(caught);
+      }
+      assert.fail("expected an error");
+    })();
+    assert.equal(error.code, Code.InvalidArgument);
+    assert.match(error.rawMessage, /^interval_ms: /);
+    assert.equal(error.findDetails(rpcDetails.ErrorInfoSchema)[0]?.metadata["field"], "interval_ms");
+    assert.equal(error.findDetails(rpcDetails.BadRequestSchema)[0]?.fieldViolations[0]?.field, "interval_ms");
+  });
+});
+
+describe("an independent @grpc/grpc-js client", () => {
+  const definition = protoLoader.loadSync("annals/diag/v1/diag_service.proto", { includeDirs: [protoRoot], longs: String });
+  const Diag = (grpc.loadPackageDefinition(definition) as any).annals.diag.v1.DiagService;
+  let client: any;
+  const metadata = () => {
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${pingToken}`);
+    return md;
+  };
+  before(() => {
+    client = new Diag(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
+  });
+  after(() => client.close());
+
+  test("unary, server, client and bidirectional streaming all work", async () => {
+    const ping = await new Promise<any>((resolve, reject) =>
+      client.Ping({ data: Buffer.from("x") }, metadata(), (error: Error | null, response: any) => (error ? reject(error) : resolve(response))),
+    );
+    assert.equal(Buffer.from(ping.data).toString(), "x");
+
+    const ticks: string[] = [];
+    for await (const tick of client.Ticks({ count: 3, intervalMs: 1 }, metadata())) ticks.push(tick.number);
+    assert.deepEqual(ticks, ["1", "2", "3"]);
+
+    const upload = await new Promise<any>((resolve, reject) => {
+      const call = client.Upload(metadata(), (error: Error | null, response: any) => (error ? reject(error) : resolve(response)));
+      for (let i = 0; i < 5; i++) call.write({ data: Buffer.alloc(10) });
+      call.end();
+    });
+    assert.deepEqual({ chunks: upload.chunks, bytes: upload.bytes }, { chunks: "5", bytes: "50" });
+
+    const echo = client.Echo(metadata());
+    const echoed: string[] = [];
+    const done = (async () => {
+      for await (const message of echo) echoed.push(Buffer.from(message.data).toString());
+    })();
+    for (const word of ["a", "b", "c"]) echo.write({ data: Buffer.from(word) });
+    echo.end();
+    await done;
+    assert.deepEqual(echoed, ["a", "b", "c"]);
+  });
+
+  test("errors arrive as a gRPC status with grpc-status-details-bin", async () => {
+    const error = await new Promise<grpc.ServiceError>((resolve) => {
+      const call = client.Ticks({ count: 1, intervalMs: 70_000 }, metadata());
+      call.on("data", () => assert.fail("no tick expected"));
+      call.on("error", resolve);
+    });
+    assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
+    assert.equal(error.metadata.get("grpc-status-details-bin").length, 1);
+  });
+
+  test("health answers without a token and reflection is served", async () => {
+    const health = createClient(healthV1.Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.grpcPort}` }));
+    const whole = await health.check({ service: "" });
+    assert.equal(whole.status, healthV1.HealthCheckResponse_ServingStatus.SERVING);
+    const diag = await health.check({ service: "annals.diag.v1.DiagService" });
+    assert.equal(diag.status, healthV1.HealthCheckResponse_ServingStatus.SERVING);
+  });
+});
+
+describe("telemetry", () => {
+  test("a traceparent from the caller becomes the parent of the server span", async () => {
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const transport = createGrpcTransport({
+      baseUrl: `http://127.0.0.1:${server.grpcPort}`,
+      interceptors: [
+        (next) => (req) => {
+          req.header.set("authorization", `Bearer ${pingToken}`);
+          req.header.set("traceparent", `00-${traceId}-00f067aa0ba902b7-01`);
+          return next(req);
+        },
+      ],
+    });
+    await createClient(diagV1.DiagService, transport).ping({});
+    const span = spans.getFinishedSpans().find((candidate) => candidate.spanContext().traceId === traceId);
+    assert.ok(span, "a server span with the caller's trace id");
+    assert.equal(span.name, "annals.diag.v1.DiagService/Ping");
+    assert.equal(span.parentSpanContext?.spanId, "00f067aa0ba902b7");
+  });
+
+  test("/metrics counts calls by method and status code", async () => {
+    await codeOf(connectClient().ping({}));
+    const text = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
+    assert.ok(/annals_rpc_server_calls_total\{[^}]*rpc_method="Ping"[^}]*rpc_grpc_status_code="Unauthenticated"[^}]*\} [1-9]/.test(text), "calls counted by code");
+    assert.ok(/annals_rpc_server_duration_seconds_bucket\{/.test(text), "latency histogram in seconds");
+  });
+});
+
+describe("limits", () => {
+  test("a message over the size limit is refused with RESOURCE_EXHAUSTED", async () => {
+    const code = await codeOf(connectClient(pingToken).ping({ data: new Uint8Array(5 * 1024 * 1024) }));
+    assert.equal(code, Code.ResourceExhausted);
+  });
+});
+
+test("create() output is accepted where handlers return init shapes", () => {
+  // Guards the serialiser: handlers may return plain objects or messages.
+  const message = create(diagV1.PingResponseSchema, { data: new Uint8Array([1]) });
+  assert.equal(message.data.length, 1);
+});
