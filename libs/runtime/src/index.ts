@@ -50,3 +50,5 @@ export { defineService } from "./service.js";
 export type { ServiceRegistration } from "./service.js";
 export { createTelemetry } from "./telemetry.js";
 export type { Telemetry, TelemetryOptions } from "./telemetry.js";
+export { readDatabaseConfig } from "./database-config.js";
+export type { DatabaseConfig } from "./database-config.js";

@@ -37,7 +37,7 @@ export interface ServerOptions {
   /** HTTP port (Connect, gRPC-Web, SSE, /metrics); 0 picks a free one. */
   httpPort: number;
   auth: AuthOptions;
-  tls?: TlsOptions;
+  tls?: TlsOptions | undefined;
   /** Largest message accepted or sent, in bytes. Default 4 MiB. */
   maxMessageBytes?: number;
   /** After SIGTERM, how long calls may take to finish before they are cut, in ms. Default 10000. */
@@ -52,8 +52,12 @@ export interface ServerOptions {
   errorMapper?: ErrorMapper;
   /** Run after the listeners have closed, in order (close pools, stop loops). */
   onShutdown?: ReadonlyArray<() => Promise<void> | void>;
+  /** A logger to use; otherwise one is made at `logLevel` (default info). */
   logger?: Logger;
+  logLevel?: string;
+  /** Telemetry to use; otherwise one is made, exporting spans over OTLP when `otlpTraces`. */
   telemetry?: Telemetry;
+  otlpTraces?: boolean;
   /** Mount annals.diag.v1.DiagService (any authenticated caller). Default true. */
   diag?: boolean;
   /** Extra descriptors for reflection (the generated files are always included). */
@@ -80,11 +84,11 @@ export interface RunningServer {
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const host = options.host ?? "127.0.0.1";
-  const logger = options.logger ?? createLogger({ name: options.name });
+  const logger = options.logger ?? createLogger({ name: options.name, ...(options.logLevel ? { level: options.logLevel } : {}) });
   if (options.auth.mode === "off" && !isLoopbackHost(host)) {
     throw new Error(`auth is off, which is only allowed on a loopback address, but the bind address is ${host}`);
   }
-  const telemetry = options.telemetry ?? createTelemetry({ serviceName: options.name });
+  const telemetry = options.telemetry ?? createTelemetry({ serviceName: options.name, otlpTraces: options.otlpTraces ?? false });
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
   const shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
   const drainDelayMs = options.drainDelayMs ?? 0;
@@ -144,6 +148,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const setServing = (service: string, serving: boolean) => health.setStatus(service, serving ? "SERVING" : "NOT_SERVING");
   for (const name of ["", ...serviceNames]) setServing(name, true);
+  logger.info(
+    { host, grpcPort, httpPort, services: serviceNames, auth: options.auth.mode, tls: options.tls ? (options.tls.clientCaFile ? "mtls" : "tls") : "off" },
+    "listening",
+  );
+  if (options.auth.mode === "off") {
+    const warning = `AUTH IS OFF: every caller on ${host} has every role. This is only allowed on a loopback address; set ANNALS_AUTH_JWT_SECRET or ANNALS_AUTH_JWKS_FILE to turn it on.`;
+    logger.warn({ auth: "off" }, warning);
+    process.stderr.write(`\n*** ${warning} ***\n\n`);
+  }
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = (reason = "shutdown requested") =>

@@ -1,0 +1,122 @@
+import { readFileSync } from "node:fs";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { context, propagation } from "@opentelemetry/api";
+import { rpcDetails } from "@annals/proto";
+
+export interface TransportOptions {
+  /** The gRPC port of an annals process: `http://host:50051`, or `https://` under TLS. */
+  baseUrl: string;
+  /** A bearer token, or a function that returns a fresh one for each call. */
+  token?: string | (() => string | Promise<string>);
+  /** Deadline of unary calls that set none themselves, in ms. Default 10000; 0 for none. Streams have none. */
+  unaryTimeoutMs?: number;
+  /**
+   * Retries of idempotent unary calls (declared NO_SIDE_EFFECTS or IDEMPOTENT)
+   * that fail with UNAVAILABLE, with exponential backoff and jitter. Default 3.
+   */
+  maxRetries?: number;
+  /** First retry delay in ms, doubled each time, capped at 2000. Default 100. */
+  retryBaseDelayMs?: number;
+  /** PEM files for TLS: a CA bundle to trust, and a client certificate and key for mTLS. */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string };
+  /** Largest message accepted, in bytes. Default 4 MiB. */
+  maxMessageBytes?: number;
+  /** Extra interceptors, run after the built-in ones. */
+  interceptors?: Interceptor[];
+}
+
+/**
+ * A connect-es gRPC transport to an annals gRPC port with the defaults every
+ * caller wants: bearer auth, W3C trace propagation, a deadline on unary calls
+ * and retries of idempotent calls on UNAVAILABLE.
+ */
+export function createAnnalsTransport(options: TransportOptions): Transport {
+  const interceptors: Interceptor[] = [
+    traceInterceptor,
+    unaryDeadlineInterceptor(options.unaryTimeoutMs ?? 10_000),
+    retryInterceptor(options.maxRetries ?? 3, options.retryBaseDelayMs ?? 100),
+  ];
+  if (options.token !== undefined) interceptors.push(bearerInterceptor(options.token));
+  interceptors.push(...(options.interceptors ?? []));
+  const tls = options.tls;
+  return createGrpcTransport({
+    baseUrl: options.baseUrl,
+    interceptors,
+    readMaxBytes: options.maxMessageBytes ?? 4 * 1024 * 1024,
+    ...(tls
+      ? {
+          nodeOptions: {
+            ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
+            ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
+            ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
+          },
+        }
+      : {}),
+  });
+}
+
+function bearerInterceptor(token: NonNullable<TransportOptions["token"]>): Interceptor {
+  return (next) => async (request) => {
+    const value = typeof token === "string" ? token : await token();
+    request.header.set("authorization", `Bearer ${value}`);
+    return next(request);
+  };
+}
+
+/** Carries the active trace into the call (`traceparent`), so spans link across services. */
+const traceInterceptor: Interceptor = (next) => (request) => {
+  propagation.inject(context.active(), request.header, {
+    set: (carrier, key, value) => carrier.set(key, value),
+  });
+  return next(request);
+};
+
+function unaryDeadlineInterceptor(timeoutMs: number): Interceptor {
+  return (next) => (request) => {
+    if (request.stream || timeoutMs <= 0 || request.header.has("grpc-timeout")) return next(request);
+    request.header.set("grpc-timeout", `${timeoutMs}m`);
+    return next({ ...request, signal: AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]) });
+  };
+}
+
+function retryInterceptor(maxRetries: number, baseDelayMs: number): Interceptor {
+  return (next) => async (request) => {
+    const idempotency = request.method.idempotency;
+    const retryable =
+      !request.stream &&
+      (idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS || idempotency === MethodOptions_IdempotencyLevel.IDEMPOTENT);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await next(request);
+      } catch (error) {
+        const connectError = ConnectError.from(error);
+        if (!retryable || attempt >= maxRetries || connectError.code !== Code.Unavailable || request.signal.aborted) throw error;
+        await sleep(retryDelay(connectError, attempt, baseDelayMs), request.signal);
+      }
+    }
+  };
+}
+
+/** Full jitter over an exponential backoff, but never sooner than the server asked. */
+function retryDelay(error: ConnectError, attempt: number, baseDelayMs: number): number {
+  const backoff = Math.random() * Math.min(2000, baseDelayMs * 2 ** attempt);
+  const info = error.findDetails(rpcDetails.RetryInfoSchema)[0]?.retryDelay;
+  const asked = info ? Number(info.seconds) * 1000 + info.nanos / 1e6 : 0;
+  return Math.max(backoff, asked);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        reject(ConnectError.from(signal.reason ?? new Error("aborted"), Code.Canceled));
+      },
+      { once: true },
+    );
+  });
+}

@@ -1,0 +1,35 @@
+// Runs every package's compiled tests (`dist/**/*.test.js`) in one node:test
+// run, so that one summary covers the whole tree. The packages must be built
+// first (`npm test` does that through turbo).
+//
+// Environment:
+//   ANNALS_TEST_DATABASE_URL   run database tests against this PostgreSQL server
+//                              (each test creates and drops its own database);
+//                              unset: embedded PGlite.
+//   ANNALS_TEST_CONCURRENCY    test files run at once (default 2).
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const packages = ["libs", "services"]
+  .flatMap((group) => readdirSync(join(root, group)).map((name) => join(group, name)))
+  .concat("bench");
+const testDirs = packages.map((dir) => join(dir, "dist")).filter((dir) => existsSync(join(root, dir)));
+
+const target = process.env.ANNALS_TEST_DATABASE_URL ? "PostgreSQL (ANNALS_TEST_DATABASE_URL)" : "embedded PGlite";
+console.log(`annals tests: ${testDirs.length} packages, database: ${target}`);
+
+const result = spawnSync(
+  process.execPath,
+  [
+    "--test",
+    "--test-reporter=spec",
+    `--test-concurrency=${process.env.ANNALS_TEST_CONCURRENCY ?? "2"}`,
+    "--test-timeout=180000",
+    ...process.argv.slice(2),
+    ...testDirs,
+  ],
+  { cwd: root, stdio: "inherit" },
+);
+process.exit(result.status ?? 1);
