@@ -14,6 +14,7 @@ import { diagRegistration } from "./diag-service.js";
 import { startServer, type RunningServer } from "./server.js";
 import { createTelemetry } from "./telemetry.js";
 import { createLogger } from "./logger.js";
+import { grpcJsReflectionServices } from "./testing.js";
 
 const SECRET = "test-secret-that-is-at-least-32-bytes-long";
 const protoRoot = fileURLToPath(new URL("../../../proto", import.meta.url));
@@ -178,6 +179,11 @@ describe("an independent @grpc/grpc-js client", () => {
     assert.equal(whole.status, healthV1.HealthCheckResponse_ServingStatus.SERVING);
     const diag = await health.check({ service: "annals.diag.v1.DiagService" });
     assert.equal(diag.status, healthV1.HealthCheckResponse_ServingStatus.SERVING);
+    for (const version of ["v1", "v1alpha"] as const) {
+      const listed = await grpcJsReflectionServices(`127.0.0.1:${server.grpcPort}`, version);
+      assert.ok(listed.includes("annals.diag.v1.DiagService"), `${version} lists DiagService: ${listed}`);
+      assert.ok(listed.includes("grpc.health.v1.Health"), `${version} lists Health: ${listed}`);
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { AccessRule } from "./auth.js";
+import type { HttpRoute } from "./http-mount.js";
 
 /**
  * A service as the runtime mounts it: the descriptor, the handlers, and what
@@ -18,4 +19,18 @@ export interface ServiceRegistration<S extends DescService = DescService> {
 /** Declares a service registration with full type checking of `impl` and `access`. */
 export function defineService<S extends DescService>(registration: ServiceRegistration<S>): ServiceRegistration {
   return registration as unknown as ServiceRegistration;
+}
+
+/**
+ * What one annals service contributes to a process: its gRPC services, its
+ * plain HTTP routes, and what to close on shutdown. A standalone service
+ * process serves one component; the all-in-one node serves all four.
+ */
+export interface ServiceComponent {
+  /** Name in logs and telemetry, e.g. "log". */
+  readonly name: string;
+  readonly registrations: readonly ServiceRegistration[];
+  readonly httpRoutes?: readonly HttpRoute[];
+  /** Stops background work (loops, subscriptions); runs after the listeners have closed. */
+  close(): Promise<void>;
 }

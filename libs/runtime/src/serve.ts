@@ -1,0 +1,45 @@
+import type { ServerConfig } from "./server-config.js";
+import { startServer, type RunningServer } from "./server.js";
+import type { ServiceComponent } from "./service.js";
+
+/** Something a process opened before serving and closes last (a database pool). */
+export interface Closable {
+  close(): Promise<void>;
+}
+
+export interface ServeOptions {
+  /** Process name in logs and telemetry, e.g. "annals-log". */
+  name: string;
+  server: ServerConfig;
+  /** Builds the components to serve; runs after `resources` are open. */
+  components(): Promise<readonly ServiceComponent[]>;
+  /** Closed after the components, in order, on shutdown or when starting fails. */
+  resources?: readonly Closable[];
+}
+
+/**
+ * Serves components on one gRPC port and one HTTP port. If building them or
+ * starting the listeners fails, the resources are closed before the error
+ * propagates, so a failed start leaves no pool open.
+ */
+export async function serveComponents(options: ServeOptions): Promise<RunningServer> {
+  const resources = options.resources ?? [];
+  const built: ServiceComponent[] = [];
+  const closeAll = async () => {
+    for (const component of built) await component.close();
+    for (const resource of resources) await resource.close();
+  };
+  try {
+    built.push(...(await options.components()));
+    return await startServer({
+      name: options.name,
+      ...options.server,
+      services: built.flatMap((component) => component.registrations),
+      httpRoutes: built.flatMap((component) => component.httpRoutes ?? []),
+      onShutdown: [closeAll],
+    });
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}

@@ -1,0 +1,146 @@
+// Helpers for tests that run an annals process for real and talk to it with
+// independent clients (@grpc/grpc-js with proto-loader, buf curl). Exported as
+// "@annals/runtime/testing"; not for production code.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+
+/** The repository's proto/ folder (this file runs from libs/runtime/dist). */
+export const PROTO_ROOT = fileURLToPath(new URL("../../../proto", import.meta.url));
+const REFLECTION_PROTO_ROOT = join(dirname(createRequire(import.meta.url).resolve("@grpc/reflection")), "..", "proto");
+
+export interface ServiceProcess {
+  readonly pid: number;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** Sends a signal and waits for the exit; reports the exit and how long it took. */
+  stop(signal?: NodeJS.Signals): Promise<ProcessExit & { elapsedMs: number }>;
+}
+
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface StartProcessOptions {
+  /** The compiled main.js to run with node. */
+  script: string;
+  /** Added to this process's environment; ports default to 0 (free ones). */
+  env?: Record<string, string>;
+  /** How long to wait for the "listening" log line, in ms. Default 60000. */
+  readyTimeoutMs?: number;
+}
+
+/**
+ * Starts an annals process and resolves once it logs "listening" (both
+ * listeners up, health SERVING), with the ports it reports.
+ */
+export async function startServiceProcess(options: StartProcessOptions): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, [options.script], {
+    env: { ...process.env, ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const exited = new Promise<ProcessExit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const ports = await new Promise<{ grpcPort: number; httpPort: number }>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`no "listening" line within ${options.readyTimeoutMs ?? 60_000} ms`)), options.readyTimeoutMs ?? 60_000);
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      child.kill("SIGKILL");
+      reject(new Error(`${error.message}; output:\n${output}`));
+    };
+    let pending = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      pending += chunk.toString();
+      const lines = pending.split("\n");
+      pending = lines.pop()!;
+      for (const line of lines) {
+        const record = parseJson(line);
+        if (record?.msg === "listening") {
+          clearTimeout(timer);
+          resolve({ grpcPort: Number(record.grpcPort), httpPort: Number(record.httpPort) });
+        }
+      }
+    });
+    child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    void exited.then((exit) => fail(new Error(`process exited before listening (${JSON.stringify(exit)})`)));
+  });
+  return {
+    pid: child.pid!,
+    ...ports,
+    output: () => output,
+    stop: async (signal = "SIGTERM") => {
+      const started = Date.now();
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const exit = await exited;
+      return { ...exit, elapsedMs: Date.now() - started };
+    },
+  };
+}
+
+/** Runs a process to its end (for startup failures); kills it after `timeoutMs`. */
+export async function runProcessToExit(script: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ProcessExit & { stdout: string; stderr: string }> {
+  const child: ChildProcess = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const exit = await new Promise<ProcessExit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  clearTimeout(timer);
+  return { ...exit, stdout, stderr };
+}
+
+function parseJson(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith("{")) return undefined;
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The string form of a health status as grpc-js with proto-loader reports it, e.g. "SERVING". */
+export async function grpcJsHealthCheck(address: string, service: string): Promise<string> {
+  const definition = protoLoader.loadSync("grpc/health/v1/health.proto", { includeDirs: [PROTO_ROOT], enums: String });
+  const Health = (grpc.loadPackageDefinition(definition) as any).grpc.health.v1.Health;
+  const client = new Health(address, grpc.credentials.createInsecure());
+  try {
+    return await new Promise<string>((resolve, reject) =>
+      client.Check({ service }, (error: Error | null, response: { status: string }) => (error ? reject(error) : resolve(response.status))),
+    );
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * The services a server lists through gRPC reflection, asked with grpc-js and
+ * the given protocol version ("v1" or "v1alpha").
+ */
+export async function grpcJsReflectionServices(address: string, version: "v1" | "v1alpha" = "v1"): Promise<string[]> {
+  const definition = protoLoader.loadSync(`grpc/reflection/${version}/reflection.proto`, { includeDirs: [REFLECTION_PROTO_ROOT] });
+  const Reflection = (grpc.loadPackageDefinition(definition) as any).grpc.reflection[version].ServerReflection;
+  const client = new Reflection(address, grpc.credentials.createInsecure());
+  try {
+    const call = client.ServerReflectionInfo();
+    const answer = new Promise<string[]>((resolve, reject) => {
+      call.on("data", (response: any) => {
+        if (response.errorResponse) reject(new Error(response.errorResponse.errorMessage));
+        else resolve(response.listServicesResponse.service.map((service: { name: string }) => service.name));
+        call.end();
+      });
+      call.on("error", reject);
+    });
+    call.write({ listServices: "" });
+    return await answer;
+  } finally {
+    client.close();
+  }
+}
