@@ -68,6 +68,11 @@ export async function loadJwksFile(path: string): Promise<{ keys: unknown[] }> {
   return { keys: parsed.keys };
 }
 
+/** How long a verified token is trusted without verifying it again, in ms. */
+const VERIFIED_CACHE_MS = 60_000;
+/** How many verified tokens are remembered. */
+const VERIFIED_CACHE_ENTRIES = 10_000;
+
 export function createAuthenticator(options: AuthOptions): Authenticator {
   if (options.mode === "off") {
     return { enabled: false, authenticate: async () => ANONYMOUS };
@@ -85,6 +90,20 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
     ...(options.audience ? { audience: options.audience } : {}),
     algorithms: options.jwks ? ["ES256", "ES384", "EdDSA", "RS256", "PS256"] : ["HS256"],
   };
+  // A token's signature and claims cannot change, so a verified token is
+  // remembered until it expires (at most VERIFIED_CACHE_MS): verifying an
+  // HMAC or signature on every call was the largest cost of a no-op call
+  // (bench rpc-overhead, "JWT" rows).
+  const verified = new Map<string, { principal: Principal; expiresAtMs: number }>();
+  const remember = (token: string, principal: Principal, payload: JWTPayload) => {
+    const now = Date.now();
+    const expiresAtMs = Math.min(payload.exp !== undefined ? payload.exp * 1000 : Infinity, now + VERIFIED_CACHE_MS);
+    if (verified.size >= VERIFIED_CACHE_ENTRIES) {
+      // Evict the oldest insertion; a Map iterates in insertion order.
+      verified.delete(verified.keys().next().value!);
+    }
+    verified.set(token, { principal, expiresAtMs });
+  };
   return {
     enabled: true,
     async authenticate(authorization) {
@@ -94,16 +113,22 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
           reason: "TOKEN_MISSING",
         });
       }
+      const token = match[1];
+      const cached = verified.get(token);
+      if (cached && cached.expiresAtMs > Date.now()) return cached.principal;
       let payload: JWTPayload;
       try {
         // jose accepts either a key or a key-set function; the union is fine at runtime.
-        ({ payload } = await jwtVerify(match[1], key as Uint8Array, verifyOptions));
+        ({ payload } = await jwtVerify(token, key as Uint8Array, verifyOptions));
       } catch (cause) {
+        verified.delete(token);
         throw rpcError(Code.Unauthenticated, `invalid bearer token: ${describeJoseError(cause)}`, {
           reason: "TOKEN_INVALID",
         });
       }
-      return principalFromClaims(payload);
+      const principal = principalFromClaims(payload);
+      remember(token, principal, payload);
+      return principal;
     },
   };
 }

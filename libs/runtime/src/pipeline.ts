@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { context as otelContext, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context } from "@opentelemetry/api";
+import { context as otelContext, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { PUBLIC, principalKey, requireRole, type AccessRule, type Authenticator } from "./auth.js";
 import { callInfoKey, listenerKey, type CallInfo } from "./call-context.js";
@@ -46,17 +46,28 @@ interface ActiveCall {
 
 export function createPipeline(options: PipelineOptions): Pipeline {
   const { authenticator, telemetry, draining } = options;
-  const calls = telemetry.meter.createCounter("annals.rpc.server.calls", {
-    description: "RPCs handled, by service, method, listener and gRPC status code",
-  });
+  // The histogram's _count is the number of calls by method and code, so no
+  // separate counter is kept: each call costs one record, not two.
   const duration = telemetry.meter.createHistogram("annals.rpc.server.duration.seconds", {
-    description: "RPC duration from the start of the call to its status, in seconds",
+    description: "RPC duration from the start of the call to its status, in seconds; _count counts calls by method and code",
     unit: "s",
     advice: { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60] },
   });
-  const active = telemetry.meter.createUpDownCounter("annals.rpc.server.active", {
-    description: "RPCs in progress (streams included)",
-  });
+  // Calls in progress, counted in plain numbers and read at scrape time.
+  const activeCalls = new Map<string, { attributes: Attributes; value: number }>();
+  telemetry.meter
+    .createObservableUpDownCounter("annals.rpc.server.active", { description: "RPCs in progress (streams included)" })
+    .addCallback((result) => {
+      for (const { attributes, value } of activeCalls.values()) result.observe(value, attributes);
+    });
+  // Attribute objects are made once per method, listener and code, not per call.
+  const statusAttributes = new Map<string, Attributes>();
+  const attributesWithCode = (key: string, base: Attributes, code: string) => {
+    const cacheKey = `${key} ${code}`;
+    let attributes = statusAttributes.get(cacheKey);
+    if (!attributes) statusAttributes.set(cacheKey, (attributes = { ...base, "rpc.grpc.status_code": code }));
+    return attributes;
+  };
   let inFlight = 0;
   // One rejection shared by every open stream; marked handled so that it never
   // surfaces as an unhandled rejection when no stream is open.
@@ -85,11 +96,15 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     const headerId = hctx.requestHeader.get("x-request-id");
     const requestId = headerId && REQUEST_ID.test(headerId) ? headerId : randomUUID();
     hctx.responseHeader.set("x-request-id", requestId);
+    let callLogger: Logger | undefined;
     const info: CallInfo = {
       requestId,
       listener: listener.listener,
       peer: listener.peer,
-      logger: options.logger.child({ requestId, procedure }),
+      // A child logger costs more than a no-op call, so it is made on first use.
+      get logger() {
+        return (callLogger ??= options.logger.child({ requestId, procedure }));
+      },
     };
     hctx.values.set(callInfoKey, info);
 
@@ -109,28 +124,35 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       parent,
     );
     const spanContext = trace.setSpan(parent, span);
-    const labels = { "rpc.service": service.typeName, "rpc.method": method.name, listener: listener.listener };
+    const activeKey = `${procedure} ${listener.listener}`;
+    let activeEntry = activeCalls.get(activeKey);
+    if (!activeEntry) {
+      const attributes = { "rpc.service": service.typeName, "rpc.method": method.name, listener: listener.listener };
+      activeCalls.set(activeKey, (activeEntry = { attributes, value: 0 }));
+    }
+    const activeCall = activeEntry;
     inFlight++;
-    active.add(1, labels);
+    activeCall.value++;
     let finished = false;
 
     const finish = (error: unknown): ConnectError | undefined => {
       if (finished) return undefined;
       finished = true;
       inFlight--;
-      active.add(-1, labels);
+      activeCall.value--;
       const connectError = error === undefined ? undefined : normalise(error, info, procedure);
       const code = connectError ? Code[connectError.code] : "OK";
       const seconds = (performance.now() - started) / 1000;
-      calls.add(1, { ...labels, "rpc.grpc.status_code": code });
-      duration.record(seconds, { ...labels, "rpc.grpc.status_code": code });
+      duration.record(seconds, attributesWithCode(activeKey, activeCall.attributes, code));
       if (connectError) {
         span.setStatus({ code: SpanStatusCode.ERROR, message: connectError.rawMessage });
         span.setAttribute("rpc.grpc.status_code", connectError.code);
       }
       span.end();
       const level = !connectError ? "debug" : isServerFault(connectError.code) ? "error" : "info";
-      info.logger[level]({ code, ms: Math.round(seconds * 10000) / 10, peer: info.peer }, "call finished");
+      if (options.logger.isLevelEnabled(level)) {
+        info.logger[level]({ code, ms: Math.round(seconds * 10000) / 10, peer: info.peer }, "call finished");
+      }
       return connectError;
     };
 

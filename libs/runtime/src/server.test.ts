@@ -210,7 +210,7 @@ describe("telemetry", () => {
   test("/metrics counts calls by method and status code", async () => {
     await codeOf(connectClient().ping({}));
     const text = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
-    assert.ok(/annals_rpc_server_calls_total\{[^}]*rpc_method="Ping"[^}]*rpc_grpc_status_code="Unauthenticated"[^}]*\} [1-9]/.test(text), "calls counted by code");
+    assert.ok(/annals_rpc_server_duration_seconds_count\{[^}]*rpc_method="Ping"[^}]*rpc_grpc_status_code="Unauthenticated"[^}]*\} [1-9]/.test(text), "calls counted by code");
     assert.ok(/annals_rpc_server_duration_seconds_bucket\{/.test(text), "latency histogram in seconds");
   });
 });

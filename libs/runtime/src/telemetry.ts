@@ -5,7 +5,7 @@ import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
-import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { AlwaysOffSampler, BatchSpanProcessor, ParentBasedSampler, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 
 export interface TelemetryOptions {
@@ -56,7 +56,11 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
 
   const spanProcessors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
   if (options.otlpTraces) spanProcessors.push(new BatchSpanProcessor(new OTLPTraceExporter()));
-  const tracerProvider = new NodeTracerProvider({ resource, spanProcessors });
+  // With nowhere to send spans, recording them is wasted work; root spans are
+  // then not sampled (they still get ids, so traceparent still propagates),
+  // while a caller's sampled trace is still followed.
+  const sampler = spanProcessors.length > 0 ? undefined : new ParentBasedSampler({ root: new AlwaysOffSampler() });
+  const tracerProvider = new NodeTracerProvider({ resource, spanProcessors, ...(sampler ? { sampler } : {}) });
   // register() installs the AsyncLocalStorage context manager, so the active
   // span follows async calls from a handler into the clients it uses.
   tracerProvider.register();

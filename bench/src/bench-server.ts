@@ -1,0 +1,57 @@
+// A server for the RPC overhead benchmark, run as its own process so that the
+// load generator does not share its event loop. `node bench-server.js <kind>`
+// prints one JSON line {"grpcPort":…,"httpPort":…} once it listens.
+//   bare-grpc      @grpc/grpc-js with the Ping handler and nothing else (the baseline)
+//   bare-connect   connectNodeAdapter on node:http with the same handler, nothing else
+//   annals-off     the annals runtime, auth off (loopback)
+//   annals-jwt     the annals runtime, JWT auth on
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { create } from "@bufbuild/protobuf";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import { diagV1 } from "@annals/proto";
+import { createLogger, grpcServiceDefinition, startServer } from "@annals/runtime";
+import { BENCH_SECRET } from "./bench-token.js";
+
+const kind = process.argv[2];
+const report = (ports: { grpcPort: number; httpPort: number }) => process.stdout.write(`${JSON.stringify(ports)}\n`);
+
+switch (kind) {
+  case "bare-grpc": {
+    const server = new grpc.Server();
+    // The same descriptor-built definition (protobuf-es serialisers) as the runtime mounts.
+    const ping: grpc.handleUnaryCall<diagV1.PingRequest, diagV1.PingResponse> = (call, callback) =>
+      callback(null, create(diagV1.PingResponseSchema, { data: call.request.data }));
+    server.addService(grpcServiceDefinition(diagV1.DiagService), { ping });
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) => {
+      if (error) throw error;
+      report({ grpcPort: port, httpPort: 0 });
+    });
+    break;
+  }
+  case "bare-connect": {
+    const handler = connectNodeAdapter({
+      grpc: false,
+      routes: (router) => router.service(diagV1.DiagService, { ping: (request) => ({ data: request.data }) }),
+    });
+    const server = createServer(handler).listen(0, "127.0.0.1", () => report({ grpcPort: 0, httpPort: (server.address() as AddressInfo).port }));
+    break;
+  }
+  case "annals-off":
+  case "annals-jwt": {
+    const server = await startServer({
+      name: "annals-bench",
+      services: [],
+      grpcPort: 0,
+      httpPort: 0,
+      auth: kind === "annals-off" ? { mode: "off" } : { mode: "jwt", secret: BENCH_SECRET },
+      logger: createLogger({ name: "annals-bench", level: "error" }),
+    });
+    report({ grpcPort: server.grpcPort, httpPort: server.httpPort });
+    break;
+  }
+  default:
+    process.stderr.write(`unknown server kind ${kind}\n`);
+    process.exit(2);
+}

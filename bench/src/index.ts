@@ -1,0 +1,20 @@
+// `npm run bench`: every benchmark, or those named on the command line.
+// Each prints what it compared, how, and ratios against a baseline measured in the same run.
+import { cpus, totalmem } from "node:os";
+import { rpcOverhead } from "./rpc-overhead.js";
+
+const SUITES: Record<string, () => Promise<void>> = {
+  "rpc-overhead": () => rpcOverhead({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500 }),
+};
+
+const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(SUITES);
+console.log(`annals benchmarks on ${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}\n`);
+for (const name of selected) {
+  const suite = SUITES[name];
+  if (!suite) {
+    console.error(`unknown benchmark ${name}; known: ${Object.keys(SUITES).join(", ")}`);
+    process.exit(2);
+  }
+  await suite();
+  console.log();
+}
