@@ -74,10 +74,17 @@ const traceInterceptor: Interceptor = (next) => (request) => {
 };
 
 function unaryDeadlineInterceptor(timeoutMs: number): Interceptor {
-  return (next) => (request) => {
+  return (next) => async (request) => {
     if (request.stream || timeoutMs <= 0 || request.header.has("grpc-timeout")) return next(request);
     request.header.set("grpc-timeout", `${timeoutMs}m`);
-    return next({ ...request, signal: AbortSignal.any([request.signal, AbortSignal.timeout(timeoutMs)]) });
+    // The abort reason carries the code, so the caller sees DEADLINE_EXCEEDED rather than CANCELED.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new ConnectError(`deadline of ${timeoutMs} ms exceeded`, Code.DeadlineExceeded)), timeoutMs);
+    try {
+      return await next({ ...request, signal: AbortSignal.any([request.signal, deadline.signal]) });
+    } finally {
+      clearTimeout(timer);
+    }
   };
 }
 

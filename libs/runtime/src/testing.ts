@@ -2,6 +2,7 @@
 // independent clients (@grpc/grpc-js with proto-loader, buf curl). Exported as
 // "@annals/runtime/testing"; not for production code.
 import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,8 +29,10 @@ export interface ProcessExit {
 }
 
 export interface StartProcessOptions {
-  /** The compiled main.js to run with node. */
-  script: string;
+  /** The compiled main.js to run with node… */
+  script?: string;
+  /** …or a whole command, e.g. ["npm", "start"]. */
+  command?: readonly string[];
   /** Added to this process's environment; ports default to 0 (free ones). */
   env?: Record<string, string>;
   /** How long to wait for the "listening" log line, in ms. Default 60000. */
@@ -41,9 +44,12 @@ export interface StartProcessOptions {
  * listeners up, health SERVING), with the ports it reports.
  */
 export async function startServiceProcess(options: StartProcessOptions): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [options.script], {
+  const [file, ...args] = options.command ?? [process.execPath, options.script ?? "main.js"];
+  // Its own process group, so that stop() reaches the node process behind `npm start` too.
+  const child = spawn(file!, args, {
     env: { ...process.env, ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
   let output = "";
   const exited = new Promise<ProcessExit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
@@ -51,7 +57,7 @@ export async function startServiceProcess(options: StartProcessOptions): Promise
     const timer = setTimeout(() => fail(new Error(`no "listening" line within ${options.readyTimeoutMs ?? 60_000} ms`)), options.readyTimeoutMs ?? 60_000);
     const fail = (error: Error) => {
       clearTimeout(timer);
-      child.kill("SIGKILL");
+      signalGroup(child, "SIGKILL");
       reject(new Error(`${error.message}; output:\n${output}`));
     };
     let pending = "";
@@ -77,16 +83,28 @@ export async function startServiceProcess(options: StartProcessOptions): Promise
     output: () => output,
     stop: async (signal = "SIGTERM") => {
       const started = Date.now();
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) signalGroup(child, signal);
       const exit = await exited;
       return { ...exit, elapsedMs: Date.now() - started };
     },
   };
 }
 
-/** Runs a process to its end (for startup failures); kills it after `timeoutMs`. */
-export async function runProcessToExit(script: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ProcessExit & { stdout: string; stderr: string }> {
-  const child: ChildProcess = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // The group is already gone.
+  }
+}
+
+/** Runs `node ...nodeArgs` to its end (startup failures, CLI commands); kills it after `timeoutMs`. */
+export async function runProcessToExit(
+  nodeArgs: readonly string[],
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+): Promise<ProcessExit & { stdout: string; stderr: string }> {
+  const child: ChildProcess = spawn(process.execPath, nodeArgs, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -143,4 +161,34 @@ export async function grpcJsReflectionServices(address: string, version: "v1" | 
   } finally {
     client.close();
   }
+}
+
+/** Runs `buf curl` (the npm package's binary) and returns its stdout; throws with stderr on failure. */
+export async function bufCurl(args: readonly string[]): Promise<string> {
+  const buf = fileURLToPath(new URL("../../../node_modules/.bin/buf", import.meta.url));
+  const child = spawn(buf, ["curl", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(child, "exit")) as [number | null];
+  if (code !== 0) throw new Error(`buf curl ${args.join(" ")} exited with ${code}: ${stderr}`);
+  return stdout;
+}
+
+/**
+ * What independent clients see of one service on a gRPC port: its health
+ * status (grpc-js), whether reflection v1 and v1alpha list it and Health
+ * (grpc-js), and the methods `buf curl --list-methods` finds through
+ * reflection with no schema files.
+ */
+export async function inspectService(grpcPort: number, service: string) {
+  const address = `127.0.0.1:${grpcPort}`;
+  const health = await grpcJsHealthCheck(address, service);
+  const reflection = { v1: await grpcJsReflectionServices(address, "v1"), v1alpha: await grpcJsReflectionServices(address, "v1alpha") };
+  const listed = (names: string[]) => names.includes(service) && names.includes("grpc.health.v1.Health");
+  const methods = (await bufCurl(["--protocol", "grpc", "--http2-prior-knowledge", "--list-methods", `http://${address}`]))
+    .split("\n")
+    .filter((line) => line.startsWith(`${service}/`));
+  return { health, listedByReflection: listed(reflection.v1) && listed(reflection.v1alpha), methods };
 }

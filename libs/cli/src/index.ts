@@ -1,0 +1,2 @@
+// The CLI is run as a program (dist/main.js, the `annals` bin); it exports nothing.
+export {};

@@ -1,0 +1,4 @@
+export { createAnnalsClients } from "./clients.js";
+export type { AnnalsClients, DiagClient, FederationClient, HealthClient, KvClient, LogClient, StreamClient } from "./clients.js";
+export { createAnnalsTransport } from "./transport.js";
+export type { TransportOptions } from "./transport.js";

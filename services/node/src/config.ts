@@ -1,0 +1,26 @@
+import { readDatabaseConfig, readServerConfig, readString, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
+
+/** Everything the all-in-one node reads from its environment. */
+export interface NodeConfig {
+  server: ServerConfig;
+  /** One database for the log, kv and federation schemas; embedded PGlite in .annals-data by default. */
+  database: DatabaseConfig;
+  /** Bearer token the node's stream and federation services use to call its log service. */
+  internalToken: string | undefined;
+}
+
+export const NODE_GRPC_PORT = 50051;
+export const NODE_HTTP_PORT = 8080;
+export const NODE_DATA_DIR = ".annals-data";
+
+/**
+ * Reads and validates the configuration; throws ConfigError naming the
+ * variable. Bound to loopback with no key configured, auth is off.
+ */
+export function readNodeConfig(env: Env): NodeConfig {
+  return {
+    server: readServerConfig(env, { grpcPort: NODE_GRPC_PORT, httpPort: NODE_HTTP_PORT, allowAuthOff: true }),
+    database: readDatabaseConfig(env, NODE_DATA_DIR),
+    internalToken: readString(env, "ANNALS_INTERNAL_TOKEN"),
+  };
+}

@@ -1,0 +1,39 @@
+// The all-in-one node: the four annals services in one process, on one gRPC
+// port and one HTTP port. `npm start` runs this on embedded PGlite.
+import { openDatabase } from "@annals/db";
+import { createFederationComponent } from "@annals/federation";
+import { createKvComponent } from "@annals/kv";
+import { createLogComponent } from "@annals/log";
+import { runMain, serveComponents } from "@annals/runtime";
+import { createStreamComponent } from "@annals/stream";
+import { readNodeConfig } from "./config.js";
+
+const NODE_NAME = "annals-node";
+
+runMain(NODE_NAME, async () => {
+  const config = readNodeConfig(process.env);
+  const db = await openDatabase(config.database);
+  // Wildcard binds are dialled on loopback; a specific address as it is.
+  const dialHost = ["0.0.0.0", "::"].includes(config.server.host) ? "127.0.0.1" : config.server.host;
+  let grpcPort = config.server.grpcPort;
+  const logToken = config.internalToken;
+  const server = await serveComponents({
+    name: NODE_NAME,
+    server: config.server,
+    resources: [db],
+    components: async () => [
+      await createLogComponent({ db }),
+      await createKvComponent({ db }),
+      await createFederationComponent({ db }),
+      // The stream service reaches the log service through this node's own gRPC port.
+      await createStreamComponent({ logUrl: () => `http://${dialHost.includes(":") ? `[${dialHost}]` : dialHost}:${grpcPort}`, ...(logToken ? { logToken } : {}) }),
+    ],
+  });
+  grpcPort = server.grpcPort;
+  const database = "url" in config.database ? "PostgreSQL (DATABASE_URL)" : "inMemory" in config.database ? "PGlite in memory" : `PGlite in ${config.database.dataDir}`;
+  process.stdout.write(
+    `annals node ready: gRPC on ${server.host}:${server.grpcPort} (health, reflection), ` +
+      `HTTP on http://${server.host}:${server.httpPort} (Connect, gRPC-Web, /metrics); data: ${database}\n`,
+  );
+  return server;
+});

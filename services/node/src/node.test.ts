@@ -1,0 +1,136 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
+import { PROTO_ROOT, inspectService, runProcessToExit, startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
+
+const REPO_ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
+const CLI = fileURLToPath(new URL("../../../libs/cli/dist/main.js", import.meta.url));
+const SERVICES = [
+  "annals.log.v1.LogService",
+  "annals.kv.v1.KvService",
+  "annals.federation.v1.FederationService",
+  "annals.stream.v1.StreamService",
+  "annals.diag.v1.DiagService",
+];
+
+describe("the all-in-one node started by the README's command (npm start)", () => {
+  let database: TestDatabase;
+  let node: ServiceProcess;
+  before(async () => {
+    database = await createTestDatabase("node_start");
+    node = await startServiceProcess({ command: ["npm", "start", "--silent", "--prefix", REPO_ROOT], env: database.env, readyTimeoutMs: 120_000 });
+  });
+  after(async () => {
+    await node?.stop();
+    await database?.drop();
+  });
+
+  test("serves all four services with health and reflection on one gRPC port", async () => {
+    for (const service of SERVICES) {
+      const seen = await inspectService(node.grpcPort, service);
+      assert.equal(seen.health, "SERVING", service);
+      assert.ok(seen.listedByReflection, `${service} listed by reflection`);
+      assert.ok(seen.methods.length > 0, `${service} has methods`);
+    }
+  });
+
+  test("says where it listens, and that auth is off", () => {
+    assert.match(node.output(), new RegExp(`annals node ready: gRPC on 127\\.0\\.0\\.1:${node.grpcPort}`));
+    assert.match(node.output(), /AUTH IS OFF/);
+  });
+
+  test("`annals health` reports it SERVING, per service too", async () => {
+    const url = `http://127.0.0.1:${node.grpcPort}`;
+    const whole = await runProcessToExit([CLI, "health", "--url", url], {});
+    assert.equal(whole.code, 0, whole.stderr);
+    assert.equal(whole.stdout.trim(), "(server): SERVING");
+    const one = await runProcessToExit([CLI, "health", "--url", url, "--service", "annals.kv.v1.KvService"], {});
+    assert.equal(one.stdout.trim(), "annals.kv.v1.KvService: SERVING");
+    const unknown = await runProcessToExit([CLI, "health", "--url", url, "--service", "annals.nope.v1.Nope"], {});
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /not found|NOT_FOUND|unknown service/i);
+  });
+
+  test("answers the Connect protocol with JSON on the HTTP port", async () => {
+    const ping = await fetch(`http://127.0.0.1:${node.httpPort}/annals.diag.v1.DiagService/Ping`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ data: Buffer.from("hi").toString("base64") }),
+    });
+    assert.equal(ping.status, 200);
+    assert.deepEqual(await ping.json(), { data: Buffer.from("hi").toString("base64") });
+  });
+
+  test("an RPC whose handler is not written yet answers UNIMPLEMENTED on both ports", async () => {
+    const connect = await fetch(`http://127.0.0.1:${node.httpPort}/annals.log.v1.LogService/Append`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ logId: "orders", entry: { kind: "order.placed", payload: {} } }),
+    });
+    assert.equal(((await connect.json()) as { code: string }).code, "unimplemented");
+    const definition = protoLoader.loadSync("annals/log/v1/log_service.proto", { includeDirs: [PROTO_ROOT] });
+    const Log = (grpc.loadPackageDefinition(definition) as any).annals.log.v1.LogService;
+    const client = new Log(`127.0.0.1:${node.grpcPort}`, grpc.credentials.createInsecure());
+    const error = await new Promise<grpc.ServiceError>((resolve) => client.GetLog({ logId: "orders" }, (failure: grpc.ServiceError) => resolve(failure)));
+    client.close();
+    assert.equal(error.code, grpc.status.UNIMPLEMENTED);
+  });
+});
+
+describe("shutdown", () => {
+  let database: TestDatabase;
+  before(async () => {
+    database = await createTestDatabase("node_sigterm");
+  });
+  after(async () => {
+    await database?.drop();
+  });
+
+  test("SIGTERM with a server stream open: the stream ends with UNAVAILABLE and the process exits within the grace period", async () => {
+    const graceMs = 5000;
+    const node = await startServiceProcess({ script: MAIN, env: { ...database.env, ANNALS_SHUTDOWN_GRACE_MS: String(graceMs) } });
+    const definition = protoLoader.loadSync("annals/diag/v1/diag_service.proto", { includeDirs: [PROTO_ROOT] });
+    const Diag = (grpc.loadPackageDefinition(definition) as any).annals.diag.v1.DiagService;
+    const client = new Diag(`127.0.0.1:${node.grpcPort}`, grpc.credentials.createInsecure());
+    try {
+      const call = client.Ticks({ count: 0, intervalMs: 50 });
+      const status = new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
+      const failure = new Promise<grpc.ServiceError>((resolve) => call.on("error", resolve));
+      await new Promise((resolve) => call.once("data", resolve));
+      const exit = await node.stop("SIGTERM");
+      const ended = await status;
+      assert.equal(ended.code, grpc.status.UNAVAILABLE, `status ${ended.code}: ${ended.details}`);
+      assert.match(ended.details, /shutting down/);
+      assert.equal((await failure).code, grpc.status.UNAVAILABLE);
+      assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)}\n${node.output()}`);
+      assert.ok(exit.elapsedMs < graceMs, `exited after ${exit.elapsedMs} ms`);
+    } finally {
+      client.close();
+      await node.stop("SIGKILL");
+    }
+  });
+});
+
+describe("configuration errors", () => {
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ["a DATABASE_URL that is not a PostgreSQL URL", { DATABASE_URL: "mysql://db.example/annals" }, "DATABASE_URL"],
+    ["a DATABASE_URL that does not parse", { DATABASE_URL: "not a url" }, "DATABASE_URL"],
+    ["a port that is not a number", { ANNALS_PORT: "fifty" }, "ANNALS_PORT"],
+    ["a port out of range", { ANNALS_HTTP_PORT: "70000" }, "ANNALS_HTTP_PORT"],
+    ["auth off on a public address", { ANNALS_HOST: "0.0.0.0", ANNALS_AUTH: "off" }, "ANNALS_AUTH"],
+  ];
+  for (const [label, env, variable] of cases) {
+    test(`${label} stops the node with one line naming ${variable}`, async () => {
+      const result = await runProcessToExit([MAIN], { ANNALS_DATA_DIR: ":memory:", ...env });
+      assert.equal(result.code, 2, result.stderr);
+      const lines = result.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, `one line, got:\n${result.stderr}`);
+      assert.match(lines[0]!, new RegExp(`^annals-node: configuration error: ${variable}\\b`));
+      assert.doesNotMatch(result.stderr, /at .*\.js:\d+/, "no stack trace");
+    });
+  }
+});
