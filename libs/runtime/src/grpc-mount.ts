@@ -1,7 +1,7 @@
 import { once, type EventEmitter } from "node:events";
 import { X509Certificate } from "node:crypto";
 import { create, fromBinary, isMessage, toBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 import { listenerKey, type PeerCertificate } from "./call-context.js";
@@ -55,43 +55,51 @@ export function grpcHandlers(service: DescService, impl: WrappedImpl): grpc.Unty
     switch (method.methodKind) {
       case "unary":
         handlers[method.localName] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-          const { context } = callContext(service, method, call);
+          const { context, settle } = callContext(service, method, call);
           Promise.resolve()
             .then(() => handler(call.request, context))
             .then(
               (output) => {
+                settle();
                 sendHeaders(call, context);
                 callback(null, output, metadataFromHeaders(context.responseTrailer));
               },
-              (error: unknown) => callback(grpcStatus(error, context)),
+              (error: unknown) => {
+                settle();
+                callback(grpcStatus(error, context));
+              },
             );
         }) as grpc.handleUnaryCall<unknown, unknown>;
         break;
       case "client_streaming":
         handlers[method.localName] = ((call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-          const { context } = callContext(service, method, call);
+          const { context, settle } = callContext(service, method, call);
           Promise.resolve()
             .then(() => handler(call.iterator({ destroyOnReturn: false }), context))
             .then(
               (output) => {
+                settle();
                 sendHeaders(call, context);
                 callback(null, output, metadataFromHeaders(context.responseTrailer));
               },
-              (error: unknown) => callback(grpcStatus(error, context)),
+              (error: unknown) => {
+                settle();
+                callback(grpcStatus(error, context));
+              },
             );
         }) as grpc.handleClientStreamingCall<unknown, unknown>;
         break;
       case "server_streaming":
         handlers[method.localName] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
-          const { context, controller } = callContext(service, method, call);
-          void writeStream(call, context, controller.signal, handler(call.request, context) as AsyncIterable<unknown>);
+          const { context, controller, settle } = callContext(service, method, call);
+          void writeStream(call, context, controller.signal, settle, handler(call.request, context) as AsyncIterable<unknown>);
         }) as grpc.handleServerStreamingCall<unknown, unknown>;
         break;
       case "bidi_streaming":
         handlers[method.localName] = ((call: grpc.ServerDuplexStream<unknown, unknown>) => {
-          const { context, controller } = callContext(service, method, call);
+          const { context, controller, settle } = callContext(service, method, call);
           const requests = call.iterator({ destroyOnReturn: false });
-          void writeStream(call, context, controller.signal, handler(requests, context) as AsyncIterable<unknown>);
+          void writeStream(call, context, controller.signal, settle, handler(requests, context) as AsyncIterable<unknown>);
         }) as grpc.handleBidiStreamingCall<unknown, unknown>;
         break;
     }
@@ -105,26 +113,48 @@ type AnyServerCall =
   | grpc.ServerWritableStream<unknown, unknown>
   | grpc.ServerDuplexStream<unknown, unknown>;
 
+/**
+ * The handler context of one grpc-js call, built directly rather than with
+ * connect's createHandlerContext: that one links abort controllers, arms a
+ * deadline timer and copies the headers on every call, which was most of the
+ * runtime's own cost per call (bench rpc-overhead). grpc-js already enforces
+ * the deadline: it ends the call, which arrives here as "cancelled".
+ */
 function callContext(service: DescService, method: DescMethod, call: AnyServerCall) {
   const controller = new AbortController();
-  (call as EventEmitter).on("cancelled", () => controller.abort(new ConnectError("client cancelled the call", Code.Canceled)));
+  const deadline = deadlineMs(call.getDeadline());
+  // grpc-js emits "cancelled" whenever the HTTP/2 stream closes, also after a
+  // call completed normally; only a close before our status is a cancellation.
+  let settled = false;
+  (call as EventEmitter).on("cancelled", () => {
+    if (settled) return;
+    const expired = deadline !== undefined && Date.now() >= deadline;
+    controller.abort(
+      expired ? new ConnectError("the call's deadline passed", Code.DeadlineExceeded) : new ConnectError("client cancelled the call", Code.Canceled),
+    );
+  });
+  const settle = () => {
+    settled = true;
+  };
   const values = createContextValues().set(listenerKey, {
     listener: "grpc",
     peer: call.getPeer(),
     ...peerCertificate(call),
   });
-  const context = createHandlerContext({
+  const context: HandlerContext = {
     service,
     method,
     protocolName: "grpc",
     requestMethod: "POST",
     url: `/${service.typeName}/${method.name}`,
-    timeoutMs: remainingMs(call.getDeadline()),
-    requestSignal: controller.signal,
+    signal: controller.signal,
+    timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
     requestHeader: headersFromMetadata(call.metadata),
-    contextValues: values,
-  });
-  return { context, controller };
+    responseHeader: new Headers(),
+    responseTrailer: new Headers(),
+    values,
+  };
+  return { context, controller, settle };
 }
 
 function peerCertificate(call: AnyServerCall): { peerCertificate?: PeerCertificate } {
@@ -138,16 +168,17 @@ function peerCertificate(call: AnyServerCall): { peerCertificate?: PeerCertifica
   return { peerCertificate: { uris, raw } };
 }
 
-function remainingMs(deadline: grpc.Deadline): number | undefined {
+/** The deadline as epoch ms, or undefined when the client set none. */
+function deadlineMs(deadline: grpc.Deadline): number | undefined {
   const at = deadline instanceof Date ? deadline.getTime() : deadline;
-  if (!Number.isFinite(at)) return undefined;
-  return Math.max(0, at - Date.now());
+  return Number.isFinite(at) ? at : undefined;
 }
 
 async function writeStream(
   call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
   context: HandlerContext,
   cancelled: AbortSignal,
+  settle: () => void,
   responses: AsyncIterable<unknown>,
 ): Promise<void> {
   try {
@@ -161,10 +192,12 @@ async function writeStream(
       }
     }
     if (cancelled.aborted) return;
+    settle();
     if (!headersSent) sendHeaders(call, context);
     call.end(metadataFromHeaders(context.responseTrailer));
   } catch (error) {
     if (cancelled.aborted) return;
+    settle();
     call.emit("error", grpcStatus(error, context));
   }
 }

@@ -163,6 +163,27 @@ describe("an independent @grpc/grpc-js client", () => {
     assert.deepEqual(echoed, ["a", "b", "c"]);
   });
 
+  test("a client that cancels a stream cancels the handler (status CANCELLED, nothing left running)", async () => {
+    const call = client.Ticks({ count: 0, intervalMs: 20 }, metadata());
+    call.on("error", () => undefined);
+    let ticks = 0;
+    await new Promise<void>((resolve) =>
+      call.on("data", () => {
+        if (++ticks === 2) resolve();
+      }),
+    );
+    call.cancel();
+    const cancelled = /annals_rpc_server_duration_seconds_count\{[^}]*rpc_method="Ticks"[^}]*listener="grpc"[^}]*rpc_grpc_status_code="Canceled"[^}]*\} 1/;
+    const idle = /annals_rpc_server_active\{[^}]*rpc_method="Ticks"[^}]*listener="grpc"[^}]*\} 0/;
+    let text = "";
+    for (let attempt = 0; attempt < 100 && !(cancelled.test(text) && idle.test(text)); attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      text = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
+    }
+    assert.match(text, cancelled);
+    assert.match(text, idle);
+  });
+
   test("errors arrive as a gRPC status with grpc-status-details-bin", async () => {
     const error = await new Promise<grpc.ServiceError>((resolve) => {
       const call = client.Ticks({ count: 1, intervalMs: 70_000 }, metadata());
