@@ -1,5 +1,5 @@
-export { DatabaseError } from "./database.js";
-export type { Database, DatabaseOptions, Queryable, QueryResult } from "./database.js";
+export type { Database, DatabaseOptions, ListenOptions, PostgresOptions, Queryable, QueryResult } from "./database.js";
+export { DatabaseError } from "./database-error.js";
 export { loadMigrations, migrate } from "./migrate.js";
 export type { MigrateOptions, Migration } from "./migrate.js";
-export { openDatabase } from "./open.js";
+export { openDatabase } from "./open-database.js";
