@@ -1,0 +1,63 @@
+// Writes vectors.json from @annals/chain. Run from the repository root after a
+// build: node docs/hash-chain/make-vectors.mjs. The vectors are then checked
+// independently by check_vectors.py and by libs/chain's tests.
+import { writeFileSync } from "node:fs";
+import { GENESIS_CHECKSUM, canonicalJson, chainEnvelope, entryChecksum, payloadDigest } from "@annals/chain";
+
+const canonicalInputs = [
+  ["key order by UTF-16 code units", '{"\\u20ac":"Euro","\\r":"CR","1":"One","a":"A","\\u00f6":"o-umlaut","\\ud83d\\ude00":"emoji","\\ufb33":"hebrew"}'],
+  ["integers", "[0, -0, 1, -1, 100, 9007199254740991, 9007199254740993, 123456789012345678901]"],
+  ["fractions and exponents", "[0.1, 1.5, -2.25, 1e21, 1e20, 1e-6, 1e-7, 1.2e-7, 5e-324, 1.7976931348623157e308, 0.30000000000000004, 333333333.3333333]"],
+  ["string escapes", '["\\"quote\\" \\\\ slash /", "\\b\\f\\n\\r\\t", "\\u0001\\u001f\\u007f", "\\u2028\\u2029", "caf\\u00e9 \\ud83d\\ude00"]'],
+  ["nesting and literals", '{"z":{"b":[true,false,null],"a":{}},"y":[],"x":""}'],
+];
+
+const canonical_json = canonicalInputs.map(([name, input]) => ({ name, input, canonical: canonicalJson(JSON.parse(input)) }));
+
+const entries = [
+  {
+    seq: 1n, uuid: "01936b2e-7c00-7000-8000-000000000001", kind: "identity.formed", source_id: "svc-accounts",
+    sim_time: null, wall_time: 1732233600000000n, req_id: "req-1", metadata: {},
+    payload: { user: "ada", roles: ["admin", "ops"], age: 36 },
+  },
+  {
+    seq: 2n, uuid: "01936b2e-7c00-7000-8000-000000000002", kind: "order.placed", source_id: "",
+    sim_time: 12.5, wall_time: 1732233600000123n, req_id: "", metadata: { region: "eu-1", "trace-id": "abc" },
+    payload: { amount: 0.1, total: 1e21, note: "caf\u00e9 \u{1F600}", nested: { z: 1, a: [null, true] } },
+  },
+  {
+    seq: 3n, uuid: "01936b2e-7c00-7000-8000-000000000003", kind: "order.shipped", source_id: "svc-shipping",
+    sim_time: -0.000001, wall_time: 1732233600001000n, req_id: "req-3", metadata: { "\u00f6": "umlaut key" },
+    payload: {},
+  },
+  {
+    seq: 4n, uuid: "01936b2e-7c00-7000-8000-000000000004", kind: "annals.redaction", source_id: "",
+    sim_time: null, wall_time: 1732233600002000n, req_id: "", metadata: {},
+    payload: { redacted_seq: "1", reason: "erasure request" },
+  },
+];
+
+let prevChecksum = GENESIS_CHECKSUM;
+const chained = entries.map((entry) => {
+  const fields = {
+    logId: "orders", seq: entry.seq, uuid: entry.uuid, kind: entry.kind, sourceId: entry.source_id,
+    simTime: entry.sim_time, wallTimeUs: entry.wall_time, reqId: entry.req_id, metadata: entry.metadata,
+    payloadDigest: payloadDigest(entry.payload), prevChecksum,
+  };
+  const checksum = entryChecksum(fields);
+  const vector = {
+    seq: entry.seq.toString(), uuid: entry.uuid, kind: entry.kind, source_id: entry.source_id, sim_time: entry.sim_time,
+    wall_time: entry.wall_time.toString(), req_id: entry.req_id, metadata: entry.metadata, payload: entry.payload,
+    payload_canonical: canonicalJson(entry.payload), payload_digest: fields.payloadDigest, prev_checksum: prevChecksum,
+    envelope_canonical: canonicalJson(chainEnvelope(fields)), checksum,
+  };
+  prevChecksum = checksum;
+  return vector;
+});
+
+const vectors = {
+  description: "Test vectors for docs/hash-chain.md. Checked by libs/chain (vectors.test.ts) and docs/hash-chain/check_vectors.py.",
+  canonical_json,
+  chains: [{ name: "orders from genesis", log_id: "orders", anchor_seq: "0", anchor_checksum: GENESIS_CHECKSUM, entries: chained }],
+};
+writeFileSync(new URL("./vectors.json", import.meta.url), JSON.stringify(vectors, null, 2) + "\n");

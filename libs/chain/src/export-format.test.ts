@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  ChainVerifier,
+  ExportVerifier,
+  GENESIS_CHECKSUM,
+  entryChecksum,
+  exportEndLine,
+  exportEntryLine,
+  exportHeaderLine,
+  payloadDigest,
+  type ExportedEntry,
+} from "./index.js";
+
+function makeChain(count: number): ExportedEntry[] {
+  const entries: ExportedEntry[] = [];
+  let prevChecksum = GENESIS_CHECKSUM;
+  for (let i = 1; i <= count; i++) {
+    const payload = { n: i, text: `entry ${i}` };
+    const fields = {
+      logId: "orders", seq: BigInt(i), uuid: `01936b2e-7c00-7000-8000-${String(i).padStart(12, "0")}`, kind: "order.placed",
+      sourceId: "", simTime: i % 2 ? i / 3 : null, wallTimeUs: 1_700_000_000_000_000n + BigInt(i), reqId: "", metadata: {},
+      payloadDigest: payloadDigest(payload), prevChecksum,
+    };
+    const checksum = entryChecksum(fields);
+    entries.push({ ...fields, checksum, payload, redaction: null });
+    prevChecksum = checksum;
+  }
+  return entries;
+}
+
+function exportText(entries: ExportedEntry[]): string {
+  const last = entries.at(-1)!;
+  return (
+    exportHeaderLine({ logId: "orders", chainLogId: "orders", anchorSeq: 0n, anchorChecksum: GENESIS_CHECKSUM }) +
+    entries.map(exportEntryLine).join("") +
+    exportEndLine(BigInt(entries.length), { seq: last.seq, checksum: last.checksum })
+  );
+}
+
+function verify(text: string) {
+  const verifier = new ExportVerifier();
+  for (const line of text.split("\n")) verifier.line(line);
+  return verifier.finish();
+}
+
+test("an intact export verifies", () => {
+  const report = verify(exportText(makeChain(20)));
+  assert.deepEqual(report.problems, []);
+  assert.equal(report.valid, true);
+  assert.equal(report.checkedCount, 20);
+  assert.equal(report.lastSeq, 20n);
+});
+
+test("a redacted payload (null, digest kept) still verifies", () => {
+  const entries = makeChain(5);
+  entries[2] = { ...entries[2]!, payload: null, redaction: { redactionSeq: 6n, reason: "gdpr" } };
+  assert.equal(verify(exportText(entries)).valid, true);
+});
+
+test("changing any single byte of an entry line is reported at that entry's seq", () => {
+  const text = exportText(makeChain(12));
+  const lines = text.split("\n");
+  const target = lines[7]!; // seq 7
+  for (let offset = 0; offset < target.length; offset++) {
+    const original = target.charCodeAt(offset);
+    const changed = String.fromCharCode(original === 0x35 ? 0x36 : original ^ 0x01);
+    const tampered = [...lines];
+    tampered[7] = target.slice(0, offset) + changed + target.slice(offset + 1);
+    const report = verify(tampered.join("\n"));
+    assert.equal(report.valid, false, `byte ${offset} (${target[offset]}) changed but the export still verifies`);
+    assert.ok(
+      report.problems.some((p) => p.seq === 7n || p.line === 8),
+      `byte ${offset}: problems ${JSON.stringify(report.problems, (_k, v) => (typeof v === "bigint" ? String(v) : v))}`,
+    );
+  }
+});
+
+test("a removed entry, a truncated file and a missing header are reported", () => {
+  const lines = exportText(makeChain(6)).split("\n");
+  const withoutFour = verify([...lines.slice(0, 4), ...lines.slice(5)].join("\n"));
+  assert.equal(withoutFour.valid, false);
+  assert.ok(withoutFour.problems.some((p) => p.problem === "missing" && p.seq === 4n));
+  const truncated = verify(lines.slice(0, 5).join("\n"));
+  assert.ok(truncated.problems.some((p) => p.problem === "truncated" && p.seq === 5n));
+  const headless = verify(lines.slice(1).join("\n"));
+  assert.equal(headless.valid, false);
+});
+
+test("the verifier reports a tampered checksum as a checksum problem here and a broken link at the next entry", () => {
+  const entries = makeChain(4);
+  const verifier = new ChainVerifier({ seq: 0n, checksum: GENESIS_CHECKSUM });
+  entries[1] = { ...entries[1]!, checksum: "f".repeat(64) };
+  const problems = entries.map((entry) => verifier.check(entry).problems);
+  assert.deepEqual(problems, [[], ["checksum"], ["link"], []]);
+});

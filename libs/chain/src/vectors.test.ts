@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { GENESIS_CHECKSUM, canonicalJson, chainEnvelope, entryChecksum, payloadDigest, type JsonValue } from "./index.js";
+
+// docs/hash-chain/vectors.json is also checked by docs/hash-chain/check_vectors.py,
+// an independent implementation in Python; both must agree with the file.
+const vectors = JSON.parse(readFileSync(new URL("../../../docs/hash-chain/vectors.json", import.meta.url), "utf8"));
+
+test("canonical JSON matches every vector", () => {
+  assert.ok(vectors.canonical_json.length >= 5);
+  for (const vector of vectors.canonical_json) {
+    assert.equal(canonicalJson(JSON.parse(vector.input)), vector.canonical, vector.name);
+  }
+});
+
+test("payload digests, envelopes and checksums match every chain vector", () => {
+  for (const chain of vectors.chains) {
+    let prevChecksum: string = chain.anchor_checksum;
+    assert.equal(prevChecksum, GENESIS_CHECKSUM);
+    for (const entry of chain.entries) {
+      const payload = entry.payload as { [key: string]: JsonValue };
+      assert.equal(canonicalJson(payload), entry.payload_canonical);
+      const fields = {
+        logId: chain.log_id,
+        seq: BigInt(entry.seq),
+        uuid: entry.uuid,
+        kind: entry.kind,
+        sourceId: entry.source_id,
+        simTime: entry.sim_time,
+        wallTimeUs: BigInt(entry.wall_time),
+        reqId: entry.req_id,
+        metadata: entry.metadata,
+        payloadDigest: payloadDigest(payload),
+        prevChecksum,
+      };
+      assert.equal(fields.payloadDigest, entry.payload_digest, `seq ${entry.seq} digest`);
+      assert.equal(entry.prev_checksum, prevChecksum, `seq ${entry.seq} link`);
+      assert.equal(canonicalJson(chainEnvelope(fields)), entry.envelope_canonical, `seq ${entry.seq} envelope`);
+      assert.equal(entryChecksum(fields), entry.checksum, `seq ${entry.seq} checksum`);
+      prevChecksum = entry.checksum;
+    }
+  }
+});
+
+test("every envelope field changes the checksum", () => {
+  const base = {
+    logId: "orders", seq: 7n, uuid: "01936b2e-7c00-7000-8000-000000000007", kind: "a.b", sourceId: "s",
+    simTime: 1.5 as number | null, wallTimeUs: 1_000_000n, reqId: "r", metadata: { k: "v" },
+    payloadDigest: payloadDigest({ x: 1 }), prevChecksum: GENESIS_CHECKSUM,
+  };
+  const changes: Partial<typeof base>[] = [
+    { logId: "orders2" }, { seq: 8n }, { uuid: "01936b2e-7c00-7000-8000-000000000008" }, { kind: "a.c" },
+    { sourceId: "t" }, { simTime: null }, { wallTimeUs: 1_000_001n }, { reqId: "" }, { metadata: { k: "w" } },
+    { payloadDigest: payloadDigest({ x: 2 }) }, { prevChecksum: "1".repeat(64) },
+  ];
+  const original = entryChecksum(base);
+  for (const change of changes) {
+    assert.notEqual(entryChecksum({ ...base, ...change }), original, `changing ${Object.keys(change)[0]}`);
+  }
+});
+
+test("numbers JSON cannot carry are refused", () => {
+  assert.throws(() => canonicalJson({ x: Number.NaN }), { name: "ChainError" });
+  assert.throws(() => canonicalJson({ x: Number.POSITIVE_INFINITY }), { name: "ChainError" });
+});
