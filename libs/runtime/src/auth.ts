@@ -180,10 +180,15 @@ export function requireRole(principal: Principal, rule: AccessRule, procedure: s
   }
 }
 
+/** Whether the token may touch this log (its `logs` claim, if any, names it). */
+export function grantsLog(principal: Principal, logId: string): boolean {
+  if (principal.logs === undefined || principal.roles.has(ADMIN_ROLE)) return true;
+  return principal.logs.some((pattern) => logPatternMatches(pattern, logId));
+}
+
 /** PERMISSION_DENIED unless the token may touch this log. */
 export function requireLogAccess(principal: Principal, logId: string): void {
-  if (principal.logs === undefined || principal.roles.has(ADMIN_ROLE)) return;
-  if (!principal.logs.some((pattern) => logPatternMatches(pattern, logId))) {
+  if (!grantsLog(principal, logId)) {
     throw rpcError(Code.PermissionDenied, `token does not grant access to log "${logId}"`, {
       reason: "LOG_NOT_GRANTED",
       metadata: { log: logId },

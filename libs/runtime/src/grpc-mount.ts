@@ -98,14 +98,63 @@ export function grpcHandlers(service: DescService, impl: WrappedImpl): grpc.Unty
       case "bidi_streaming":
         handlers[method.localName] = ((call: grpc.ServerDuplexStream<unknown, unknown>) => {
           const { context, controller, settle } = callContext(service, method, call);
-          const requests = call.iterator({ destroyOnReturn: false });
-          void writeStream(call, context, controller.signal, settle, handler(requests, context) as AsyncIterable<unknown>);
+          void writeStream(call, context, controller.signal, settle, handler(requestMessages(call), context) as AsyncIterable<unknown>);
         }) as grpc.handleBidiStreamingCall<unknown, unknown>;
         break;
     }
   }
   return handlers;
 }
+
+/**
+ * The request messages of a bidi call, with backpressure. Not the stream's
+ * own async iterator: that one destroys the call when the call emits "error",
+ * which is how writeStream turns a handler's failure into the status, so a
+ * handler that failed while its client was still sending never sent a status.
+ * A cancelled call ends the messages with CANCELED, not as a normal end.
+ */
+async function* requestMessages(call: grpc.ServerDuplexStream<unknown, unknown>): AsyncGenerator<unknown> {
+  const queue: unknown[] = [];
+  let end = null as { error?: ConnectError } | null; // set by the listeners below
+  let wake: (() => void) | null = null;
+  const notify = () => {
+    wake?.();
+    wake = null;
+  };
+  const onData = (message: unknown) => {
+    queue.push(message);
+    if (queue.length >= REQUEST_QUEUE_HIGH) call.pause();
+    notify();
+  };
+  const onEnd = () => {
+    end ??= {};
+    notify();
+  };
+  const onCancel = () => {
+    end ??= { error: new ConnectError("client cancelled the call", Code.Canceled) };
+    notify();
+  };
+  call.on("data", onData).on("end", onEnd).on("error", onEnd).on("cancelled", onCancel).on("close", onCancel);
+  try {
+    for (;;) {
+      if (queue.length > 0) {
+        const message = queue.shift();
+        if (queue.length === 0) call.resume();
+        yield message;
+      } else if (end) {
+        if (end.error) throw end.error;
+        return;
+      } else {
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    }
+  } finally {
+    call.off("data", onData).off("end", onEnd).off("error", onEnd).off("cancelled", onCancel).off("close", onCancel);
+  }
+}
+
+/** Request messages read ahead of a bidi handler before the call is paused. */
+const REQUEST_QUEUE_HIGH = 16;
 
 type AnyServerCall =
   | grpc.ServerUnaryCall<unknown, unknown>

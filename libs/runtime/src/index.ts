@@ -3,6 +3,7 @@ export {
   AUTHENTICATED,
   PUBLIC,
   createAuthenticator,
+  grantsLog,
   isAllowed,
   principalFromClaims,
   principalKey,

@@ -1,6 +1,10 @@
 import { fileURLToPath } from "node:url";
 import { loadMigrations, migrate, type Database } from "@annals/db";
 import type { ServiceComponent } from "@annals/runtime";
+import { AppendBatcher, DEFAULT_GROUP_COMMIT, type GroupCommitOptions } from "./append-batcher.js";
+import { AppendNotifier } from "./append-notifier.js";
+import { DEFAULT_LOG_LIMITS, type LogLimits } from "./entry-input.js";
+import { LogMetrics } from "./log-metrics.js";
 import { logRegistration } from "./service.js";
 
 export const LOG_SERVICE_NAME = "annals-log";
@@ -11,15 +15,28 @@ export const LOG_SCHEMA = "log";
 export interface LogComponentOptions {
   /** The database holding the `log` schema; the caller owns it and closes it. */
   db: Database;
+  /** Size limits on appended entries; defaults in DEFAULT_LOG_LIMITS. */
+  limits?: LogLimits;
+  /** Group commit settings; defaults in DEFAULT_GROUP_COMMIT. */
+  groupCommit?: GroupCommitOptions;
 }
 
-/** Applies the log service's migrations and builds its handlers. */
+/** Applies the log service's migrations, starts listening for appends and builds the handlers. */
 export async function createLogComponent(options: LogComponentOptions): Promise<ServiceComponent> {
+  const { db } = options;
   const migrations = await loadMigrations(fileURLToPath(new URL("../migrations", import.meta.url)));
-  await migrate(options.db, { schema: LOG_SCHEMA, migrations });
+  await migrate(db, { schema: LOG_SCHEMA, migrations });
+  const metrics = new LogMetrics();
+  const notifier = new AppendNotifier(db);
+  await notifier.start();
+  const onCommitted = (logId: string) => notifier.announce(logId);
+  const batcher = new AppendBatcher(db, options.groupCommit ?? DEFAULT_GROUP_COMMIT, metrics, onCommitted);
   return {
     name: "log",
-    registrations: [logRegistration()],
-    close: async () => {},
+    registrations: [logRegistration({ db, batcher, notifier, limits: options.limits ?? DEFAULT_LOG_LIMITS, metrics, onCommitted })],
+    close: async () => {
+      await batcher.settled();
+      await notifier.close();
+    },
   };
 }

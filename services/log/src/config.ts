@@ -1,9 +1,25 @@
-import { readDatabaseConfig, readServerConfig, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
+import {
+  readDatabaseConfig,
+  readInteger,
+  readServerConfig,
+  type DatabaseConfig,
+  type Env,
+  type ServerConfig,
+} from "@annals/runtime";
+import { DEFAULT_LOG_LIMITS, type LogLimits } from "./entry-input.js";
+import { DEFAULT_GROUP_COMMIT, type GroupCommitOptions } from "./append-batcher.js";
 
 /** Everything the standalone log service reads from its environment. */
 export interface LogServiceConfig {
   server: ServerConfig;
   database: DatabaseConfig;
+  log: LogOptions;
+}
+
+/** The log service's own settings, shared by the standalone service and the node. */
+export interface LogOptions {
+  limits: LogLimits;
+  groupCommit: GroupCommitOptions;
 }
 
 /** Default ports of the standalone log service (the all-in-one node has its own). */
@@ -15,5 +31,21 @@ export function readLogServiceConfig(env: Env): LogServiceConfig {
   return {
     server: readServerConfig(env, { grpcPort: LOG_GRPC_PORT, httpPort: LOG_HTTP_PORT, allowAuthOff: false }),
     database: readDatabaseConfig(env, ".annals-data/log"),
+    log: readLogOptions(env),
+  };
+}
+
+/** ANNALS_LOG_* settings; the node reads them too. */
+export function readLogOptions(env: Env): LogOptions {
+  return {
+    limits: {
+      maxPayloadBytes: readInteger(env, "ANNALS_LOG_MAX_PAYLOAD_BYTES", DEFAULT_LOG_LIMITS.maxPayloadBytes, { min: 64, max: 16 * 1024 * 1024 }),
+      maxMetadataBytes: readInteger(env, "ANNALS_LOG_MAX_METADATA_BYTES", DEFAULT_LOG_LIMITS.maxMetadataBytes, { min: 0, max: 1024 * 1024 }),
+      maxBatchEntries: readInteger(env, "ANNALS_LOG_MAX_BATCH_ENTRIES", DEFAULT_LOG_LIMITS.maxBatchEntries, { min: 1, max: 100_000 }),
+    },
+    groupCommit: {
+      maxEntries: readInteger(env, "ANNALS_LOG_GROUP_COMMIT_MAX_ENTRIES", DEFAULT_GROUP_COMMIT.maxEntries, { min: 1, max: 100_000 }),
+      maxWaitMs: readInteger(env, "ANNALS_LOG_GROUP_COMMIT_WAIT_MS", DEFAULT_GROUP_COMMIT.maxWaitMs, { min: 0, max: 1000 }),
+    },
   };
 }

@@ -1,3 +1,4 @@
+import { readLogOptions, type LogOptions } from "@annals/log";
 import { readDatabaseConfig, readServerConfig, readString, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
 
 /** Everything the all-in-one node reads from its environment. */
@@ -7,6 +8,8 @@ export interface NodeConfig {
   database: DatabaseConfig;
   /** Bearer token the node's stream and federation services use to call its log service. */
   internalToken: string | undefined;
+  /** ANNALS_LOG_* settings of the log service. */
+  log: LogOptions;
 }
 
 export const NODE_GRPC_PORT = 50051;
@@ -22,5 +25,6 @@ export function readNodeConfig(env: Env): NodeConfig {
     server: readServerConfig(env, { grpcPort: NODE_GRPC_PORT, httpPort: NODE_HTTP_PORT, allowAuthOff: true }),
     database: readDatabaseConfig(env, NODE_DATA_DIR),
     internalToken: readString(env, "ANNALS_INTERNAL_TOKEN"),
+    log: readLogOptions(env),
   };
 }

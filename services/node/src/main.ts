@@ -22,7 +22,7 @@ runMain(NODE_NAME, async () => {
     server: config.server,
     resources: [db],
     components: async () => [
-      await createLogComponent({ db }),
+      await createLogComponent({ db, ...config.log }),
       await createKvComponent({ db }),
       await createFederationComponent({ db }),
       // The stream service reaches the log service through this node's own gRPC port.

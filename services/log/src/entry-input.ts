@@ -1,0 +1,141 @@
+import { canonicalJson, sha256Hex, type JsonValue } from "@annals/chain";
+import type { logV1 } from "@annals/proto";
+import { invalidArgument } from "@annals/runtime";
+import { kindProblem } from "./topic.js";
+import { isCanonicalUuid } from "./uuid-v7.js";
+
+/** Size limits on what a producer may append. */
+export interface LogLimits {
+  /** Largest payload, in bytes of its canonical JSON. Default 262144 (256 KiB). */
+  maxPayloadBytes: number;
+  /** Largest metadata, in UTF-8 bytes of all keys and values together. Default 16384. */
+  maxMetadataBytes: number;
+  /** Most entries in one AppendBatch. Default 1000. */
+  maxBatchEntries: number;
+}
+
+export const DEFAULT_LOG_LIMITS: LogLimits = { maxPayloadBytes: 256 * 1024, maxMetadataBytes: 16 * 1024, maxBatchEntries: 1000 };
+
+/** Fixed bounds of short text fields. */
+const MAX_ID_LENGTH = 255;
+
+/** Kinds under `annals.` are written by the service itself (e.g. `annals.redaction`). */
+export const RESERVED_KIND_PREFIX = "annals.";
+
+/** An entry that passed validation, with its payload already canonicalised and hashed. */
+export interface PreparedEntry {
+  /** null: the server assigns a UUIDv7 when it sequences the entry. */
+  uuid: string | null;
+  kind: string;
+  /** The payload's canonical JSON (stored as it is; valid JSON). */
+  payloadJson: string;
+  payloadDigest: string;
+  sourceId: string;
+  simTime: number | null;
+  metadata: Record<string, string>;
+  /** null when none. */
+  reqId: string | null;
+}
+
+const LOG_ID = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
+
+/** Validates a log id; throws INVALID_ARGUMENT naming `field`. */
+export function checkLogId(logId: string, field = "log_id"): string {
+  if (logId === "") throw invalidArgument(field, "is required");
+  if (logId.length > 128) throw invalidArgument(field, "is longer than 128 characters");
+  if (!LOG_ID.test(logId)) {
+    throw invalidArgument(field, "may hold only letters, digits, '.', '_', '-' and '/' (not at either end, not doubled)");
+  }
+  return logId;
+}
+
+/**
+ * Validates one producer entry and canonicalises its payload. `field` is the
+ * entry's path in the request (`entry`, `entries[3]`) so errors name it.
+ */
+export function prepareEntry(input: logV1.EntryInput | undefined, limits: LogLimits, field: string): PreparedEntry {
+  if (!input) throw invalidArgument(field, "is required");
+  const kindError = kindProblem(input.kind);
+  if (kindError) throw invalidArgument(`${field}.kind`, `${kindError}`);
+  if (input.kind.startsWith(RESERVED_KIND_PREFIX)) {
+    throw invalidArgument(`${field}.kind`, `kinds under "${RESERVED_KIND_PREFIX}" are reserved for the service`);
+  }
+  if (input.uuid !== "" && !isCanonicalUuid(input.uuid)) {
+    throw invalidArgument(`${field}.uuid`, "must be empty or a lowercase hyphenated UUID");
+  }
+  checkText(input.sourceId, `${field}.source_id`);
+  checkText(input.reqId, `${field}.req_id`);
+  if (input.simTime !== undefined && !Number.isFinite(input.simTime)) {
+    throw invalidArgument(`${field}.sim_time`, "must be a finite number");
+  }
+  if (input.payload === undefined) throw invalidArgument(`${field}.payload`, "is required (a JSON object; {} for none)");
+  const payloadJson = canonicalPayload(input.payload, `${field}.payload`);
+  const payloadBytes = Buffer.byteLength(payloadJson, "utf8");
+  if (payloadBytes > limits.maxPayloadBytes) {
+    throw invalidArgument(`${field}.payload`, `is ${payloadBytes} bytes of canonical JSON; the limit is ${limits.maxPayloadBytes}`, {
+      limit: String(limits.maxPayloadBytes),
+    });
+  }
+  let metadataBytes = 0;
+  for (const [key, value] of Object.entries(input.metadata)) {
+    if (key === "") throw invalidArgument(`${field}.metadata`, "has an empty key");
+    if (key.includes("\u0000") || value.includes("\u0000")) throw invalidArgument(`${field}.metadata["${key}"]`, "contains a NUL character");
+    metadataBytes += Buffer.byteLength(key, "utf8") + Buffer.byteLength(value, "utf8");
+  }
+  if (metadataBytes > limits.maxMetadataBytes) {
+    throw invalidArgument(`${field}.metadata`, `is ${metadataBytes} bytes; the limit is ${limits.maxMetadataBytes}`, {
+      limit: String(limits.maxMetadataBytes),
+    });
+  }
+  return {
+    uuid: input.uuid === "" ? null : input.uuid,
+    kind: input.kind,
+    payloadJson,
+    payloadDigest: sha256Hex(payloadJson),
+    sourceId: input.sourceId,
+    simTime: input.simTime ?? null,
+    metadata: input.metadata,
+    reqId: input.reqId === "" ? null : input.reqId,
+  };
+}
+
+function checkText(value: string, field: string): void {
+  if (value.length > MAX_ID_LENGTH) throw invalidArgument(field, `is longer than ${MAX_ID_LENGTH} characters`);
+  if (value.includes("\u0000")) throw invalidArgument(field, "contains a NUL character");
+}
+
+/**
+ * The payload's canonical JSON. PostgreSQL's jsonb cannot hold U+0000 in a
+ * string, and JSON cannot hold NaN or infinities, so both are refused here
+ * rather than failing (or changing the data) in the database.
+ */
+function canonicalPayload(payload: { [key: string]: JsonValue }, field: string): string {
+  const problem = jsonProblem(payload, 0);
+  if (problem) throw invalidArgument(field, problem);
+  return canonicalJson(payload);
+}
+
+const MAX_DEPTH = 64;
+
+function jsonProblem(value: unknown, depth: number): string | null {
+  if (depth > MAX_DEPTH) return `nests deeper than ${MAX_DEPTH} levels`;
+  if (typeof value === "number") return Number.isFinite(value) ? null : "holds a number JSON cannot carry (NaN or Infinity)";
+  if (typeof value === "string") return value.includes("\u0000") ? "holds a string with a NUL character (U+0000)" : null;
+  if (value === null || typeof value === "boolean") return null;
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const problem = jsonProblem(item, depth + 1);
+      if (problem) return problem;
+    }
+    return null;
+  }
+  if (typeof value === "object") {
+    for (const [key, item] of Object.entries(value as object)) {
+      if (key.includes("\u0000")) return "holds a key with a NUL character (U+0000)";
+      const problem = jsonProblem(item, depth + 1);
+      if (problem) return problem;
+    }
+    return null;
+  }
+  return "is not JSON";
+}

@@ -1,0 +1,397 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { after, before, describe, test } from "node:test";
+import { ExportVerifier } from "@annals/chain";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { logV1 } from "@annals/proto";
+import { errorReason } from "@annals/runtime";
+import { startLogHarness, type LogHarness } from "./test-harness.js";
+
+let harness: LogHarness;
+
+before(async () => {
+  harness = await startLogHarness("log_service", { limits: { maxPayloadBytes: 4096, maxMetadataBytes: 256, maxBatchEntries: 50 } });
+});
+
+after(async () => {
+  await harness?.close();
+});
+
+/** Asserts that `call` fails with `code`, and returns the error for more checks. */
+async function rejects(call: Promise<unknown>, code: Code, message?: RegExp): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (error) {
+    const connectError = ConnectError.from(error);
+    assert.equal(Code[connectError.code], Code[code], `expected ${Code[code]}, got ${Code[connectError.code]}: ${connectError.message}`);
+    if (message) assert.match(connectError.rawMessage, message);
+    return connectError;
+  }
+  assert.fail(`expected ${Code[code]}, but the call succeeded`);
+}
+
+type EntryInit = { uuid?: string; sourceId?: string; simTime?: number; metadata?: Record<string, string>; reqId?: string };
+
+function entry(kind: string, payload: Record<string, unknown>, extra: EntryInit = {}) {
+  return { kind, payload: payload as never, ...extra };
+}
+
+describe("append and sequencing", () => {
+  test("appends get gap-free seqs, checksums that chain, and a UUIDv7", async () => {
+    const first = await harness.admin.append({ logId: "seq", entry: entry("order.placed", { n: 1 }) });
+    const second = await harness.admin.append({ logId: "seq", entry: entry("order.placed", { n: 2 }) });
+    assert.equal(first.result!.seq, 1n);
+    assert.equal(second.result!.seq, 2n);
+    assert.match(first.result!.uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.ok(second.result!.wallTimeUs >= first.result!.wallTimeUs);
+    const stored = await harness.admin.getEntry({ logId: "seq", selector: { case: "seq", value: 2n } });
+    assert.equal(stored.entry!.prevChecksum, first.result!.checksum);
+    assert.equal(stored.entry!.checksum, second.result!.checksum);
+    assert.deepEqual(stored.entry!.payload, { n: 2 });
+  });
+
+  test("AppendBatch is atomic: one bad entry and nothing is written", async () => {
+    await harness.admin.append({ logId: "batch", entry: entry("a.b", {}, { reqId: "taken" }) });
+    const error = await rejects(
+      harness.admin.appendBatch({
+        logId: "batch",
+        entries: [entry("a.b", { i: 1 }), entry("a.b", { i: 2 }, { reqId: "taken" }), entry("a.b", { i: 3 })],
+      }),
+      Code.AlreadyExists,
+      /req_id "taken"/,
+    );
+    assert.equal(errorReason(error), "REQ_ID_CONFLICT");
+    const head = await harness.admin.getLog({ logId: "batch" });
+    assert.equal(head.head!.lastSeq, 1n);
+    const ok = await harness.admin.appendBatch({ logId: "batch", entries: [entry("a.b", { i: 1 }), entry("a.b", { i: 2 })] });
+    assert.deepEqual(ok.results.map((r) => r.seq), [2n, 3n]);
+  });
+
+  test("concurrent appends to one log are group-committed without gaps or duplicates", async () => {
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => harness.admin.append({ logId: "group", entry: entry("load.tick", { i }) })),
+    );
+    const seqs = results.map((r) => Number(r.result!.seq)).sort((a, b) => a - b);
+    assert.deepEqual(seqs, Array.from({ length: 200 }, (_, i) => i + 1));
+    const verify = await harness.admin.verify({ logId: "group" });
+    assert.equal(verify.valid, true);
+    assert.equal(verify.checkedCount, 200n);
+  });
+
+  test("AppendStream acknowledges every entry in order and ends with the first failure", async () => {
+    async function* messages() {
+      for (let i = 0; i < 300; i++) yield { logId: "stream", entry: entry("s.e", { i }) };
+    }
+    const acks: bigint[] = [];
+    for await (const ack of harness.admin.appendStream(messages())) acks.push(ack.result!.seq);
+    assert.deepEqual(acks, Array.from({ length: 300 }, (_, i) => BigInt(i + 1)));
+
+    // The client keeps sending until it sees the error: the status must not
+    // wait for the request stream to end.
+    let sawError!: () => void;
+    const errorSeen = new Promise<void>((resolve) => (sawError = resolve));
+    async function* withBadOne() {
+      yield { logId: "stream", entry: entry("s.e", { ok: 1 }) };
+      yield { logId: "stream", entry: entry("", { bad: 1 }) };
+      await errorSeen;
+    }
+    const seen: bigint[] = [];
+    const error = await rejects(
+      (async () => {
+        try {
+          for await (const ack of harness.admin.appendStream(withBadOne())) seen.push(ack.result!.seq);
+        } finally {
+          sawError();
+        }
+      })(),
+      Code.InvalidArgument,
+      /message\[1\]\.entry\.kind: is required/,
+    );
+    assert.ok(error);
+    assert.deepEqual(seen, [301n]);
+  });
+});
+
+describe("idempotency by req_id", () => {
+  test("10 concurrent retries of one req_id write one entry; other content is ALREADY_EXISTS", async () => {
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        harness.admin.append({ logId: "idem", entry: entry("pay.made", { amount: 5 }, { reqId: "r-1", metadata: { a: "b" } }) }),
+      ),
+    );
+    const seqs = new Set(results.map((r) => r.result!.seq));
+    assert.deepEqual([...seqs], [1n]);
+    assert.equal(results.filter((r) => !r.result!.duplicate).length, 1);
+    assert.equal(new Set(results.map((r) => r.result!.checksum)).size, 1);
+    await rejects(
+      harness.admin.append({ logId: "idem", entry: entry("pay.made", { amount: 6 }, { reqId: "r-1", metadata: { a: "b" } }) }),
+      Code.AlreadyExists,
+    );
+    await rejects(harness.admin.append({ logId: "idem", entry: entry("pay.made", { amount: 5 }, { reqId: "r-1" }) }), Code.AlreadyExists);
+    const head = await harness.admin.getLog({ logId: "idem" });
+    assert.equal(head.head!.lastSeq, 1n);
+    const found = await harness.admin.findByRequestId({ logId: "idem", reqId: "r-1" });
+    assert.equal(found.entry!.seq, 1n);
+  });
+
+  test("a client uuid is unique in the log", async () => {
+    const uuid = "01936b2e-7c00-7000-8000-00000000abcd";
+    await harness.admin.append({ logId: "uuids", entry: entry("u.x", {}, { uuid }) });
+    const error = await rejects(harness.admin.append({ logId: "uuids", entry: entry("u.x", {}, { uuid }) }), Code.AlreadyExists);
+    assert.equal(errorReason(error), "UUID_TAKEN");
+    const byUuid = await harness.admin.getEntry({ logId: "uuids", selector: { case: "uuid", value: uuid } });
+    assert.equal(byUuid.entry!.seq, 1n);
+  });
+});
+
+describe("reads", () => {
+  before(async () => {
+    const entries = Array.from({ length: 25 }, (_, i) =>
+      entry(i % 2 ? "r.odd" : "r.even", { i }, { sourceId: `src-${i % 3}`, ...(i % 5 ? { simTime: i * 1.5 } : {}) }),
+    );
+    await harness.admin.appendBatch({ logId: "reads", entries });
+  });
+
+  test("Read pages forward and backward with cursors", async () => {
+    const seqs: bigint[] = [];
+    let pageToken = "";
+    do {
+      const page = await harness.admin.read({ logId: "reads", pageSize: 10, pageToken });
+      seqs.push(...page.entries.map((e) => e.seq));
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    assert.deepEqual(seqs, Array.from({ length: 25 }, (_, i) => BigInt(i + 1)));
+    const back = await harness.admin.read({ logId: "reads", direction: logV1.ReadDirection.BACKWARD, pageSize: 10 });
+    assert.deepEqual(back.entries.map((e) => e.seq), Array.from({ length: 10 }, (_, i) => BigInt(25 - i)));
+    const more = await harness.admin.read({ logId: "reads", direction: logV1.ReadDirection.BACKWARD, pageSize: 10, pageToken: back.nextPageToken });
+    assert.equal(more.entries[0]!.seq, 15n);
+    const fromSeven = await harness.admin.read({ logId: "reads", fromSeq: 7n, pageSize: 2 });
+    assert.deepEqual(fromSeven.entries.map((e) => e.seq), [7n, 8n]);
+  });
+
+  test("ListBySource, ListByTimeRange and Stats", async () => {
+    const bySource = await harness.admin.listBySource({ logId: "reads", sourceId: "src-1", pageSize: 3 });
+    assert.deepEqual(bySource.entries.map((e) => e.seq), [2n, 5n, 8n]);
+    const next = await harness.admin.listBySource({ logId: "reads", sourceId: "src-1", pageSize: 100, pageToken: bySource.nextPageToken });
+    assert.deepEqual(next.entries.map((e) => e.seq), [11n, 14n, 17n, 20n, 23n]);
+
+    const bySim = await harness.admin.listByTimeRange({ logId: "reads", range: { case: "simTime", value: { from: 3, to: 9 } } });
+    assert.deepEqual(bySim.entries.map((e) => e.simTime), [3, 4.5, 6, 9]);
+
+    const all = await harness.admin.read({ logId: "reads", pageSize: 100 });
+    const wall = all.entries[0]!.wallTimeUs;
+    const byWall = await harness.admin.listByTimeRange({
+      logId: "reads",
+      range: { case: "wallTime", value: { fromUs: wall, toUs: wall } },
+      pageSize: 10,
+    });
+    assert.equal(byWall.entries.length, 10, "a batch shares one wall time, so the range holds all 25 (first page 10)");
+    assert.ok(byWall.nextPageToken);
+
+    const stats = await harness.admin.stats({ logId: "reads" });
+    assert.equal(stats.head!.entryCount, 25n);
+    assert.equal(stats.sourceCount, 3n);
+    assert.equal(stats.minSimTime, 1.5);
+    assert.equal(stats.maxSimTime, 36);
+    assert.equal(stats.minWallTimeUs, wall);
+  });
+
+  test("ListLogs lists heads by name and hides logs a token does not grant", async () => {
+    const all = await harness.admin.listLogs({ prefix: "re" });
+    assert.deepEqual(all.logs.map((l) => l.logId), ["reads"]);
+    assert.equal(all.logs[0]!.lastSeq, 25n);
+    const narrow = await harness.clientWith(["log.read"], ["seq"]);
+    const visible = await narrow.listLogs({});
+    assert.deepEqual(visible.logs.map((l) => l.logId), ["seq"]);
+    await rejects(narrow.read({ logId: "reads" }), Code.PermissionDenied);
+  });
+});
+
+describe("bad input", () => {
+  test("each bad append names the field and uses INVALID_ARGUMENT", async () => {
+    const cases: [string, (EntryInit & { kind?: string; payload?: never }) | undefined, RegExp][] = [
+      ["missing kind", { payload: {} as never }, /^entry\.kind: is required/],
+      ["invalid topic", { kind: "order..placed", payload: {} as never }, /^entry\.kind: .*empty token/],
+      ["topic with a space", { kind: "order placed", payload: {} as never }, /^entry\.kind: tokens may hold only/],
+      ["reserved kind", { kind: "annals.redaction", payload: {} as never }, /^entry\.kind: .*reserved/],
+      ["missing payload", { kind: "a.b" }, /^entry\.payload: is required/],
+      ["oversize payload", { kind: "a.b", payload: { big: "x".repeat(5000) } as never }, /^entry\.payload: is 50\d\d bytes .*limit is 4096/],
+      ["NUL in payload", { kind: "a.b", payload: { s: "a\u0000b" } as never }, /^entry\.payload: .*NUL/],
+      ["bad uuid", { kind: "a.b", payload: {} as never, uuid: "not-a-uuid" }, /^entry\.uuid:/],
+      ["oversize metadata", { kind: "a.b", payload: {} as never, metadata: { k: "v".repeat(300) } }, /^entry\.metadata: .*limit is 256/],
+      ["missing entry", undefined, /^entry: is required/],
+    ];
+    for (const [name, input, message] of cases) {
+      const error = await rejects(harness.admin.append({ logId: "bad", ...(input ? { entry: input } : {}) }), Code.InvalidArgument, message);
+      assert.ok(error, name);
+    }
+    await rejects(harness.admin.append({ logId: "bad//log", entry: entry("a.b", {}) }), Code.InvalidArgument, /^log_id:/);
+    await rejects(harness.admin.append({ logId: "", entry: entry("a.b", {}) }), Code.InvalidArgument, /^log_id: is required/);
+    await rejects(harness.admin.appendBatch({ logId: "bad", entries: [] }), Code.InvalidArgument, /^entries:/);
+    await rejects(
+      harness.admin.appendBatch({ logId: "bad", entries: Array.from({ length: 51 }, () => entry("a.b", {})) }),
+      Code.InvalidArgument,
+      /limit is 50/,
+    );
+    await rejects(harness.admin.getLog({ logId: "bad" }), Code.NotFound, /log "bad" not found/);
+  });
+
+  test("reads refuse unknown logs, bad seqs, page sizes and tokens", async () => {
+    await harness.admin.appendBatch({ logId: "bounds", entries: [entry("a.b", {}), entry("a.b", {})] });
+    await rejects(harness.admin.read({ logId: "nope" }), Code.NotFound);
+    await rejects(harness.admin.getEntry({ logId: "nope", selector: { case: "seq", value: 1n } }), Code.NotFound);
+    await rejects(harness.admin.read({ logId: "bounds", fromSeq: -1n }), Code.InvalidArgument, /^from_seq:/);
+    await rejects(harness.admin.read({ logId: "bounds", fromSeq: 9223372036854775807n }), Code.OutOfRange, /past the head/);
+    await rejects(harness.admin.read({ logId: "bounds", pageSize: 1001 }), Code.InvalidArgument, /^page_size:/);
+    await rejects(harness.admin.read({ logId: "bounds", pageToken: "garbage" }), Code.InvalidArgument, /^page_token:/);
+    const sourceToken = (await harness.admin.listBySource({ logId: "bounds", sourceId: "", pageSize: 1 })).nextPageToken;
+    await rejects(harness.admin.read({ logId: "bounds", pageToken: sourceToken }), Code.InvalidArgument, /^page_token:/);
+    await rejects(harness.admin.getEntry({ logId: "bounds", selector: { case: "seq", value: 0n } }), Code.InvalidArgument);
+    await rejects(harness.admin.getEntry({ logId: "bounds", selector: { case: "seq", value: 3n } }), Code.NotFound);
+    await rejects(harness.admin.getEntry({ logId: "bounds" }), Code.InvalidArgument, /^selector:/);
+    await rejects(harness.admin.getEntry({ logId: "bounds", selector: { case: "uuid", value: "zz" } }), Code.InvalidArgument);
+    await rejects(harness.admin.findByRequestId({ logId: "bounds", reqId: "" }), Code.InvalidArgument);
+    await rejects(harness.admin.verify({ logId: "bounds", toSeq: 3n }), Code.OutOfRange);
+    await rejects(
+      harness.admin.listByTimeRange({ logId: "bounds", range: { case: "simTime", value: { from: 2, to: 1 } } }),
+      Code.InvalidArgument,
+    );
+    await rejects(harness.admin.listByTimeRange({ logId: "bounds" }), Code.InvalidArgument, /^range:/);
+  });
+
+  test("roles: a reader cannot append, a writer cannot compact", async () => {
+    const reader = await harness.clientWith(["log.read"]);
+    await rejects(reader.append({ logId: "roles", entry: entry("a.b", {}) }), Code.PermissionDenied);
+    const writer = await harness.clientWith(["log.write"]);
+    await writer.append({ logId: "roles", entry: entry("a.b", {}) });
+    await rejects(writer.compact({ logId: "roles", retain: { case: "keepLast", value: 1n } }), Code.PermissionDenied);
+    await rejects(writer.appendReplicated({ logId: "roles" }), Code.PermissionDenied);
+  });
+});
+
+describe("verify, tamper, compact, redact, export", () => {
+  test("an UPDATE of one payload in SQL is reported at exactly that seq", async () => {
+    await harness.admin.appendBatch({ logId: "tamper", entries: Array.from({ length: 10 }, (_, i) => entry("t.x", { i })) });
+    assert.equal((await harness.admin.verify({ logId: "tamper" })).valid, true);
+    await harness.db.query(`update log.entries set payload = '{"i": 999}' where log_id = 'tamper' and seq = 6`);
+    const report = await harness.admin.verify({ logId: "tamper" });
+    assert.equal(report.valid, false);
+    assert.deepEqual(report.corruptedSeqs, [6n]);
+    assert.deepEqual(report.missingSeqs, []);
+    assert.equal(report.checkedCount, 10n);
+    await harness.db.query(`delete from log.entries where log_id = 'tamper' and seq = 8`);
+    const after = await harness.admin.verify({ logId: "tamper" });
+    assert.deepEqual(after.missingSeqs, [8n]);
+  });
+
+  test("compaction keeps a checkpoint: Verify passes, old seqs are OUT_OF_RANGE naming the first", async () => {
+    await harness.admin.appendBatch({ logId: "compact", entries: Array.from({ length: 20 }, (_, i) => entry("c.x", { i })) });
+    const compacted = await harness.admin.compact({ logId: "compact", retain: { case: "keepLast", value: 5n } });
+    assert.equal(compacted.removedCount, 15n);
+    assert.equal(compacted.head!.checkpointSeq, 15n);
+    assert.equal(compacted.head!.firstSeq, 16n);
+    assert.equal(compacted.head!.entryCount, 5n);
+    const report = await harness.admin.verify({ logId: "compact" });
+    assert.equal(report.valid, true);
+    assert.equal(report.anchorSeq, 15n);
+    assert.equal(report.checkedCount, 5n);
+    const error = await rejects(harness.admin.read({ logId: "compact", fromSeq: 3n }), Code.OutOfRange, /first available seq is 16/);
+    assert.equal(errorReason(error), "SEQ_COMPACTED");
+    await rejects(harness.admin.getEntry({ logId: "compact", selector: { case: "seq", value: 15n } }), Code.OutOfRange);
+    const again = await harness.admin.compact({ logId: "compact", retain: { case: "beforeSeq", value: 10n } });
+    assert.equal(again.removedCount, 0n);
+    await rejects(harness.admin.compact({ logId: "compact", retain: { case: "beforeSeq", value: 22n } }), Code.OutOfRange);
+    await rejects(harness.admin.compact({ logId: "compact", retain: { case: "keepLast", value: 0n } }), Code.InvalidArgument);
+    await harness.admin.append({ logId: "compact", entry: entry("c.x", { after: true }) });
+    assert.equal((await harness.admin.verify({ logId: "compact" })).valid, true);
+  });
+
+  test("redaction erases the payload, is its own entry, and Verify still passes", async () => {
+    await harness.admin.appendBatch({ logId: "redact", entries: [entry("p.x", { name: "ada" }), entry("p.x", { name: "bob" })] });
+    const redaction = await harness.admin.redact({ logId: "redact", seq: 1n, reason: "erasure request", reqId: "red-1" });
+    assert.equal(redaction.redaction!.seq, 3n);
+    const erased = await harness.admin.getEntry({ logId: "redact", selector: { case: "seq", value: 1n } });
+    assert.equal(erased.entry!.payload, undefined);
+    assert.equal(erased.entry!.redaction!.redactionSeq, 3n);
+    assert.equal(erased.entry!.redaction!.reason, "erasure request");
+    const record = await harness.admin.getEntry({ logId: "redact", selector: { case: "seq", value: 3n } });
+    assert.equal(record.entry!.kind, "annals.redaction");
+    assert.deepEqual(record.entry!.payload, { redacted_seq: "1", reason: "erasure request" });
+    assert.equal((await harness.admin.verify({ logId: "redact" })).valid, true);
+    const retry = await harness.admin.redact({ logId: "redact", seq: 1n, reason: "erasure request", reqId: "red-1" });
+    assert.equal(retry.redaction!.duplicate, true);
+    await rejects(harness.admin.redact({ logId: "redact", seq: 1n, reason: "again" }), Code.FailedPrecondition, /already redacted/);
+    await rejects(harness.admin.redact({ logId: "redact", seq: 3n, reason: "x" }), Code.FailedPrecondition);
+    await rejects(harness.admin.redact({ logId: "redact", seq: 9n, reason: "x" }), Code.NotFound);
+    await rejects(harness.admin.redact({ logId: "redact", seq: 2n, reason: " " }), Code.InvalidArgument, /^reason:/);
+    const stats = await harness.admin.stats({ logId: "redact" });
+    assert.equal(stats.redactedCount, 1n);
+  });
+
+  test("an export verifies offline, and a one-byte change names the seq", async () => {
+    await harness.admin.appendBatch({
+      logId: "export",
+      entries: Array.from({ length: 30 }, (_, i) => entry("e.x", { i, text: `é ${i}`, nested: { a: [i, null] } }, { simTime: i / 7 })),
+    });
+    await harness.admin.redact({ logId: "export", seq: 4n, reason: "gdpr" });
+    await harness.admin.compact({ logId: "export", retain: { case: "beforeSeq", value: 3n } });
+    let text = "";
+    for await (const chunk of harness.admin.export({ logId: "export" })) text += Buffer.from(chunk.chunk).toString("utf8");
+    const lines = text.split("\n");
+    assert.equal(lines.length, 1 + 29 + 1 + 1); // header, entries 3..31, end, trailing ""
+    const verify = (content: string) => {
+      const verifier = new ExportVerifier();
+      for (const line of content.split("\n")) verifier.line(line);
+      return verifier.finish();
+    };
+    const intact = verify(text);
+    assert.deepEqual(intact.problems, []);
+    assert.equal(intact.checkedCount, 29);
+    const target = lines[10]!; // seq 12
+    const at = target.indexOf('"i":') + 4;
+    const tampered = [...lines];
+    tampered[10] = target.slice(0, at) + (target[at] === "1" ? "2" : "1") + target.slice(at + 1);
+    const report = verify(tampered.join("\n"));
+    assert.equal(report.valid, false);
+    assert.ok(report.problems.some((p) => p.seq === 12n && p.problem === "payload_digest"), JSON.stringify(report.problems.map((p) => p.detail)));
+  });
+
+  test("the service stores and verifies exactly the chain of docs/hash-chain/vectors.json", async () => {
+    const vectors = JSON.parse(readFileSync(new URL("../../../docs/hash-chain/vectors.json", import.meta.url), "utf8"));
+    const [chain] = vectors.chains;
+    // annals.* kinds are the service's own (the redaction vector); append the others as a producer would.
+    const producerVectors = chain.entries.filter((v: { kind: string }) => !v.kind.startsWith("annals."));
+    assert.equal(producerVectors.length, 3);
+    for (const vector of producerVectors) {
+      const appended = await harness.admin.append({
+        logId: chain.log_id,
+        entry: {
+          uuid: vector.uuid,
+          kind: vector.kind,
+          payload: vector.payload,
+          sourceId: vector.source_id,
+          ...(vector.sim_time === null ? {} : { simTime: vector.sim_time }),
+          metadata: vector.metadata,
+          reqId: vector.req_id,
+        },
+      });
+      assert.equal(appended.result!.seq, BigInt(vector.seq));
+      const stored = await harness.admin.getEntry({ logId: chain.log_id, selector: { case: "seq", value: BigInt(vector.seq) } });
+      assert.equal(stored.entry!.payloadDigest, vector.payload_digest, `payload digest of seq ${vector.seq}`);
+    }
+    // The service chose its own wall times. Give the rows the vectors' wall times and
+    // checksums: Verify recomputes every envelope from what the service stored, so it
+    // passes only if the service's envelope is exactly the one the vectors hash.
+    for (const vector of producerVectors) {
+      await harness.db.query(
+        `update log.entries set wall_time_us = $3, prev_checksum = $4, checksum = $5 where log_id = $1 and seq = $2`,
+        [chain.log_id, BigInt(vector.seq), BigInt(vector.wall_time), vector.prev_checksum, vector.checksum],
+      );
+    }
+    await harness.db.query(`update log.logs set last_checksum = $2 where log_id = $1`, [chain.log_id, producerVectors.at(-1).checksum]);
+    const report = await harness.admin.verify({ logId: chain.log_id });
+    assert.deepEqual(report.corruptedSeqs, []);
+    assert.equal(report.valid, true);
+    assert.equal(report.checkedCount, 3n);
+  });
+});

@@ -1,0 +1,88 @@
+import { ChainVerifier, canonicalJson, type JsonValue } from "@annals/chain";
+import { Code } from "@connectrpc/connect";
+import type { Database } from "@annals/db";
+import type { logV1 } from "@annals/proto";
+import { rpcError } from "@annals/runtime";
+import { anchorMirror, insertEntries, lockHead, type HeadRow, type NewEntryRow } from "./store.js";
+
+export interface ReplicatedBatch {
+  logId: string;
+  originNode: string;
+  entries: readonly logV1.Entry[];
+  anchor: { seq: bigint; checksum: string } | null;
+}
+
+/**
+ * Stores entries replicated from a peer into a mirror under its head lock,
+ * after checking that each recomputes and extends the mirror's chain. The
+ * mirror keeps the origin's seqs, so its head is the replication cursor.
+ */
+export async function appendReplicated(
+  db: Database,
+  batch: ReplicatedBatch,
+  onCommitted: (logId: string, lastSeq: bigint) => void,
+): Promise<HeadRow> {
+  const { logId, originNode, entries } = batch;
+  const chainLogId = entries[0]!.logId;
+  const head = await db.transaction(async (tx) => {
+    let head = (await lockHead(tx, logId, { origin: "mirror", originNode, chainLogId }))!;
+    if (head.origin !== "mirror") {
+      throw rpcError(Code.FailedPrecondition, `log "${logId}" is a local log, not a mirror`, { reason: "LOG_NOT_MIRROR", metadata: { log: logId } });
+    }
+    if (head.origin_node !== originNode || (head.chain_log_id ?? logId) !== chainLogId) {
+      throw rpcError(
+        Code.FailedPrecondition,
+        `log "${logId}" mirrors ${head.chain_log_id} of ${head.origin_node}, not ${chainLogId} of ${originNode}`,
+        { reason: "MIRROR_ORIGIN_MISMATCH", metadata: { log: logId } },
+      );
+    }
+    if (batch.anchor && head.last_seq === 0n && head.entry_count === 0n && batch.anchor.seq > 0n) {
+      await anchorMirror(tx, logId, batch.anchor);
+      head = { ...head, last_seq: batch.anchor.seq, last_checksum: batch.anchor.checksum, checkpoint_seq: batch.anchor.seq, checkpoint_checksum: batch.anchor.checksum };
+    }
+    if (entries[0]!.seq !== head.last_seq + 1n) {
+      throw rpcError(
+        Code.FailedPrecondition,
+        `mirror "${logId}" is at seq ${head.last_seq}; the batch starts at seq ${entries[0]!.seq}`,
+        { reason: "MIRROR_NOT_CONTIGUOUS", metadata: { log: logId, last_seq: String(head.last_seq) } },
+      );
+    }
+    const verifier = new ChainVerifier({ seq: head.last_seq, checksum: head.last_checksum });
+    const rows: NewEntryRow[] = [];
+    let lastWallTimeUs = head.last_wall_time_us;
+    for (const entry of entries) {
+      const payload = (entry.payload ?? null) as { [key: string]: JsonValue } | null;
+      if (payload === null && !entry.redaction) {
+        throw rpcError(Code.InvalidArgument, `entry ${entry.seq} has no payload and is not marked redacted`, {
+          reason: "PAYLOAD_MISSING",
+          metadata: { seq: String(entry.seq) },
+        });
+      }
+      const fields = {
+        logId: chainLogId, seq: entry.seq, uuid: entry.uuid, kind: entry.kind, sourceId: entry.sourceId,
+        simTime: entry.simTime ?? null, wallTimeUs: entry.wallTimeUs, reqId: entry.reqId, metadata: entry.metadata,
+        payloadDigest: entry.payloadDigest, prevChecksum: entry.prevChecksum, checksum: entry.checksum, payload,
+      };
+      const check = verifier.check(fields);
+      if (check.missingBefore || check.problems.length > 0 || entry.logId !== chainLogId) {
+        const what = check.missingBefore ? `seqs ${check.missingBefore.from}..${check.missingBefore.to} are missing` : check.problems.join(", ") || "log id differs";
+        throw rpcError(Code.DataLoss, `replicated entry ${entry.seq} of "${chainLogId}" does not verify: ${what}`, {
+          reason: "CHAIN_MISMATCH",
+          metadata: { log: logId, seq: String(entry.seq), problem: what },
+        });
+      }
+      rows.push({
+        seq: entry.seq, uuid: entry.uuid, kind: entry.kind, source_id: entry.sourceId, sim_time: entry.simTime ?? null,
+        wall_time_us: entry.wallTimeUs, req_id: entry.reqId === "" ? null : entry.reqId, metadata: entry.metadata,
+        payloadJson: payload === null ? "null" : canonicalJson(payload), payload_digest: entry.payloadDigest,
+        prev_checksum: entry.prevChecksum, checksum: entry.checksum,
+      });
+      if (entry.wallTimeUs > lastWallTimeUs) lastWallTimeUs = entry.wallTimeUs;
+    }
+    const last = verifier.position;
+    await insertEntries(tx, logId, rows, { lastSeq: last.seq, lastChecksum: last.checksum, lastWallTimeUs });
+    return (await lockHead(tx, logId))!;
+  });
+  onCommitted(logId, head.last_seq);
+  return head;
+}

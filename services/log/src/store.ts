@@ -1,0 +1,303 @@
+// All SQL of the log service. Handlers and the append path call these
+// functions; they take a Queryable so the caller decides the transaction.
+import type { JsonValue } from "@annals/chain";
+import type { Queryable } from "@annals/db";
+
+/** The channel every commit that adds entries notifies, with payload "<log_id> <last_seq>". */
+export const APPENDED_CHANNEL = "annals_log_appended";
+
+export type LogOriginName = "local" | "mirror";
+
+export interface HeadRow {
+  log_id: string;
+  origin: LogOriginName;
+  origin_node: string | null;
+  chain_log_id: string | null;
+  created_at: Date;
+  last_seq: bigint;
+  last_checksum: string;
+  entry_count: bigint;
+  checkpoint_seq: bigint;
+  checkpoint_checksum: string;
+  last_wall_time_us: bigint;
+  redacted_count: bigint;
+}
+
+export interface EntryRow {
+  seq: bigint;
+  uuid: string;
+  kind: string;
+  source_id: string;
+  sim_time: number | null;
+  wall_time_us: bigint;
+  req_id: string | null;
+  metadata: Record<string, string>;
+  payload: { [key: string]: JsonValue } | null;
+  payload_digest: string;
+  prev_checksum: string;
+  checksum: string;
+  redacted_by_seq: bigint | null;
+  redaction_reason: string | null;
+}
+
+/** A row to insert; the payload is already canonical JSON text ("null" for a redacted one). */
+export interface NewEntryRow extends Omit<EntryRow, "payload" | "redacted_by_seq" | "redaction_reason"> {
+  payloadJson: string;
+}
+
+const HEAD_COLUMNS = `log_id, origin, origin_node, chain_log_id, created_at, last_seq, last_checksum, entry_count,
+  checkpoint_seq, checkpoint_checksum, last_wall_time_us, redacted_count`;
+const ENTRY_COLUMNS = `seq, uuid::text as uuid, kind, source_id, sim_time, wall_time_us, req_id, metadata, payload,
+  payload_digest, prev_checksum, checksum, redacted_by_seq, redaction_reason`;
+
+export async function getHead(db: Queryable, logId: string): Promise<HeadRow | null> {
+  const { rows } = await db.query<HeadRow>(`select ${HEAD_COLUMNS} from log.logs where log_id = $1`, [logId]);
+  return rows[0] ?? null;
+}
+
+/** Creates a local log unless it exists; `created` says which. */
+export async function createLog(db: Queryable, logId: string): Promise<{ head: HeadRow; created: boolean }> {
+  const inserted = await db.query<HeadRow>(
+    `insert into log.logs (log_id) values ($1) on conflict (log_id) do nothing returning ${HEAD_COLUMNS}`,
+    [logId],
+  );
+  if (inserted.rows[0]) return { head: inserted.rows[0], created: true };
+  return { head: (await getHead(db, logId))!, created: false };
+}
+
+/**
+ * Locks a log's head row for the rest of the transaction (creating the log
+ * first when `create` is given). Every write to a log takes this lock, which
+ * is what makes seq gap-free and commit order equal seq order across
+ * replicas (DESIGN.md, "Sequencing"; append.test.ts "two processes").
+ */
+export async function lockHead(
+  tx: Queryable,
+  logId: string,
+  create?: { origin: LogOriginName; originNode: string | null; chainLogId: string | null },
+): Promise<HeadRow | null> {
+  const select = `select ${HEAD_COLUMNS} from log.logs where log_id = $1 for update`;
+  const { rows } = await tx.query<HeadRow>(select, [logId]);
+  if (rows[0] || !create) return rows[0] ?? null;
+  await tx.query(
+    `insert into log.logs (log_id, origin, origin_node, chain_log_id) values ($1, $2, $3, $4) on conflict (log_id) do nothing`,
+    [logId, create.origin, create.originNode, create.chainLogId],
+  );
+  return (await tx.query<HeadRow>(select, [logId])).rows[0] ?? null;
+}
+
+export async function listHeads(db: Queryable, prefix: string, afterLogId: string, limit: number): Promise<HeadRow[]> {
+  const { rows } = await db.query<HeadRow>(
+    `select ${HEAD_COLUMNS} from log.logs
+      where log_id > $2 and left(log_id, length($1)) = $1
+      order by log_id limit $3`,
+    [prefix, afterLogId, limit],
+  );
+  return rows;
+}
+
+/** Entries holding any of these req_ids or uuids (the idempotency and uniqueness checks). */
+export async function findByKeys(tx: Queryable, logId: string, reqIds: string[], uuids: string[]): Promise<EntryRow[]> {
+  const { rows } = await tx.query<EntryRow>(
+    `select ${ENTRY_COLUMNS} from log.entries
+      where log_id = $1 and (req_id = any($2::text[]) or uuid = any($3::uuid[]))`,
+    [logId, reqIds, uuids],
+  );
+  return rows;
+}
+
+/**
+ * Writes sequenced rows, moves the head and notifies subscribers, in one
+ * statement: the rows travel as one JSON array, so a batch of any size is a
+ * single round trip with the same SQL.
+ */
+export async function insertEntries(
+  tx: Queryable,
+  logId: string,
+  rows: readonly NewEntryRow[],
+  head: { lastSeq: bigint; lastChecksum: string; lastWallTimeUs: bigint },
+): Promise<void> {
+  const json = "[" + rows.map(rowJson).join(",") + "]";
+  await tx.query(
+    `with inserted as (
+       insert into log.entries (log_id, seq, uuid, kind, source_id, sim_time, wall_time_us, req_id, metadata, payload,
+                            payload_digest, prev_checksum, checksum)
+       select $1, r.seq, r.uuid, r.kind, r.source_id, r.sim_time, r.wall_time_us, r.req_id, r.metadata, nullif(r.payload, 'null'),
+              r.payload_digest, r.prev_checksum, r.checksum
+         from jsonb_to_recordset($2::jsonb) as r(seq bigint, uuid uuid, kind text, source_id text, sim_time float8,
+              wall_time_us bigint, req_id text, metadata jsonb, payload jsonb, payload_digest text,
+              prev_checksum text, checksum text)
+     ), moved as (
+       update log.logs set last_seq = $3, last_checksum = $4, last_wall_time_us = $5, entry_count = entry_count + $6
+        where log_id = $1
+     )
+     select pg_notify($7, $1 || ' ' || $3::text)`,
+    [logId, json, head.lastSeq, head.lastChecksum, head.lastWallTimeUs, rows.length, APPENDED_CHANNEL],
+  );
+}
+
+function rowJson(row: NewEntryRow): string {
+  return (
+    `{"seq":"${row.seq}","uuid":"${row.uuid}","kind":${JSON.stringify(row.kind)},"source_id":${JSON.stringify(row.source_id)},` +
+    `"sim_time":${row.sim_time === null ? "null" : JSON.stringify(row.sim_time)},"wall_time_us":"${row.wall_time_us}",` +
+    `"req_id":${row.req_id === null ? "null" : JSON.stringify(row.req_id)},"metadata":${JSON.stringify(row.metadata)},` +
+    `"payload":${row.payloadJson},"payload_digest":"${row.payload_digest}","prev_checksum":"${row.prev_checksum}",` +
+    `"checksum":"${row.checksum}"}`
+  );
+}
+
+/** Entries with seq ≥ fromSeq, ascending. */
+export async function readForward(db: Queryable, logId: string, fromSeq: bigint, limit: number, toSeq?: bigint): Promise<EntryRow[]> {
+  const { rows } = await db.query<EntryRow>(
+    `select ${ENTRY_COLUMNS} from log.entries where log_id = $1 and seq >= $2 and seq <= $3 order by seq limit $4`,
+    [logId, fromSeq, toSeq ?? 9223372036854775807n, limit],
+  );
+  return rows;
+}
+
+/** Entries with seq ≤ fromSeq, descending. */
+export async function readBackward(db: Queryable, logId: string, fromSeq: bigint, limit: number): Promise<EntryRow[]> {
+  const { rows } = await db.query<EntryRow>(
+    `select ${ENTRY_COLUMNS} from log.entries where log_id = $1 and seq <= $2 order by seq desc limit $3`,
+    [logId, fromSeq, limit],
+  );
+  return rows;
+}
+
+export async function entryBySeq(db: Queryable, logId: string, seq: bigint): Promise<EntryRow | null> {
+  const { rows } = await db.query<EntryRow>(`select ${ENTRY_COLUMNS} from log.entries where log_id = $1 and seq = $2`, [logId, seq]);
+  return rows[0] ?? null;
+}
+
+export async function entryByUuid(db: Queryable, logId: string, uuid: string): Promise<EntryRow | null> {
+  const { rows } = await db.query<EntryRow>(`select ${ENTRY_COLUMNS} from log.entries where log_id = $1 and uuid = $2::uuid`, [logId, uuid]);
+  return rows[0] ?? null;
+}
+
+export async function entryByReqId(db: Queryable, logId: string, reqId: string): Promise<EntryRow | null> {
+  const { rows } = await db.query<EntryRow>(`select ${ENTRY_COLUMNS} from log.entries where log_id = $1 and req_id = $2`, [logId, reqId]);
+  return rows[0] ?? null;
+}
+
+/** A source's entries after a seq, ascending (index entries_source). */
+export async function listBySource(db: Queryable, logId: string, sourceId: string, afterSeq: bigint, limit: number): Promise<EntryRow[]> {
+  const { rows } = await db.query<EntryRow>(
+    `select ${ENTRY_COLUMNS} from log.entries where log_id = $1 and source_id = $2 and seq > $3 order by seq limit $4`,
+    [logId, sourceId, afterSeq, limit],
+  );
+  return rows;
+}
+
+/** Entries with wall time in [fromUs, toUs], after (time, seq), by (time, seq) (index entries_wall_time). */
+export async function listByWallTime(
+  db: Queryable,
+  logId: string,
+  range: { fromUs: bigint; toUs: bigint },
+  after: { time: bigint; seq: bigint } | null,
+  limit: number,
+): Promise<EntryRow[]> {
+  const { rows } = await db.query<EntryRow>(
+    `select ${ENTRY_COLUMNS} from log.entries
+      where log_id = $1 and wall_time_us >= $2 and wall_time_us <= $3 and (wall_time_us, seq) > ($4, $5)
+      order by wall_time_us, seq limit $6`,
+    [logId, range.fromUs, range.toUs, after?.time ?? -9223372036854775808n, after?.seq ?? 0n, limit],
+  );
+  return rows;
+}
+
+/** Entries with sim_time in [from, to], after (time, seq), by (time, seq) (index entries_sim_time). */
+export async function listBySimTime(
+  db: Queryable,
+  logId: string,
+  range: { from: number; to: number },
+  after: { time: number; seq: bigint } | null,
+  limit: number,
+): Promise<EntryRow[]> {
+  const { rows } = await db.query<EntryRow>(
+    `select ${ENTRY_COLUMNS} from log.entries
+      where log_id = $1 and sim_time >= $2 and sim_time <= $3 and (sim_time, seq) > ($4::float8, $5::bigint)
+      order by sim_time, seq limit $6`,
+    [logId, range.from, range.to, after?.time ?? "-Infinity", after?.seq ?? 0n, limit],
+  );
+  return rows;
+}
+
+export interface StatsRow {
+  source_count: bigint;
+  min_wall_time_us: bigint | null;
+  max_wall_time_us: bigint | null;
+  min_sim_time: number | null;
+  max_sim_time: number | null;
+}
+
+/**
+ * Time ranges come from the time indexes (min/max become index lookups);
+ * distinct sources by a skip scan over entries_source, one probe per source,
+ * instead of reading every entry.
+ */
+export async function stats(db: Queryable, logId: string): Promise<StatsRow> {
+  const { rows } = await db.query<StatsRow>(
+    `with recursive sources(source_id) as (
+       (select source_id from log.entries where log_id = $1 order by source_id limit 1)
+       union all
+       select (select e.source_id from log.entries e where e.log_id = $1 and e.source_id > s.source_id order by e.source_id limit 1)
+         from sources s where s.source_id is not null
+     )
+     select (select count(source_id) from sources)::bigint as source_count,
+            (select min(wall_time_us) from log.entries where log_id = $1) as min_wall_time_us,
+            (select max(wall_time_us) from log.entries where log_id = $1) as max_wall_time_us,
+            (select min(sim_time) from log.entries where log_id = $1) as min_sim_time,
+            (select max(sim_time) from log.entries where log_id = $1) as max_sim_time`,
+    [logId],
+  );
+  return rows[0]!;
+}
+
+/** The checksum of one stored entry, or null when it is not stored. */
+export async function checksumAt(db: Queryable, logId: string, seq: bigint): Promise<string | null> {
+  const { rows } = await db.query<{ checksum: string }>(`select checksum from log.entries where log_id = $1 and seq = $2`, [logId, seq]);
+  return rows[0]?.checksum ?? null;
+}
+
+/** Removes entries below `beforeSeq` and records the checkpoint; under the head lock. */
+export async function compactBefore(
+  tx: Queryable,
+  logId: string,
+  beforeSeq: bigint,
+  checkpointChecksum: string,
+): Promise<{ removed: bigint }> {
+  const { rows } = await tx.query<{ removed: bigint }>(
+    `with removed as (
+       delete from log.entries where log_id = $1 and seq < $2 returning redacted_by_seq
+     ), counted as (
+       select count(*)::bigint as removed, count(redacted_by_seq)::bigint as redacted from removed
+     ), moved as (
+       update log.logs set checkpoint_seq = $2 - 1, checkpoint_checksum = $3,
+                       entry_count = entry_count - (select removed from counted),
+                       redacted_count = redacted_count - (select redacted from counted)
+        where log_id = $1
+     )
+     select removed from counted`,
+    [logId, beforeSeq, checkpointChecksum],
+  );
+  return rows[0]!;
+}
+
+/** Erases one entry's payload (its digest stays); under the head lock. */
+export async function markRedacted(tx: Queryable, logId: string, seq: bigint, redactionSeq: bigint, reason: string): Promise<void> {
+  await tx.query(
+    `with erased as (
+       update log.entries set payload = null, redacted_by_seq = $3, redaction_reason = $4 where log_id = $1 and seq = $2
+     )
+     update log.logs set redacted_count = redacted_count + 1 where log_id = $1`,
+    [logId, seq, redactionSeq, reason],
+  );
+}
+
+/** Starts an empty mirror at its origin's compaction checkpoint. */
+export async function anchorMirror(tx: Queryable, logId: string, anchor: { seq: bigint; checksum: string }): Promise<void> {
+  await tx.query(
+    `update log.logs set checkpoint_seq = $2, checkpoint_checksum = $3, last_seq = $2, last_checksum = $3 where log_id = $1`,
+    [logId, anchor.seq, anchor.checksum],
+  );
+}

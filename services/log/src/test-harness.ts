@@ -1,0 +1,53 @@
+// Test support (not exported by the package): the log service in this process
+// on a database of its own, and connect clients with tokens of chosen roles.
+import { createAnnalsClients, type LogClient } from "@annals/client";
+import type { Database } from "@annals/db";
+import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
+import { readServerConfig, serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
+import { createLogComponent, type LogComponentOptions } from "./component.js";
+
+export const TEST_SECRET = "log-service-test-secret-at-least-32-bytes";
+
+export interface LogHarness {
+  /** A client whose token holds `admin` (every method). */
+  admin: LogClient;
+  /** A client with the given roles (and log grants). */
+  clientWith(roles: string[], logs?: string[]): Promise<LogClient>;
+  /** The database the service runs on, for checks and tampering in SQL (tables in schema `log`). */
+  db: Database;
+  database: TestDatabase;
+  server: RunningServer;
+  baseUrl: string;
+  close(): Promise<void>;
+}
+
+export async function startLogHarness(label: string, options: Omit<LogComponentOptions, "db"> = {}): Promise<LogHarness> {
+  const database = await createTestDatabase(label);
+  const db = await database.open();
+  const config = readServerConfig(
+    { ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ANNALS_AUTH_JWT_SECRET: TEST_SECRET, ANNALS_LOG_LEVEL: "warn", ANNALS_SHUTDOWN_GRACE_MS: "2000" },
+    { grpcPort: 0, httpPort: 0, allowAuthOff: false },
+  );
+  const server = await serveComponents({
+    name: `test-${label}`,
+    server: config,
+    components: async () => [await createLogComponent({ db, ...options })],
+  });
+  const baseUrl = `http://127.0.0.1:${server.grpcPort}`;
+  const clientWith = async (roles: string[], logs?: string[]) => {
+    const token = await signDevToken({ secret: TEST_SECRET, subject: `test-${roles.join("+")}`, roles, ...(logs ? { logs } : {}) });
+    return createAnnalsClients({ baseUrl, token, unaryTimeoutMs: 60_000 }).log;
+  };
+  return {
+    admin: await clientWith(["admin"]),
+    clientWith,
+    db,
+    database,
+    server,
+    baseUrl,
+    close: async () => {
+      await server.shutdown("test done");
+      await database.drop();
+    },
+  };
+}
