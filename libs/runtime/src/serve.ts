@@ -1,6 +1,7 @@
 import type { ServerConfig } from "./server-config.js";
 import { startServer, type RunningServer } from "./server.js";
 import type { ServiceComponent } from "./service.js";
+import { createTelemetry } from "./telemetry.js";
 
 /** Something a process opened before serving and closes last (a database pool). */
 export interface Closable {
@@ -29,11 +30,15 @@ export async function serveComponents(options: ServeOptions): Promise<RunningSer
     for (const component of built) await component.close();
     for (const resource of resources) await resource.close();
   };
+  // Before the components, so the meters they create are the exported ones
+  // (OpenTelemetry hands out no-op meters until a provider is registered).
+  const telemetry = createTelemetry({ serviceName: options.name, otlpTraces: options.server.otlpTraces ?? false });
   try {
     built.push(...(await options.components()));
     return await startServer({
       name: options.name,
       ...options.server,
+      telemetry,
       services: built.flatMap((component) => component.registrations),
       httpRoutes: built.flatMap((component) => component.httpRoutes ?? []),
       onShutdown: [closeAll],

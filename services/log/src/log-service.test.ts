@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { ExportVerifier } from "@annals/chain";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { logV1 } from "@annals/proto";
 import { errorReason } from "@annals/runtime";
-import { startLogHarness, type LogHarness } from "./test-harness.js";
+import { entry, rejects, startLogHarness, type EntryInit, type LogHarness } from "./test-harness.js";
 
 let harness: LogHarness;
 
@@ -16,25 +16,6 @@ before(async () => {
 after(async () => {
   await harness?.close();
 });
-
-/** Asserts that `call` fails with `code`, and returns the error for more checks. */
-async function rejects(call: Promise<unknown>, code: Code, message?: RegExp): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (error) {
-    const connectError = ConnectError.from(error);
-    assert.equal(Code[connectError.code], Code[code], `expected ${Code[code]}, got ${Code[connectError.code]}: ${connectError.message}`);
-    if (message) assert.match(connectError.rawMessage, message);
-    return connectError;
-  }
-  assert.fail(`expected ${Code[code]}, but the call succeeded`);
-}
-
-type EntryInit = { uuid?: string; sourceId?: string; simTime?: number; metadata?: Record<string, string>; reqId?: string };
-
-function entry(kind: string, payload: Record<string, unknown>, extra: EntryInit = {}) {
-  return { kind, payload: payload as never, ...extra };
-}
 
 describe("append and sequencing", () => {
   test("appends get gap-free seqs, checksums that chain, and a UUIDv7", async () => {

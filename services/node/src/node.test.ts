@@ -65,17 +65,37 @@ describe("the all-in-one node started by the README's command (npm start)", () =
     assert.deepEqual(await ping.json(), { data: Buffer.from("hi").toString("base64") });
   });
 
-  test("an RPC whose handler is not written yet answers UNIMPLEMENTED on both ports", async () => {
+  test("the log service appends over Connect JSON and reads back over grpc-js", async () => {
     const connect = await fetch(`http://127.0.0.1:${node.httpPort}/annals.log.v1.LogService/Append`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ logId: "orders", entry: { kind: "order.placed", payload: {} } }),
+      body: JSON.stringify({ logId: "orders", entry: { kind: "order.placed", payload: { id: 7 } } }),
     });
-    assert.equal(((await connect.json()) as { code: string }).code, "unimplemented");
+    const appended = (await connect.json()) as { result: { seq: string; checksum: string } };
+    assert.equal(connect.status, 200, JSON.stringify(appended));
+    assert.equal(appended.result.seq, "1");
     const definition = protoLoader.loadSync("annals/log/v1/log_service.proto", { includeDirs: [PROTO_ROOT] });
     const Log = (grpc.loadPackageDefinition(definition) as any).annals.log.v1.LogService;
     const client = new Log(`127.0.0.1:${node.grpcPort}`, grpc.credentials.createInsecure());
-    const error = await new Promise<grpc.ServiceError>((resolve) => client.GetLog({ logId: "orders" }, (failure: grpc.ServiceError) => resolve(failure)));
+    const response = await new Promise<any>((resolve, reject) =>
+      client.GetLog({ logId: "orders" }, (error: grpc.ServiceError | null, value: any) => (error ? reject(error) : resolve(value))),
+    );
+    client.close();
+    assert.equal(String(response.head.lastSeq), "1");
+    assert.equal(response.head.lastChecksum, appended.result.checksum);
+  });
+
+  test("an RPC whose handler is not written yet answers UNIMPLEMENTED on both ports", async () => {
+    const connect = await fetch(`http://127.0.0.1:${node.httpPort}/annals.kv.v1.KvService/Get`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ key: Buffer.from("k").toString("base64") }),
+    });
+    assert.equal(((await connect.json()) as { code: string }).code, "unimplemented");
+    const definition = protoLoader.loadSync("annals/kv/v1/kv_service.proto", { includeDirs: [PROTO_ROOT] });
+    const Kv = (grpc.loadPackageDefinition(definition) as any).annals.kv.v1.KvService;
+    const client = new Kv(`127.0.0.1:${node.grpcPort}`, grpc.credentials.createInsecure());
+    const error = await new Promise<grpc.ServiceError>((resolve) => client.Get({ key: Buffer.from("k") }, (failure: grpc.ServiceError) => resolve(failure)));
     client.close();
     assert.equal(error.code, grpc.status.UNIMPLEMENTED);
   });

@@ -1,0 +1,203 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { createAnnalsClients, type LogClient } from "@annals/client";
+import { Code } from "@connectrpc/connect";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { logV1 } from "@annals/proto";
+import { errorReason } from "@annals/runtime";
+import { entry, rejects, startLogHarness, type LogHarness } from "./test-harness.js";
+
+let harness: LogHarness;
+
+before(async () => {
+  harness = await startLogHarness("log_subscribe");
+});
+
+after(async () => {
+  await harness?.close();
+});
+
+type Event = logV1.SubscribeResponse["event"];
+type SubscribeInit = MessageInitShape<typeof logV1.SubscribeRequestSchema>;
+
+/**
+ * An open Subscribe stream read in the background, so a test can append
+ * while it runs and wait for what it expects.
+ */
+function subscribe(client: LogClient, request: SubscribeInit) {
+  const controller = new AbortController();
+  const events: Event[] = [];
+  let waiter = null as { check: () => boolean; resolve: () => void } | null; // set by until()
+  const done = (async () => {
+    for await (const message of client.subscribe(request, { signal: controller.signal })) {
+      events.push(message.event);
+      if (waiter?.check()) waiter.resolve();
+    }
+  })();
+  done.catch(() => undefined); // observed through `done` by the tests that expect an error
+  return {
+    events,
+    done,
+    entries: () => events.flatMap((event) => (event.case === "entry" ? [event.value] : [])),
+    /** Resolves once `check` holds over the events received so far (fails after 20 s). */
+    until(check: () => boolean): Promise<void> {
+      if (check()) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out; received ${events.length} events`)), 20_000);
+        waiter = {
+          check,
+          resolve: () => {
+            clearTimeout(timer);
+            waiter = null;
+            resolve();
+          },
+        };
+        void done.then(() => reject(new Error("the stream ended")), reject);
+      });
+    },
+    cancel: () => controller.abort(),
+  };
+}
+
+function seqsOf(entries: logV1.Entry[]): number[] {
+  return entries.map((e) => Number(e.seq));
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+async function appendMany(logId: string, count: number, kind = "sub.e"): Promise<void> {
+  for (let done = 0; done < count; done += 1000) {
+    const entries = Array.from({ length: Math.min(1000, count - done) }, (_, i) => entry(kind, { n: done + i }));
+    await harness.admin.appendBatch({ logId, entries });
+  }
+}
+
+describe("Subscribe", () => {
+  test("catches up across pages, marks caught-up once, then follows concurrent appends without gap or duplicate", async () => {
+    await appendMany("follow", 2500);
+    const stream = subscribe(harness.admin, { logId: "follow", fromSeq: 1n });
+    await stream.until(() => stream.events.some((event) => event.case === "caughtUp"));
+    const caughtUp = stream.events.filter((event) => event.case === "caughtUp");
+    assert.equal(caughtUp.length, 1);
+    assert.equal(caughtUp[0]!.value.seq, 2500n);
+    assert.deepEqual(seqsOf(stream.entries()), range(1, 2500));
+
+    // 30 writers × 10 appends, racing the stream's reads.
+    await Promise.all(
+      Array.from({ length: 30 }, async (_, writer) => {
+        for (let i = 0; i < 10; i++) await harness.admin.append({ logId: "follow", entry: entry("sub.live", { writer, i }) });
+      }),
+    );
+    await stream.until(() => stream.entries().length >= 2800);
+    stream.cancel();
+    assert.deepEqual(seqsOf(stream.entries()), range(1, 2800));
+    assert.equal(stream.events.filter((event) => event.case === "caughtUp").length, 1);
+    const live = stream.entries().slice(2500);
+    assert.ok(live.every((e) => e.kind === "sub.live"));
+  });
+
+  test("without from_seq it starts at the tail, and it waits for a log that does not exist yet", async () => {
+    await appendMany("tail", 5);
+    const tail = subscribe(harness.admin, { logId: "tail" });
+    await tail.until(() => tail.events.length > 0);
+    assert.deepEqual(tail.events[0], { case: "caughtUp", value: tail.events[0]!.value });
+    assert.equal((tail.events[0]!.value as logV1.CaughtUp).seq, 5n);
+
+    const fresh = subscribe(harness.admin, { logId: "not-yet", fromSeq: 1n });
+    await fresh.until(() => fresh.events.some((event) => event.case === "caughtUp"));
+    assert.equal((fresh.events[0]!.value as logV1.CaughtUp).seq, 0n);
+
+    await harness.admin.append({ logId: "tail", entry: entry("sub.after", {}) });
+    await harness.admin.append({ logId: "not-yet", entry: entry("sub.first", {}) });
+    await tail.until(() => tail.entries().length === 1);
+    await fresh.until(() => fresh.entries().length === 1);
+    tail.cancel();
+    fresh.cancel();
+    assert.deepEqual(seqsOf(tail.entries()), [6]);
+    assert.deepEqual(seqsOf(fresh.entries()), [1]);
+  });
+
+  test("a kind filter with NATS wildcards passes only matching entries and still reports its position", async () => {
+    const kinds = ["order.created", "order.item.added", "audit.login", "audit.user.deleted", "orders.created", "order", "billing.paid"];
+    await harness.admin.appendBatch({ logId: "filtered", entries: kinds.map((kind) => entry(kind, {})) });
+    const stream = subscribe(harness.admin, { logId: "filtered", fromSeq: 1n, kinds: ["order.*", "audit.>"] });
+    await stream.until(() => stream.events.some((event) => event.case === "caughtUp"));
+    assert.deepEqual(
+      stream.entries().map((e) => e.kind),
+      ["order.created", "audit.login", "audit.user.deleted"],
+    );
+    // The position covers the skipped entries too: the marker is at the head.
+    assert.equal((stream.events.at(-1)!.value as logV1.CaughtUp).seq, 7n);
+    await harness.admin.append({ logId: "filtered", entry: entry("billing.refund", {}) });
+    await harness.admin.append({ logId: "filtered", entry: entry("order.shipped", {}) });
+    await stream.until(() => stream.entries().length === 4);
+    stream.cancel();
+    assert.deepEqual(seqsOf(stream.entries()), [1, 3, 4, 9]);
+  });
+
+  test("an idle stream sends heartbeats carrying its position", async () => {
+    await appendMany("idle", 3);
+    const stream = subscribe(harness.admin, { logId: "idle", fromSeq: 1n, heartbeatIntervalMs: 1000 });
+    await stream.until(() => stream.events.some((event) => event.case === "heartbeat"));
+    stream.cancel();
+    const heartbeat = stream.events.find((event) => event.case === "heartbeat")!;
+    assert.equal((heartbeat.value as logV1.Heartbeat).seq, 3n);
+    assert.deepEqual(
+      stream.events.map((event) => event.case),
+      ["entry", "entry", "entry", "caughtUp", "heartbeat"],
+    );
+  });
+
+  test("a cancelled stream ends on the server: the subscriber gauge returns to zero", async () => {
+    const gauge = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${harness.server.httpPort}/metrics`)).text();
+      const match = /^annals_log_subscribers(?:\{[^}]*\})? (\d+)/m.exec(text);
+      return match ? Number(match[1]) : 0;
+    };
+    const streams = Array.from({ length: 5 }, () => subscribe(harness.admin, { logId: "gauge" }));
+    await Promise.all(streams.map((s) => s.until(() => s.events.length > 0)));
+    assert.equal(await gauge(), 5);
+    for (const stream of streams) stream.cancel();
+    let remaining = await gauge();
+    for (let attempt = 0; attempt < 100 && remaining !== 0; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      remaining = await gauge();
+    }
+    assert.equal(remaining, 0);
+  });
+
+  test("from a compacted seq it is OUT_OF_RANGE naming the first available seq", async () => {
+    await appendMany("compacted", 20);
+    await harness.admin.compact({ logId: "compacted", retain: { case: "beforeSeq", value: 11n } });
+    const stream = subscribe(harness.admin, { logId: "compacted", fromSeq: 5n });
+    const error = await rejects(stream.done, Code.OutOfRange, /first available seq is 11/);
+    assert.equal(errorReason(error), "SEQ_COMPACTED");
+    const ok = subscribe(harness.admin, { logId: "compacted", fromSeq: 11n });
+    await ok.until(() => ok.events.some((event) => event.case === "caughtUp"));
+    ok.cancel();
+    assert.deepEqual(seqsOf(ok.entries()), range(11, 20));
+  });
+
+  test("bad requests and missing rights are refused before anything is sent", async () => {
+    const cases: [SubscribeInit, Code, RegExp][] = [
+      [{ logId: "", fromSeq: 1n }, Code.InvalidArgument, /log_id/],
+      [{ logId: "x", fromSeq: 0n }, Code.InvalidArgument, /from_seq: must be 1 or more/],
+      [{ logId: "x", kinds: ["a..b"] }, Code.InvalidArgument, /kinds\[0\]/],
+      [{ logId: "x", kinds: ["ok.*", "a.>.b"] }, Code.InvalidArgument, /kinds\[1\]/],
+      [{ logId: "x", kinds: ["a.*x"] }, Code.InvalidArgument, /kinds\[0\]/],
+      [{ logId: "x", heartbeatIntervalMs: 999 }, Code.InvalidArgument, /heartbeat_interval_ms/],
+      [{ logId: "x", heartbeatIntervalMs: 300_001 }, Code.InvalidArgument, /heartbeat_interval_ms/],
+    ];
+    for (const [request, code, message] of cases) {
+      await rejects(subscribe(harness.admin, request).done, code, message);
+    }
+    const anonymous = createAnnalsClients({ baseUrl: harness.baseUrl }).log;
+    await rejects(subscribe(anonymous, { logId: "x" }).done, Code.Unauthenticated);
+    const writer = await harness.clientWith(["log.write"]);
+    await rejects(subscribe(writer, { logId: "x" }).done, Code.PermissionDenied);
+    const otherLog = await harness.clientWith(["log.read"], ["mine"]);
+    await rejects(subscribe(otherLog, { logId: "x" }).done, Code.PermissionDenied, /x/);
+  });
+});
