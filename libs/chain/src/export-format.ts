@@ -92,9 +92,10 @@ export class ExportVerifier {
 
   constructor(private readonly maxProblems = 1000) {}
 
-  line(raw: string): void {
+  /** Checks one line; returns the entry it holds (checked or not), or null for other lines. */
+  line(raw: string): ExportedEntry | null {
     this.lineNumber += 1;
-    if (raw.trim() === "") return;
+    if (raw.trim() === "") return null;
     const expectedSeq = this.verifier ? this.verifier.position.seq + 1n : null;
     let record: Record<string, JsonValue>;
     try {
@@ -103,22 +104,23 @@ export class ExportVerifier {
       record = parsed as Record<string, JsonValue>;
     } catch (error) {
       this.report(expectedSeq, "malformed", `line does not parse: ${(error as Error).message}`);
-      return;
+      return null;
     }
     try {
       if (this.ended) throw new ChainError("content after the end line");
       if (this.header === null) {
         this.readHeader(record);
-        return;
+        return null;
       }
       if (record["type"] === "end") {
         this.readEnd(record);
-        return;
+        return null;
       }
-      this.readEntry(record, raw);
+      return this.readEntry(record, raw);
     } catch (error) {
       if (!(error instanceof ChainError)) throw error;
       this.report(expectedSeq, "malformed", error.message);
+      return null;
     }
   }
 
@@ -147,7 +149,7 @@ export class ExportVerifier {
     this.verifier = new ChainVerifier({ seq: this.header.anchorSeq, checksum: this.header.anchorChecksum });
   }
 
-  private readEntry(record: Record<string, JsonValue>, line: string): void {
+  private readEntry(record: Record<string, JsonValue>, line: string): ExportedEntry {
     if (record["type"] !== "entry") throw new ChainError(`unknown line type ${JSON.stringify(record["type"])}`);
     const payload = record["payload"];
     if (payload !== null && (typeof payload !== "object" || Array.isArray(payload))) throw new ChainError("payload is not an object or null");
@@ -188,6 +190,7 @@ export class ExportVerifier {
       this.report(result.missingBefore.from, "missing", `seqs ${result.missingBefore.from}..${result.missingBefore.to} are missing`);
     }
     for (const problem of result.problems) this.report(entry.seq, problem, describe(problem));
+    return exported;
   }
 
   private readEnd(record: Record<string, JsonValue>): void {

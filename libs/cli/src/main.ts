@@ -1,24 +1,49 @@
 #!/usr/bin/env node
-// The `annals` command-line tool. This first version checks a node's health
-// and mints development tokens; later commands (peers, federation status,
-// verify-export) are added by the issues that build those services.
+// The `annals` command-line tool: health checks, development tokens, and
+// exports of logs (verify offline, export, import). Commands for peers and
+// federation status come with the federation service.
 import { parseArgs } from "node:util";
-import { createAnnalsClients } from "@annals/client";
+import { createAnnalsClients, type AnnalsClients } from "@annals/client";
 import { healthV1 } from "@annals/proto";
 import { signDevToken } from "@annals/runtime";
+import { exportLog, importExport, printReport, verifyExportFile } from "./log-commands.js";
 
 const USAGE = `usage:
   annals health [--url http://127.0.0.1:50051] [--service annals.log.v1.LogService]
       Health/Check of a node or service; exit status 0 when SERVING.
   annals token --sub NAME --roles log.read,log.write [--logs orders,audit] [--expires 1h]
-      Prints an HS256 development token signed with $ANNALS_AUTH_JWT_SECRET.`;
+      Prints an HS256 development token signed with $ANNALS_AUTH_JWT_SECRET.
+  annals verify FILE
+      Checks a JSON Lines export offline with the hash-chain rules alone;
+      exit status 0 when valid, 1 with the problems listed otherwise.
+  annals export --log NAME [--from SEQ] [--to SEQ] [--out FILE]
+      Streams a log's export to FILE (default stdout).
+  annals import FILE --log NAME
+      Verifies FILE, then appends its entries to log NAME as new entries
+      (keeping uuid, kind, payload, source, sim time, metadata and req_id).
+
+  Commands that call a server take --url (default $ANNALS_URL or
+  http://127.0.0.1:50051) and send $ANNALS_TOKEN as the bearer token.`;
+
+const SERVER_OPTIONS = { url: { type: "string" } } as const;
+
+function connect(url: string | undefined): AnnalsClients {
+  const token = process.env.ANNALS_TOKEN;
+  return createAnnalsClients({ baseUrl: url ?? process.env.ANNALS_URL ?? "http://127.0.0.1:50051", ...(token ? { token } : {}) });
+}
+
+function seqOption(value: string | undefined, name: string): bigint {
+  if (value === undefined) return 0n;
+  if (!/^[0-9]{1,19}$/.test(value)) throw new UsageError(`--${name} must be a seq (a non-negative integer)`);
+  return BigInt(value);
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "health": {
-      const { values } = parseArgs({ args: rest, options: { url: { type: "string" }, service: { type: "string" } } });
-      const { health } = createAnnalsClients({ baseUrl: values.url ?? process.env.ANNALS_URL ?? "http://127.0.0.1:50051" });
+      const { values } = parseArgs({ args: rest, options: { ...SERVER_OPTIONS, service: { type: "string" } } });
+      const { health } = connect(values.url);
       const response = await health.check({ service: values.service ?? "" });
       const status = healthV1.HealthCheckResponse_ServingStatus[response.status];
       console.log(`${values.service || "(server)"}: ${status}`);
@@ -44,6 +69,36 @@ async function main(argv: string[]): Promise<number> {
       );
       return 0;
     }
+    case "verify": {
+      const { positionals } = parseArgs({ args: rest, allowPositionals: true });
+      if (positionals.length !== 1) throw new UsageError("verify takes one FILE");
+      const report = await verifyExportFile(positionals[0]!);
+      printReport(positionals[0]!, report);
+      return report.valid ? 0 : 1;
+    }
+    case "export": {
+      const { values } = parseArgs({
+        args: rest,
+        options: { ...SERVER_OPTIONS, log: { type: "string" }, from: { type: "string" }, to: { type: "string" }, out: { type: "string" } },
+      });
+      if (!values.log) throw new UsageError("--log is required");
+      const request = { logId: values.log, fromSeq: seqOption(values.from, "from"), toSeq: seqOption(values.to, "to") };
+      const bytes = await exportLog(connect(values.url).log, request, values.out ?? "-");
+      if (values.out) console.error(`exported log "${values.log}" to ${values.out} (${bytes} bytes)`);
+      return 0;
+    }
+    case "import": {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...SERVER_OPTIONS, log: { type: "string" } } });
+      if (positionals.length !== 1) throw new UsageError("import takes one FILE");
+      if (!values.log) throw new UsageError("--log is required");
+      const summary = await importExport(connect(values.url).log, positionals[0]!, values.log);
+      const seqs = summary.firstSeq === null ? "" : ` (seqs ${summary.firstSeq}..${summary.lastSeq})`;
+      console.log(
+        `imported ${summary.appended} entries into log "${values.log}"${seqs}; already there: ${summary.duplicates}; ` +
+          `skipped ${summary.skippedRedacted} redacted and ${summary.skippedService} service entries`,
+      );
+      return 0;
+    }
     default:
       throw new UsageError(command ? `unknown command "${command}"` : "no command given");
   }
@@ -54,8 +109,10 @@ class UsageError extends Error {}
 main(process.argv.slice(2)).then(
   (status) => process.exit(status),
   (error: unknown) => {
+    // node:util parseArgs reports unknown or malformed options with ERR_PARSE_ARGS_* codes.
+    const usage = error instanceof UsageError || String((error as { code?: unknown })?.code).startsWith("ERR_PARSE_ARGS");
     process.stderr.write(`annals: ${error instanceof Error ? error.message : String(error)}\n`);
-    if (error instanceof UsageError) process.stderr.write(`${USAGE}\n`);
-    process.exit(error instanceof UsageError ? 2 : 1);
+    if (usage) process.stderr.write(`${USAGE}\n`);
+    process.exit(usage ? 2 : 1);
   },
 );

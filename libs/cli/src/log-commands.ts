@@ -1,0 +1,104 @@
+// `annals verify`, `annals export` and `annals import`: JSON Lines exports of
+// a log (docs/hash-chain.md, "Export format").
+import { createReadStream, createWriteStream } from "node:fs";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { ExportVerifier, type ExportReport, type ExportedEntry } from "@annals/chain";
+import type { LogClient } from "@annals/client";
+
+/** The lines of a file (or stdin for "-"), read one at a time. */
+function lines(file: string): AsyncIterable<string> {
+  const input = file === "-" ? process.stdin : createReadStream(file, { encoding: "utf8" });
+  return createInterface({ input, crlfDelay: Infinity });
+}
+
+/** Checks an export with the chain rules alone; no server is involved. */
+export async function verifyExportFile(file: string): Promise<ExportReport> {
+  const verifier = new ExportVerifier();
+  for await (const line of lines(file)) verifier.line(line);
+  return verifier.finish();
+}
+
+export function printReport(file: string, report: ExportReport): void {
+  if (report.valid) {
+    const range = report.lastSeq === null || report.checkedCount === 0 ? "no entries" : `${report.checkedCount} entries up to seq ${report.lastSeq}`;
+    console.log(`${file}: valid export of log "${report.logId}", ${range}`);
+    return;
+  }
+  console.log(`${file}: INVALID (${report.problems.length} problem${report.problems.length === 1 ? "" : "s"}, ${report.checkedCount} entries read)`);
+  for (const problem of report.problems) {
+    console.log(`  line ${problem.line}${problem.seq === null ? "" : `, seq ${problem.seq}`}: ${problem.problem}: ${problem.detail}`);
+  }
+}
+
+/** Streams the Export of a log to a file (or stdout for "-"); returns the bytes written. */
+export async function exportLog(log: LogClient, request: { logId: string; fromSeq: bigint; toSeq: bigint }, file: string): Promise<number> {
+  const output = file === "-" ? process.stdout : createWriteStream(file);
+  let bytes = 0;
+  for await (const { chunk } of log.export(request)) {
+    bytes += chunk.byteLength;
+    if (!output.write(chunk)) await once(output, "drain");
+  }
+  if (output !== process.stdout) {
+    output.end();
+    await once(output, "finish");
+  }
+  return bytes;
+}
+
+export interface ImportSummary {
+  appended: number;
+  duplicates: number;
+  firstSeq: bigint | null;
+  lastSeq: bigint | null;
+  /** Entries whose payload was redacted at the source: there is nothing to import. */
+  skippedRedacted: number;
+  /** Entries the service wrote itself (kinds under "annals."), such as redaction records. */
+  skippedService: number;
+}
+
+/**
+ * Appends the entries of a verified export to `logId` as new entries (new
+ * seqs, wall times and checksums in that log's own chain), keeping each
+ * entry's uuid, kind, payload, source, sim time, metadata and req_id. The
+ * whole file is verified first, so a damaged export appends nothing. Entries
+ * go through one AppendStream; a retried import is refused at the first
+ * entry whose uuid is already there.
+ */
+export async function importExport(log: LogClient, file: string, logId: string): Promise<ImportSummary> {
+  const report = await verifyExportFile(file);
+  if (!report.valid) {
+    printReport(file, report);
+    throw new Error(`${file} does not verify; nothing was imported`);
+  }
+  const summary: ImportSummary = { appended: 0, duplicates: 0, firstSeq: null, lastSeq: null, skippedRedacted: 0, skippedService: 0 };
+  const verifier = new ExportVerifier();
+  async function* requests() {
+    for await (const line of lines(file)) {
+      const entry = verifier.line(line);
+      if (!entry) continue;
+      if (entry.kind.startsWith("annals.")) summary.skippedService += 1;
+      else if (entry.payload === null) summary.skippedRedacted += 1;
+      else yield { logId, entry: entryInput(entry) };
+    }
+  }
+  for await (const { result } of log.appendStream(requests())) {
+    if (result!.duplicate) summary.duplicates += 1;
+    else summary.appended += 1;
+    summary.firstSeq ??= result!.seq;
+    summary.lastSeq = result!.seq;
+  }
+  return summary;
+}
+
+function entryInput(entry: ExportedEntry) {
+  return {
+    uuid: entry.uuid,
+    kind: entry.kind,
+    payload: entry.payload!,
+    sourceId: entry.sourceId,
+    ...(entry.simTime === null ? {} : { simTime: entry.simTime }),
+    metadata: entry.metadata,
+    reqId: entry.reqId,
+  };
+}
