@@ -1,10 +1,13 @@
 // `npm run bench`: every benchmark, or those named on the command line.
 // Each prints what it compared, how, and ratios against a baseline measured in the same run.
 import { cpus, totalmem } from "node:os";
+import { logAppend } from "./log-append.js";
 import { rpcOverhead } from "./rpc-overhead.js";
 
 const SUITES: Record<string, () => Promise<void>> = {
   "rpc-overhead": () => rpcOverhead({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500 }),
+  "log-append": () =>
+    logAppend({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500, bulkEntries: 100_000, latencyRate: 500, latencySeconds: 10 }),
 };
 
 const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(SUITES);

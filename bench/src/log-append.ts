@@ -1,0 +1,332 @@
+// The log service under load: the standalone service process on a fresh
+// PostgreSQL database (the server named by ANNALS_BENCH_DATABASE_URL, default
+// the local one), driven by grpc-js clients from this process, against
+// baselines measured in the same run: a no-op RPC on the same server, raw
+// multi-row INSERTs with `pg`, and NATS JetStream on 127.0.0.1:4222.
+import { randomBytes, randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { connect as connectNats } from "@nats-io/transport-node";
+import pg from "pg";
+import { diagV1, logV1 } from "@annals/proto";
+import { grpcServiceDefinition } from "@annals/runtime";
+import { startServiceProcess } from "@annals/runtime/testing";
+import { BENCH_SECRET, benchToken } from "./bench-token.js";
+import { runLoad } from "./load.js";
+import { formatTable } from "./table.js";
+
+export interface LogBenchOptions {
+  concurrencies: number[];
+  durationMs: number;
+  warmupMs: number;
+  /** Entries written by the bulk cases (and read back by the catch-up case). */
+  bulkEntries: number;
+  /** Appends per second and seconds of the latency case. */
+  latencyRate: number;
+  latencySeconds: number;
+}
+
+const LogClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(logV1.LogService), "LogService");
+const DiagClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(diagV1.DiagService), "DiagService");
+
+type Unary = (request: object, metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response: any) => void) => void;
+interface LogStub {
+  append: Unary;
+  appendBatch: Unary;
+  appendStream(metadata: grpc.Metadata): grpc.ClientDuplexStream<object, logV1.AppendStreamResponse>;
+  subscribe(request: object, metadata: grpc.Metadata): grpc.ClientReadableStream<logV1.SubscribeResponse>;
+  close(): void;
+}
+
+/** The bearer token every call carries (set once the bench token is minted). */
+const auth = new grpc.Metadata();
+
+function unary<C extends Record<M, Unary>, M extends string>(client: C, method: M, request: object): Promise<any> {
+  return new Promise((resolve, reject) => client[method].call(client, request, auth, (error, response) => (error ? reject(error) : resolve(response))));
+}
+
+/** A payload of about 200 bytes of canonical JSON, like a small business event. */
+function payload(n: number) {
+  return { order_id: `ord-${n}`, customer: `cust-${n % 9973}`, amount: (n % 10000) / 100, currency: "EUR", items: [{ sku: `sku-${n % 97}`, qty: 1 + (n % 5) }], note: "x".repeat(60) };
+}
+
+function entryInput(n: number) {
+  return { kind: "bench.order.placed", payload: payload(n), sourceId: "bench" };
+}
+
+export async function logAppend(options: LogBenchOptions): Promise<void> {
+  const baseUrl = process.env.ANNALS_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const dbName = `annals_bench_${process.pid}`;
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  await admin.query(`create database ${dbName}`);
+  const url = new URL(baseUrl);
+  url.pathname = `/${dbName}`;
+  const service = await startServiceProcess({
+    script: fileURLToPath(new URL("../../services/log/dist/main.js", import.meta.url)),
+    env: { DATABASE_URL: url.toString(), ANNALS_AUTH_JWT_SECRET: BENCH_SECRET },
+  }).catch(async (error: unknown) => {
+    await admin.query(`drop database ${dbName}`);
+    throw error;
+  });
+  auth.set("authorization", `Bearer ${await benchToken(["admin"])}`);
+  const address = `127.0.0.1:${service.grpcPort}`;
+  const log = new LogClient(address, grpc.credentials.createInsecure()) as unknown as LogStub;
+  const diag = new DiagClient(address, grpc.credentials.createInsecure()) as unknown as { ping: Unary; close(): void };
+  const raw = new pg.Client({ connectionString: url.toString() });
+  await raw.connect();
+  console.log(
+    `log-append: the log service process (services/log/dist/main.js, JWT auth) on PostgreSQL database ${dbName} at ${url.host},\n` +
+      "grpc-js clients in the bench process over one HTTP/2 connection; payloads of ~200 bytes of JSON.\n",
+  );
+  try {
+    await unaryCase(log, diag, options);
+    const streamRate = await bulkCase(log, raw, options);
+    const jetStreamConsumeRate = await natsCase(options, streamRate);
+    await catchUpCase(log, options, jetStreamConsumeRate);
+    await latencyCase(log, options);
+  } finally {
+    log.close();
+    diag.close();
+    await raw.end();
+    await service.stop();
+    await admin.query(`drop database ${dbName}`);
+    await admin.end();
+  }
+}
+
+/** Append, one entry per call, against Ping on the same server at the same concurrency. */
+async function unaryCase(log: LogStub, diag: { ping: Unary }, options: LogBenchOptions): Promise<void> {
+  console.log(
+    `Append vs no-op: closed loop, ${options.durationMs} ms per cell after ${options.warmupMs} ms warm-up; one log per concurrency;\n` +
+      "baseline = DiagService.Ping (no-op unary) on the same server; ratio = Append calls/s ÷ Ping calls/s.",
+  );
+  const rows: string[][] = [];
+  for (const concurrency of options.concurrencies) {
+    const ping = await runLoad(() => unary(diag, "ping", { data: new Uint8Array(0) }), concurrency, options.durationMs, options.warmupMs);
+    let n = 0;
+    const logId = `bench-unary-${concurrency}`;
+    const append = await runLoad(() => unary(log, "append", { logId, entry: entryInput(n++) }), concurrency, options.durationMs, options.warmupMs);
+    for (const [label, result] of [["Ping (baseline)", ping], ["Append", append]] as const) {
+      rows.push([label, String(concurrency), result.callsPerSecond.toFixed(0), result.p50Ms.toFixed(2), result.p99Ms.toFixed(2), String(result.errors), (result.callsPerSecond / ping.callsPerSecond).toFixed(2)]);
+    }
+  }
+  console.log(formatTable(["call", "callers", "calls/s", "p50 ms", "p99 ms", "errors", "ratio"], rows) + "\n");
+}
+
+/** AppendBatch and AppendStream against raw multi-row INSERTs of the same rows; returns AppendStream entries/s. */
+async function bulkCase(log: LogStub, raw: pg.Client, options: LogBenchOptions): Promise<number> {
+  const total = options.bulkEntries;
+  console.log(
+    `Bulk appends: ${total} entries each way. Baseline = raw multi-row INSERT with pg of 1,000 precomputed rows per\n` +
+      "statement (autocommit) into a copy of log.entries with the same indexes (the storage limit: no sequencing,\n" +
+      "hashing, idempotency check or RPC). ratio = entries/s ÷ raw INSERT rows/s.",
+  );
+  await raw.query("create table public.raw_entries (like log.entries including all)");
+  const columns = ["log_id", "seq", "uuid", "kind", "source_id", "sim_time", "wall_time_us", "req_id", "metadata", "payload", "payload_digest", "prev_checksum", "checksum"];
+  let started = performance.now();
+  for (let first = 1; first <= total; first += 1000) {
+    const values: unknown[] = [];
+    const tuples: string[] = [];
+    for (let seq = first; seq < first + 1000 && seq <= total; seq++) {
+      const row = ["raw", seq, randomUUID(), "bench.order.placed", "bench", null, Date.now() * 1000, null, "{}", JSON.stringify(payload(seq)), hex(), hex(), hex()];
+      tuples.push(`(${row.map((_, i) => `$${values.length + i + 1}`).join(",")})`);
+      values.push(...row);
+    }
+    await raw.query(`insert into public.raw_entries (${columns.join(",")}) values ${tuples.join(",")}`, values);
+  }
+  const rawRate = total / ((performance.now() - started) / 1000);
+
+  started = performance.now();
+  for (let first = 0; first < total; first += 1000) {
+    await unary(log, "appendBatch", { logId: "bench-batch", entries: Array.from({ length: Math.min(1000, total - first) }, (_, i) => entryInput(first + i)) });
+  }
+  const batchRate = total / ((performance.now() - started) / 1000);
+
+  started = performance.now();
+  await appendStream(log, "bench-stream", total, 64);
+  const streamRate = total / ((performance.now() - started) / 1000);
+
+  console.log(
+    formatTable(
+      ["writer", "entries/s", "ratio"],
+      [
+        ["raw INSERT, 1,000 rows/statement (baseline)", rawRate.toFixed(0), "1.00"],
+        ["AppendBatch, 1,000 entries/call", batchRate.toFixed(0), (batchRate / rawRate).toFixed(2)],
+        ["AppendStream, 64 in flight", streamRate.toFixed(0), (streamRate / rawRate).toFixed(2)],
+      ],
+    ) + "\n",
+  );
+  return streamRate;
+}
+
+function hex(): string {
+  return randomBytes(32).toString("hex");
+}
+
+/** Writes `total` entries through one AppendStream, keeping at most `window` unacknowledged. */
+function appendStream(log: LogStub, logId: string, total: number, window: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const call = log.appendStream(auth);
+    let sent = 0;
+    let acked = 0;
+    const fill = () => {
+      while (sent < total && sent - acked < window) call.write({ logId, entry: entryInput(sent++) });
+      if (sent === total) call.end();
+    };
+    call.on("data", () => {
+      acked++;
+      if (sent < total) fill();
+    });
+    call.on("error", reject);
+    call.on("end", () => (acked === total ? resolve() : reject(new Error(`stream ended after ${acked} of ${total} acks`))));
+    fill();
+  });
+}
+
+/**
+ * JetStream publish-with-ack, 64 in flight, against AppendStream's figure from
+ * the bulk case; returns the rate of a consumer reading the stored messages.
+ */
+async function natsCase(options: LogBenchOptions, streamRate: number): Promise<number> {
+  const total = options.bulkEntries;
+  const nc = await connectNats({ servers: "127.0.0.1:4222" });
+  const jsm = await jetstreamManager(nc);
+  const name = `ANNALS_BENCH_${process.pid}`;
+  const subject = `annalsbench${process.pid}`;
+  await jsm.streams.add({ name, subjects: [`${subject}.>`], storage: StorageType.File });
+  try {
+    const js = jetstream(nc);
+    const encoder = new TextEncoder();
+    let started = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (next < total) {
+          const n = next++;
+          await js.publish(`${subject}.order.placed`, encoder.encode(JSON.stringify(entryInput(n))));
+        }
+      }),
+    );
+    const publishRate = total / ((performance.now() - started) / 1000);
+
+    started = performance.now();
+    const consumer = await js.consumers.get(name);
+    const messages = await consumer.consume({ max_messages: 1000 });
+    let read = 0;
+    for await (const message of messages) {
+      if (message.data.length === 0) throw new Error("empty message");
+      if (++read === total) break;
+    }
+    const consumeRate = total / ((performance.now() - started) / 1000);
+    console.log(
+      `The peer: NATS JetStream on 127.0.0.1:4222, file-storage stream, ${total} messages of the same JSON, 64 publishes\n` +
+        "awaiting their PubAck at a time. JetStream does not fsync each message by default (it syncs every 2 minutes);\n" +
+        "every annals commit is fsynced by PostgreSQL before the ack. ratio = AppendStream ÷ JetStream.",
+    );
+    console.log(
+      formatTable(
+        ["writer", "entries/s", "ratio"],
+        [
+          ["JetStream publish+ack, 64 in flight (baseline)", publishRate.toFixed(0), "1.00"],
+          ["annals AppendStream, 64 in flight", streamRate.toFixed(0), (streamRate / publishRate).toFixed(2)],
+        ],
+      ) + "\n",
+    );
+    return consumeRate;
+  } finally {
+    await jsm.streams.delete(name);
+    await nc.close();
+  }
+}
+
+/** One gRPC subscriber catching up on the entries AppendStream wrote, against the JetStream consumer. */
+async function catchUpCase(log: LogStub, options: LogBenchOptions, jetStreamRate: number): Promise<void> {
+  const total = options.bulkEntries;
+  const started = performance.now();
+  let received = 0;
+  await new Promise<void>((resolve, reject) => {
+    const call = log.subscribe({ logId: "bench-stream", fromSeq: 1n }, auth);
+    call.on("data", (message: logV1.SubscribeResponse) => {
+      if (message.event.case === "entry") received++;
+      if (message.event.case === "caughtUp") {
+        call.cancel();
+        resolve();
+      }
+    });
+    call.on("error", (error: grpc.ServiceError) => (error.code === grpc.status.CANCELLED ? undefined : reject(error)));
+  });
+  if (received !== total) throw new Error(`caught up after ${received} of ${total} entries`);
+  const rate = total / ((performance.now() - started) / 1000);
+  console.log(`Subscribe catch-up: ${total} stored entries from seq 1 to the caught-up marker, one grpc-js subscriber;\nbaseline = a JetStream ordered consumer reading the ${total} stored messages above.`);
+  console.log(
+    formatTable(
+      ["reader", "entries/s", "ratio"],
+      [
+        ["JetStream ordered consumer (baseline)", jetStreamRate.toFixed(0), "1.00"],
+        ["annals Subscribe", rate.toFixed(0), (rate / jetStreamRate).toFixed(2)],
+      ],
+    ) + "\n",
+  );
+}
+
+/** Open-loop appends at a fixed rate with a live subscriber: append-acked → received latency. */
+async function latencyCase(log: LogStub, options: LogBenchOptions): Promise<void> {
+  const count = options.latencyRate * options.latencySeconds;
+  const sentAt = new Map<bigint, number>();
+  const ackedAt = new Map<bigint, number>();
+  const receivedAt = new Map<bigint, number>();
+  const call = log.subscribe({ logId: "bench-latency" }, auth);
+  let allReceived!: () => void;
+  const done = new Promise<void>((resolve) => (allReceived = resolve));
+  const caughtUp = new Promise<void>((resolve) =>
+    call.on("data", (message: logV1.SubscribeResponse) => {
+      if (message.event.case === "caughtUp") resolve();
+      if (message.event.case === "entry") {
+        receivedAt.set(message.event.value.seq, performance.now());
+        if (receivedAt.size === count) allReceived();
+      }
+    }),
+  );
+  call.on("error", () => undefined);
+  await caughtUp;
+  const start = performance.now();
+  const appends: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    const due = start + (i * 1000) / options.latencyRate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    const sent = performance.now();
+    appends.push(
+      unary(log, "append", { logId: "bench-latency", entry: entryInput(i) }).then((response: logV1.AppendResponse) => {
+        sentAt.set(response.result!.seq, sent);
+        ackedAt.set(response.result!.seq, performance.now());
+      }),
+    );
+  }
+  await Promise.all(appends);
+  await done;
+  call.cancel();
+  const quantiles = (values: number[]) => {
+    values.sort((a, b) => a - b);
+    const at = (q: number) => values[Math.min(values.length - 1, Math.floor(q * values.length))]!;
+    return [at(0.5).toFixed(2), at(0.99).toFixed(2), values.at(-1)!.toFixed(2)];
+  };
+  const seqs = [...receivedAt.keys()];
+  const fromAck = seqs.map((seq) => receivedAt.get(seq)! - ackedAt.get(seq)!);
+  const fromSend = seqs.map((seq) => receivedAt.get(seq)! - sentAt.get(seq)!);
+  console.log(
+    `Live delivery: ${count} Appends at ${options.latencyRate}/s (open loop, one at a time on schedule) with one live subscriber;\n` +
+      "ms from the Append's ack (and from its send) to the subscriber receiving the entry; negative = received before the ack.",
+  );
+  console.log(
+    formatTable(
+      ["measured from", "p50 ms", "p99 ms", "max ms"],
+      [
+        ["Append acknowledged", ...quantiles(fromAck)],
+        ["Append sent", ...quantiles(fromSend)],
+      ],
+    ),
+  );
+}
