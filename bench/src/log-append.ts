@@ -148,17 +148,17 @@ async function bulkCase(log: LogStub, raw: pg.Client, options: LogBenchOptions):
   await appendStream(log, "bench-stream", total, 64);
   const streamRate = total / ((performance.now() - started) / 1000);
 
-  console.log(
-    formatTable(
-      ["writer", "entries/s", "ratio"],
-      [
-        ["raw INSERT, 1,000 rows/statement (baseline)", rawRate.toFixed(0), "1.00"],
-        ["AppendBatch, 1,000 entries/call", batchRate.toFixed(0), (batchRate / rawRate).toFixed(2)],
-        ["AppendStream, 64 in flight", streamRate.toFixed(0), (streamRate / rawRate).toFixed(2)],
-      ],
-    ) + "\n",
-  );
+  printRates("writer", ["raw INSERT, 1,000 rows/statement (baseline)", rawRate], [
+    ["AppendBatch, 1,000 entries/call", batchRate],
+    ["AppendStream, 64 in flight", streamRate],
+  ]);
   return streamRate;
+}
+
+/** A table of entries/s with each row's ratio to the baseline (first row). */
+function printRates(role: string, baseline: [string, number], others: [string, number][]): void {
+  const rows = [baseline, ...others].map(([label, rate]) => [label, rate.toFixed(0), (rate / baseline[1]).toFixed(2)]);
+  console.log(formatTable([role, "entries/s", "ratio"], rows) + "\n");
 }
 
 function hex(): string {
@@ -225,15 +225,7 @@ async function natsCase(options: LogBenchOptions, streamRate: number): Promise<n
         "awaiting their PubAck at a time. JetStream does not fsync each message by default (it syncs every 2 minutes);\n" +
         "every annals commit is fsynced by PostgreSQL before the ack. ratio = AppendStream ÷ JetStream.",
     );
-    console.log(
-      formatTable(
-        ["writer", "entries/s", "ratio"],
-        [
-          ["JetStream publish+ack, 64 in flight (baseline)", publishRate.toFixed(0), "1.00"],
-          ["annals AppendStream, 64 in flight", streamRate.toFixed(0), (streamRate / publishRate).toFixed(2)],
-        ],
-      ) + "\n",
-    );
+    printRates("writer", ["JetStream publish+ack, 64 in flight (baseline)", publishRate], [["annals AppendStream, 64 in flight", streamRate]]);
     return consumeRate;
   } finally {
     await jsm.streams.delete(name);
@@ -260,15 +252,7 @@ async function catchUpCase(log: LogStub, options: LogBenchOptions, jetStreamRate
   if (received !== total) throw new Error(`caught up after ${received} of ${total} entries`);
   const rate = total / ((performance.now() - started) / 1000);
   console.log(`Subscribe catch-up: ${total} stored entries from seq 1 to the caught-up marker, one grpc-js subscriber;\nbaseline = a JetStream ordered consumer reading the ${total} stored messages above.`);
-  console.log(
-    formatTable(
-      ["reader", "entries/s", "ratio"],
-      [
-        ["JetStream ordered consumer (baseline)", jetStreamRate.toFixed(0), "1.00"],
-        ["annals Subscribe", rate.toFixed(0), (rate / jetStreamRate).toFixed(2)],
-      ],
-    ) + "\n",
-  );
+  printRates("reader", ["JetStream ordered consumer (baseline)", jetStreamRate], [["annals Subscribe", rate]]);
 }
 
 /** Open-loop appends at a fixed rate with a live subscriber: append-acked → received latency. */

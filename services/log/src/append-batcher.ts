@@ -46,8 +46,8 @@ export class AppendBatcher {
     private readonly db: Database,
     private readonly options: GroupCommitOptions,
     private readonly metrics: LogMetrics,
-    /** Called after each commit that added entries, with the new last seq. */
-    private readonly onCommitted: (logId: string, lastSeq: bigint) => void,
+    /** Called after each commit that added entries to the log. */
+    private readonly onCommitted: (logId: string) => void,
   ) {}
 
   /** Sequences the entries atomically; resolves once they are committed. */
@@ -125,7 +125,7 @@ export class AppendBatcher {
     }
     if (plan.rows.length > 0) {
       this.metrics.groupCommitted(plan.rows.length);
-      this.onCommitted(logId, plan.head.lastSeq);
+      this.onCommitted(logId);
     }
     const now = performance.now();
     plan.outcomes.forEach((outcome, index) => {

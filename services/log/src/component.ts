@@ -29,11 +29,10 @@ export async function createLogComponent(options: LogComponentOptions): Promise<
   const metrics = new LogMetrics();
   const notifier = new AppendNotifier(db);
   await notifier.start();
-  const onCommitted = (logId: string) => notifier.announce(logId);
-  const batcher = new AppendBatcher(db, options.groupCommit ?? DEFAULT_GROUP_COMMIT, metrics, onCommitted);
+  const batcher = new AppendBatcher(db, options.groupCommit ?? DEFAULT_GROUP_COMMIT, metrics, (logId) => notifier.announce(logId));
   return {
     name: "log",
-    registrations: [logRegistration({ db, batcher, notifier, limits: options.limits ?? DEFAULT_LOG_LIMITS, metrics, onCommitted })],
+    registrations: [logRegistration({ db, batcher, notifier, limits: options.limits ?? DEFAULT_LOG_LIMITS, metrics })],
     close: async () => {
       await batcher.settled();
       await notifier.close();

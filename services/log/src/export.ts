@@ -2,9 +2,8 @@ import { exportEndLine, exportEntryLine, exportHeaderLine } from "@annals/chain"
 import type { Queryable } from "@annals/db";
 import { storedEntry } from "./entry-mapping.js";
 import { chainAnchor } from "./verify.js";
-import { readForward, type HeadRow } from "./store.js";
+import { entriesInRange, type HeadRow } from "./store.js";
 
-const PAGE = 1000;
 /** Bytes per ExportResponse chunk (whole lines; a longer line goes alone). */
 const CHUNK_BYTES = 256 * 1024;
 
@@ -18,21 +17,15 @@ export async function* exportLines(db: Queryable, head: HeadRow, fromSeq: bigint
   let chunk = exportHeaderLine({ logId: head.log_id, chainLogId, anchorSeq: anchor.seq, anchorChecksum: anchor.checksum });
   let count = 0n;
   let last = anchor;
-  let cursor = anchor.seq + 1n;
-  for (;;) {
-    const rows = await readForward(db, head.log_id, cursor, PAGE, toSeq);
-    for (const row of rows) {
-      const redaction = row.redacted_by_seq === null ? null : { redactionSeq: row.redacted_by_seq, reason: row.redaction_reason ?? "" };
-      chunk += exportEntryLine({ ...storedEntry(chainLogId, row), redaction });
-      count += 1n;
-      last = { seq: row.seq, checksum: row.checksum };
-      if (chunk.length >= CHUNK_BYTES) {
-        yield Buffer.from(chunk, "utf8");
-        chunk = "";
-      }
+  for await (const row of entriesInRange(db, head.log_id, anchor.seq + 1n, toSeq)) {
+    const redaction = row.redacted_by_seq === null ? null : { redactionSeq: row.redacted_by_seq, reason: row.redaction_reason ?? "" };
+    chunk += exportEntryLine({ ...storedEntry(chainLogId, row), redaction });
+    count += 1n;
+    last = { seq: row.seq, checksum: row.checksum };
+    if (chunk.length >= CHUNK_BYTES) {
+      yield Buffer.from(chunk, "utf8");
+      chunk = "";
     }
-    if (rows.length < PAGE) break;
-    cursor = rows.at(-1)!.seq + 1n;
   }
   yield Buffer.from(chunk + exportEndLine(count, last), "utf8");
 }

@@ -55,7 +55,7 @@ export interface RedactOptions {
 export async function redactEntry(
   db: Database,
   options: RedactOptions,
-  onCommitted: (logId: string, lastSeq: bigint) => void,
+  onCommitted: (logId: string) => void,
 ): Promise<AppendedEntry> {
   const { logId, seq, reason, reqId } = options;
   const payloadJson = canonicalJson({ redacted_seq: seq.toString(), reason });
@@ -84,7 +84,7 @@ export async function redactEntry(
     await markRedacted(tx, logId, target, appended.seq, reason);
     return appended;
   });
-  if (!result.duplicate) onCommitted(logId, result.seq);
+  if (!result.duplicate) onCommitted(logId);
   return result;
 }
 

@@ -20,7 +20,7 @@ export interface ReplicatedBatch {
 export async function appendReplicated(
   db: Database,
   batch: ReplicatedBatch,
-  onCommitted: (logId: string, lastSeq: bigint) => void,
+  onCommitted: (logId: string) => void,
 ): Promise<HeadRow> {
   const { logId, originNode, entries } = batch;
   const chainLogId = entries[0]!.logId;
@@ -83,6 +83,6 @@ export async function appendReplicated(
     await insertEntries(tx, logId, rows, { lastSeq: last.seq, lastChecksum: last.checksum, lastWallTimeUs });
     return (await lockHead(tx, logId))!;
   });
-  onCommitted(logId, head.last_seq);
+  onCommitted(logId);
   return head;
 }

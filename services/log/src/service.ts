@@ -42,8 +42,6 @@ export interface LogServiceDeps {
   notifier: AppendNotifier;
   limits: LogLimits;
   metrics: LogMetrics;
-  /** Wakes local subscribers after a commit outside the batcher (Redact, AppendReplicated). */
-  onCommitted(logId: string, lastSeq: bigint): void;
 }
 
 const DEFAULT_PAGE_SIZE = 100;
@@ -56,6 +54,8 @@ const APPEND_STREAM_WINDOW = 1024;
 /** The LogService registration: who may call what, and the handlers. */
 export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
   const { db, batcher, limits } = deps;
+  /** Wakes local subscribers after a commit outside the batcher (Redact, AppendReplicated). */
+  const announce = (logId: string) => deps.notifier.announce(logId);
 
   /** Validates the log id and the caller's grant for it. */
   function logFor(context: HandlerContext, logId: string, field = "log_id"): string {
@@ -328,7 +328,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
         const result = await redactEntry(
           db,
           { logId, seq: request.seq, reason: request.reason, reqId: request.reqId || null, subject: callPrincipal(context).subject },
-          deps.onCommitted,
+          announce,
         );
         return { redaction: appendResult(result) };
       },
@@ -352,7 +352,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
           if (entry.payload === undefined && !entry.redaction) throw invalidArgument(`entries[${index}].payload`, "is required unless the entry is redacted");
         });
         const anchor = request.anchorSeq > 0n ? { seq: request.anchorSeq, checksum: request.anchorChecksum } : null;
-        const head = await appendReplicated(db, { logId, originNode: request.originNode, entries: request.entries, anchor }, deps.onCommitted);
+        const head = await appendReplicated(db, { logId, originNode: request.originNode, entries: request.entries, anchor }, announce);
         return { head: headMessage(head) };
       },
     },

@@ -155,6 +155,19 @@ export async function readForward(db: Queryable, logId: string, fromSeq: bigint,
   return rows;
 }
 
+/** Entries in [fromSeq, toSeq], ascending, read a page at a time (constant memory). */
+export async function* entriesInRange(db: Queryable, logId: string, fromSeq: bigint, toSeq: bigint): AsyncGenerator<EntryRow> {
+  let cursor = fromSeq;
+  for (;;) {
+    const rows = await readForward(db, logId, cursor, RANGE_PAGE, toSeq);
+    yield* rows;
+    if (rows.length < RANGE_PAGE) return;
+    cursor = rows.at(-1)!.seq + 1n;
+  }
+}
+
+const RANGE_PAGE = 1000;
+
 /** Entries with seq ≤ fromSeq, descending. */
 export async function readBackward(db: Queryable, logId: string, fromSeq: bigint, limit: number): Promise<EntryRow[]> {
   const { rows } = await db.query<EntryRow>(

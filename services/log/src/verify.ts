@@ -1,22 +1,15 @@
 import { ChainVerifier } from "@annals/chain";
 import type { Queryable } from "@annals/db";
+import type { logV1 } from "@annals/proto";
 import { seqCompacted } from "./log-errors.js";
 import { storedEntry } from "./entry-mapping.js";
-import { checksumAt, readForward, type HeadRow } from "./store.js";
+import { checksumAt, entriesInRange, type HeadRow } from "./store.js";
 
 /** Most corrupted or missing seqs listed in a report. */
 const MAX_LISTED = 1000;
-const PAGE = 1000;
 
-export interface VerifyReport {
-  valid: boolean;
-  checkedCount: bigint;
-  corruptedSeqs: bigint[];
-  missingSeqs: bigint[];
-  anchorSeq: bigint;
-  lastSeq: bigint;
-  headMatches: boolean;
-}
+/** The fields of VerifyResponse. */
+export type VerifyReport = Omit<logV1.VerifyResponse, "$typeName" | "$unknown">;
 
 /**
  * Where a check of [fromSeq, …] starts: the compaction checkpoint when
@@ -51,25 +44,19 @@ export async function verifyRange(db: Queryable, head: HeadRow, fromSeq: bigint,
   let checked = 0n;
   let missingCount = 0n;
   let corruptedCount = 0n;
-  let cursor = anchor.seq + 1n;
-  for (;;) {
-    const rows = await readForward(db, head.log_id, cursor, PAGE, toSeq);
-    for (const row of rows) {
-      const result = verifier.check(storedEntry(chainLogId, row));
-      checked += 1n;
-      if (result.missingBefore) {
-        missingCount += result.missingBefore.to - result.missingBefore.from + 1n;
-        noteMissing(result.missingBefore.from, result.missingBefore.to);
-      }
-      // The link of the entry right after an unanchored start cannot be judged.
-      const problems = anchor.checksum === "" && row.seq === anchor.seq + 1n ? result.problems.filter((p) => p !== "link") : result.problems;
-      if (problems.length > 0) {
-        corruptedCount += 1n;
-        if (corruptedSeqs.length < MAX_LISTED) corruptedSeqs.push(row.seq);
-      }
+  for await (const row of entriesInRange(db, head.log_id, anchor.seq + 1n, toSeq)) {
+    const result = verifier.check(storedEntry(chainLogId, row));
+    checked += 1n;
+    if (result.missingBefore) {
+      missingCount += result.missingBefore.to - result.missingBefore.from + 1n;
+      noteMissing(result.missingBefore.from, result.missingBefore.to);
     }
-    if (rows.length < PAGE) break;
-    cursor = rows.at(-1)!.seq + 1n;
+    // The link of the entry right after an unanchored start cannot be judged.
+    const problems = anchor.checksum === "" && row.seq === anchor.seq + 1n ? result.problems.filter((p) => p !== "link") : result.problems;
+    if (problems.length > 0) {
+      corruptedCount += 1n;
+      if (corruptedSeqs.length < MAX_LISTED) corruptedSeqs.push(row.seq);
+    }
   }
   const position = verifier.position;
   if (position.seq < toSeq) {
