@@ -211,6 +211,8 @@ export interface DevTokenOptions {
   roles: readonly string[];
   /** Logs the token may touch; omitted means all. */
   logs?: readonly string[];
+  /** KV key prefixes the token may touch (the `kv_prefixes` claim); omitted means all. */
+  keyPrefixes?: readonly string[];
   /** Lifetime, as jose reads it ("1h", "15m") or seconds; default "1h". Negative values make expired tokens for tests. */
   expiresIn?: string | number;
   issuer?: string;
@@ -221,7 +223,11 @@ export interface DevTokenOptions {
 export async function signDevToken(options: DevTokenOptions): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const lifetime = options.expiresIn ?? "1h";
-  let jwt = new SignJWT({ roles: [...options.roles], ...(options.logs ? { logs: [...options.logs] } : {}) })
+  let jwt = new SignJWT({
+    roles: [...options.roles],
+    ...(options.logs ? { logs: [...options.logs] } : {}),
+    ...(options.keyPrefixes ? { kv_prefixes: [...options.keyPrefixes] } : {}),
+  })
     .setProtectedHeader({ alg: "HS256" })
     .setSubject(options.subject)
     .setIssuedAt(now)

@@ -1,11 +1,13 @@
 // Helpers for tests that run an annals process for real and talk to it with
 // independent clients (@grpc/grpc-js with proto-loader, buf curl). Exported as
 // "@annals/runtime/testing"; not for production code.
+import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 
@@ -191,4 +193,17 @@ export async function inspectService(grpcPort: number, service: string) {
     .split("\n")
     .filter((line) => line.startsWith(`${service}/`));
   return { health, listedByReflection: listed(reflection.v1) && listed(reflection.v1alpha), methods };
+}
+
+/** Asserts that `call` fails with `code` (and a message matching `message`), and returns the error. */
+export async function rejects(call: Promise<unknown>, code: Code, message?: RegExp): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (error) {
+    const connectError = ConnectError.from(error);
+    assert.equal(Code[connectError.code], Code[code], `expected ${Code[code]}, got ${Code[connectError.code]}: ${connectError.message}`);
+    if (message) assert.match(connectError.rawMessage, message);
+    return connectError;
+  }
+  assert.fail(`expected ${Code[code]}, but the call succeeded`);
 }

@@ -1,7 +1,13 @@
 import { fileURLToPath } from "node:url";
 import { loadMigrations, migrate, type Database } from "@annals/db";
-import type { ServiceComponent } from "@annals/runtime";
-import { kvRegistration } from "./service.js";
+import { createLogger, type ServiceComponent } from "@annals/runtime";
+import type { KvBackend } from "./backend.js";
+import { DEFAULT_SWEEP_INTERVAL_MS, type KvBackendConfig } from "./config.js";
+import { KvMetrics } from "./kv-metrics.js";
+import { MemoryBackend } from "./memory-backend.js";
+import { PostgresBackend } from "./postgres-backend.js";
+import { RedisBackend } from "./redis-backend.js";
+import { DEFAULT_KV_LIMITS, kvRegistration, type KvLimits } from "./service.js";
 
 export const KV_SERVICE_NAME = "annals-kv";
 
@@ -11,15 +17,55 @@ export const KV_SCHEMA = "kv";
 export interface KvComponentOptions {
   /** The database holding the `kv` schema; the caller owns it and closes it. */
   db: Database;
+  /** Which store holds the keys; default postgres (on `db`). */
+  store?: KvBackendConfig;
+  limits?: KvLimits;
+  sweepIntervalMs?: number;
+  /** Level of the component's own log lines (sweeper failures); default "info". */
+  logLevel?: string;
 }
 
-/** Applies the kv service's migrations and builds its handlers. */
+/**
+ * Applies the kv service's migrations (the schema exists whatever the
+ * backend, so that switching to postgres later needs no extra step), opens
+ * the backend, starts the sweeper and builds the handlers.
+ */
 export async function createKvComponent(options: KvComponentOptions): Promise<ServiceComponent> {
   const migrations = await loadMigrations(fileURLToPath(new URL("../migrations", import.meta.url)));
   await migrate(options.db, { schema: KV_SCHEMA, migrations });
+  const backend = await openBackend(options.db, options.store ?? { backend: "postgres" });
+  const metrics = new KvMetrics();
+  const logger = createLogger({ name: "annals-kv", level: options.logLevel ?? "info" });
+  let sweeping: Promise<void> | undefined;
+  const sweeper = setInterval(() => {
+    // One sweep at a time: a slow one is not joined by the next tick's.
+    sweeping ??= backend
+      .sweep()
+      .then(
+        (count) => metrics.keysSwept(backend.name, count),
+        (error: Error) => logger.warn({ err: error }, "kv sweeper failed; it runs again at the next interval"),
+      )
+      .finally(() => (sweeping = undefined));
+  }, options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS);
+  sweeper.unref();
   return {
     name: "kv",
-    registrations: [kvRegistration()],
-    close: async () => {},
+    registrations: [kvRegistration({ backend, limits: options.limits ?? DEFAULT_KV_LIMITS, metrics })],
+    close: async () => {
+      clearInterval(sweeper);
+      await sweeping;
+      await backend.close();
+    },
   };
+}
+
+async function openBackend(db: Database, store: KvBackendConfig): Promise<KvBackend> {
+  switch (store.backend) {
+    case "postgres":
+      return new PostgresBackend(db);
+    case "memory":
+      return new MemoryBackend();
+    case "redis":
+      return RedisBackend.connect({ url: store.url, keyPrefix: store.keyPrefix });
+  }
 }

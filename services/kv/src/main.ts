@@ -11,6 +11,6 @@ runMain(KV_SERVICE_NAME, async () => {
     name: KV_SERVICE_NAME,
     server: config.server,
     resources: [db],
-    components: async () => [await createKvComponent({ db })],
+    components: async () => [await createKvComponent({ db, ...config.kv, logLevel: config.server.logLevel })],
   });
 });

@@ -1,12 +1,12 @@
 // Test support (not exported by the package): the log service in this process
 // on a database of its own, and connect clients with tokens of chosen roles.
-import assert from "node:assert/strict";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { createAnnalsClients, type LogClient } from "@annals/client";
 import type { Database } from "@annals/db";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { readServerConfig, serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
 import { createLogComponent, type LogComponentOptions } from "./component.js";
+
+export { rejects } from "@annals/runtime/testing";
 
 export const TEST_SECRET = "log-service-test-secret-at-least-32-bytes";
 
@@ -54,18 +54,6 @@ export async function startLogHarness(label: string, options: Omit<LogComponentO
   };
 }
 
-/** Asserts that `call` fails with `code`, and returns the error for more checks. */
-export async function rejects(call: Promise<unknown>, code: Code, message?: RegExp): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (error) {
-    const connectError = ConnectError.from(error);
-    assert.equal(Code[connectError.code], Code[code], `expected ${Code[code]}, got ${Code[connectError.code]}: ${connectError.message}`);
-    if (message) assert.match(connectError.rawMessage, message);
-    return connectError;
-  }
-  assert.fail(`expected ${Code[code]}, but the call succeeded`);
-}
 
 export type EntryInit = { uuid?: string; sourceId?: string; simTime?: number; metadata?: Record<string, string>; reqId?: string };
 

@@ -1,3 +1,4 @@
+import { readKvOptions, type KvOptions } from "@annals/kv";
 import { readLogOptions, type LogOptions } from "@annals/log";
 import { readDatabaseConfig, readServerConfig, readString, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
 
@@ -10,6 +11,8 @@ export interface NodeConfig {
   internalToken: string | undefined;
   /** ANNALS_LOG_* settings of the log service. */
   log: LogOptions;
+  /** ANNALS_KV_* settings of the kv service (postgres on the node's database by default). */
+  kv: KvOptions;
 }
 
 export const NODE_GRPC_PORT = 50051;
@@ -26,5 +29,6 @@ export function readNodeConfig(env: Env): NodeConfig {
     database: readDatabaseConfig(env, NODE_DATA_DIR),
     internalToken: readString(env, "ANNALS_INTERNAL_TOKEN"),
     log: readLogOptions(env),
+    kv: readKvOptions(env),
   };
 }

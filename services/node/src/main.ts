@@ -23,7 +23,7 @@ runMain(NODE_NAME, async () => {
     resources: [db],
     components: async () => [
       await createLogComponent({ db, ...config.log }),
-      await createKvComponent({ db }),
+      await createKvComponent({ db, ...config.kv, logLevel: config.server.logLevel }),
       await createFederationComponent({ db }),
       // The stream service reaches the log service through this node's own gRPC port.
       await createStreamComponent({ logUrl: () => `http://${dialHost.includes(":") ? `[${dialHost}]` : dialHost}:${grpcPort}`, ...(logToken ? { logToken } : {}) }),
