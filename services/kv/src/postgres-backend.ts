@@ -189,13 +189,12 @@ export class PostgresBackend implements KvBackend {
   /** Deletes expired rows of both tables, `batch` at a time; returns how many. */
   async sweep(batch = 1000): Promise<number> {
     let swept = 0;
-    for (const table of ["kv.entries", "kv.states"]) {
-      const key = table === "kv.entries" ? "key" : "(space, key)";
+    for (const [table, columns] of [["kv.entries", "key"], ["kv.states", "space, key"]]) {
       for (;;) {
         // SKIP LOCKED: a row a writer holds is being revived; FOR UPDATE rechecks the expiry on the newest version.
         const { rowCount } = await this.db.query(
-          `delete from ${table} where ${key} in (
-             select ${key} from ${table} where expires_at_ms <= kv.now_ms() limit $1 for update skip locked)`,
+          `delete from ${table} where (${columns}) in (
+             select ${columns} from ${table} where expires_at_ms <= kv.now_ms() limit $1 for update skip locked)`,
           [batch],
         );
         swept += rowCount;

@@ -70,7 +70,7 @@ export function kvRegistration(deps: KvServiceDeps): ServiceRegistration {
   function keyOf(context: HandlerContext, key: Uint8Array, field = "key"): Uint8Array {
     if (key.length === 0) throw invalidArgument(field, "must not be empty");
     if (key.length > MAX_KEY_BYTES) throw invalidArgument(field, `is ${key.length} bytes; at most ${MAX_KEY_BYTES} are allowed`);
-    requireKeyGrant(context, key);
+    requireKeyGrant(context, key, field);
     return key;
   }
 

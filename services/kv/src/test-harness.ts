@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { createAnnalsClients, type KvClient } from "@annals/client";
+import type { Database } from "@annals/db";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { readServerConfig, serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
 import type { BackendName } from "./backend.js";
@@ -65,6 +66,8 @@ export interface KvHarness {
   clientWith(roles: string[], keyPrefixes?: string[]): Promise<KvClient>;
   /** A client without a token. */
   anonymous: KvClient;
+  /** The database of the postgres backend (tables in schema `kv`). */
+  db: Database;
   server: RunningServer;
   baseUrl: string;
   close(): Promise<void>;
@@ -94,6 +97,7 @@ export async function startKvHarness(label: string, backend: BackendName, option
     admin: await clientWith(["admin"]),
     clientWith,
     anonymous: createAnnalsClients({ baseUrl, unaryTimeoutMs: 60_000 }).kv,
+    db,
     server,
     baseUrl,
     close: async () => {
