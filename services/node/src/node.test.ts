@@ -85,17 +85,40 @@ describe("the all-in-one node started by the README's command (npm start)", () =
     assert.equal(response.head.lastChecksum, appended.result.checksum);
   });
 
-  test("an RPC whose handler is not written yet answers UNIMPLEMENTED on both ports", async () => {
-    const connect = await fetch(`http://127.0.0.1:${node.httpPort}/annals.kv.v1.KvService/Get`, {
+  test("the kv service stores on the node's database: Set over Connect JSON, Get over grpc-js", async () => {
+    const info = (await fetch(`http://127.0.0.1:${node.httpPort}/annals.kv.v1.KvService/GetInfo`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ key: Buffer.from("k").toString("base64") }),
+      body: "{}",
+    }).then((response) => response.json())) as { backend: string };
+    assert.equal(info.backend, "postgres");
+    const set = await fetch(`http://127.0.0.1:${node.httpPort}/annals.kv.v1.KvService/Set`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ key: Buffer.from("greeting").toString("base64"), value: Buffer.from("hello").toString("base64"), ttlMs: "60000" }),
     });
-    assert.equal(((await connect.json()) as { code: string }).code, "unimplemented");
+    assert.deepEqual(await set.json(), { written: true });
     const definition = protoLoader.loadSync("annals/kv/v1/kv_service.proto", { includeDirs: [PROTO_ROOT] });
     const Kv = (grpc.loadPackageDefinition(definition) as any).annals.kv.v1.KvService;
     const client = new Kv(`127.0.0.1:${node.grpcPort}`, grpc.credentials.createInsecure());
-    const error = await new Promise<grpc.ServiceError>((resolve) => client.Get({ key: Buffer.from("k") }, (failure: grpc.ServiceError) => resolve(failure)));
+    const got = await new Promise<any>((resolve, reject) =>
+      client.Get({ key: Buffer.from("greeting") }, (error: grpc.ServiceError | null, value: any) => (error ? reject(error) : resolve(value))),
+    );
+    client.close();
+    assert.deepEqual([got.found, got.value.toString()], [true, "hello"]);
+  });
+
+  test("an RPC whose handler is not written yet answers UNIMPLEMENTED on both ports", async () => {
+    const connect = await fetch(`http://127.0.0.1:${node.httpPort}/annals.federation.v1.FederationService/ListPeers`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    assert.equal(((await connect.json()) as { code: string }).code, "unimplemented");
+    const definition = protoLoader.loadSync("annals/federation/v1/federation_service.proto", { includeDirs: [PROTO_ROOT] });
+    const Federation = (grpc.loadPackageDefinition(definition) as any).annals.federation.v1.FederationService;
+    const client = new Federation(`127.0.0.1:${node.grpcPort}`, grpc.credentials.createInsecure());
+    const error = await new Promise<grpc.ServiceError>((resolve) => client.ListPeers({}, (failure: grpc.ServiceError) => resolve(failure)));
     client.close();
     assert.equal(error.code, grpc.status.UNIMPLEMENTED);
   });
