@@ -1,6 +1,7 @@
 // The redis backend: every operation is the Redis command of the same name on
 // `<prefix>k:<key>`; the helpers' state lives under `<prefix>s:<space>:<key>`
 // and changes by compare-and-set (a Lua script), on the Redis server's clock.
+import { createHash } from "node:crypto";
 import { Redis, ReplyError } from "ioredis";
 import { unavailable } from "@annals/runtime";
 import {
@@ -191,14 +192,14 @@ export class RedisBackend implements KvBackend {
       const room = limit - keys.length;
       if (batch.length > room) {
         keys.push(...batch.slice(0, room));
-        nextCursor = encodeScanCursor(scanCursor, keys.at(-1)!);
+        nextCursor = encodeScanCursor(prefix, scanCursor, keys.at(-1)!);
         break;
       }
       keys.push(...batch);
       scanCursor = next.toString();
       if (scanCursor === "0") break;
       if (keys.length === limit) {
-        nextCursor = encodeScanCursor(scanCursor);
+        nextCursor = encodeScanCursor(prefix, scanCursor);
         break;
       }
     }
@@ -248,19 +249,28 @@ function escapeGlob(prefix: Uint8Array): Buffer {
   return Buffer.from(out);
 }
 
-function encodeScanCursor(scanCursor: string, after?: Uint8Array): Uint8Array {
-  return Buffer.concat([Buffer.from(`${scanCursor}\n`), after ?? new Uint8Array()]);
+/**
+ * A page's cursor: `<SCAN cursor>.<digest of the prefix>\n<last key>`, the
+ * last key only when the page ended inside a SCAN batch. The digest ties the
+ * cursor to its prefix, since a SCAN cursor alone would fit any prefix.
+ */
+function encodeScanCursor(prefix: Uint8Array, scanCursor: string, after?: Uint8Array): Uint8Array {
+  return Buffer.concat([Buffer.from(`${scanCursor}.${prefixDigest(prefix)}\n`), after ?? new Uint8Array()]);
 }
 
 function decodeScanCursor(cursor: Uint8Array, prefix: Uint8Array): { scanCursor: string; after: Buffer | undefined } {
   if (cursor.length === 0) return { scanCursor: "0", after: undefined };
   const buffer = Buffer.from(cursor);
   const newline = buffer.indexOf(0x0a);
-  const scanCursor = newline > 0 ? buffer.subarray(0, newline).toString("latin1") : "";
-  if (!/^[0-9]{1,20}$/.test(scanCursor)) throw badCursor("malformed");
+  const match = /^([0-9]{1,20})\.([0-9a-f]{16})$/.exec(newline > 0 ? buffer.subarray(0, newline).toString("latin1") : "");
+  if (!match) throw badCursor("malformed");
   const after = buffer.subarray(newline + 1);
-  if (after.length > 0 && !hasPrefix(after, prefix)) throw badCursor("it does not start with the prefix");
-  return { scanCursor, after: after.length > 0 ? after : undefined };
+  if (match[2] !== prefixDigest(prefix) || (after.length > 0 && !hasPrefix(after, prefix))) throw badCursor("it belongs to another prefix");
+  return { scanCursor: match[1]!, after: after.length > 0 ? after : undefined };
+}
+
+function prefixDigest(prefix: Uint8Array): string {
+  return createHash("sha256").update(prefix).digest("hex").slice(0, 16);
 }
 
 /** The URL without its password, for messages. */
