@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark, or those named on the command line.
 // Each prints what it compared, how, and ratios against a baseline measured in the same run.
 import { cpus, totalmem } from "node:os";
+import { kvOps } from "./kv-ops.js";
 import { logAppend } from "./log-append.js";
 import { rpcOverhead } from "./rpc-overhead.js";
 
@@ -8,6 +9,7 @@ const SUITES: Record<string, () => Promise<void>> = {
   "rpc-overhead": () => rpcOverhead({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500 }),
   "log-append": () =>
     logAppend({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500, bulkEntries: 100_000, latencyRate: 500, latencySeconds: 10 }),
+  "kv-ops": () => kvOps({ concurrency: 64, durationMs: 3000, warmupMs: 500, keys: 10_000, valueBytes: 100 }),
 };
 
 const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(SUITES);

@@ -4,3 +4,7 @@ export { DEFAULT_SWEEP_INTERVAL_MS, KV_GRPC_PORT, KV_HTTP_PORT, readKvOptions, r
 export type { KvBackendConfig, KvOptions, KvServiceConfig } from "./config.js";
 export { DEFAULT_KV_LIMITS, KV_READ, KV_WRITE, MAX_KEY_BYTES } from "./service.js";
 export type { KvLimits } from "./service.js";
+export type { KvBackend } from "./backend.js";
+export { MemoryBackend } from "./memory-backend.js";
+export { PostgresBackend } from "./postgres-backend.js";
+export { RedisBackend } from "./redis-backend.js";

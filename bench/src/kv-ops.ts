@@ -1,0 +1,148 @@
+// The KV service under load, on each backend: the standalone service process
+// (services/kv/dist/main.js, JWT auth) driven by grpc-js clients from this
+// process, against two baselines measured in the same run: DiagService.Ping
+// on the same server (the RPC floor), and the backend called directly from
+// this process (`pg` with the statements the postgres backend runs, ioredis
+// GET/SET, the MemoryBackend object) — the storage floor.
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { MemoryBackend } from "@annals/kv";
+import { diagV1, kvV1 } from "@annals/proto";
+import { grpcServiceDefinition } from "@annals/runtime";
+import { startServiceProcess } from "@annals/runtime/testing";
+import { BENCH_SECRET, benchToken } from "./bench-token.js";
+import { runLoad, type LoadResult } from "./load.js";
+import { formatTable } from "./table.js";
+
+export interface KvBenchOptions {
+  concurrency: number;
+  durationMs: number;
+  warmupMs: number;
+  /** Keys preloaded and then read and written at random. */
+  keys: number;
+  valueBytes: number;
+}
+
+type Backend = "postgres" | "redis" | "memory";
+type Unary = (request: object, metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response: any) => void) => void;
+type Stub = Record<string, Unary> & { close(): void };
+
+const KvClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(kvV1.KvService), "KvService");
+const DiagClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(diagV1.DiagService), "DiagService");
+const auth = new grpc.Metadata();
+
+function unary(client: Stub, method: string, request: object): Promise<any> {
+  return new Promise((resolve, reject) => client[method]!.call(client, request, auth, (error, response) => (error ? reject(error) : resolve(response))));
+}
+
+/** The postgres backend's Get and Set (no TTL, no condition) statements, as pg runs them without the service. */
+const PG_GET = "select value from kv.entries where key = $1 and (expires_at_ms is null or expires_at_ms > kv.now_ms())";
+const PG_SET = `insert into kv.entries as e (key, value, expires_at_ms) values ($1, $2, case when $3::bigint > 0 then kv.now_ms() + $3::bigint end)
+  on conflict (key) do update set value = excluded.value, expires_at_ms = excluded.expires_at_ms`;
+
+export async function kvOps(options: KvBenchOptions): Promise<void> {
+  const baseUrl = process.env.ANNALS_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const redisUrl = process.env.ANNALS_BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
+  const dbName = `annals_bench_kv_${process.pid}`;
+  const redisPrefix = `annals-bench:${process.pid}:`;
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  await admin.query(`create database ${dbName}`);
+  const url = new URL(baseUrl);
+  url.pathname = `/${dbName}`;
+  const redis = new Redis(redisUrl);
+  auth.set("authorization", `Bearer ${await benchToken(["admin"])}`);
+  const value = randomBytes(options.valueBytes);
+  const keyOf = (i: number) => Buffer.from(`bench:${i}`);
+  const randomKey = () => keyOf(Math.floor(Math.random() * options.keys));
+  console.log(
+    `kv-ops: the kv service process (services/kv/dist/main.js, JWT auth) on each backend — PostgreSQL database ${dbName} at ${url.host},\n` +
+      `Redis at ${redisUrl} (prefix ${redisPrefix}), memory; grpc-js clients in the bench process over one HTTP/2 connection.\n` +
+      `${options.keys} keys preloaded with ${options.valueBytes}-byte values; Get and Set of random keys; closed loop, ${options.concurrency} callers,\n` +
+      `${options.durationMs} ms per cell after ${options.warmupMs} ms warm-up. Baselines in the same run: Ping = DiagService.Ping (no-op unary)\n` +
+      "on the same server; direct = the backend called from the bench process (pg pool of 10 connections, as the service's, with the\n" +
+      "backend's own statements; ioredis on one connection; the MemoryBackend object). ratios = calls/s ÷ baseline calls/s.\n",
+  );
+  const rows: string[][] = [];
+  const pool = new pg.Pool({ connectionString: url.toString(), max: 10 });
+  const memory = new MemoryBackend();
+  try {
+    for (const backend of ["postgres", "redis", "memory"] as Backend[]) {
+      const service = await startServiceProcess({
+        script: fileURLToPath(new URL("../../services/kv/dist/main.js", import.meta.url)),
+        env: { DATABASE_URL: url.toString(), ANNALS_AUTH_JWT_SECRET: BENCH_SECRET, ANNALS_KV_BACKEND: backend, REDIS_URL: redisUrl, ANNALS_KV_REDIS_PREFIX: redisPrefix },
+      });
+      const address = `127.0.0.1:${service.grpcPort}`;
+      const kv = new KvClient(address, grpc.credentials.createInsecure()) as unknown as Stub;
+      const diag = new DiagClient(address, grpc.credentials.createInsecure()) as unknown as Stub;
+      try {
+        for (let first = 0; first < options.keys; first += 1000) {
+          const entries = Array.from({ length: Math.min(1000, options.keys - first) }, (_, i) => ({ key: keyOf(first + i), value }));
+          await unary(kv, "mSet", { entries });
+        }
+        const load = (call: () => Promise<unknown>) => runLoad(call, options.concurrency, options.durationMs, options.warmupMs);
+        const ping = await load(() => unary(diag, "ping", { data: new Uint8Array(0) }));
+        const get = await load(() => unary(kv, "get", { key: randomKey() }));
+        const set = await load(() => unary(kv, "set", { key: randomKey(), value }));
+        const direct = directCalls(backend, pool, redis, redisPrefix, memory);
+        if (backend === "memory") await Promise.all(Array.from({ length: options.keys }, (_, i) => direct.set(keyOf(i), value)));
+        const directGet = await load(() => direct.get(randomKey()));
+        const directSet = await load(() => direct.set(randomKey(), value));
+        const row = (call: string, result: LoadResult, directRate: number | undefined) => [
+          backend,
+          call,
+          result.callsPerSecond.toFixed(0),
+          result.p50Ms.toFixed(2),
+          result.p99Ms.toFixed(2),
+          String(result.errors),
+          (result.callsPerSecond / ping.callsPerSecond).toFixed(2),
+          directRate === undefined ? "" : (result.callsPerSecond / directRate).toFixed(2),
+        ];
+        rows.push(
+          row("Ping (baseline)", ping, undefined),
+          row("Get", get, directGet.callsPerSecond),
+          row("Set", set, directSet.callsPerSecond),
+          row("direct get (baseline)", directGet, directGet.callsPerSecond),
+          row("direct set (baseline)", directSet, directSet.callsPerSecond),
+        );
+      } finally {
+        kv.close();
+        diag.close();
+        await service.stop();
+      }
+    }
+    console.log(formatTable(["backend", "call", "calls/s", "p50 ms", "p99 ms", "errors", "÷ Ping", "÷ direct"], rows));
+  } finally {
+    await pool.end();
+    await clearPrefix(redis, redisPrefix);
+    redis.disconnect();
+    await admin.query(`drop database ${dbName}`);
+    await admin.end();
+  }
+}
+
+function directCalls(backend: Backend, pool: pg.Pool, redis: Redis, prefix: string, memory: MemoryBackend) {
+  switch (backend) {
+    case "postgres":
+      return { get: (key: Buffer) => pool.query(PG_GET, [key]), set: (key: Buffer, value: Buffer) => pool.query(PG_SET, [key, value, 0]) };
+    case "redis":
+      return { get: (key: Buffer) => redis.getBuffer(prefix + "k:" + key.toString()), set: (key: Buffer, value: Buffer) => redis.set(prefix + "k:" + key.toString(), value) };
+    case "memory":
+      return {
+        get: (key: Buffer) => memory.get(key),
+        set: (key: Buffer, value: Buffer) => memory.set(key, value, { ttlMs: 0, condition: "always", keepTtl: false, returnPrevious: false }),
+      };
+  }
+}
+
+async function clearPrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+    if (keys.length > 0) await redis.del(keys);
+    cursor = next;
+  } while (cursor !== "0");
+}
