@@ -1,17 +1,19 @@
 #!/usr/bin/env node
-// The `annals` command-line tool: health checks, development tokens, and
-// exports of logs (verify offline, export, import). Commands for peers and
+// The `annals` command-line tool: health checks, development tokens, exports
+// of logs (verify offline, export, import) and the KV store. Commands for peers and
 // federation status come with the federation service.
 import { parseArgs } from "node:util";
 import { createAnnalsClients, type AnnalsClients } from "@annals/client";
 import { healthV1 } from "@annals/proto";
 import { signDevToken } from "@annals/runtime";
+import { KV_USAGE, kvCommand } from "./kv-commands.js";
 import { exportLog, importExport, printReport, verifyExportFile } from "./log-commands.js";
+import { UsageError } from "./usage-error.js";
 
 const USAGE = `usage:
   annals health [--url http://127.0.0.1:50051] [--service annals.log.v1.LogService]
       Health/Check of a node or service; exit status 0 when SERVING.
-  annals token --sub NAME --roles log.read,log.write [--logs orders,audit] [--expires 1h]
+  annals token --sub NAME --roles log.read,log.write [--logs orders,audit] [--kv-prefixes tenant-a:] [--expires 1h]
       Prints an HS256 development token signed with $ANNALS_AUTH_JWT_SECRET.
   annals verify FILE
       Checks a JSON Lines export offline with the hash-chain rules alone;
@@ -21,6 +23,7 @@ const USAGE = `usage:
   annals import FILE --log NAME
       Verifies FILE, then appends its entries to log NAME as new entries
       (keeping uuid, kind, payload, source, sim time, metadata and req_id).
+${KV_USAGE}
 
   Commands that call a server take --url (default $ANNALS_URL or
   http://127.0.0.1:50051) and send $ANNALS_TOKEN as the bearer token.`;
@@ -52,7 +55,7 @@ async function main(argv: string[]): Promise<number> {
     case "token": {
       const { values } = parseArgs({
         args: rest,
-        options: { sub: { type: "string" }, roles: { type: "string" }, logs: { type: "string" }, expires: { type: "string" } },
+        options: { sub: { type: "string" }, roles: { type: "string" }, logs: { type: "string" }, "kv-prefixes": { type: "string" }, expires: { type: "string" } },
       });
       const secret = process.env.ANNALS_AUTH_JWT_SECRET;
       if (!secret) throw new UsageError("ANNALS_AUTH_JWT_SECRET is not set");
@@ -64,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
           subject: values.sub,
           roles: list(values.roles),
           ...(values.logs ? { logs: list(values.logs) } : {}),
+          ...(values["kv-prefixes"] ? { keyPrefixes: list(values["kv-prefixes"]) } : {}),
           expiresIn: values.expires ?? "1h",
         }),
       );
@@ -99,12 +103,12 @@ async function main(argv: string[]): Promise<number> {
       );
       return 0;
     }
+    case "kv":
+      return kvCommand((url) => connect(url).kv, rest);
     default:
       throw new UsageError(command ? `unknown command "${command}"` : "no command given");
   }
 }
-
-class UsageError extends Error {}
 
 main(process.argv.slice(2)).then(
   (status) => process.exit(status),
