@@ -4,7 +4,7 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { signDevToken } from "@annals/runtime";
 import { runProcessToExit } from "@annals/runtime/testing";
-import { TEST_SECRET, startKvHarness, type KvHarness } from "./test-harness.js";
+import { TEST_SECRET, startKvHarness, type KvHarness } from "./kv-harness.js";
 
 const CLI = fileURLToPath(new URL("../../../libs/cli/dist/main.js", import.meta.url));
 let harness: KvHarness;

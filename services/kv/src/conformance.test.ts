@@ -7,7 +7,7 @@ import { Code } from "@connectrpc/connect";
 import { kvV1 } from "@annals/proto";
 import type { KvClient } from "@annals/client";
 import type { BackendName } from "./backend.js";
-import { bytes, redisSkipReason, rejects, sleep, startKvHarness, text, type KvHarness } from "./test-harness.js";
+import { bytes, redisSkipReason, rejects, sleep, startKvHarness, text, type KvHarness } from "./kv-harness.js";
 
 const redisSkip = await redisSkipReason();
 const BACKENDS: { backend: BackendName; skip: string | false }[] = [
@@ -152,9 +152,10 @@ for (const { backend, skip } of BACKENDS) {
       const values = (await kv.mGet({ keys: [b, missing, a, b] })).values;
       assert.deepEqual(values.map((v) => (v.found ? text(v.value) : null)), ["2", null, "3", "2"]);
       assert.equal((await kv.ttl({ key: a })).ttlMs, -1n);
-      await kv.set({ key: b, value: bytes("old"), ttlMs: 60_000n });
-      await kv.mSet({ entries: [{ key: a, value: bytes("4") }, { key: b, value: bytes("5") }], ttlMs: SHORT_TTL });
-      assert.ok((await kv.ttl({ key: a })).ttlMs > 0n);
+      await kv.set({ key: b, value: bytes("old") });
+      await kv.mSet({ entries: [{ key: a, value: bytes("4") }, { key: b, value: bytes("5") }], ttlMs: 60_000n });
+      for (const key of [a, b]) assert.ok((await kv.ttl({ key })).ttlMs > 50_000n, "every pair got the TTL");
+      await kv.mSet({ entries: [{ key: a, value: bytes("6") }, { key: b, value: bytes("7") }], ttlMs: SHORT_TTL });
       await sleep(PAST_SHORT_TTL);
       assert.deepEqual((await kv.mGet({ keys: [a, b] })).values.map((v) => v.found), [false, false]);
     });
@@ -287,28 +288,30 @@ for (const { backend, skip } of BACKENDS) {
 
     test("RateLimit, fixed window: the counter and its expiry are set together; the limit+1-th use is refused", async () => {
       const key = fresh("rate");
-      const window = { key, limit: 3n, windowMs: 60_000n, algorithm: kvV1.RateLimitAlgorithm.FIXED_WINDOW };
+      // Windows of an hour: the calls below cross a window edge (and start over) only once an hour.
+      const window = { key, limit: 3n, windowMs: 3_600_000n, algorithm: kvV1.RateLimitAlgorithm.FIXED_WINDOW };
       for (let i = 1; i <= 3; i++) {
         const use = await kv.rateLimit(window);
         assert.deepEqual([use.allowed, use.count, use.remaining, use.limit], [true, BigInt(i), BigInt(3 - i), 3n]);
-        assert.ok(use.resetAfterMs > 0n && use.resetAfterMs <= 60_000n);
+        assert.ok(use.resetAfterMs > 0n && use.resetAfterMs <= 3_600_000n);
       }
       const refused = await kv.rateLimit(window);
       assert.deepEqual([refused.allowed, refused.count, refused.remaining], [false, 3n, 0n]);
-      assert.ok(refused.retryAfterMs > 0n && refused.retryAfterMs <= 60_000n, `retry after ${refused.retryAfterMs}`);
+      assert.ok(refused.retryAfterMs > 0n && refused.retryAfterMs <= 3_600_000n, `retry after ${refused.retryAfterMs}`);
       assert.equal((await kv.exists({ key })).exists, false, "the helper's state is not a plain key");
     });
 
     test("RateLimit, sliding window and GCRA: allow the limit, refuse the next with a retry delay, allow again after it", async () => {
       for (const algorithm of [kvV1.RateLimitAlgorithm.SLIDING_WINDOW, kvV1.RateLimitAlgorithm.GCRA, kvV1.RateLimitAlgorithm.UNSPECIFIED]) {
         const key = fresh("rate");
-        const request = { key, limit: 4n, windowMs: 400n, algorithm };
+        // 1.5 s: the five calls fit in it (GCRA spaces uses 375 ms apart) even on a loaded machine.
+        const request = { key, limit: 4n, windowMs: 1500n, algorithm };
         const uses = [];
         for (let i = 0; i < 5; i++) uses.push(await kv.rateLimit(request));
         assert.deepEqual(uses.map((u) => u.allowed), [true, true, true, true, false], `algorithm ${algorithm}`);
         const refused = uses[4]!;
         assert.equal(refused.remaining, 0n);
-        assert.ok(refused.retryAfterMs > 0n && refused.retryAfterMs <= 420n, `retry after ${refused.retryAfterMs}`);
+        assert.ok(refused.retryAfterMs > 0n && refused.retryAfterMs <= 1600n, `retry after ${refused.retryAfterMs}`);
         await sleep(Number(refused.retryAfterMs) + 5);
         assert.equal((await kv.rateLimit(request)).allowed, true, `allowed after retry_after (algorithm ${algorithm})`);
       }
@@ -398,11 +401,13 @@ for (const { backend, skip } of BACKENDS) {
 
     test("AlreadyProcessed marks an event id once, atomically, for its TTL", async () => {
       const id = fresh("evt");
-      const results = await Promise.all(Array.from({ length: 20 }, () => kv.alreadyProcessed({ eventId: id, ttlMs: SHORT_TTL })));
+      const results = await Promise.all(Array.from({ length: 20 }, () => kv.alreadyProcessed({ eventId: id, ttlMs: 60_000n })));
       assert.equal(results.filter((r) => !r.alreadyProcessed).length, 1, "exactly one caller saw it first");
-      await sleep(PAST_SHORT_TTL);
-      assert.equal((await kv.alreadyProcessed({ eventId: id, ttlMs: 60_000n })).alreadyProcessed, false, "forgotten after the TTL");
       assert.equal((await kv.alreadyProcessed({ eventId: id, ttlMs: 60_000n })).alreadyProcessed, true);
+      const brief = fresh("evt");
+      assert.equal((await kv.alreadyProcessed({ eventId: brief, ttlMs: SHORT_TTL })).alreadyProcessed, false);
+      await sleep(PAST_SHORT_TTL);
+      assert.equal((await kv.alreadyProcessed({ eventId: brief, ttlMs: 60_000n })).alreadyProcessed, false, "forgotten after the TTL");
     });
   });
 }

@@ -8,23 +8,23 @@ import { Redis, ReplyError } from "ioredis";
 import { kvV1 } from "@annals/proto";
 import type { KvClient } from "@annals/client";
 import type { BackendName } from "./backend.js";
-import { TEST_REDIS_URL, bytes, clearRedisPrefix, redisSkipReason, startKvHarness, text, uniqueRedisPrefix, type KvHarness } from "./test-harness.js";
+import {
+  TEST_REDIS_URL,
+  bytes,
+  clearRedisPrefix,
+  redisSkipReason,
+  seededRandom as random,
+  startKvHarness,
+  text,
+  uniqueRedisPrefix,
+  type KvHarness,
+} from "./kv-harness.js";
 
 const redisSkip = await redisSkipReason();
 const STEPS = 800;
 const KEYS = ["a", "b", "c", "d", "e", "f"];
 const VALUES = ["1", "0", "-5", "12", "x", "", "9223372036854775806", "-9223372036854775807", "007", "1.5"];
 const DELTAS = [1n, -3n, 100n, 9223372036854775807n, -9223372036854775808n];
-
-/** A deterministic pseudo-random sequence (mulberry32), so a failing seed reproduces. */
-function random(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Step =
   | { op: "get" | "exists" | "ttl" | "incr" | "delete"; key: string }

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Decide, Stored } from "./backend.js";
 import { decideAcquireLock, decideRateLimit, decideReleaseLock, LOCK_RECORD_RETENTION_MS, SLIDING_BUCKETS, type RateAlgorithm } from "./helpers.js";
+import { seededRandom as random } from "./kv-harness.js";
 
 /** One key's state as a backend keeps it: applies writes, forgets it at its expiry. */
 function fakeStore() {
@@ -20,16 +21,6 @@ function fakeStore() {
 function limiter(algorithm: RateAlgorithm, limit: number, windowMs: number) {
   const apply = fakeStore();
   return (nowMs: number, cost = 1) => apply(decideRateLimit(algorithm, { limit, windowMs, cost }), nowMs);
-}
-
-/** A deterministic pseudo-random sequence (mulberry32), so failures reproduce. */
-function random(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const T0 = 1_700_000_000_000;

@@ -8,7 +8,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { kvV1 } from "@annals/proto";
 import { signDevToken } from "@annals/runtime";
 import { PROTO_ROOT } from "@annals/runtime/testing";
-import { TEST_SECRET, bytes, rejects, sleep, startKvHarness, text, type KvHarness } from "./test-harness.js";
+import { TEST_SECRET, bytes, rejects, sleep, startKvHarness, text, type KvHarness } from "./kv-harness.js";
 
 const MAX_VALUE = 1000;
 
@@ -155,10 +155,11 @@ describe("kv service: the sweeper", () => {
 
   test("deletes expired keys and helper states from the tables, and leaves live ones", async () => {
     const kv = harness.admin;
-    await kv.mSet({ entries: Array.from({ length: 30 }, (_, i) => ({ key: bytes(`gone-${i}`), value: bytes("x") })), ttlMs: 50n });
+    // Long enough that the counts below are taken before anything expires, even on a loaded machine.
+    await kv.mSet({ entries: Array.from({ length: 30 }, (_, i) => ({ key: bytes(`gone-${i}`), value: bytes("x") })), ttlMs: 1500n });
     await kv.set({ key: bytes("stays"), value: bytes("y") });
     await kv.set({ key: bytes("stays-with-ttl"), value: bytes("z"), ttlMs: 600_000n });
-    await kv.alreadyProcessed({ eventId: bytes("evt"), ttlMs: 50n });
+    await kv.alreadyProcessed({ eventId: bytes("evt"), ttlMs: 1500n });
     const count = async () => {
       const { rows } = await harness.db.query<{ entries: bigint; states: bigint }>(
         "select (select count(*) from kv.entries) as entries, (select count(*) from kv.states) as states",

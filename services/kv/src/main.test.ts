@@ -6,7 +6,7 @@ import { createAnnalsClients } from "@annals/client";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { signDevToken } from "@annals/runtime";
 import { inspectService, runProcessToExit, startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
-import { TEST_REDIS_URL, clearRedisPrefix, redisSkipReason, uniqueRedisPrefix } from "./test-harness.js";
+import { TEST_REDIS_URL, clearRedisPrefix, redisSkipReason, uniqueRedisPrefix } from "./kv-harness.js";
 
 const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
 const SECRET = "kv-service-test-secret-at-least-32-bytes";

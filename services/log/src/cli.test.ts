@@ -8,7 +8,7 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { signDevToken } from "@annals/runtime";
 import { runProcessToExit } from "@annals/runtime/testing";
-import { entry, startLogHarness, TEST_SECRET, type LogHarness } from "./test-harness.js";
+import { entry, startLogHarness, TEST_SECRET, type LogHarness } from "./log-harness.js";
 
 const CLI = fileURLToPath(new URL("../../../libs/cli/dist/main.js", import.meta.url));
 

@@ -5,7 +5,7 @@ import { ExportVerifier } from "@annals/chain";
 import { Code } from "@connectrpc/connect";
 import { logV1 } from "@annals/proto";
 import { errorReason } from "@annals/runtime";
-import { entry, rejects, startLogHarness, type EntryInit, type LogHarness } from "./test-harness.js";
+import { entry, rejects, startLogHarness, type EntryInit, type LogHarness } from "./log-harness.js";
 
 let harness: LogHarness;
 

@@ -9,7 +9,7 @@ import { createAnnalsClients, type LogClient } from "@annals/client";
 import { createTestDatabase, testDatabaseTarget, type TestDatabase } from "@annals/db/testing";
 import { signDevToken } from "@annals/runtime";
 import { startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
-import { entry, TEST_SECRET } from "./test-harness.js";
+import { entry, TEST_SECRET } from "./log-harness.js";
 
 const target = testDatabaseTarget();
 const replicaCount = target === "postgres" ? 2 : 1;

@@ -5,7 +5,7 @@ import { Code } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { logV1 } from "@annals/proto";
 import { errorReason } from "@annals/runtime";
-import { entry, rejects, startLogHarness, type LogHarness } from "./test-harness.js";
+import { entry, rejects, startLogHarness, type LogHarness } from "./log-harness.js";
 
 let harness: LogHarness;
 

@@ -9,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { readServerConfig, serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
 import type { BackendName } from "./backend.js";
 import { createKvComponent, type KvComponentOptions } from "./component.js";
+import type { KvBackendConfig } from "./config.js";
 
 export { rejects } from "@annals/runtime/testing";
 
@@ -77,7 +78,7 @@ export async function startKvHarness(label: string, backend: BackendName, option
   const database: TestDatabase = await createTestDatabase(label);
   const db = await database.open();
   const redisPrefix = backend === "redis" ? uniqueRedisPrefix(label) : undefined;
-  const store = redisPrefix ? { backend, url: TEST_REDIS_URL, keyPrefix: redisPrefix } : { backend };
+  const store: KvBackendConfig = backend === "redis" ? { backend, url: TEST_REDIS_URL, keyPrefix: redisPrefix! } : { backend };
   const config = readServerConfig(
     { ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ANNALS_AUTH_JWT_SECRET: TEST_SECRET, ANNALS_LOG_LEVEL: "warn", ANNALS_SHUTDOWN_GRACE_MS: "2000" },
     { grpcPort: 0, httpPort: 0, allowAuthOff: false },
@@ -85,7 +86,7 @@ export async function startKvHarness(label: string, backend: BackendName, option
   const server = await serveComponents({
     name: `test-${label}`,
     server: config,
-    components: async () => [await createKvComponent({ db, store: store as never, logLevel: "warn", ...options })],
+    components: async () => [await createKvComponent({ db, store, logLevel: "warn", ...options })],
   });
   const baseUrl = `http://127.0.0.1:${server.grpcPort}`;
   const clientWith = async (roles: string[], keyPrefixes?: string[]) => {
@@ -115,3 +116,13 @@ export const bytes = (text: string) => new TextEncoder().encode(text);
 export const text = (value: Uint8Array) => Buffer.from(value).toString();
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A deterministic pseudo-random sequence in [0, 1) (mulberry32), so that a failing seed reproduces. */
+export function seededRandom(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
