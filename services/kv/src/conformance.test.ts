@@ -317,6 +317,30 @@ for (const { backend, skip } of BACKENDS) {
       }
     });
 
+    test("RateLimit at a window edge: the fixed window lets 2× the limit through, the sliding window only the limit", async () => {
+      // Fixed windows start at multiples of window_ms on the backend's clock, which is this machine's.
+      const windowMs = 4000;
+      const lead = 1000;
+      const untilEdge = (windowMs - (Date.now() % windowMs)) % windowMs;
+      await sleep(untilEdge > lead ? untilEdge - lead : untilEdge + windowMs - lead);
+      const fixed = { key: fresh("edge"), limit: 10n, windowMs: BigInt(windowMs), algorithm: kvV1.RateLimitAlgorithm.FIXED_WINDOW };
+      const sliding = { key: fresh("edge"), limit: 10n, windowMs: BigInt(windowMs), algorithm: kvV1.RateLimitAlgorithm.SLIDING_WINDOW };
+      const burst = async () => {
+        const uses = [];
+        for (let i = 0; i < 10; i++) uses.push(await kv.rateLimit(fixed), await kv.rateLimit(sliding));
+        return { fixed: uses.filter((_, i) => i % 2 === 0), sliding: uses.filter((_, i) => i % 2 === 1) };
+      };
+      const before = await burst();
+      const edge = Math.ceil(Date.now() / windowMs) * windowMs;
+      await sleep(edge - Date.now() + 20);
+      const after = await burst();
+      assert.deepEqual(before.fixed.map((u) => Number(u.count)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "the first burst fit before the edge");
+      assert.equal(after.fixed.filter((u) => u.allowed).length, 10, "fixed window: 10 more right after the edge, 20 within a second");
+      assert.equal(before.sliding.filter((u) => u.allowed).length, 10);
+      assert.equal(after.sliding.filter((u) => u.allowed).length, 0, "sliding window: none of the second burst");
+      assert.ok(after.sliding.every((u) => u.retryAfterMs > 0n && u.remaining === 0n));
+    });
+
     test("RateLimit with a cost counts it, and refuses a cost the remaining budget cannot cover", async () => {
       const key = fresh("rate");
       const first = await kv.rateLimit({ key, limit: 10n, windowMs: 60_000n, cost: 7n });
