@@ -9,6 +9,8 @@
 //   ANNALS_TEST_REDIS_URL      the Redis server of the kv tests (default redis://127.0.0.1:6379);
 //                              tests that need it are skipped, with the reason, when it does not answer
 //   ANNALS_TEST_REQUIRE_REDIS=1 fail those tests instead of skipping them (CI sets it).
+//   ANNALS_TEST_NATS_URL, ANNALS_TEST_REQUIRE_NATS=1  the same for the NATS server (default 127.0.0.1:4222)
+//                              that subject matching is checked against.
 //   ANNALS_TEST_CONCURRENCY    test files run at once (default 2).
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";

@@ -1,7 +1,7 @@
 import { canonicalJson, sha256Hex, type JsonValue } from "@annals/chain";
 import type { logV1 } from "@annals/proto";
 import { invalidArgument } from "@annals/runtime";
-import { kindProblem } from "./topic.js";
+import { kindProblem } from "@annals/topics";
 import { isCanonicalUuid } from "./uuid-v7.js";
 
 /** Size limits on what a producer may append. */

@@ -26,7 +26,7 @@ import { decodePageToken, encodePageToken } from "./page-token.js";
 import { appendReplicated } from "./replicate.js";
 import * as store from "./store.js";
 import { subscription } from "./subscription.js";
-import { KindFilter, patternProblem } from "./topic.js";
+import { KindFilter, patternProblem } from "@annals/topics";
 import { isCanonicalUuid } from "./uuid-v7.js";
 import { verifyRange } from "./verify.js";
 

@@ -5,7 +5,7 @@ import type { AppendNotifier } from "./append-notifier.js";
 import { entryMessage } from "./entry-mapping.js";
 import { seqCompacted } from "./log-errors.js";
 import { getHead, readForward } from "./store.js";
-import type { KindFilter } from "./topic.js";
+import type { KindFilter } from "@annals/topics";
 
 /** Rows read per query while catching up. */
 const PAGE = 1000;

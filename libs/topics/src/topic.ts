@@ -1,6 +1,6 @@
-// Kinds are dotted topics; Subscribe filters them with NATS subject patterns
-// (`*` one token, `>` one or more trailing tokens), checked against the real
-// NATS server by the stream service's tests.
+// Kinds are dotted topics; subscribers select them with NATS subject patterns
+// (`*` one token, `>` one or more trailing tokens). nats-matching.test.ts
+// checks the matching against the real NATS server.
 
 const TOKEN = /^[A-Za-z0-9_-]+$/;
 const MAX_KIND_LENGTH = 255;
@@ -23,6 +23,7 @@ export function patternProblem(pattern: string): string | null {
   for (const [index, token] of tokens.entries()) {
     if (token === "") return "has an empty token";
     if (token === ">" && index !== tokens.length - 1) return "may use > only as the last token";
+    // NATS would read `b*` as a literal token, which no valid kind contains: refuse it rather than match nothing.
     if (token !== "*" && token !== ">" && !TOKEN.test(token)) return `token "${token}" may hold only letters, digits, _ and - (or be * or >)`;
   }
   return null;
@@ -41,6 +42,11 @@ export class KindFilter {
     const tokens = kind.split(".");
     return this.patterns.some((pattern) => tokensMatch(pattern, tokens));
   }
+}
+
+/** Whether one pattern matches one subject, with NATS semantics (any tokens, literal unless exactly `*` or `>`). */
+export function subjectMatches(pattern: string, subject: string): boolean {
+  return tokensMatch(pattern.split("."), subject.split("."));
 }
 
 function tokensMatch(pattern: readonly string[], tokens: readonly string[]): boolean {
