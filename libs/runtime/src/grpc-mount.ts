@@ -30,11 +30,28 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
   return definition as grpc.ServiceDefinition;
 }
 
+/** Responses declared immutable by shareEncoding, with their encoding once it is made. */
+const shared = new WeakMap<object, Buffer | undefined>();
+
+/**
+ * Declares that a response object will not change and may be written to many
+ * streams (a fan-out): the gRPC listener then encodes it once, not once per
+ * stream. Returns the object.
+ */
+export function shareEncoding<T extends object>(response: T): T {
+  shared.set(response, undefined);
+  return response;
+}
+
 function serializer(schema: DescMessage) {
   return (value: object): Buffer => {
+    const cached = shared.get(value);
+    if (cached) return cached;
     const message = isMessage(value, schema) ? value : create(schema, value as never);
     const bytes = toBinary(schema, message);
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (shared.has(value)) shared.set(value, buffer);
+    return buffer;
   };
 }
 

@@ -36,7 +36,7 @@ export {
   unavailable,
 } from "./errors.js";
 export type { ErrorFacts } from "./errors.js";
-export { grpcServiceDefinition } from "./grpc-mount.js";
+export { grpcServiceDefinition, shareEncoding } from "./grpc-mount.js";
 export type { HttpRoute } from "./http-mount.js";
 export { diagRegistration } from "./diag-service.js";
 export { createLogger } from "./logger.js";

@@ -1,2 +1,2 @@
-export { KindFilter, kindProblem, patternProblem, subjectMatches } from "./topic.js";
+export { KindFilter, kindProblem, logIdProblem, patternProblem, subjectMatches } from "./topic.js";
 export { SubjectTree } from "./subject-tree.js";

@@ -3,6 +3,16 @@
 // checks the matching against the real NATS server.
 
 const TOKEN = /^[A-Za-z0-9_-]+$/;
+const LOG_ID = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
+const MAX_LOG_ID_LENGTH = 128;
+
+/** Why a log id is invalid, or null when it is valid. Every service that takes a log id uses this rule. */
+export function logIdProblem(logId: string): string | null {
+  if (logId === "") return "is required";
+  if (logId.length > MAX_LOG_ID_LENGTH) return `is longer than ${MAX_LOG_ID_LENGTH} characters`;
+  if (!LOG_ID.test(logId)) return "may hold only letters, digits, '.', '_', '-' and '/' (not at either end, not doubled)";
+  return null;
+}
 const MAX_KIND_LENGTH = 255;
 
 /** Why a kind is not a valid topic, or null when it is. */

@@ -1,7 +1,7 @@
 import { canonicalJson, sha256Hex, type JsonValue } from "@annals/chain";
 import type { logV1 } from "@annals/proto";
 import { invalidArgument } from "@annals/runtime";
-import { kindProblem } from "@annals/topics";
+import { kindProblem, logIdProblem } from "@annals/topics";
 import { isCanonicalUuid } from "./uuid-v7.js";
 
 /** Size limits on what a producer may append. */
@@ -37,15 +37,10 @@ export interface PreparedEntry {
   reqId: string | null;
 }
 
-const LOG_ID = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
-
 /** Validates a log id; throws INVALID_ARGUMENT naming `field`. */
 export function checkLogId(logId: string, field = "log_id"): string {
-  if (logId === "") throw invalidArgument(field, "is required");
-  if (logId.length > 128) throw invalidArgument(field, "is longer than 128 characters");
-  if (!LOG_ID.test(logId)) {
-    throw invalidArgument(field, "may hold only letters, digits, '.', '_', '-' and '/' (not at either end, not doubled)");
-  }
+  const problem = logIdProblem(logId);
+  if (problem) throw invalidArgument(field, problem);
   return logId;
 }
 

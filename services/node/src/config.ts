@@ -1,5 +1,6 @@
 import { readKvOptions, type KvOptions } from "@annals/kv";
 import { readLogOptions, type LogOptions } from "@annals/log";
+import { readStreamSettings, type HubSettings } from "@annals/stream";
 import { readDatabaseConfig, readServerConfig, readString, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
 
 /** Everything the all-in-one node reads from its environment. */
@@ -13,6 +14,8 @@ export interface NodeConfig {
   log: LogOptions;
   /** ANNALS_KV_* settings of the kv service (postgres on the node's database by default). */
   kv: KvOptions;
+  /** ANNALS_STREAM_* settings of the stream service. */
+  stream: HubSettings;
 }
 
 export const NODE_GRPC_PORT = 50051;
@@ -30,5 +33,6 @@ export function readNodeConfig(env: Env): NodeConfig {
     internalToken: readString(env, "ANNALS_INTERNAL_TOKEN"),
     log: readLogOptions(env),
     kv: readKvOptions(env),
+    stream: readStreamSettings(env),
   };
 }

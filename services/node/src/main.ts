@@ -26,7 +26,13 @@ runMain(NODE_NAME, async () => {
       await createKvComponent({ db, ...config.kv, logLevel: config.server.logLevel }),
       await createFederationComponent({ db }),
       // The stream service reaches the log service through this node's own gRPC port.
-      await createStreamComponent({ logUrl: () => `http://${dialHost.includes(":") ? `[${dialHost}]` : dialHost}:${grpcPort}`, ...(logToken ? { logToken } : {}) }),
+      await createStreamComponent({
+        logUrl: () => `http://${dialHost.includes(":") ? `[${dialHost}]` : dialHost}:${grpcPort}`,
+        ...(logToken ? { logToken } : {}),
+        auth: config.server.auth,
+        settings: config.stream,
+        logLevel: config.server.logLevel,
+      }),
     ],
   });
   grpcPort = server.grpcPort;

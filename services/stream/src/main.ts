@@ -9,7 +9,13 @@ runMain(STREAM_SERVICE_NAME, async () => {
     name: STREAM_SERVICE_NAME,
     server: config.server,
     components: async () => [
-      await createStreamComponent({ logUrl: config.logUrl, ...(config.logToken ? { logToken: config.logToken } : {}) }),
+      await createStreamComponent({
+        logUrl: config.logUrl,
+        ...(config.logToken ? { logToken: config.logToken } : {}),
+        auth: config.server.auth,
+        settings: config.stream,
+        logLevel: config.server.logLevel,
+      }),
     ],
   });
 });

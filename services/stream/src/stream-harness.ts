@@ -1,0 +1,142 @@
+// Test support (not exported by the package): the log and stream services in
+// this process on a database of their own (as the node runs them), clients
+// with tokens of chosen roles, and helpers to read Subscribe streams.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createAnnalsClients, type LogClient, type StreamClient } from "@annals/client";
+import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
+import { createLogComponent } from "@annals/log";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { streamV1 } from "@annals/proto";
+import { readServerConfig, serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
+import { createStreamComponent } from "./component.js";
+import { DEFAULT_STREAM_SETTINGS } from "./config.js";
+import type { HubSettings } from "./hub.js";
+
+export { rejects } from "@annals/runtime/testing";
+
+export const TEST_SECRET = "stream-service-test-secret-at-least-32-bytes";
+
+export interface StreamHarness {
+  /** Clients whose token holds `admin`. */
+  stream: StreamClient;
+  log: LogClient;
+  clientWith(roles: string[], options?: { logs?: string[]; subject?: string }): Promise<StreamClient>;
+  tokenWith(roles: string[], options?: { logs?: string[]; subject?: string }): Promise<string>;
+  server: RunningServer;
+  baseUrl: string;
+  httpUrl: string;
+  /** The Prometheus scrape of the process. */
+  metrics(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** The log and stream services in one process, the stream service calling the log service over gRPC. */
+export async function startStreamHarness(label: string, settings: Partial<HubSettings> = {}): Promise<StreamHarness> {
+  const database: TestDatabase = await createTestDatabase(label);
+  const db = await database.open();
+  const config = readServerConfig(
+    { ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ANNALS_AUTH_JWT_SECRET: TEST_SECRET, ANNALS_LOG_LEVEL: "warn", ANNALS_SHUTDOWN_GRACE_MS: "2000" },
+    { grpcPort: 0, httpPort: 0, allowAuthOff: false },
+  );
+  let grpcPort = 0;
+  const internal = await signDevToken({ secret: TEST_SECRET, subject: "stream-service", roles: ["log.read", "log.write"] });
+  const server = await serveComponents({
+    name: `test-${label}`,
+    server: config,
+    components: async () => [
+      await createLogComponent({ db }),
+      await createStreamComponent({
+        logUrl: () => `http://127.0.0.1:${grpcPort}`,
+        logToken: internal,
+        auth: config.auth,
+        settings: { ...DEFAULT_STREAM_SETTINGS, ...settings },
+        logLevel: "warn",
+      }),
+    ],
+  });
+  grpcPort = server.grpcPort;
+  const baseUrl = `http://127.0.0.1:${server.grpcPort}`;
+  const tokenWith = (roles: string[], options: { logs?: string[]; subject?: string } = {}) =>
+    signDevToken({ secret: TEST_SECRET, subject: options.subject ?? `test-${roles.join("+")}`, roles, ...(options.logs ? { logs: options.logs } : {}) });
+  const admin = createAnnalsClients({ baseUrl, token: await tokenWith(["admin"]), unaryTimeoutMs: 60_000 });
+  return {
+    stream: admin.stream,
+    log: admin.log,
+    clientWith: async (roles, options) => createAnnalsClients({ baseUrl, token: await tokenWith(roles, options), unaryTimeoutMs: 60_000 }).stream,
+    tokenWith,
+    server,
+    baseUrl,
+    httpUrl: `http://127.0.0.1:${server.httpPort}`,
+    metrics: () => fetch(`http://127.0.0.1:${server.httpPort}/metrics`).then((response) => response.text()),
+    close: async () => {
+      await server.shutdown("test done");
+      await database.drop();
+    },
+  };
+}
+
+/** What one Subscribe stream received, read in the background. */
+export interface Received {
+  events: streamV1.Event[];
+  keepalives: bigint[];
+  snapshotDone: bigint | undefined;
+  /** How the stream ended: undefined while open; null when it ended cleanly. */
+  ended: ConnectError | null | undefined;
+  /** Stops reading (cancels the call). */
+  cancel(): void;
+  /** Resolves when `predicate` holds, or rejects after `timeoutMs`. */
+  until(predicate: (received: Received) => boolean, timeoutMs?: number): Promise<void>;
+}
+
+export function subscribe(client: StreamClient, request: MessageInitShape<typeof streamV1.SubscribeRequestSchema>): Received {
+  const controller = new AbortController();
+  const waiters = new Set<() => void>();
+  const received: Received = {
+    events: [],
+    keepalives: [],
+    snapshotDone: undefined,
+    ended: undefined,
+    cancel: () => controller.abort(),
+    until: (predicate, timeoutMs = 30_000) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (predicate(received)) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve();
+          } else if (received.ended !== undefined) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            reject(new Error(`the stream ended (${received.ended?.message ?? "cleanly"}) before the condition held; ${received.events.length} events`));
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`timed out after ${timeoutMs} ms with ${received.events.length} events`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      }),
+  };
+  const notify = () => {
+    for (const waiter of [...waiters]) waiter();
+  };
+  void (async () => {
+    try {
+      for await (const response of client.subscribe(request, { signal: controller.signal })) {
+        if (response.frame.case === "event") received.events.push(response.frame.value);
+        else if (response.frame.case === "keepalive") received.keepalives.push(response.frame.value.seq);
+        else if (response.frame.case === "snapshotDone") received.snapshotDone = response.frame.value.seq;
+        notify();
+      }
+      received.ended = null;
+    } catch (error) {
+      const failure = ConnectError.from(error);
+      received.ended = failure.code === Code.Canceled && controller.signal.aborted ? null : failure;
+    }
+    notify();
+  })();
+  return received;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

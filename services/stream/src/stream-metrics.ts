@@ -1,0 +1,54 @@
+import { metrics, type Counter, type Histogram, type UpDownCounter } from "@opentelemetry/api";
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** The stream service's instruments (exported on /metrics and over OTLP by the runtime). */
+export class StreamMetrics {
+  private readonly subscribers: UpDownCounter;
+  private readonly delivered: Counter;
+  private readonly disconnects: Counter;
+  private readonly fanout: Histogram;
+  private readonly delivery: Histogram;
+  private readonly reconnects: Counter;
+
+  constructor() {
+    const meter = metrics.getMeter("annals.stream");
+    this.subscribers = meter.createUpDownCounter("annals.stream.subscribers", { description: "Open Subscribe and SSE streams" });
+    this.delivered = meter.createCounter("annals.stream.events.delivered", { description: "Events written to subscribers" });
+    this.disconnects = meter.createCounter("annals.stream.slow_consumer.disconnects", { description: "Subscribers ended for falling too far behind" });
+    this.fanout = meter.createHistogram("annals.stream.fanout.latency", {
+      description: "From an entry's sequencing to its hand-over to the subscribers' queues",
+      unit: "s",
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
+    });
+    this.delivery = meter.createHistogram("annals.stream.delivery.latency", {
+      description: "From a live entry's sequencing to its write to a subscriber",
+      unit: "s",
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
+    });
+    this.reconnects = meter.createCounter("annals.stream.upstream.reconnects", { description: "Reconnects of a log feed to the log service" });
+  }
+
+  subscriberOpened(): void {
+    this.subscribers.add(1);
+  }
+
+  subscriberClosed(reason: "closed" | "slow" | "failed"): void {
+    this.subscribers.add(-1);
+    if (reason === "slow") this.disconnects.add(1);
+  }
+
+  entryFannedOut(lagMs: number): void {
+    this.fanout.record(Math.max(0, lagMs) / 1000);
+  }
+
+  /** An event frame was written; `wallTimeUs` set for live entries (not snapshot or catch-up). */
+  eventDelivered(wallTimeUs: bigint | undefined): void {
+    this.delivered.add(1);
+    if (wallTimeUs !== undefined) this.delivery.record(Math.max(0, Date.now() - Number(wallTimeUs / 1000n)) / 1000);
+  }
+
+  upstreamReconnect(): void {
+    this.reconnects.add(1);
+  }
+}
