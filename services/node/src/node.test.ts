@@ -108,6 +108,35 @@ describe("the all-in-one node started by the README's command (npm start)", () =
     assert.deepEqual([got.found, got.value.toString()], [true, "hello"]);
   });
 
+  test("the stream service follows the node's own log: Publish over Connect JSON reaches a grpc-js subscriber", async () => {
+    const definition = protoLoader.loadSync("annals/stream/v1/stream_service.proto", { includeDirs: [PROTO_ROOT] });
+    const Stream = (grpc.loadPackageDefinition(definition) as any).annals.stream.v1.StreamService;
+    const client = new Stream(`127.0.0.1:${node.grpcPort}`, grpc.credentials.createInsecure());
+    const call = client.Subscribe({ logId: "greetings", topics: ["greeting.>"] });
+    const frames: any[] = [];
+    const event = new Promise<any>((resolve, reject) => {
+      call.on("data", (frame: any) => {
+        frames.push(frame);
+        if (frame.event) resolve(frame.event);
+      });
+      call.on("error", reject);
+    });
+    try {
+      while (!frames.some((frame) => frame.snapshotDone)) await new Promise((resolve) => setTimeout(resolve, 20));
+      const published = await fetch(`http://127.0.0.1:${node.httpPort}/annals.stream.v1.StreamService/Publish`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ logId: "greetings", topic: "greeting.sent", payload: { to: "world" } }),
+      });
+      assert.equal(published.status, 200, await published.clone().text());
+      const received = await event;
+      assert.deepEqual([received.topic, received.event, received.payload.fields.to.stringValue], ["greeting.sent", "sent", "world"]);
+    } finally {
+      call.cancel();
+      client.close();
+    }
+  });
+
   test("an RPC whose handler is not written yet answers UNIMPLEMENTED on both ports", async () => {
     const connect = await fetch(`http://127.0.0.1:${node.httpPort}/annals.federation.v1.FederationService/ListPeers`, {
       method: "POST",
