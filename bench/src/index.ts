@@ -4,12 +4,15 @@ import { cpus, totalmem } from "node:os";
 import { kvOps } from "./kv-ops.js";
 import { logAppend } from "./log-append.js";
 import { rpcOverhead } from "./rpc-overhead.js";
+import { streamFanout } from "./stream-fanout.js";
 
 const SUITES: Record<string, () => Promise<void>> = {
   "rpc-overhead": () => rpcOverhead({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500 }),
   "log-append": () =>
     logAppend({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500, bulkEntries: 100_000, latencyRate: 500, latencySeconds: 10 }),
   "kv-ops": () => kvOps({ concurrency: 64, durationMs: 3000, warmupMs: 500, keys: 10_000, valueBytes: 100 }),
+  "stream-fanout": () =>
+    streamFanout({ subscribers: 1000, topics: 20, rates: [1000, 4000], searchRates: [250, 500, 750, 1000, 1500, 2000, 3000, 4000], seconds: 10, p99TargetMs: 100 }),
 };
 
 const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(SUITES);

@@ -21,6 +21,7 @@ export const DEFAULT_STREAM_SETTINGS: HubSettings = {
   snapshotScanLimit: 10_000,
   maxStreamsPerUser: 32,
   maxStreams: 10_000,
+  catchUpReads: 4,
 };
 
 /** Reads and validates the configuration; throws ConfigError naming the variable. */
@@ -42,5 +43,6 @@ export function readStreamSettings(env: Env): HubSettings {
     snapshotScanLimit: readInteger(env, "ANNALS_STREAM_SNAPSHOT_SCAN", defaults.snapshotScanLimit, { min: 1000, max: 1_000_000 }),
     maxStreamsPerUser: readInteger(env, "ANNALS_STREAM_MAX_PER_USER", defaults.maxStreamsPerUser, { min: 1, max: 1_000_000 }),
     maxStreams: readInteger(env, "ANNALS_STREAM_MAX_STREAMS", defaults.maxStreams, { min: 1, max: 10_000_000 }),
+    catchUpReads: readInteger(env, "ANNALS_STREAM_CATCHUP_READS", defaults.catchUpReads, { min: 1, max: 1000 }),
   };
 }

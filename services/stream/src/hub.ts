@@ -7,7 +7,9 @@ import type { LogClient } from "@annals/client";
 import type { logV1 } from "@annals/proto";
 import { resourceExhausted, unavailable, type Logger, type Principal } from "@annals/runtime";
 import { SubjectTree } from "@annals/topics";
-import { EntryFrames, Session, sleepWithJitter, type FeedLink, type SessionRequest, type SessionSettings } from "./session.js";
+import { sleepWithJitter } from "./backoff.js";
+import { LogReader } from "./log-reader.js";
+import { EntryFrames, Session, type FeedLink, type SessionRequest, type SessionSettings } from "./session.js";
 import type { StreamMetrics } from "./stream-metrics.js";
 
 /** Reconnects of a feed: first delay, doubled up to the cap, with jitter; reset by a message. */
@@ -23,6 +25,8 @@ export interface HubSettings extends SessionSettings {
   maxStreamsPerUser: number;
   /** Streams this process serves at once. */
   maxStreams: number;
+  /** Log reads (snapshot and catch-up pages) this process makes at once. */
+  catchUpReads: number;
 }
 
 class LogFeed implements FeedLink {
@@ -134,13 +138,16 @@ export class StreamHub {
   private readonly feeds = new Map<string, LogFeed>();
   private readonly perUser = new Map<string, number>();
   private open = 0;
+  private readonly reader: LogReader;
 
   constructor(
     private readonly log: () => LogClient,
     private readonly settings: HubSettings,
     private readonly metrics: StreamMetrics,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.reader = new LogReader(log, settings.catchUpReads);
+  }
 
   /** Opens a stream for a caller, or refuses it with RESOURCE_EXHAUSTED when a cap is reached. */
   subscribe(principal: Principal, request: SessionRequest): Session {
@@ -171,7 +178,7 @@ export class StreamHub {
       this.feeds.set(request.logId, created);
       feed = created;
     }
-    return new Session(request, this.settings, this.log(), feed, this.metrics, (_session, reason) => {
+    return new Session(request, this.settings, this.reader, feed, this.metrics, (_session, reason) => {
       const left = (this.perUser.get(user) ?? 1) - 1;
       if (left === 0) this.perUser.delete(user);
       else this.perUser.set(user, left);

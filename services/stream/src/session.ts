@@ -1,22 +1,15 @@
 // One subscriber's stream: a snapshot or a catch-up read from the log, then
 // the live entries its log's feed offers, through a bounded queue of frames.
-import { Code, ConnectError } from "@connectrpc/connect";
-import type { LogClient } from "@annals/client";
 import { logV1, type streamV1 } from "@annals/proto";
 import { resourceExhausted, shareEncoding } from "@annals/runtime";
 import { KindFilter } from "@annals/topics";
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { LogReader } from "./log-reader.js";
 import type { StreamMetrics } from "./stream-metrics.js";
 
 export type Frame = MessageInitShape<typeof streamV1.SubscribeResponseSchema>;
-type Page = Pick<logV1.ReadResponse, "entries" | "nextPageToken">;
 type EventFrame = Extract<NonNullable<Frame["frame"]>, { case: "event" }>["value"];
 
-/** Entries read per Read call while taking a snapshot or catching up. */
-const READ_PAGE = 1000;
-/** Retries of a failed read: first delay, doubled up to the cap, with jitter. */
-const RETRY_FIRST_MS = 100;
-const RETRY_MAX_MS = 5000;
 
 export interface SessionSettings {
   /** Frames a subscriber may have waiting before it counts as too slow. */
@@ -106,7 +99,7 @@ export class Session {
   constructor(
     readonly request: SessionRequest,
     private readonly settings: SessionSettings,
-    private readonly log: LogClient,
+    private readonly reader: LogReader,
     private readonly feed: FeedLink,
     private readonly metrics: StreamMetrics,
     /** Called once when the session ends, however it ends. */
@@ -263,7 +256,7 @@ export class Session {
     let pageToken = "";
     if (headSeq > 0n && this.request.snapshotLimit > 0) {
       while (found.length < this.request.snapshotLimit && scanned < this.settings.snapshotScanLimit) {
-        const page = await this.read({ fromSeq: headSeq, direction: logV1.ReadDirection.BACKWARD, pageToken });
+        const page = await this.reader.page({ logId: this.request.logId, fromSeq: headSeq, direction: logV1.ReadDirection.BACKWARD, pageToken }, this.stopped.signal);
         for (const entry of page.entries) {
           scanned++;
           if (this.matches(entry.kind)) found.push(entry);
@@ -281,7 +274,10 @@ export class Session {
   private async catchUp(toSeq: bigint): Promise<void> {
     let pageToken = "";
     while (this.lastSeq < toSeq && this.phase === "catching-up") {
-      const page = await this.read({ fromSeq: this.lastSeq + 1n, direction: logV1.ReadDirection.FORWARD, pageToken });
+      const page = await this.reader.page(
+        { logId: this.request.logId, fromSeq: this.lastSeq + 1n, direction: logV1.ReadDirection.FORWARD, pageToken },
+        this.stopped.signal,
+      );
       for (const entry of page.entries) {
         if (entry.seq <= this.lastSeq) continue;
         this.lastSeq = entry.seq;
@@ -300,37 +296,4 @@ export class Session {
     }
     if (this.phase === "catching-up") this.push(frame, seq);
   }
-
-  /** One Read page; while the log service is unreachable, retries with backoff (keepalives go on meanwhile). */
-  private async read(request: { fromSeq: bigint; direction: logV1.ReadDirection; pageToken: string }): Promise<Page> {
-    let delay = RETRY_FIRST_MS;
-    for (;;) {
-      try {
-        return await this.log.read(
-          { logId: this.request.logId, pageSize: READ_PAGE, ...request },
-          { signal: this.stopped.signal },
-        );
-      } catch (error) {
-        const code = ConnectError.from(error).code;
-        // A log that does not exist yet has nothing to read.
-        if (code === Code.NotFound) return { entries: [], nextPageToken: "" };
-        if (this.phase === "ended" || (code !== Code.Unavailable && code !== Code.DeadlineExceeded)) throw error;
-        await sleepWithJitter(delay, this.stopped.signal);
-        delay = Math.min(delay * 2, RETRY_MAX_MS);
-      }
-    }
-  }
-}
-
-/** Sleeps a random time between half of and the full `ms`, or until the signal aborts. */
-export function sleepWithJitter(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms / 2 + Math.random() * (ms / 2));
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

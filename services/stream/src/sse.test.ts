@@ -109,6 +109,8 @@ test("refusals are JSON with 401, 403, 400 and 429 (with Retry-After)", async ()
   assert.match(badTopic.body.message, /^topics\[0\]: /);
   const noTopic = await refused(eventsUrl("people", `token=${viewer}`));
   assert.equal(noTopic.status, 400);
+  assert.equal((await refused(eventsUrl("people", `topics=>&snapshot=lots&token=${viewer}`))).status, 400);
+  assert.equal((await refused(eventsUrl("people", `topics=>&snapshot=1001&token=${viewer}`))).status, 400);
   const badResume = await refused(eventsUrl("people", `topics=>&token=${viewer}`), { "last-event-id": "yesterday" });
   assert.equal(badResume.status, 400);
 

@@ -38,7 +38,7 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
             logId: decodeURIComponent(PATH.exec(url.pathname)![1]!),
             topics: url.searchParams.getAll("topics").flatMap((value) => value.split(",")).filter((topic) => topic !== ""),
             resumeAfterSeq: lastEventId(request),
-            snapshotLimit: Number(url.searchParams.get("snapshot") ?? "0"),
+            snapshotLimit: snapshotParameter(url.searchParams.get("snapshot")),
           },
           principal,
         );
@@ -82,6 +82,13 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
       }
     },
   };
+}
+
+/** `snapshot=N`: how many of the latest matching entries to start with (default 50). */
+function snapshotParameter(value: string | null): number {
+  if (value === null) return 0;
+  if (!/^[0-9]{1,7}$/.test(value)) throw new ConnectError("snapshot_limit: must be a number of entries (0–1000)", Code.InvalidArgument);
+  return Number(value);
 }
 
 /** Last-Event-ID (sent by EventSource when it reconnects) is the seq to resume after. */

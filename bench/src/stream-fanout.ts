@@ -1,0 +1,354 @@
+// The stream service fanning out to many live subscribers: the standalone log
+// and stream service processes on a fresh PostgreSQL database, 1,000 grpc-js
+// Subscribe streams in this process over 20 patterns, entries appended at
+// fixed rates; the peer in the same run is NATS core (127.0.0.1:4222) with the
+// same subscriptions and publish rates, subscribers in this process too.
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
+import pg from "pg";
+import { logV1, streamV1 } from "@annals/proto";
+import { grpcServiceDefinition } from "@annals/runtime";
+import { startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
+import { BENCH_SECRET, benchToken } from "./bench-token.js";
+import { formatTable } from "./table.js";
+
+export interface FanoutBenchOptions {
+  subscribers: number;
+  topics: number;
+  /** Entries (messages) per second of the two headline runs. */
+  rates: number[];
+  /** Rates tried, lowest first, to find the highest one with p99 under the target. */
+  searchRates: number[];
+  seconds: number;
+  p99TargetMs: number;
+}
+
+/** What one run at one rate measured. */
+interface RunResult {
+  rate: number;
+  expected: number;
+  delivered: number;
+  p50: number;
+  p99: number;
+  max: number;
+  /** Streams ended by the server during the run (slow consumers). */
+  ended: number;
+  /** Stream-service CPU, in % of one core, over the run (annals only). */
+  cpuPercent?: number;
+  /** This process's CPU (the subscribers and the producer), in % of one core. */
+  benchCpuPercent: number;
+}
+
+type Unary = (request: object, metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response: any) => void) => void;
+
+/**
+ * A Subscribe response read only as far as its entry's seq: a load generator
+ * that decoded every payload would measure itself, not the server. Returns
+ * the seq of an Event frame, or 0n for SnapshotDone and Keepalive.
+ */
+function seqOfFrame(bytes: Buffer): bigint {
+  // SubscribeResponse field 1 (Event, length-delimited) → Event field 1 (seq, varint).
+  if (bytes[0] !== 0x0a) return 0n;
+  let offset = 1;
+  while (bytes[offset]! & 0x80) offset++;
+  offset++;
+  if (bytes[offset] !== 0x08) return 0n;
+  offset++;
+  let seq = 0n;
+  let shift = 0n;
+  for (;;) {
+    const byte = bytes[offset++]!;
+    seq |= BigInt(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) return seq;
+    shift += 7n;
+  }
+}
+
+function streamDefinition(): grpc.ServiceDefinition {
+  const definition = grpcServiceDefinition(streamV1.StreamService) as Record<string, grpc.MethodDefinition<object, unknown>>;
+  return { ...definition, subscribe: { ...definition["subscribe"]!, responseDeserialize: seqOfFrame } } as grpc.ServiceDefinition;
+}
+
+/** Latency samples of deliveries, in ms from the append's acknowledgement (or the NATS publish). */
+class Deliveries {
+  /** Counts only deliveries of entries from `firstSeq` on: those of this run. */
+  constructor(private readonly firstSeq: bigint) {}
+
+  readonly latencies: number[] = [];
+  private readonly acked = new Map<bigint, number>();
+  /** Deliveries that arrived before their append's acknowledgement did. */
+  private readonly early = new Map<bigint, number[]>();
+  count = 0;
+
+  ack(seq: bigint, at: number): void {
+    this.acked.set(seq, at);
+    const early = this.early.get(seq);
+    if (early) {
+      for (const received of early) this.latencies.push(Math.max(0, received - at));
+      this.early.delete(seq);
+    }
+  }
+
+  received(seq: bigint, at: number): void {
+    if (seq < this.firstSeq) return;
+    this.count++;
+    const acked = this.acked.get(seq);
+    if (acked !== undefined) this.latencies.push(at - acked);
+    else this.early.set(seq, [...(this.early.get(seq) ?? []), at]);
+  }
+
+  summary(rate: number, expected: number, ended: number): Omit<RunResult, "benchCpuPercent"> {
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+    return { rate, expected, delivered: this.count, p50: q(0.5), p99: q(0.99), max: sorted.at(-1) ?? NaN, ended };
+  }
+}
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function rssBytes(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))!;
+  return Number(line.split(/\s+/)[1]) * 1024;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Calls `tick(count)` every 10 ms so that `rate` items per second go out over `seconds`. */
+async function paced(rate: number, seconds: number, tick: (count: number, first: number) => void): Promise<void> {
+  const start = now();
+  let sent = 0;
+  const total = rate * seconds;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((now() - start) / 1000) * rate));
+    if (due > sent) {
+      tick(due - sent, sent);
+      sent = due;
+    }
+    await sleep(10);
+  }
+}
+
+export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
+  const baseUrl = process.env.ANNALS_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const dbName = `annals_bench_stream_${process.pid}`;
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  await admin.query(`create database ${dbName}`);
+  const url = new URL(baseUrl);
+  url.pathname = `/${dbName}`;
+  const services: ServiceProcess[] = [];
+  const nats = await connectNats({ servers: process.env.ANNALS_BENCH_NATS_URL ?? "127.0.0.1:4222" });
+  console.log(
+    `stream-fanout: ${options.subscribers} subscribers over ${options.topics} patterns (evt.t0.> … evt.t${options.topics - 1}.>), entries spread\n` +
+      `evenly over the ${options.topics} topics at fixed rates for ${options.seconds} s each. annals: the log service and the stream service\n` +
+      `as their own processes on PostgreSQL database ${dbName}, entries appended with AppendBatch every 10 ms, subscribers as\n` +
+      "grpc-js Subscribe streams in the bench process (10 channels), reading only each frame's seq. Peer in the same run: NATS core\n" +
+      "on 127.0.0.1:4222, the same subscriptions and publish rates, subscribers in the bench process. Latency: from the append's\n" +
+      "acknowledgement (NATS: the publish call) to delivery. CPU in % of one core: the stream service's, and the bench process's\n" +
+      "(subscribers and producer; on this 2-core machine they share the cores with the services and PostgreSQL).\n",
+  );
+  try {
+    const env = { DATABASE_URL: url.toString(), ANNALS_AUTH_JWT_SECRET: BENCH_SECRET, ANNALS_LOG_LEVEL: "info" };
+    const logService = await startServiceProcess({ script: fileURLToPath(new URL("../../services/log/dist/main.js", import.meta.url)), env });
+    services.push(logService);
+    // ANNALS_BENCH_PROFILE_DIR: write a CPU profile of the stream service there (node --cpu-prof).
+    const profileDir = process.env.ANNALS_BENCH_PROFILE_DIR;
+    const streamMain = fileURLToPath(new URL("../../services/stream/dist/main.js", import.meta.url));
+    const streamService = await startServiceProcess({
+      command: [process.execPath, ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []), streamMain],
+      env: { ...env, ANNALS_LOG_URL: `http://127.0.0.1:${logService.grpcPort}`, ANNALS_LOG_TOKEN: await benchToken(["log.read", "log.write"]), ANNALS_STREAM_MAX_PER_USER: String(options.subscribers) },
+    });
+    services.push(streamService);
+    const annals = await annalsSide(logService, streamService, options);
+    const peer = await natsSide(nats, options);
+    const rows: string[][] = [];
+    for (const rate of options.rates) {
+      for (const [system, run] of [["annals", annals.run], ["NATS core (peer)", peer.run]] as const) {
+        const result = await measured(() => run(rate, options.seconds));
+        rows.push(row(system, result, result.cpuPercent, options.subscribers / options.topics));
+      }
+    }
+    console.log(formatTable(["system", "entries/s", "deliveries/s", "expected", "delivered", "p50 ms", "p99 ms", "max ms", "streams ended", "service CPU %", "bench CPU %"], rows));
+    console.log(
+      `\nstream service memory: ${(annals.rssIdle / 2 ** 20).toFixed(1)} MiB RSS with no subscriber, ${(annals.rssSubscribed / 2 ** 20).toFixed(1)} MiB with ` +
+        `${options.subscribers} connected: ${((annals.rssSubscribed - annals.rssIdle) / options.subscribers / 1024).toFixed(1)} KiB per subscriber.`,
+    );
+    let best: RunResult | undefined;
+    const search: string[][] = [];
+    for (const rate of options.searchRates) {
+      const result = await measured(() => annals.run(rate, options.seconds));
+      search.push(row("annals", result, result.cpuPercent, options.subscribers / options.topics));
+      if (result.p99 < options.p99TargetMs && result.delivered === result.expected) best = result;
+      else break;
+    }
+    console.log(`\nHighest rate with p99 under ${options.p99TargetMs} ms and every event delivered (rates tried in order, stopping at the first miss):`);
+    console.log(formatTable(["system", "entries/s", "deliveries/s", "expected", "delivered", "p50 ms", "p99 ms", "max ms", "streams ended", "service CPU %", "bench CPU %"], search));
+    console.log(best ? `→ ${best.rate} entries/s, ${best.rate * (options.subscribers / options.topics)} deliveries/s.` : "→ none of the rates tried.");
+    annals.close();
+    await peer.close();
+    // What the services said about trouble during the runs (feed reconnects, failures).
+    for (const service of services) {
+      const notes = service.output().split("\n").filter((line) => /"level":(3|4|5)\d/.test(line) && !/"msg":"listening"/.test(line));
+      if (notes.length > 0) console.log(`\n${notes.length} log lines of pid ${service.pid} at info or above besides startup, the first ones:\n${notes.slice(0, 5).join("\n")}`);
+    }
+  } finally {
+    await nats.close();
+    for (const service of services.reverse()) await service.stop();
+    await admin.query(`drop database ${dbName}`);
+    await admin.end();
+  }
+}
+
+/** Runs one rate and adds this process's CPU use over it. */
+async function measured(run: () => Promise<Omit<RunResult, "benchCpuPercent">>): Promise<RunResult> {
+  const cpu = process.cpuUsage();
+  const started = now();
+  const result = await run();
+  const used = process.cpuUsage(cpu);
+  return { ...result, benchCpuPercent: ((used.user + used.system) / 1000 / (now() - started)) * 100 };
+}
+
+function row(system: string, result: RunResult, cpu: number | undefined, fanout: number): string[] {
+  return [
+    system,
+    String(result.rate),
+    String(result.rate * fanout),
+    String(result.expected),
+    String(result.delivered),
+    result.p50.toFixed(1),
+    result.p99.toFixed(1),
+    result.max.toFixed(1),
+    String(result.ended),
+    cpu === undefined ? "" : cpu.toFixed(0),
+    result.benchCpuPercent.toFixed(0),
+  ];
+}
+
+async function annalsSide(logService: ServiceProcess, streamService: ServiceProcess, options: FanoutBenchOptions) {
+  const auth = new grpc.Metadata();
+  auth.set("authorization", `Bearer ${await benchToken(["admin"])}`);
+  const LogClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(logV1.LogService), "LogService");
+  const log = new LogClient(`127.0.0.1:${logService.grpcPort}`, grpc.credentials.createInsecure()) as unknown as Record<string, Unary> & { close(): void };
+  const StreamClient = grpc.makeGenericClientConstructor(streamDefinition(), "StreamService");
+  // Distinct channel options keep the channels from sharing one connection.
+  const channels = Array.from({ length: 10 }, (_, i) => new StreamClient(`127.0.0.1:${streamService.grpcPort}`, grpc.credentials.createInsecure(), { "annals.bench.channel": i }) as unknown as {
+    subscribe(request: object, metadata: grpc.Metadata): grpc.ClientReadableStream<bigint>;
+    close(): void;
+  });
+  const rssIdle = rssBytes(streamService.pid);
+  let current = new Deliveries(1n);
+  let ended = 0;
+  let ready = 0;
+  // Subscriber i follows pattern i mod topics; one ended by the server (a slow consumer) is opened again before the next run.
+  const calls: (grpc.ClientReadableStream<bigint> | undefined)[] = [];
+  /** The last seq appended; a stream opened again resumes after it, with no snapshot. */
+  let appended = 0n;
+  let lastReceivedAt = now();
+  const open = (i: number) => {
+    const call = channels[i % channels.length]!.subscribe({ logId: "fanout", topics: [`evt.t${i % options.topics}.>`], resumeAfterSeq: appended }, auth);
+    let first = true;
+    call.on("data", (seq: bigint) => {
+      if (first) {
+        first = false;
+        ready++;
+      }
+      lastReceivedAt = now();
+      if (seq > 0n) current.received(seq, lastReceivedAt);
+    });
+    call.on("error", () => {
+      ended++;
+      calls[i] = undefined;
+    });
+    calls[i] = call;
+  };
+  /** Opens the streams that are not open and waits until each has its first frame. */
+  const openAll = async () => {
+    ready = options.subscribers - calls.filter((call) => call === undefined).length;
+    for (let i = 0; i < options.subscribers; i++) if (!calls[i]) open(i);
+    while (ready < options.subscribers) await sleep(50);
+  };
+  await openAll();
+  await sleep(500);
+  const rssSubscribed = rssBytes(streamService.pid);
+  const run = async (rate: number, seconds: number) => {
+    // Each run starts quiet: the previous run's backlog delivered (or given up after a minute), every stream open.
+    for (const deadline = now() + 60_000; now() - lastReceivedAt < 1000 && now() < deadline; ) await sleep(100);
+    await openAll();
+    current = new Deliveries(appended + 1n);
+    appended += BigInt(rate * seconds);
+    const endedBefore = ended;
+    const deliveries = current;
+    const cpuBefore = cpuSeconds(streamService.pid);
+    const started = now();
+    const appends: Promise<void>[] = [];
+    await paced(rate, seconds, (count, first) => {
+      const entries = Array.from({ length: count }, (_, i) => ({ kind: `evt.t${(first + i) % options.topics}.happened`, payload: { n: first + i } }));
+      appends.push(
+        new Promise<void>((resolve, reject) =>
+          log.appendBatch!.call(log, { logId: "fanout", entries }, auth, (error, response: logV1.AppendBatchResponse) => {
+            if (error) return reject(error);
+            const at = now();
+            for (const result of response.results) deliveries.ack(result.seq, at);
+            resolve();
+          }),
+        ),
+      );
+    });
+    await Promise.all(appends);
+    const expected = rate * seconds * (options.subscribers / options.topics);
+    const deadline = now() + 10_000;
+    while (deliveries.count < expected && now() < deadline) await sleep(50);
+    const cpuPercent = ((cpuSeconds(streamService.pid) - cpuBefore) / ((now() - started) / 1000)) * 100;
+    return { ...deliveries.summary(rate, expected, ended - endedBefore), cpuPercent };
+  };
+  return {
+    run,
+    rssIdle,
+    rssSubscribed,
+    close: () => {
+      for (const call of calls) call?.cancel();
+      for (const channel of channels) channel.close();
+      log.close();
+    },
+  };
+}
+
+async function natsSide(nats: NatsConnection, options: FanoutBenchOptions) {
+  const scope = `annals_bench_${process.pid}`;
+  let current = new Deliveries(1n);
+  const decoder = new TextDecoder();
+  // One connection per 100 subscribers, as the annals side spreads its streams over channels.
+  const connections = await Promise.all(Array.from({ length: 10 }, () => connectNats({ servers: process.env.ANNALS_BENCH_NATS_URL ?? "127.0.0.1:4222" })));
+  for (let i = 0; i < options.subscribers; i++) {
+    connections[i % connections.length]!.subscribe(`${scope}.evt.t${i % options.topics}.>`, {
+      callback: (_error, message) => current.received(BigInt(decoder.decode(message.data).split(",", 1)[0]!), now()),
+    });
+  }
+  await Promise.all(connections.map((connection) => connection.flush()));
+  let seq = 0n;
+  const run = async (rate: number, seconds: number) => {
+    current = new Deliveries(seq + 1n);
+    const deliveries = current;
+    await paced(rate, seconds, (count, first) => {
+      const at = now();
+      for (let i = 0; i < count; i++) {
+        seq++;
+        deliveries.ack(seq, at);
+        nats.publish(`${scope}.evt.t${(first + i) % options.topics}.happened`, `${seq},{"n":${first + i}}`);
+      }
+    });
+    await nats.flush();
+    const expected = rate * seconds * (options.subscribers / options.topics);
+    const deadline = now() + 10_000;
+    while (deliveries.count < expected && now() < deadline) await sleep(50);
+    return deliveries.summary(rate, expected, 0);
+  };
+  return { run, close: () => Promise.all(connections.map((connection) => connection.close())) };
+}

@@ -1,0 +1,67 @@
+// Reads of the log for snapshots and catch-ups, shared by every subscriber of
+// this process: at most `concurrency` at a time, so that many subscribers
+// arriving at once (after a reconnect, say) queue here instead of exhausting
+// the log service's database connections; retried with backoff while the log
+// service is unavailable.
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { LogClient } from "@annals/client";
+import type { logV1 } from "@annals/proto";
+import { sleepWithJitter } from "./backoff.js";
+
+/** Entries read per Read call. */
+const READ_PAGE = 1000;
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 5000;
+
+export type Page = Pick<logV1.ReadResponse, "entries" | "nextPageToken">;
+
+export interface PageRequest {
+  logId: string;
+  fromSeq: bigint;
+  direction: logV1.ReadDirection;
+  pageToken: string;
+}
+
+export class LogReader {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(
+    private readonly log: () => LogClient,
+    private readonly concurrency: number,
+  ) {}
+
+  /** One page; a log that does not exist yet reads as empty. Gives up only when `signal` aborts or the error is not transient. */
+  async page(request: PageRequest, signal: AbortSignal): Promise<Page> {
+    let delay = RETRY_FIRST_MS;
+    for (;;) {
+      await this.acquire();
+      try {
+        return await this.log().read({ ...request, pageSize: READ_PAGE }, { signal });
+      } catch (error) {
+        const code = ConnectError.from(error).code;
+        if (code === Code.NotFound) return { entries: [], nextPageToken: "" };
+        if (signal.aborted || (code !== Code.Unavailable && code !== Code.DeadlineExceeded && code !== Code.ResourceExhausted)) throw error;
+      } finally {
+        this.release();
+      }
+      await sleepWithJitter(delay, signal);
+      delay = Math.min(delay * 2, RETRY_MAX_MS);
+    }
+  }
+
+  private async acquire(): Promise<void> {
+    if (this.active < this.concurrency) {
+      this.active++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    // The permit passes straight to the next reader.
+    if (next) next();
+    else this.active--;
+  }
+}
