@@ -13,6 +13,7 @@ import { MemoryBackend } from "@annals/kv";
 import { diagV1, kvV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
 import { startServiceProcess } from "@annals/runtime/testing";
+import { createBenchDatabase } from "./bench-database.js";
 import { BENCH_SECRET, benchToken } from "./bench-token.js";
 import { runLoad, type LoadResult } from "./load.js";
 import { formatTable } from "./table.js";
@@ -44,22 +45,16 @@ const PG_SET = `insert into kv.entries as e (key, value, expires_at_ms) values (
   on conflict (key) do update set value = excluded.value, expires_at_ms = excluded.expires_at_ms`;
 
 export async function kvOps(options: KvBenchOptions): Promise<void> {
-  const baseUrl = process.env.ANNALS_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
   const redisUrl = process.env.ANNALS_BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
-  const dbName = `annals_bench_kv_${process.pid}`;
   const redisPrefix = `annals-bench:${process.pid}:`;
-  const admin = new pg.Client({ connectionString: baseUrl });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  const url = new URL(baseUrl);
-  url.pathname = `/${dbName}`;
+  const database = await createBenchDatabase("kv");
   const redis = new Redis(redisUrl);
   auth.set("authorization", `Bearer ${await benchToken(["admin"])}`);
   const value = randomBytes(options.valueBytes);
   const keyOf = (i: number) => Buffer.from(`bench:${i}`);
   const randomKey = () => keyOf(Math.floor(Math.random() * options.keys));
   console.log(
-    `kv-ops: the kv service process (services/kv/dist/main.js, JWT auth) on each backend — PostgreSQL database ${dbName} at ${url.host},\n` +
+    `kv-ops: the kv service process (services/kv/dist/main.js, JWT auth) on each backend — PostgreSQL database ${database.name} at ${database.host},\n` +
       `Redis at ${redisUrl} (prefix ${redisPrefix}), memory; grpc-js clients in the bench process over one HTTP/2 connection.\n` +
       `${options.keys} keys preloaded with ${options.valueBytes}-byte values; Get and Set of random keys; closed loop, ${options.concurrency} callers,\n` +
       `${options.durationMs} ms per cell after ${options.warmupMs} ms warm-up. Baselines in the same run: Ping = DiagService.Ping (no-op unary)\n` +
@@ -67,13 +62,13 @@ export async function kvOps(options: KvBenchOptions): Promise<void> {
       "backend's own statements; ioredis on one connection; the MemoryBackend object). ratios = calls/s ÷ baseline calls/s.\n",
   );
   const rows: string[][] = [];
-  const pool = new pg.Pool({ connectionString: url.toString(), max: 10 });
+  const pool = new pg.Pool({ connectionString: database.url, max: 10 });
   const memory = new MemoryBackend();
   try {
     for (const backend of ["postgres", "redis", "memory"] as Backend[]) {
       const service = await startServiceProcess({
         script: fileURLToPath(new URL("../../services/kv/dist/main.js", import.meta.url)),
-        env: { DATABASE_URL: url.toString(), ANNALS_AUTH_JWT_SECRET: BENCH_SECRET, ANNALS_KV_BACKEND: backend, REDIS_URL: redisUrl, ANNALS_KV_REDIS_PREFIX: redisPrefix },
+        env: { DATABASE_URL: database.url, ANNALS_AUTH_JWT_SECRET: BENCH_SECRET, ANNALS_KV_BACKEND: backend, REDIS_URL: redisUrl, ANNALS_KV_REDIS_PREFIX: redisPrefix },
       });
       const address = `127.0.0.1:${service.grpcPort}`;
       const kv = new KvClient(address, grpc.credentials.createInsecure()) as unknown as Stub;
@@ -119,8 +114,7 @@ export async function kvOps(options: KvBenchOptions): Promise<void> {
     await pool.end();
     await clearPrefix(redis, redisPrefix);
     redis.disconnect();
-    await admin.query(`drop database ${dbName}`);
-    await admin.end();
+    await database.drop();
   }
 }
 

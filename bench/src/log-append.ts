@@ -12,6 +12,7 @@ import pg from "pg";
 import { diagV1, logV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
 import { startServiceProcess } from "@annals/runtime/testing";
+import { createBenchDatabase } from "./bench-database.js";
 import { BENCH_SECRET, benchToken } from "./bench-token.js";
 import { runLoad } from "./load.js";
 import { formatTable } from "./table.js";
@@ -56,28 +57,22 @@ function entryInput(n: number) {
 }
 
 export async function logAppend(options: LogBenchOptions): Promise<void> {
-  const baseUrl = process.env.ANNALS_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-  const dbName = `annals_bench_${process.pid}`;
-  const admin = new pg.Client({ connectionString: baseUrl });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  const url = new URL(baseUrl);
-  url.pathname = `/${dbName}`;
+  const database = await createBenchDatabase("log");
   const service = await startServiceProcess({
     script: fileURLToPath(new URL("../../services/log/dist/main.js", import.meta.url)),
-    env: { DATABASE_URL: url.toString(), ANNALS_AUTH_JWT_SECRET: BENCH_SECRET },
+    env: { DATABASE_URL: database.url, ANNALS_AUTH_JWT_SECRET: BENCH_SECRET },
   }).catch(async (error: unknown) => {
-    await admin.query(`drop database ${dbName}`);
+    await database.drop();
     throw error;
   });
   auth.set("authorization", `Bearer ${await benchToken(["admin"])}`);
   const address = `127.0.0.1:${service.grpcPort}`;
   const log = new LogClient(address, grpc.credentials.createInsecure()) as unknown as LogStub;
   const diag = new DiagClient(address, grpc.credentials.createInsecure()) as unknown as { ping: Unary; close(): void };
-  const raw = new pg.Client({ connectionString: url.toString() });
+  const raw = new pg.Client({ connectionString: database.url });
   await raw.connect();
   console.log(
-    `log-append: the log service process (services/log/dist/main.js, JWT auth) on PostgreSQL database ${dbName} at ${url.host},\n` +
+    `log-append: the log service process (services/log/dist/main.js, JWT auth) on PostgreSQL database ${database.name} at ${database.host},\n` +
       "grpc-js clients in the bench process over one HTTP/2 connection; payloads of ~200 bytes of JSON.\n",
   );
   try {
@@ -91,8 +86,7 @@ export async function logAppend(options: LogBenchOptions): Promise<void> {
     diag.close();
     await raw.end();
     await service.stop();
-    await admin.query(`drop database ${dbName}`);
-    await admin.end();
+    await database.drop();
   }
 }
 

@@ -7,10 +7,10 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
-import pg from "pg";
 import { logV1, streamV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
 import { startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
+import { createBenchDatabase } from "./bench-database.js";
 import { BENCH_SECRET, benchToken } from "./bench-token.js";
 import { formatTable } from "./table.js";
 
@@ -136,26 +136,20 @@ async function paced(rate: number, seconds: number, tick: (count: number, first:
 }
 
 export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
-  const baseUrl = process.env.ANNALS_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-  const dbName = `annals_bench_stream_${process.pid}`;
-  const admin = new pg.Client({ connectionString: baseUrl });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  const url = new URL(baseUrl);
-  url.pathname = `/${dbName}`;
+  const database = await createBenchDatabase("stream");
   const services: ServiceProcess[] = [];
   const nats = await connectNats({ servers: process.env.ANNALS_BENCH_NATS_URL ?? "127.0.0.1:4222" });
   console.log(
     `stream-fanout: ${options.subscribers} subscribers over ${options.topics} patterns (evt.t0.> … evt.t${options.topics - 1}.>), entries spread\n` +
       `evenly over the ${options.topics} topics at fixed rates for ${options.seconds} s each. annals: the log service and the stream service\n` +
-      `as their own processes on PostgreSQL database ${dbName}, entries appended with AppendBatch every 10 ms, subscribers as\n` +
+      `as their own processes on PostgreSQL database ${database.name}, entries appended with AppendBatch every 10 ms, subscribers as\n` +
       "grpc-js Subscribe streams in the bench process (10 channels), reading only each frame's seq. Peer in the same run: NATS core\n" +
       "on 127.0.0.1:4222, the same subscriptions and publish rates, subscribers in the bench process. Latency: from the append's\n" +
       "acknowledgement (NATS: the publish call) to delivery. CPU in % of one core: the stream service's, and the bench process's\n" +
       "(subscribers and producer; on this 2-core machine they share the cores with the services and PostgreSQL).\n",
   );
   try {
-    const env = { DATABASE_URL: url.toString(), ANNALS_AUTH_JWT_SECRET: BENCH_SECRET, ANNALS_LOG_LEVEL: "info" };
+    const env = { DATABASE_URL: database.url, ANNALS_AUTH_JWT_SECRET: BENCH_SECRET, ANNALS_LOG_LEVEL: "info" };
     const logService = await startServiceProcess({ script: fileURLToPath(new URL("../../services/log/dist/main.js", import.meta.url)), env });
     services.push(logService);
     // ANNALS_BENCH_PROFILE_DIR: write a CPU profile of the stream service there (node --cpu-prof).
@@ -201,8 +195,7 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
   } finally {
     await nats.close();
     for (const service of services.reverse()) await service.stop();
-    await admin.query(`drop database ${dbName}`);
-    await admin.end();
+    await database.drop();
   }
 }
 
