@@ -85,6 +85,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     if (error instanceof Error && error.name === "AbortError") {
       return new ConnectError("call cancelled", Code.Canceled);
     }
+    // A store that cannot take work now (@annals/db's DatabaseError sets `unavailable`): the client should retry.
+    if (error instanceof Error && (error as { unavailable?: unknown }).unavailable === true) {
+      (info?.logger ?? options.logger).warn({ err: error, procedure }, "the database is unavailable");
+      return unavailable("the database is unavailable or busy; retry with backoff", { reason: "DATABASE_UNAVAILABLE" }, 1000);
+    }
     (info?.logger ?? options.logger).error({ err: error, procedure }, "handler failed with an unexpected error");
     return new ConnectError(`internal error (request id ${info?.requestId ?? "unknown"})`, Code.Internal);
   }
