@@ -1,6 +1,8 @@
 import { fileURLToPath } from "node:url";
 import { loadMigrations, migrate, type Database } from "@annals/db";
-import type { ServiceComponent } from "@annals/runtime";
+import { createLogger, type ServiceComponent } from "@annals/runtime";
+import { readFederationOptions, type FederationOptions } from "./config.js";
+import { loadIdentity } from "./identity.js";
 import { federationRegistration } from "./service.js";
 
 export const FEDERATION_SERVICE_NAME = "annals-federation";
@@ -8,18 +10,28 @@ export const FEDERATION_SERVICE_NAME = "annals-federation";
 /** The schema that holds the federation service's tables; no other service reads it. */
 export const FEDERATION_SCHEMA = "federation";
 
-export interface FederationComponentOptions {
+export interface FederationComponentOptions extends Partial<FederationOptions> {
   /** The database holding the `federation` schema; the caller owns it and closes it. */
   db: Database;
+  /** Level of the component's own log lines; default "info". */
+  logLevel?: string;
 }
 
-/** Applies the federation service's migrations and builds its handlers. */
+/** Applies the federation service's migrations, loads the node's identity and builds its handlers. */
 export async function createFederationComponent(options: FederationComponentOptions): Promise<ServiceComponent> {
   const migrations = await loadMigrations(fileURLToPath(new URL("../migrations", import.meta.url)));
   await migrate(options.db, { schema: FEDERATION_SCHEMA, migrations });
+  const logger = createLogger({ name: FEDERATION_SERVICE_NAME, level: options.logLevel ?? "info" });
+  const defaults = readFederationOptions({});
+  const identity = await loadIdentity({
+    db: options.db,
+    nodeId: options.nodeId ?? defaults.nodeId,
+    keyFile: options.keyFile,
+    onGenerated: () => logger.warn("generated this node's federation signing key and stored it in the database; set ANNALS_FEDERATION_KEY_FILE in production"),
+  });
   return {
     name: "federation",
-    registrations: [federationRegistration()],
+    registrations: [federationRegistration({ db: options.db, identity })],
     close: async () => {},
   };
 }

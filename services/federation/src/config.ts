@@ -1,9 +1,20 @@
-import { readDatabaseConfig, readServerConfig, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
+import { hostname } from "node:os";
+import { ConfigError, readDatabaseConfig, readServerConfig, readString, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
+import { nodeIdProblem } from "./identity.js";
 
 /** Everything the standalone federation service reads from its environment. */
 export interface FederationServiceConfig {
   server: ServerConfig;
   database: DatabaseConfig;
+  federation: FederationOptions;
+}
+
+/** The federation service's own settings, shared by the standalone service and the node. */
+export interface FederationOptions {
+  /** This node's SPIFFE-style id. */
+  nodeId: string;
+  /** A JWK file with this node's private signing key; unset: one generated and kept in the database. */
+  keyFile: string | undefined;
 }
 
 /** Default ports of the standalone federation service (the all-in-one node has its own). */
@@ -15,5 +26,15 @@ export function readFederationServiceConfig(env: Env): FederationServiceConfig {
   return {
     server: readServerConfig(env, { grpcPort: FEDERATION_GRPC_PORT, httpPort: FEDERATION_HTTP_PORT, allowAuthOff: false }),
     database: readDatabaseConfig(env, ".annals-data/federation"),
+    federation: readFederationOptions(env),
   };
+}
+
+/** ANNALS_NODE_ID and ANNALS_FEDERATION_KEY_FILE; the node reads them too. */
+export function readFederationOptions(env: Env): FederationOptions {
+  const host = hostname().toLowerCase().replace(/[^a-z0-9._-]/g, "-") || "localhost";
+  const nodeId = readString(env, "ANNALS_NODE_ID", `spiffe://annals.local/node/${host}`);
+  const problem = nodeIdProblem(nodeId);
+  if (problem) throw new ConfigError("ANNALS_NODE_ID", problem);
+  return { nodeId, keyFile: readString(env, "ANNALS_FEDERATION_KEY_FILE") };
 }

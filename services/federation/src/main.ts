@@ -11,6 +11,6 @@ runMain(FEDERATION_SERVICE_NAME, async () => {
     name: FEDERATION_SERVICE_NAME,
     server: config.server,
     resources: [db],
-    components: async () => [await createFederationComponent({ db })],
+    components: async () => [await createFederationComponent({ db, ...config.federation, logLevel: config.server.logLevel })],
   });
 });

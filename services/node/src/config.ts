@@ -1,3 +1,4 @@
+import { readFederationOptions, type FederationOptions } from "@annals/federation";
 import { readKvOptions, type KvOptions } from "@annals/kv";
 import { readLogOptions, type LogOptions } from "@annals/log";
 import { readStreamSettings, type HubSettings } from "@annals/stream";
@@ -16,6 +17,8 @@ export interface NodeConfig {
   kv: KvOptions;
   /** ANNALS_STREAM_* settings of the stream service. */
   stream: HubSettings;
+  /** ANNALS_NODE_ID and ANNALS_FEDERATION_KEY_FILE of the federation service. */
+  federation: FederationOptions;
 }
 
 export const NODE_GRPC_PORT = 50051;
@@ -34,5 +37,6 @@ export function readNodeConfig(env: Env): NodeConfig {
     log: readLogOptions(env),
     kv: readKvOptions(env),
     stream: readStreamSettings(env),
+    federation: readFederationOptions(env),
   };
 }

@@ -24,7 +24,7 @@ runMain(NODE_NAME, async () => {
     components: async () => [
       await createLogComponent({ db, ...config.log }),
       await createKvComponent({ db, ...config.kv, logLevel: config.server.logLevel }),
-      await createFederationComponent({ db }),
+      await createFederationComponent({ db, ...config.federation, logLevel: config.server.logLevel }),
       // The stream service reaches the log service through this node's own gRPC port.
       await createStreamComponent({
         logUrl: () => `http://${dialHost.includes(":") ? `[${dialHost}]` : dialHost}:${grpcPort}`,

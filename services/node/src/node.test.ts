@@ -138,7 +138,7 @@ describe("the all-in-one node started by the README's command (npm start)", () =
   });
 
   test("an RPC whose handler is not written yet answers UNIMPLEMENTED on both ports", async () => {
-    const connect = await fetch(`http://127.0.0.1:${node.httpPort}/annals.federation.v1.FederationService/ListPeers`, {
+    const connect = await fetch(`http://127.0.0.1:${node.httpPort}/annals.federation.v1.FederationService/GetReplicationStatus`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: "{}",
@@ -147,7 +147,7 @@ describe("the all-in-one node started by the README's command (npm start)", () =
     const definition = protoLoader.loadSync("annals/federation/v1/federation_service.proto", { includeDirs: [PROTO_ROOT] });
     const Federation = (grpc.loadPackageDefinition(definition) as any).annals.federation.v1.FederationService;
     const client = new Federation(`127.0.0.1:${node.grpcPort}`, grpc.credentials.createInsecure());
-    const error = await new Promise<grpc.ServiceError>((resolve) => client.ListPeers({}, (failure: grpc.ServiceError) => resolve(failure)));
+    const error = await new Promise<grpc.ServiceError>((resolve) => client.GetReplicationStatus({}, (failure: grpc.ServiceError) => resolve(failure)));
     client.close();
     assert.equal(error.code, grpc.status.UNIMPLEMENTED);
   });

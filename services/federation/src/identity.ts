@@ -1,0 +1,66 @@
+// This node's identity: its SPIFFE-style node id and the key pair it signs
+// peer tokens with.
+import { readFile } from "node:fs/promises";
+import { exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
+import type { Database } from "@annals/db";
+
+export interface NodeIdentity {
+  nodeId: string;
+  /** Signs the tokens this node presents when it pulls from a peer. */
+  privateKey: Awaited<ReturnType<typeof importJWK>>;
+  /** What peers register for this node (no private part). */
+  publicJwk: JWK;
+}
+
+/** Why a node id is not a SPIFFE-style URI (`spiffe://trust-domain/path`), or null. */
+export function nodeIdProblem(nodeId: string): string | null {
+  if (nodeId === "") return "is required";
+  if (nodeId.length > 2048) return "is longer than 2048 characters";
+  const match = /^spiffe:\/\/([a-z0-9._-]+)(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/.exec(nodeId);
+  if (!match) return "must be a SPIFFE ID: spiffe://<trust domain, lower case>/<path>, e.g. spiffe://acme.example/annals/eu-1";
+  if (nodeId.split("/").slice(3).some((segment) => segment === "." || segment === "..")) return "must not have . or .. path segments";
+  return null;
+}
+
+/** The public half of a JWK: the members a verifier needs, nothing private. */
+export function publicPart(jwk: JWK): JWK {
+  const { kty, crv, x, y, n, e } = jwk;
+  return Object.fromEntries(Object.entries({ kty, crv, x, y, n, e }).filter(([, value]) => value !== undefined)) as JWK;
+}
+
+export interface IdentityOptions {
+  nodeId: string;
+  /** A JWK file holding the private key (Ed25519 `OKP` or P-256 `EC`); unset: a key kept in the database. */
+  keyFile: string | undefined;
+  db: Database;
+  /** Told when a key was generated (so that the operator learns to configure one). */
+  onGenerated?: () => void;
+}
+
+export async function loadIdentity(options: IdentityOptions): Promise<NodeIdentity> {
+  let privateJwk: JWK;
+  if (options.keyFile) {
+    privateJwk = JSON.parse(await readFile(options.keyFile, "utf8")) as JWK;
+    if (!privateJwk.d) throw new Error(`${options.keyFile} holds no private key (no "d" member)`);
+  } else {
+    const { rows } = await options.db.query<{ private_jwk: JWK }>("select private_jwk from federation.identity");
+    if (rows[0]) {
+      privateJwk = rows[0].private_jwk;
+    } else {
+      const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+      const generated = await exportJWK(privateKey);
+      // Two replicas starting at once: the first insert wins and both use its key.
+      await options.db.query("insert into federation.identity (private_jwk) values ($1::jsonb) on conflict do nothing", [JSON.stringify(generated)]);
+      privateJwk = (await options.db.query<{ private_jwk: JWK }>("select private_jwk from federation.identity")).rows[0]!.private_jwk;
+      options.onGenerated?.();
+    }
+  }
+  return { nodeId: options.nodeId, privateKey: await importJWK(privateJwk, algorithmOf(privateJwk)), publicJwk: publicPart(privateJwk) };
+}
+
+/** The JWS algorithm of a key: EdDSA for Ed25519, ES256 for P-256. */
+export function algorithmOf(jwk: JWK): string {
+  if (jwk.kty === "OKP" && jwk.crv === "Ed25519") return "EdDSA";
+  if (jwk.kty === "EC" && jwk.crv === "P-256") return "ES256";
+  throw new Error(`unsupported key type ${jwk.kty}/${jwk.crv}: use Ed25519 (OKP) or P-256 (EC)`);
+}
