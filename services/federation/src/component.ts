@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { createAnnalsClients, type LogClient } from "@annals/client";
 import { loadMigrations, migrate, type Database } from "@annals/db";
 import { createLogger, type ServiceComponent } from "@annals/runtime";
 import { readFederationOptions, type FederationOptions } from "./config.js";
@@ -13,6 +14,10 @@ export const FEDERATION_SCHEMA = "federation";
 export interface FederationComponentOptions extends Partial<FederationOptions> {
   /** The database holding the `federation` schema; the caller owns it and closes it. */
   db: Database;
+  /** The log service's gRPC port; a function when it is known only once the process listens (the node). */
+  logUrl: string | (() => string);
+  /** Bearer token for the log service. */
+  logToken?: string;
   /** Level of the component's own log lines; default "info". */
   logLevel?: string;
 }
@@ -29,9 +34,15 @@ export async function createFederationComponent(options: FederationComponentOpti
     keyFile: options.keyFile,
     onGenerated: () => logger.warn("generated this node's federation signing key and stored it in the database; set ANNALS_FEDERATION_KEY_FILE in production"),
   });
+  let client: LogClient | undefined;
+  const log = () =>
+    (client ??= createAnnalsClients({
+      baseUrl: typeof options.logUrl === "function" ? options.logUrl() : options.logUrl,
+      ...(options.logToken ? { token: options.logToken } : {}),
+    }).log);
   return {
     name: "federation",
-    registrations: [federationRegistration({ db: options.db, identity })],
+    registrations: [federationRegistration({ db: options.db, identity, log, pullsPerMinute: options.pullsPerMinute ?? defaults.pullsPerMinute })],
     close: async () => {},
   };
 }

@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { ConfigError, readDatabaseConfig, readServerConfig, readString, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
+import { ConfigError, readDatabaseConfig, readInteger, readServerConfig, readString, readUrl, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
 import { nodeIdProblem } from "./identity.js";
 
 /** Everything the standalone federation service reads from its environment. */
@@ -7,6 +7,10 @@ export interface FederationServiceConfig {
   server: ServerConfig;
   database: DatabaseConfig;
   federation: FederationOptions;
+  /** The log service's gRPC port (Pull reads the logs through it). */
+  logUrl: string;
+  /** Bearer token for calls to the log service (log.read; log.replicate for mirrors). */
+  logToken: string | undefined;
 }
 
 /** The federation service's own settings, shared by the standalone service and the node. */
@@ -15,6 +19,8 @@ export interface FederationOptions {
   nodeId: string;
   /** A JWK file with this node's private signing key; unset: one generated and kept in the database. */
   keyFile: string | undefined;
+  /** Pull calls one peer may start per minute. */
+  pullsPerMinute: number;
 }
 
 /** Default ports of the standalone federation service (the all-in-one node has its own). */
@@ -27,6 +33,8 @@ export function readFederationServiceConfig(env: Env): FederationServiceConfig {
     server: readServerConfig(env, { grpcPort: FEDERATION_GRPC_PORT, httpPort: FEDERATION_HTTP_PORT, allowAuthOff: false }),
     database: readDatabaseConfig(env, ".annals-data/federation"),
     federation: readFederationOptions(env),
+    logUrl: (readUrl(env, "ANNALS_LOG_URL", ["http:", "https:"]) ?? new URL("http://127.0.0.1:50061")).origin,
+    logToken: readString(env, "ANNALS_LOG_TOKEN"),
   };
 }
 
@@ -36,5 +44,9 @@ export function readFederationOptions(env: Env): FederationOptions {
   const nodeId = readString(env, "ANNALS_NODE_ID", `spiffe://annals.local/node/${host}`);
   const problem = nodeIdProblem(nodeId);
   if (problem) throw new ConfigError("ANNALS_NODE_ID", problem);
-  return { nodeId, keyFile: readString(env, "ANNALS_FEDERATION_KEY_FILE") };
+  return {
+    nodeId,
+    keyFile: readString(env, "ANNALS_FEDERATION_KEY_FILE"),
+    pullsPerMinute: readInteger(env, "ANNALS_FEDERATION_PULLS_PER_MINUTE", 60, { min: 1, max: 1_000_000 }),
+  };
 }

@@ -11,6 +11,14 @@ runMain(FEDERATION_SERVICE_NAME, async () => {
     name: FEDERATION_SERVICE_NAME,
     server: config.server,
     resources: [db],
-    components: async () => [await createFederationComponent({ db, ...config.federation, logLevel: config.server.logLevel })],
+    components: async () => [
+      await createFederationComponent({
+        db,
+        ...config.federation,
+        logUrl: config.logUrl,
+        ...(config.logToken ? { logToken: config.logToken } : {}),
+        logLevel: config.server.logLevel,
+      }),
+    ],
   });
 });

@@ -6,15 +6,11 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { exportJWK, generateKeyPair } from "jose";
-import { createAnnalsClients, type FederationClient } from "@annals/client";
-import type { Database } from "@annals/db";
-import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
+import type { FederationClient } from "@annals/client";
 import { federationV1 } from "@annals/proto";
-import { readServerConfig, serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
 import { rejects } from "@annals/runtime/testing";
-import { createFederationComponent } from "./component.js";
+import { startTestNode, type TestNode } from "./federation-harness.js";
 
-const SECRET = "federation-service-test-secret-at-least-32-bytes";
 const SELF = "spiffe://acme.example/annals/eu-1";
 const PEER = "spiffe://acme.example/annals/us-1";
 
@@ -24,30 +20,21 @@ async function peerKey(): Promise<string> {
 }
 
 describe("federation: identity and peer registry", () => {
-  let database: TestDatabase;
-  let db: Database;
-  let server: RunningServer;
+  let node: TestNode;
   let admin: FederationClient;
   let reader: FederationClient;
-  const start = async (keyFile?: string) => {
-    const config = readServerConfig({ ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ANNALS_AUTH_JWT_SECRET: SECRET, ANNALS_LOG_LEVEL: "warn" }, { grpcPort: 0, httpPort: 0, allowAuthOff: false });
-    server = await serveComponents({
-      name: "test-federation",
-      server: config,
-      components: async () => [await createFederationComponent({ db, nodeId: SELF, keyFile, logLevel: "error" })],
-    });
-    const baseUrl = `http://127.0.0.1:${server.grpcPort}`;
-    admin = createAnnalsClients({ baseUrl, token: await signDevToken({ secret: SECRET, subject: "ops", roles: ["admin"] }) }).federation;
-    reader = createAnnalsClients({ baseUrl, token: await signDevToken({ secret: SECRET, subject: "viewer", roles: ["federation.read"] }) }).federation;
+  const restart = async (keyFile?: string) => {
+    await node.restart({ keyFile });
+    admin = node.federation;
+    reader = (await node.clientsWith(["federation.read"])).federation;
   };
   before(async () => {
-    database = await createTestDatabase("federation_registry");
-    db = await database.open();
-    await start();
+    node = await startTestNode("federation_registry", SELF);
+    admin = node.federation;
+    reader = (await node.clientsWith(["federation.read"])).federation;
   });
   after(async () => {
-    await server?.shutdown("test done");
-    await database?.drop();
+    await node?.close();
   });
 
   test("GetNodeInfo names the node and gives its public key only; the key survives a restart", async () => {
@@ -55,8 +42,7 @@ describe("federation: identity and peer registry", () => {
     assert.equal(info.nodeId, SELF);
     const jwk = JSON.parse(info.publicKeyJwk) as Record<string, string>;
     assert.deepEqual([jwk["kty"], jwk["crv"], "d" in jwk], ["OKP", "Ed25519", false]);
-    await server.shutdown("restart");
-    await start();
+    await restart();
     assert.equal((await reader.getNodeInfo({})).publicKeyJwk, info.publicKeyJwk, "the generated key was kept in the database");
   });
 
@@ -66,14 +52,12 @@ describe("federation: identity and peer registry", () => {
       const { privateKey } = await generateKeyPair("ES256", { extractable: true });
       const jwk = await exportJWK(privateKey);
       writeFileSync(join(dir, "node.jwk"), JSON.stringify(jwk));
-      await server.shutdown("restart with a key file");
-      await start(join(dir, "node.jwk"));
+      await restart(join(dir, "node.jwk"));
       const info = JSON.parse((await reader.getNodeInfo({})).publicKeyJwk) as Record<string, string>;
       assert.deepEqual([info["kty"], info["crv"], info["x"], "d" in info], ["EC", "P-256", jwk.x, false]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
-      await server.shutdown("back to the stored key");
-      await start();
+      await restart();
     }
   });
 
@@ -124,7 +108,7 @@ describe("federation: identity and peer registry", () => {
   test("the registry needs admin to change and federation.read to read", async () => {
     await rejects(reader.registerPeer({ peer: { nodeId: PEER, url: "https://x.example", publicKeyJwk: await peerKey() } }), Code.PermissionDenied, /admin/);
     await rejects(reader.removePeer({ nodeId: PEER }), Code.PermissionDenied);
-    const stranger = createAnnalsClients({ baseUrl: `http://127.0.0.1:${server.grpcPort}`, token: await signDevToken({ secret: SECRET, subject: "x", roles: ["log.read"] }) }).federation;
+    const stranger = (await node.clientsWith(["log.read"])).federation;
     await rejects(stranger.listPeers({}), Code.PermissionDenied, /federation\.read/);
   });
 });

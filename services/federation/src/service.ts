@@ -1,25 +1,76 @@
-import { federationV1 } from "@annals/proto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { LogClient } from "@annals/client";
 import type { Database } from "@annals/db";
-import { ADMIN_ROLE, defineService, invalidArgument, notFound, type ServiceRegistration } from "@annals/runtime";
+import { federationV1 } from "@annals/proto";
+import { ADMIN_ROLE, PUBLIC, defineService, errorReason, invalidArgument, notFound, resourceExhausted, rpcError, type ServiceRegistration } from "@annals/runtime";
+import { logIdProblem } from "@annals/topics";
+import { audit, listAudit } from "./audit.js";
 import type { NodeIdentity } from "./identity.js";
-import { UPDATABLE_FIELDS, checkPeer, getPeer, insertPeer, listPeers, peerMessage, removePeer, updatePeer } from "./peers.js";
+import { authenticatePeer } from "./peer-token.js";
+import { UPDATABLE_FIELDS, checkPeer, getPeer, insertPeer, listPeers, peerMessage, removePeer, servesLog, updatePeer } from "./peers.js";
+import { pullFrames } from "./pull.js";
 
 /** Roles of the federation service. */
 export const FEDERATION_READ = "federation.read";
-export const FEDERATION_PEER = "federation.peer";
 
 export interface FederationServiceDeps {
   db: Database;
   identity: NodeIdentity;
+  /** The local log service, with the federation service's own token. */
+  log: () => LogClient;
+  /** Pull calls one peer may start per minute. */
+  pullsPerMinute: number;
 }
 
+const MAX_AUDIT_PAGE = 1000;
+
 /**
- * The FederationService registration: the peer registry and node identity.
- * Pull, replication status, reset and the audit trail are not written yet
- * and answer UNIMPLEMENTED (after auth).
+ * The FederationService registration: node identity, the peer registry, Pull
+ * for peers and the audit trail. Replication status and reset (the pulling
+ * side) are not written yet and answer UNIMPLEMENTED (after auth).
  */
 export function federationRegistration(deps: FederationServiceDeps): ServiceRegistration {
   const { db, identity } = deps;
+  const pullWindows = new Map<string, { startedMs: number; count: number }>();
+
+  /** A fixed one-minute window per peer; RESOURCE_EXHAUSTED with the wait when it is used up. */
+  function countPull(nodeId: string): void {
+    const now = Date.now();
+    const window = pullWindows.get(nodeId);
+    if (!window || now - window.startedMs >= 60_000) {
+      pullWindows.set(nodeId, { startedMs: now, count: 1 });
+      return;
+    }
+    if (window.count >= deps.pullsPerMinute) {
+      throw resourceExhausted(
+        `peer "${nodeId}" started ${window.count} Pull calls this minute, the most allowed; back off and retry`,
+        { reason: "PULL_RATE_LIMITED", metadata: { node_id: nodeId } },
+        window.startedMs + 60_000 - now,
+      );
+    }
+    window.count++;
+  }
+
+  /** Authenticates the pulling peer and checks its grant; refusals are audited. */
+  async function authorisePull(authorization: string | null, logId: string) {
+    try {
+      const peer = await authenticatePeer(db, identity.nodeId, authorization);
+      if (!servesLog(peer, logId)) {
+        throw rpcError(Code.PermissionDenied, `peer "${peer.nodeId}" may not pull log "${logId}" (not in its served_logs)`, {
+          reason: "LOG_NOT_SERVED",
+          metadata: { node_id: peer.nodeId, log: logId },
+        });
+      }
+      countPull(peer.nodeId);
+      return peer;
+    } catch (error) {
+      const failure = ConnectError.from(error);
+      if (failure.code !== Code.ResourceExhausted) {
+        await audit(db, { nodeId: peerOf(authorization), logId, reason: `${errorReason(failure) ?? Code[failure.code]}: ${failure.rawMessage}` });
+      }
+      throw failure;
+    }
+  }
   return defineService({
     service: federationV1.FederationService,
     access: {
@@ -29,7 +80,8 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
       removePeer: ADMIN_ROLE,
       getPeer: FEDERATION_READ,
       listPeers: FEDERATION_READ,
-      pull: FEDERATION_PEER,
+      // Peer tokens are signed by the peers' own keys, not by this server's issuer: Pull checks them itself.
+      pull: PUBLIC,
       getReplicationStatus: FEDERATION_READ,
       resetReplication: ADMIN_ROLE,
       listAuditRecords: FEDERATION_READ,
@@ -81,6 +133,38 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
       async listPeers() {
         return { peers: (await listPeers(db)).map(peerMessage) };
       },
+
+      pull(request, context) {
+        const problem = logIdProblem(request.logId);
+        if (problem) throw invalidArgument("log_id", problem);
+        if (request.fromSeq < 0n) throw invalidArgument("from_seq", "must not be negative");
+        return (async function* () {
+          await authorisePull(context.requestHeader.get("authorization"), request.logId);
+          yield* pullFrames(deps.log(), request.logId, request.fromSeq, context.signal);
+        })();
+      },
+
+      async listAuditRecords(request) {
+        if (request.pageSize > MAX_AUDIT_PAGE) throw invalidArgument("page_size", `must be at most ${MAX_AUDIT_PAGE}`);
+        if (request.pageToken !== "" && !/^[0-9]{1,19}$/.test(request.pageToken)) throw invalidArgument("page_token", "is not a token this server handed out");
+        return listAudit(db, {
+          nodeId: request.nodeId,
+          limit: request.pageSize || 100,
+          before: request.pageToken === "" ? undefined : BigInt(request.pageToken),
+        });
+      },
     },
   });
+}
+
+/** The issuer a token claims, for the audit record of a refused one (unverified: it is what was presented). */
+function peerOf(authorization: string | null): string {
+  const payload = /^Bearer\s+[^.]+\.([^.]+)\./i.exec(authorization ?? "")?.[1];
+  if (!payload) return "";
+  try {
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString()) as { iss?: unknown };
+    return typeof claims.iss === "string" ? claims.iss.slice(0, 2048) : "";
+  } catch {
+    return "";
+  }
 }

@@ -17,6 +17,8 @@ runMain(NODE_NAME, async () => {
   const dialHost = ["0.0.0.0", "::"].includes(config.server.host) ? "127.0.0.1" : config.server.host;
   let grpcPort = config.server.grpcPort;
   const logToken = config.internalToken;
+  // The node's stream and federation services call its own log service over gRPC, on the port it gets.
+  const logUrl = () => `http://${dialHost.includes(":") ? `[${dialHost}]` : dialHost}:${grpcPort}`;
   const server = await serveComponents({
     name: NODE_NAME,
     server: config.server,
@@ -24,10 +26,9 @@ runMain(NODE_NAME, async () => {
     components: async () => [
       await createLogComponent({ db, ...config.log }),
       await createKvComponent({ db, ...config.kv, logLevel: config.server.logLevel }),
-      await createFederationComponent({ db, ...config.federation, logLevel: config.server.logLevel }),
-      // The stream service reaches the log service through this node's own gRPC port.
+      await createFederationComponent({ db, ...config.federation, logUrl, ...(logToken ? { logToken } : {}), logLevel: config.server.logLevel }),
       await createStreamComponent({
-        logUrl: () => `http://${dialHost.includes(":") ? `[${dialHost}]` : dialHost}:${grpcPort}`,
+        logUrl,
         ...(logToken ? { logToken } : {}),
         auth: config.server.auth,
         settings: config.stream,
