@@ -35,7 +35,7 @@ export async function serveComponents(options: ServeOptions): Promise<RunningSer
   const telemetry = createTelemetry({ serviceName: options.name, otlpTraces: options.server.otlpTraces ?? false });
   try {
     built.push(...(await options.components()));
-    return await startServer({
+    const server = await startServer({
       name: options.name,
       ...options.server,
       telemetry,
@@ -43,6 +43,8 @@ export async function serveComponents(options: ServeOptions): Promise<RunningSer
       httpRoutes: built.flatMap((component) => component.httpRoutes ?? []),
       onShutdown: [closeAll],
     });
+    for (const component of built) component.start?.();
+    return server;
   } catch (error) {
     await closeAll();
     throw error;

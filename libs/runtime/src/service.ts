@@ -31,6 +31,12 @@ export interface ServiceComponent {
   readonly name: string;
   readonly registrations: readonly ServiceRegistration[];
   readonly httpRoutes?: readonly HttpRoute[];
+  /**
+   * Starts background work that calls this process's own listeners (the
+   * node's services reach each other over its gRPC port); runs once both
+   * listeners are up.
+   */
+  start?(): void;
   /** Stops background work (loops, subscriptions); runs after the listeners have closed. */
   close(): Promise<void>;
 }

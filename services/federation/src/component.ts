@@ -4,6 +4,7 @@ import { loadMigrations, migrate, type Database } from "@annals/db";
 import { createLogger, type ServiceComponent } from "@annals/runtime";
 import { readFederationOptions, type FederationOptions } from "./config.js";
 import { loadIdentity } from "./identity.js";
+import { DEFAULT_REPLICATOR_SETTINGS, Replicator, type ReplicatorSettings } from "./replicator.js";
 import { federationRegistration } from "./service.js";
 
 export const FEDERATION_SERVICE_NAME = "annals-federation";
@@ -20,6 +21,7 @@ export interface FederationComponentOptions extends Partial<FederationOptions> {
   logToken?: string;
   /** Level of the component's own log lines; default "info". */
   logLevel?: string;
+  replication?: Partial<ReplicatorSettings>;
 }
 
 /** Applies the federation service's migrations, loads the node's identity and builds its handlers. */
@@ -40,9 +42,12 @@ export async function createFederationComponent(options: FederationComponentOpti
       baseUrl: typeof options.logUrl === "function" ? options.logUrl() : options.logUrl,
       ...(options.logToken ? { token: options.logToken } : {}),
     }).log);
+  const replicator = new Replicator({ db: options.db, identity, log, logger, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } });
   return {
     name: "federation",
-    registrations: [federationRegistration({ db: options.db, identity, log, pullsPerMinute: options.pullsPerMinute ?? defaults.pullsPerMinute })],
-    close: async () => {},
+    registrations: [federationRegistration({ db: options.db, identity, log, pullsPerMinute: options.pullsPerMinute ?? defaults.pullsPerMinute, replicator })],
+    // The log service may be this process's own (the node): replicate once the listeners are up.
+    start: () => replicator.start(),
+    close: () => replicator.close(),
   };
 }

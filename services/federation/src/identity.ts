@@ -15,9 +15,10 @@ export interface NodeIdentity {
 /** Why a node id is not a SPIFFE-style URI (`spiffe://trust-domain/path`), or null. */
 export function nodeIdProblem(nodeId: string): string | null {
   if (nodeId === "") return "is required";
-  if (nodeId.length > 2048) return "is longer than 2048 characters";
-  const match = /^spiffe:\/\/([a-z0-9._-]+)(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/.exec(nodeId);
-  if (!match) return "must be a SPIFFE ID: spiffe://<trust domain, lower case>/<path>, e.g. spiffe://acme.example/annals/eu-1";
+  if (nodeId.length > 100) return "is longer than 100 characters";
+  // Path segments are limited to letters, digits, '.', '_' and '-' so that a mirror log can be named after the node.
+  const match = /^spiffe:\/\/([a-z0-9._-]+)(\/[A-Za-z0-9._-]+)+$/.exec(nodeId);
+  if (!match) return "must be a SPIFFE ID: spiffe://<trust domain, lower case>/<path of letters, digits, . _ ->, e.g. spiffe://acme.example/annals/eu-1";
   if (nodeId.split("/").slice(3).some((segment) => segment === "." || segment === "..")) return "must not have . or .. path segments";
   return null;
 }
@@ -63,4 +64,9 @@ export function algorithmOf(jwk: JWK): string {
   if (jwk.kty === "OKP" && jwk.crv === "Ed25519") return "EdDSA";
   if (jwk.kty === "EC" && jwk.crv === "P-256") return "ES256";
   throw new Error(`unsupported key type ${jwk.kty}/${jwk.crv}: use Ed25519 (OKP) or P-256 (EC)`);
+}
+
+/** The local mirror of a peer's log: `mirror/<trust domain>/<path>/<log>`, e.g. `mirror/acme.example/annals/us-1/orders`. */
+export function mirrorLogId(peerNodeId: string, logId: string): string {
+  return `mirror/${peerNodeId.slice("spiffe://".length)}/${logId}`;
 }

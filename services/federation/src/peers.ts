@@ -6,7 +6,7 @@ import { federationV1 } from "@annals/proto";
 import { invalidArgument, rpcError } from "@annals/runtime";
 import { logIdProblem } from "@annals/topics";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { algorithmOf, nodeIdProblem } from "./identity.js";
+import { algorithmOf, mirrorLogId, nodeIdProblem } from "./identity.js";
 
 export type PeerStatus = "active" | "disabled";
 
@@ -128,6 +128,9 @@ export async function checkPeer(
   peer.mirroredLogs.forEach((logId, i) => {
     const problem = logIdProblem(logId);
     if (problem) throw invalidArgument(`${prefix}.mirrored_logs[${i}]`, `${problem} (a log name, no pattern)`);
+    const mirror = mirrorLogId(peer.nodeId, logId);
+    const mirrorProblem = logIdProblem(mirror);
+    if (mirrorProblem) throw invalidArgument(`${prefix}.mirrored_logs[${i}]`, `gives the mirror name "${mirror}", which ${mirrorProblem}`);
   });
   if (peer.status !== federationV1.PeerStatus.UNSPECIFIED && !federationV1.PeerStatus[peer.status]) {
     throw invalidArgument(`${prefix}.status`, "is not one of the values this server knows");

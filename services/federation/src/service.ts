@@ -2,13 +2,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { LogClient } from "@annals/client";
 import type { Database } from "@annals/db";
 import { federationV1 } from "@annals/proto";
-import { ADMIN_ROLE, PUBLIC, defineService, errorReason, invalidArgument, notFound, resourceExhausted, rpcError, type ServiceRegistration } from "@annals/runtime";
+import { ADMIN_ROLE, PUBLIC, callPrincipal, defineService, errorReason, invalidArgument, notFound, resourceExhausted, rpcError, type ServiceRegistration } from "@annals/runtime";
 import { logIdProblem } from "@annals/topics";
 import { audit, listAudit } from "./audit.js";
 import type { NodeIdentity } from "./identity.js";
 import { authenticatePeer } from "./peer-token.js";
 import { UPDATABLE_FIELDS, checkPeer, getPeer, insertPeer, listPeers, peerMessage, removePeer, servesLog, updatePeer } from "./peers.js";
 import { pullFrames } from "./pull.js";
+import type { Replicator } from "./replicator.js";
 
 /** Roles of the federation service. */
 export const FEDERATION_READ = "federation.read";
@@ -20,15 +21,12 @@ export interface FederationServiceDeps {
   log: () => LogClient;
   /** Pull calls one peer may start per minute. */
   pullsPerMinute: number;
+  replicator: Replicator;
 }
 
 const MAX_AUDIT_PAGE = 1000;
 
-/**
- * The FederationService registration: node identity, the peer registry, Pull
- * for peers and the audit trail. Replication status and reset (the pulling
- * side) are not written yet and answer UNIMPLEMENTED (after auth).
- */
+/** The FederationService registration: who may call what, and the handlers. */
 export function federationRegistration(deps: FederationServiceDeps): ServiceRegistration {
   const { db, identity } = deps;
   const pullWindows = new Map<string, { startedMs: number; count: number }>();
@@ -93,7 +91,9 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
 
       async registerPeer(request) {
         if (!request.peer) throw invalidArgument("peer", "is required");
-        return { peer: peerMessage(await insertPeer(db, await checkPeer(request.peer, identity.nodeId))) };
+        const peer = await insertPeer(db, await checkPeer(request.peer, identity.nodeId));
+        await deps.replicator.reconcile();
+        return { peer: peerMessage(peer) };
       },
 
       async updatePeer(request) {
@@ -117,11 +117,14 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
         } as federationV1.Peer;
         const updated = await updatePeer(db, await checkPeer(next, identity.nodeId));
         if (!updated) throw notFound("peer", request.peer.nodeId);
+        await deps.replicator.reconcile();
         return { peer: peerMessage(updated) };
       },
 
       async removePeer(request) {
-        return { removed: await removePeer(db, request.nodeId) };
+        const removed = await removePeer(db, request.nodeId);
+        await deps.replicator.reconcile();
+        return { removed };
       },
 
       async getPeer(request) {
@@ -142,6 +145,22 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
           await authorisePull(context.requestHeader.get("authorization"), request.logId);
           yield* pullFrames(deps.log(), request.logId, request.fromSeq, context.signal);
         })();
+      },
+
+      async getReplicationStatus(request) {
+        return { replications: deps.replicator.statuses(request.nodeId) };
+      },
+
+      async resetReplication(request, context) {
+        const problem = logIdProblem(request.logId);
+        if (problem) throw invalidArgument("log_id", problem);
+        const reset = await deps.replicator.reset(request.nodeId, request.logId, callPrincipal(context).subject);
+        if (!reset) {
+          throw rpcError(Code.FailedPrecondition, `the replication of "${request.logId}" from "${request.nodeId}" has no integrity error to reset`, {
+            reason: "NOTHING_TO_RESET",
+          });
+        }
+        return {};
       },
 
       async listAuditRecords(request) {

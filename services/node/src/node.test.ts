@@ -137,19 +137,30 @@ describe("the all-in-one node started by the README's command (npm start)", () =
     }
   });
 
-  test("an RPC whose handler is not written yet answers UNIMPLEMENTED on both ports", async () => {
-    const connect = await fetch(`http://127.0.0.1:${node.httpPort}/annals.federation.v1.FederationService/GetReplicationStatus`, {
+  test("a method no service has answers UNIMPLEMENTED to grpc-js and 404 on the Connect port", async () => {
+    const connect = await fetch(`http://127.0.0.1:${node.httpPort}/annals.kv.v1.KvService/Frobnicate`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: "{}",
     });
-    assert.equal(((await connect.json()) as { code: string }).code, "unimplemented");
-    const definition = protoLoader.loadSync("annals/federation/v1/federation_service.proto", { includeDirs: [PROTO_ROOT] });
-    const Federation = (grpc.loadPackageDefinition(definition) as any).annals.federation.v1.FederationService;
-    const client = new Federation(`127.0.0.1:${node.grpcPort}`, grpc.credentials.createInsecure());
-    const error = await new Promise<grpc.ServiceError>((resolve) => client.GetReplicationStatus({}, (failure: grpc.ServiceError) => resolve(failure)));
+    assert.equal(connect.status, 404);
+    const client = new grpc.Client(`127.0.0.1:${node.grpcPort}`, grpc.credentials.createInsecure());
+    const error = await new Promise<grpc.ServiceError>((resolve) =>
+      client.makeUnaryRequest("/annals.kv.v1.KvService/Frobnicate", (value: Buffer) => value, (value: Buffer) => value, Buffer.alloc(0), (failure) => resolve(failure!)),
+    );
     client.close();
     assert.equal(error.code, grpc.status.UNIMPLEMENTED);
+  });
+
+  test("the federation service names the node and lists no peers yet", async () => {
+    const response = await fetch(`http://127.0.0.1:${node.httpPort}/annals.federation.v1.FederationService/GetNodeInfo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    const info = (await response.json()) as { nodeId: string; publicKeyJwk: string };
+    assert.match(info.nodeId, /^spiffe:\/\/annals\.local\/node\//);
+    assert.equal(JSON.parse(info.publicKeyJwk).kty, "OKP");
   });
 });
 

@@ -1,0 +1,112 @@
+// Two complete nodes on loopback, each with its own database: B mirrors A's
+// logs through Pull and verifies every entry.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { Code } from "@connectrpc/connect";
+import { federationV1 } from "@annals/proto";
+import { rejects } from "@annals/runtime/testing";
+import { startTestNode, type TestNode } from "./federation-harness.js";
+import { mirrorLogId } from "./identity.js";
+
+const A = "spiffe://acme.example/annals/eu-1";
+const B = "spiffe://acme.example/annals/us-1";
+const FAST = { replication: { reconcileMs: 200, backoffFirstMs: 50, backoffMaxMs: 1000 } };
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function headOf(node: TestNode, logId: string): Promise<bigint> {
+  try {
+    return (await node.log.getLog({ logId })).head?.lastSeq ?? 0n;
+  } catch {
+    return 0n;
+  }
+}
+
+/** Every entry's seq and checksum, in order. */
+async function chainOf(node: TestNode, logId: string): Promise<string[]> {
+  const out: string[] = [];
+  let pageToken = "";
+  do {
+    const page = await node.log.read({ logId, pageSize: 1000, pageToken });
+    out.push(...page.entries.map((entry) => `${entry.seq}:${entry.checksum}`));
+    pageToken = page.entries.length > 0 ? page.nextPageToken : "";
+  } while (pageToken);
+  return out;
+}
+
+async function appendMany(node: TestNode, logId: string, from: number, count: number): Promise<void> {
+  for (let first = from; first < from + count; first += 1000) {
+    const size = Math.min(1000, from + count - first);
+    await node.log.appendBatch({ logId, entries: Array.from({ length: size }, (_, i) => ({ kind: "order.placed", payload: { n: first + i } })) });
+  }
+}
+
+describe("federation: B mirrors A's logs", () => {
+  let a: TestNode;
+  let b: TestNode;
+  const mirror = (logId: string) => mirrorLogId(A, logId);
+  before(async () => {
+    a = await startTestNode("federation_a", A, FAST);
+    b = await startTestNode("federation_b", B, FAST);
+    const keyOf = async (node: TestNode) => (await node.federation.getNodeInfo({})).publicKeyJwk;
+    await a.federation.registerPeer({ peer: { nodeId: B, url: b.baseUrl, publicKeyJwk: await keyOf(b), servedLogs: ["orders", "ledger"] } });
+    await b.federation.registerPeer({ peer: { nodeId: A, url: a.baseUrl, publicKeyJwk: await keyOf(a), mirroredLogs: ["orders"] } });
+  });
+  after(async () => {
+    await b?.close();
+    await a?.close();
+  });
+
+  test("10,000 entries arrive; every seq and checksum equals A's, and Verify passes on B's mirror", async () => {
+    await appendMany(a, "orders", 0, 10_000);
+    await until("the mirror to reach seq 10000", async () => (await headOf(b, mirror("orders"))) === 10_000n);
+    assert.deepEqual(await chainOf(b, mirror("orders")), await chainOf(a, "orders"));
+    const verified = await b.log.verify({ logId: mirror("orders") });
+    assert.deepEqual([verified.valid, verified.checkedCount], [true, 10_000n]);
+    const head = (await b.log.getLog({ logId: mirror("orders") })).head!;
+    assert.deepEqual([head.origin, head.originNode], [2, A]);
+    const [status] = (await b.federation.getReplicationStatus({ nodeId: A })).replications;
+    assert.equal(status?.state, federationV1.ReplicationState.RUNNING);
+    assert.deepEqual([status?.cursor, status?.lagEntries, status?.mirrorLogId], [10_000n, 0n, mirror("orders")]);
+    await rejects(b.log.append({ logId: mirror("orders"), entry: { kind: "x", payload: {} } }), Code.FailedPrecondition);
+  });
+
+  test("B restarted mid-replication ends identical to A: no gap, no duplicate", async () => {
+    const appending = appendMany(a, "orders", 10_000, 5000);
+    await until("replication under way", async () => (await headOf(b, mirror("orders"))) > 10_500n);
+    await b.restart();
+    await appending;
+    await until("the mirror to reach seq 15000", async () => (await headOf(b, mirror("orders"))) === 15_000n);
+    assert.deepEqual(await chainOf(b, mirror("orders")), await chainOf(a, "orders"));
+    assert.equal((await b.log.verify({ logId: mirror("orders") })).valid, true);
+  });
+
+  test("an entry altered in A's database is detected: nothing of it or after it is stored, state integrity_error, audited", async () => {
+    await appendMany(a, "ledger", 0, 20);
+    await a.db.query(`update log.entries set payload = '{"n": 999999}'::jsonb where log_id = 'ledger' and seq = 12`);
+    await b.federation.updatePeer({ peer: { nodeId: A, mirroredLogs: ["orders", "ledger"] }, updateMask: ["mirrored_logs"] });
+    const stopped = async () =>
+      (await b.federation.getReplicationStatus({ nodeId: A })).replications.find((r) => r.logId === "ledger")?.state === federationV1.ReplicationState.INTEGRITY_ERROR;
+    await until("the ledger replication to stop", stopped, 30_000);
+    const status = (await b.federation.getReplicationStatus({ nodeId: A })).replications.find((r) => r.logId === "ledger")!;
+    assert.equal(status.lastErrorCode, Code.DataLoss);
+    assert.match(status.lastError, /entry 12/);
+    assert.ok((await headOf(b, mirror("ledger"))) < 12n, "nothing from seq 12 on was stored");
+    const [record] = (await b.federation.listAuditRecords({ nodeId: A })).records;
+    assert.deepEqual([record?.logId, record?.seq], ["ledger", 12n]);
+    assert.match(record!.reason, /^ENTRY_REJECTED/);
+    // It stays stopped across a restart, until an operator resets it; the data is still bad, so it stops again.
+    await b.restart();
+    await until("the stop to be remembered", stopped, 30_000);
+    await b.federation.resetReplication({ nodeId: A, logId: "ledger" });
+    await rejects(b.federation.resetReplication({ nodeId: A, logId: "orders" }), Code.FailedPrecondition, /no integrity error/);
+    await until("the ledger replication to stop again", stopped, 30_000);
+    assert.ok((await b.federation.listAuditRecords({ nodeId: A })).records.some((r) => /^RESET/.test(r.reason)));
+  });
+});
