@@ -4,6 +4,7 @@ import { loadMigrations, migrate, type Database } from "@annals/db";
 import { createLogger, type ServiceComponent } from "@annals/runtime";
 import { readFederationOptions, type FederationOptions } from "./config.js";
 import { loadIdentity } from "./identity.js";
+import { FederationMetrics } from "./federation-metrics.js";
 import { DEFAULT_REPLICATOR_SETTINGS, Replicator, type ReplicatorSettings } from "./replicator.js";
 import { federationRegistration } from "./service.js";
 
@@ -42,10 +43,12 @@ export async function createFederationComponent(options: FederationComponentOpti
       baseUrl: typeof options.logUrl === "function" ? options.logUrl() : options.logUrl,
       ...(options.logToken ? { token: options.logToken } : {}),
     }).log);
-  const replicator = new Replicator({ db: options.db, identity, log, logger, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } });
+  let replicator: Replicator | undefined;
+  const metrics = new FederationMetrics(() => replicator?.statuses("") ?? []);
+  replicator = new Replicator({ db: options.db, identity, log, logger, metrics, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } });
   return {
     name: "federation",
-    registrations: [federationRegistration({ db: options.db, identity, log, pullsPerMinute: options.pullsPerMinute ?? defaults.pullsPerMinute, replicator })],
+    registrations: [federationRegistration({ db: options.db, identity, log, pullsPerMinute: options.pullsPerMinute ?? defaults.pullsPerMinute, replicator, metrics })],
     // The log service may be this process's own (the node): replicate once the listeners are up.
     start: () => replicator.start(),
     close: () => replicator.close(),

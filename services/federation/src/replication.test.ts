@@ -75,6 +75,9 @@ describe("federation: B mirrors A's logs", () => {
     assert.equal(status?.state, federationV1.ReplicationState.RUNNING);
     assert.deepEqual([status?.cursor, status?.lagEntries, status?.mirrorLogId], [10_000n, 0n, mirror("orders")]);
     await rejects(b.log.append({ logId: mirror("orders"), entry: { kind: "x", payload: {} } }), Code.FailedPrecondition);
+    const scrape = await fetch(`http://127.0.0.1:${b.server.httpPort}/metrics`).then((response) => response.text());
+    assert.match(scrape, /annals_federation_entries_received_total\{[^}]*peer="spiffe:\/\/acme\.example\/annals\/eu-1"[^}]*\} 10000\b/);
+    assert.match(scrape, /annals_federation_lag_entries\{[^}]*log="orders"[^}]*\} 0\b/);
   });
 
   test("B restarted mid-replication ends identical to A: no gap, no duplicate", async () => {
@@ -101,6 +104,9 @@ describe("federation: B mirrors A's logs", () => {
     const [record] = (await b.federation.listAuditRecords({ nodeId: A })).records;
     assert.deepEqual([record?.logId, record?.seq], ["ledger", 12n]);
     assert.match(record!.reason, /^ENTRY_REJECTED/);
+    const scrape = await fetch(`http://127.0.0.1:${b.server.httpPort}/metrics`).then((response) => response.text());
+    assert.match(scrape, /annals_federation_integrity_errors\{[^}]*log="ledger"[^}]*\} 1\b/);
+    assert.match(scrape, /annals_federation_entries_rejected_total\{[^}]*\} 1\b/);
     // It stays stopped across a restart, until an operator resets it; the data is still bad, so it stops again.
     await b.restart();
     await until("the stop to be remembered", stopped, 30_000);

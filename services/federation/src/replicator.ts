@@ -9,6 +9,7 @@ import { federationV1, rpcDetails, type logV1 } from "@annals/proto";
 import { retryDelayMs, type Logger } from "@annals/runtime";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { audit } from "./audit.js";
+import type { FederationMetrics } from "./federation-metrics.js";
 import { mirrorLogId, type NodeIdentity } from "./identity.js";
 import { signPeerToken } from "./peer-token.js";
 import { listPeers, type PeerRecord } from "./peers.js";
@@ -33,6 +34,7 @@ interface Deps {
   log: () => LogClient;
   logger: Logger;
   settings: ReplicatorSettings;
+  metrics: FederationMetrics;
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -144,6 +146,7 @@ class ReplicationLoop {
       this.cursor = head?.lastSeq ?? this.cursor;
       this.lastWallTimeUs = entries.at(-1)!.wallTimeUs;
       this.lastSuccessUs = BigInt(Date.now()) * 1000n;
+      this.deps.metrics.entriesReceived(this.peer.nodeId, entries.length);
     };
     /** Flushes after the ones already queued, so batches are stored in order; a failure ends the connection. */
     const queueFlush = () => (flushing = flushing.then(flush));
@@ -207,6 +210,7 @@ class ReplicationLoop {
       actual: facts["problem"] ?? detail,
     });
     this.deps.logger.error({ peer: this.peer.nodeId, log: this.logId, seq: String(badSeq) }, "replication stopped: an entry failed verification");
+    this.deps.metrics.entryRejected(this.peer.nodeId);
     this.integrityError(detail);
   }
 

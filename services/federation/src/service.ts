@@ -9,6 +9,7 @@ import type { NodeIdentity } from "./identity.js";
 import { authenticatePeer } from "./peer-token.js";
 import { UPDATABLE_FIELDS, checkPeer, getPeer, insertPeer, listPeers, peerMessage, removePeer, servesLog, updatePeer } from "./peers.js";
 import { pullFrames } from "./pull.js";
+import type { FederationMetrics } from "./federation-metrics.js";
 import type { Replicator } from "./replicator.js";
 
 /** Roles of the federation service. */
@@ -22,6 +23,7 @@ export interface FederationServiceDeps {
   /** Pull calls one peer may start per minute. */
   pullsPerMinute: number;
   replicator: Replicator;
+  metrics: FederationMetrics;
 }
 
 const MAX_AUDIT_PAGE = 1000;
@@ -63,6 +65,7 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
       return peer;
     } catch (error) {
       const failure = ConnectError.from(error);
+      deps.metrics.pullRefused(errorReason(failure) ?? Code[failure.code]);
       if (failure.code !== Code.ResourceExhausted) {
         await audit(db, { nodeId: peerOf(authorization), logId, reason: `${errorReason(failure) ?? Code[failure.code]}: ${failure.rawMessage}` });
       }

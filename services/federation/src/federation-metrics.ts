@@ -1,0 +1,47 @@
+import { metrics, type Counter } from "@opentelemetry/api";
+import type { federationV1 } from "@annals/proto";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+
+type Status = MessageInitShape<typeof federationV1.ReplicationStatusSchema>;
+
+/** The federation service's instruments (exported on /metrics and over OTLP by the runtime). */
+export class FederationMetrics {
+  private readonly received: Counter;
+  private readonly rejected: Counter;
+  private readonly refused: Counter;
+
+  /** `statuses` is read at each collection for the lag gauges. */
+  constructor(statuses: () => Status[]) {
+    const meter = metrics.getMeter("annals.federation");
+    this.received = meter.createCounter("annals.federation.entries.received", { description: "Entries pulled from peers, verified and stored in mirrors" });
+    this.rejected = meter.createCounter("annals.federation.entries.rejected", { description: "Replications stopped by an entry that failed verification" });
+    this.refused = meter.createCounter("annals.federation.pulls.refused", { description: "Pull calls refused (token, grant, rate limit), by reason" });
+    meter
+      .createObservableGauge("annals.federation.lag.entries", { description: "Entries the peer has that the mirror does not, per peer and log" })
+      .addCallback((result) => {
+        for (const status of statuses()) result.observe(Number(status.lagEntries ?? 0n), { peer: status.nodeId ?? "", log: status.logId ?? "" });
+      });
+    meter
+      .createObservableGauge("annals.federation.lag.seconds", { description: "Age of the mirror's newest entry while it lags, per peer and log", unit: "s" })
+      .addCallback((result) => {
+        for (const status of statuses()) result.observe(status.lagSeconds ?? 0, { peer: status.nodeId ?? "", log: status.logId ?? "" });
+      });
+    meter
+      .createObservableGauge("annals.federation.integrity_errors", { description: "Replications stopped by an integrity error (1) or not (0), per peer and log" })
+      .addCallback((result) => {
+        for (const status of statuses()) result.observe(status.lastErrorCode === 15 ? 1 : 0, { peer: status.nodeId ?? "", log: status.logId ?? "" });
+      });
+  }
+
+  entriesReceived(peer: string, count: number): void {
+    this.received.add(count, { peer });
+  }
+
+  entryRejected(peer: string): void {
+    this.rejected.add(1, { peer });
+  }
+
+  pullRefused(reason: string): void {
+    this.refused.add(1, { reason });
+  }
+}
