@@ -3,7 +3,8 @@ import { Code } from "@connectrpc/connect";
 import type { Database } from "@annals/db";
 import type { logV1 } from "@annals/proto";
 import { rpcError } from "@annals/runtime";
-import { anchorMirror, insertEntries, lockHead, type HeadRow, type NewEntryRow } from "./store.js";
+import { REDACTION_KIND } from "./maintenance.js";
+import { anchorMirror, entryBySeq, insertEntries, lockHead, markRedacted, type HeadRow, type NewEntryRow } from "./store.js";
 
 export interface ReplicatedBatch {
   logId: string;
@@ -81,6 +82,15 @@ export async function appendReplicated(
     }
     const last = verifier.position;
     await insertEntries(tx, logId, rows, { lastSeq: last.seq, lastChecksum: last.checksum, lastWallTimeUs });
+    // A redaction entry erases its target's payload here too, as it did at the origin (the chain keeps the digest).
+    for (const row of rows) {
+      if (row.kind !== REDACTION_KIND || row.payloadJson === "null") continue;
+      const { redacted_seq: target, reason } = JSON.parse(row.payloadJson) as { redacted_seq?: unknown; reason?: unknown };
+      if (typeof target !== "string" || !/^[0-9]{1,19}$/.test(target)) continue;
+      const stored = await entryBySeq(tx, logId, BigInt(target));
+      // Compacted away before the mirror started, or marked already: nothing to erase.
+      if (stored && stored.redacted_by_seq === null) await markRedacted(tx, logId, stored.seq, row.seq, typeof reason === "string" ? reason : "");
+    }
     return (await lockHead(tx, logId))!;
   });
   onCommitted(logId);
