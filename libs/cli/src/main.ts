@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // The `annals` command-line tool: health checks, development tokens, exports
-// of logs (verify offline, export, import) and the KV store. Commands for peers and
-// federation status come with the federation service.
+// of logs (verify offline, export, import), the KV store, peers and federation status.
 import { parseArgs } from "node:util";
 import { createAnnalsClients, type AnnalsClients } from "@annals/client";
 import { healthV1 } from "@annals/proto";
 import { signDevToken } from "@annals/runtime";
+import { FEDERATION_USAGE, federationCommand, peersCommand } from "./federation-commands.js";
 import { KV_USAGE, kvCommand } from "./kv-commands.js";
 import { exportLog, importExport, printReport, verifyExportFile } from "./log-commands.js";
 import { UsageError } from "./usage-error.js";
@@ -24,6 +24,7 @@ const USAGE = `usage:
       Verifies FILE, then appends its entries to log NAME as new entries
       (keeping uuid, kind, payload, source, sim time, metadata and req_id).
 ${KV_USAGE}
+${FEDERATION_USAGE}
 
   Commands that call a server take --url (default $ANNALS_URL or
   http://127.0.0.1:50051) and send $ANNALS_TOKEN as the bearer token.`;
@@ -105,6 +106,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case "kv":
       return kvCommand((url) => connect(url).kv, rest);
+    case "peers":
+      return peersCommand((url) => connect(url).federation, rest);
+    case "federation":
+      return federationCommand((url) => connect(url).federation, rest);
     default:
       throw new UsageError(command ? `unknown command "${command}"` : "no command given");
   }
