@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark, or those named on the command line.
 // Each prints what it compared, how, and ratios against a baseline measured in the same run.
 import { cpus, totalmem } from "node:os";
+import { federationCatchup } from "./federation-catchup.js";
 import { kvOps } from "./kv-ops.js";
 import { logAppend } from "./log-append.js";
 import { rpcOverhead } from "./rpc-overhead.js";
@@ -11,6 +12,7 @@ const SUITES: Record<string, () => Promise<void>> = {
   "log-append": () =>
     logAppend({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500, bulkEntries: 100_000, latencyRate: 500, latencySeconds: 10 }),
   "kv-ops": () => kvOps({ concurrency: 64, durationMs: 3000, warmupMs: 500, keys: 10_000, valueBytes: 100 }),
+  "federation-catchup": () => federationCatchup({ entries: 100_000 }),
   "stream-fanout": () =>
     streamFanout({ subscribers: 1000, topics: 20, rates: [1000, 4000], searchRates: [250, 500, 750, 1000, 1500, 2000, 3000, 4000], seconds: 10, p99TargetMs: 100 }),
 };
