@@ -1,6 +1,6 @@
 export { createAnnalsClients } from "./clients.js";
 export type { AnnalsClients, DiagClient, FederationClient, HealthClient, KvClient, LogClient, StreamClient } from "./clients.js";
-export { createAnnalsTransport } from "./transport.js";
+export { createAnnalsTransport, uriSans } from "./transport.js";
 export type { TransportOptions } from "./transport.js";
 export { alreadyProcessed, guardedGet, idempotentExecute, jsonCodec, rateLimit } from "./kv-helpers.js";
 export type { Codec, GuardedGetOptions, IdempotentOptions, IdempotentResult, KvKey, RateLimitDecision, RateLimitOptions } from "./kv-helpers.js";

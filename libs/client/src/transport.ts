@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import type { PeerCertificate } from "node:tls";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -19,8 +20,13 @@ export interface TransportOptions {
   maxRetries?: number;
   /** First retry delay in ms, doubled each time, capped at 2000. Default 100. */
   retryBaseDelayMs?: number;
-  /** PEM files for TLS: a CA bundle to trust, and a client certificate and key for mTLS. */
-  tls?: { caFile?: string; certFile?: string; keyFile?: string };
+  /**
+   * PEM files for TLS: a CA bundle to trust, and a client certificate and key
+   * for mTLS. With `serverUri`, the server's certificate must carry exactly
+   * one URI subject alternative name, equal to it (a SPIFFE ID), instead of
+   * matching the host name.
+   */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; serverUri?: string };
   /** Largest message accepted, in bytes. Default 4 MiB. */
   maxMessageBytes?: number;
   /** Extra interceptors, run after the built-in ones. */
@@ -51,10 +57,25 @@ export function createAnnalsTransport(options: TransportOptions): Transport {
             ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
             ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
             ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
+            ...(tls.serverUri ? { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkUriSan(cert, tls.serverUri!) } : {}),
           },
         }
       : {}),
   });
+}
+
+/** The URI subject alternative names of a certificate. */
+export function uriSans(cert: { subjectaltname?: string }): string[] {
+  return (cert.subjectaltname ?? "")
+    .split(", ")
+    .filter((name) => name.startsWith("URI:"))
+    .map((name) => name.slice("URI:".length));
+}
+
+function checkUriSan(cert: PeerCertificate, expected: string): Error | undefined {
+  const uris = uriSans(cert);
+  if (uris.length === 1 && uris[0] === expected) return undefined;
+  return new Error(`the server's certificate names ${uris.length === 0 ? "no URI" : uris.join(", ")}, not exactly ${expected}`);
 }
 
 function bearerInterceptor(token: NonNullable<TransportOptions["token"]>): Interceptor {

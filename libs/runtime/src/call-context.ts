@@ -12,6 +12,8 @@ export interface CallInfo {
   readonly listener: Listener;
   /** The client's address, as the transport reports it. */
   readonly peer: string;
+  /** The client's verified certificate, on the gRPC port under mTLS. */
+  readonly peerCertificate?: PeerCertificate;
   /** A logger bound to this call (request id, procedure). */
   readonly logger: Logger;
 }

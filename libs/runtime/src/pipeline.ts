@@ -106,6 +106,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       requestId,
       listener: listener.listener,
       peer: listener.peer,
+      ...(listener.peerCertificate ? { peerCertificate: listener.peerCertificate } : {}),
       // A child logger costs more than a no-op call, so it is made on first use.
       get logger() {
         return (callLogger ??= options.logger.child({ requestId, procedure }));

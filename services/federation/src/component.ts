@@ -20,9 +20,13 @@ export interface FederationComponentOptions extends Partial<FederationOptions> {
   logUrl: string | (() => string);
   /** Bearer token for the log service. */
   logToken?: string;
+  /** TLS to the log service when its port runs TLS (CA to trust; client certificate under mTLS). */
+  logTls?: { caFile?: string; certFile?: string; keyFile?: string };
   /** Level of the component's own log lines; default "info". */
   logLevel?: string;
   replication?: Partial<ReplicatorSettings>;
+  /** Whether this process's gRPC port runs mTLS, so that Pull demands a client certificate naming the peer. */
+  requirePeerCertificate?: boolean;
 }
 
 /** Applies the federation service's migrations, loads the node's identity and builds its handlers. */
@@ -42,13 +46,14 @@ export async function createFederationComponent(options: FederationComponentOpti
     (client ??= createAnnalsClients({
       baseUrl: typeof options.logUrl === "function" ? options.logUrl() : options.logUrl,
       ...(options.logToken ? { token: options.logToken } : {}),
+      ...(options.logTls ? { tls: options.logTls } : {}),
     }).log);
   let replicator: Replicator | undefined;
   const metrics = new FederationMetrics(() => replicator?.statuses("") ?? []);
-  replicator = new Replicator({ db: options.db, identity, log, logger, metrics, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } });
+  replicator = new Replicator({ db: options.db, identity, log, logger, metrics, tls: options.tls, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } });
   return {
     name: "federation",
-    registrations: [federationRegistration({ db: options.db, identity, log, pullsPerMinute: options.pullsPerMinute ?? defaults.pullsPerMinute, replicator, metrics })],
+    registrations: [federationRegistration({ db: options.db, identity, log, pullsPerMinute: options.pullsPerMinute ?? defaults.pullsPerMinute, replicator, metrics, requirePeerCertificate: options.requirePeerCertificate ?? false })],
     // The log service may be this process's own (the node): replicate once the listeners are up.
     start: () => replicator.start(),
     close: () => replicator.close(),

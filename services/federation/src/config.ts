@@ -21,6 +21,12 @@ export interface FederationOptions {
   keyFile: string | undefined;
   /** Pull calls one peer may start per minute. */
   pullsPerMinute: number;
+  /**
+   * mTLS for pulling (ANNALS_FEDERATION_TLS_*): the CA that peers' server
+   * certificates chain to, and this node's client certificate and key. Set,
+   * every peer URL must be https and its certificate must name the peer's node id.
+   */
+  tls: { caFile: string; certFile: string; keyFile: string } | undefined;
 }
 
 /** Default ports of the standalone federation service (the all-in-one node has its own). */
@@ -48,5 +54,15 @@ export function readFederationOptions(env: Env): FederationOptions {
     nodeId,
     keyFile: readString(env, "ANNALS_FEDERATION_KEY_FILE"),
     pullsPerMinute: readInteger(env, "ANNALS_FEDERATION_PULLS_PER_MINUTE", 60, { min: 1, max: 1_000_000 }),
+    tls: readFederationTls(env),
   };
+}
+
+function readFederationTls(env: Env): FederationOptions["tls"] {
+  const names = ["ANNALS_FEDERATION_TLS_CA_FILE", "ANNALS_FEDERATION_TLS_CERT_FILE", "ANNALS_FEDERATION_TLS_KEY_FILE"] as const;
+  const [caFile, certFile, keyFile] = names.map((name) => readString(env, name));
+  if (!caFile && !certFile && !keyFile) return undefined;
+  const missing = names.find((_, i) => ![caFile, certFile, keyFile][i]);
+  if (missing) throw new ConfigError(missing, "is required with the other ANNALS_FEDERATION_TLS_* files (mTLS needs the CA, the certificate and its key)");
+  return { caFile: caFile!, certFile: certFile!, keyFile: keyFile! };
 }

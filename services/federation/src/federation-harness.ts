@@ -19,40 +19,66 @@ export interface TestNode {
   federation: FederationClient;
   log: LogClient;
   clientsWith(roles: string[]): Promise<{ federation: FederationClient; log: LogClient }>;
-  /** Stops the servers and starts them again on the same database (other options may change). */
-  restart(options?: Partial<FederationComponentOptions>): Promise<void>;
+  /** Stops the servers and starts them again on the same database (options and server settings may change). */
+  restart(options?: Partial<FederationComponentOptions>, serverEnv?: Record<string, string>): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startTestNode(label: string, nodeId: string, options: Partial<FederationComponentOptions> = {}): Promise<TestNode> {
+/**
+ * A node; `serverEnv` adds server settings (ANNALS_TLS_* for a gRPC port
+ * under TLS, whose clients then present `clientTls`).
+ */
+export async function startTestNode(
+  label: string,
+  nodeId: string,
+  options: Partial<FederationComponentOptions> = {},
+  serverEnv: Record<string, string> = {},
+  clientTls?: { caFile: string; certFile: string; keyFile: string },
+): Promise<TestNode> {
   const database: TestDatabase = await createTestDatabase(label);
   const db = await database.open();
   const internal = await signDevToken({ secret: TEST_SECRET, subject: "federation", roles: ["log.read", "log.replicate"] });
   const node = { nodeId, db } as TestNode;
+  let currentEnv = serverEnv;
   const start = async (overrides: Partial<FederationComponentOptions>) => {
     const config = readServerConfig(
-      { ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ANNALS_AUTH_JWT_SECRET: TEST_SECRET, ANNALS_LOG_LEVEL: "warn", ANNALS_SHUTDOWN_GRACE_MS: "1000" },
+      { ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ANNALS_AUTH_JWT_SECRET: TEST_SECRET, ANNALS_LOG_LEVEL: "warn", ANNALS_SHUTDOWN_GRACE_MS: "1000", ...currentEnv },
       { grpcPort: 0, httpPort: 0, allowAuthOff: false },
     );
+    const tls = config.tls !== undefined;
+    const selfTls = tls ? { tls: { caFile: clientTls!.caFile, certFile: clientTls!.certFile, keyFile: clientTls!.keyFile } } : {};
     let grpcPort = 0;
     node.server = await serveComponents({
       name: `test-${label}`,
       server: config,
       components: async () => [
         await createLogComponent({ db }),
-        await createFederationComponent({ db, nodeId, logUrl: () => `http://127.0.0.1:${grpcPort}`, logToken: internal, logLevel: "error", ...overrides }),
+        await createFederationComponent({
+          db,
+          nodeId,
+          logUrl: () => `${tls ? "https" : "http"}://127.0.0.1:${grpcPort}`,
+          ...(tls ? { logTls: selfTls.tls } : {}),
+          logToken: internal,
+          logLevel: "error",
+          requirePeerCertificate: config.tls?.clientCaFile !== undefined,
+          ...overrides,
+        }),
       ],
     });
     grpcPort = node.server.grpcPort;
-    node.baseUrl = `http://127.0.0.1:${grpcPort}`;
+    node.baseUrl = `${tls ? "https" : "http"}://127.0.0.1:${grpcPort}`;
+    clientOptions = selfTls;
     Object.assign(node, await node.clientsWith(["admin"]));
   };
+  let clientOptions = {};
   node.clientsWith = async (roles) => {
-    const clients = createAnnalsClients({ baseUrl: node.baseUrl, token: await signDevToken({ secret: TEST_SECRET, subject: `test-${roles.join("+")}`, roles }), unaryTimeoutMs: 60_000 });
+    const token = await signDevToken({ secret: TEST_SECRET, subject: `test-${roles.join("+")}`, roles });
+    const clients = createAnnalsClients({ baseUrl: node.baseUrl, token, unaryTimeoutMs: 60_000, ...clientOptions });
     return { federation: clients.federation, log: clients.log };
   };
-  node.restart = async (overrides = {}) => {
+  node.restart = async (overrides = {}, env) => {
     await node.server.shutdown("restart");
+    if (env) currentEnv = env;
     await start({ ...options, ...overrides });
   };
   node.close = async () => {

@@ -16,6 +16,7 @@ runMain(FEDERATION_SERVICE_NAME, async () => {
         db,
         ...config.federation,
         logUrl: config.logUrl,
+        requirePeerCertificate: config.server.tls?.clientCaFile !== undefined,
         ...(config.logToken ? { logToken: config.logToken } : {}),
         logLevel: config.server.logLevel,
       }),

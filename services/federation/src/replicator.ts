@@ -35,6 +35,8 @@ interface Deps {
   logger: Logger;
   settings: ReplicatorSettings;
   metrics: FederationMetrics;
+  /** mTLS to peers: set, a peer must be https and its certificate must name its node id. */
+  tls: { caFile: string; certFile: string; keyFile: string } | undefined;
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -113,6 +115,9 @@ class ReplicationLoop {
           await this.recordIntegrityError(failure);
           return;
         }
+        if (failure.rawMessage !== this.lastError && /certificate/i.test(failure.rawMessage)) {
+          await audit(this.deps.db, { nodeId: this.peer.nodeId, logId: this.logId, reason: `PEER_CERT_REFUSED: ${failure.rawMessage}` }).catch(() => undefined);
+        }
         this.lastError = failure.rawMessage;
         this.lastErrorCode = failure.code;
         this.state = federationV1.ReplicationState.BACKOFF;
@@ -130,7 +135,16 @@ class ReplicationLoop {
   private async follow(signal: AbortSignal, connected: () => void): Promise<void> {
     const { identity, log, settings } = this.deps;
     this.cursor = await this.mirrorHead();
-    const peer = createAnnalsClients({ baseUrl: this.peer.url, token: () => signPeerToken(identity, this.peer.nodeId) }).federation;
+    const tls = this.deps.tls;
+    if (tls && !this.peer.url.startsWith("https:")) {
+      // Fail closed: with mTLS on, never pull over plain text.
+      throw new ConnectError(`mTLS is on but peer ${this.peer.nodeId} has the plain-text URL ${this.peer.url}; register its https:// URL`, Code.FailedPrecondition);
+    }
+    const peer = createAnnalsClients({
+      baseUrl: this.peer.url,
+      token: () => signPeerToken(identity, this.peer.nodeId),
+      ...(tls ? { tls: { ...tls, serverUri: this.peer.nodeId } } : {}),
+    }).federation;
     let batch: logV1.Entry[] = [];
     let anchor: { seq: bigint; checksum: string } | undefined;
     let flushing: Promise<void> = Promise.resolve();

@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { LogClient } from "@annals/client";
 import type { Database } from "@annals/db";
 import { federationV1 } from "@annals/proto";
-import { ADMIN_ROLE, PUBLIC, callPrincipal, defineService, errorReason, invalidArgument, notFound, resourceExhausted, rpcError, type ServiceRegistration } from "@annals/runtime";
+import { ADMIN_ROLE, PUBLIC, callInfo, callPrincipal, defineService, errorReason, invalidArgument, notFound, resourceExhausted, rpcError, type PeerCertificate, type ServiceRegistration } from "@annals/runtime";
 import { logIdProblem } from "@annals/topics";
 import { audit, listAudit } from "./audit.js";
 import type { NodeIdentity } from "./identity.js";
@@ -24,6 +24,8 @@ export interface FederationServiceDeps {
   pullsPerMinute: number;
   replicator: Replicator;
   metrics: FederationMetrics;
+  /** Whether Pull requires a client certificate naming the peer (the gRPC port runs mTLS). */
+  requirePeerCertificate: boolean;
 }
 
 const MAX_AUDIT_PAGE = 1000;
@@ -51,10 +53,20 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
     window.count++;
   }
 
-  /** Authenticates the pulling peer and checks its grant; refusals are audited. */
-  async function authorisePull(authorization: string | null, logId: string) {
+  /** Authenticates the pulling peer (token, and certificate under mTLS) and checks its grant; refusals are audited. */
+  async function authorisePull(authorization: string | null, certificate: PeerCertificate | undefined, logId: string) {
     try {
       const peer = await authenticatePeer(db, identity.nodeId, authorization);
+      if (certificate || deps.requirePeerCertificate) {
+        const uris = certificate?.uris ?? [];
+        if (uris.length !== 1 || uris[0] !== peer.nodeId) {
+          throw rpcError(
+            Code.PermissionDenied,
+            `the client certificate must name exactly the peer's node id ${peer.nodeId}; it names ${uris.length === 0 ? "no URI (or none was presented)" : uris.join(", ")}`,
+            { reason: "PEER_CERT_MISMATCH", metadata: { node_id: peer.nodeId } },
+          );
+        }
+      }
       if (!servesLog(peer, logId)) {
         throw rpcError(Code.PermissionDenied, `peer "${peer.nodeId}" may not pull log "${logId}" (not in its served_logs)`, {
           reason: "LOG_NOT_SERVED",
@@ -145,7 +157,7 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
         if (problem) throw invalidArgument("log_id", problem);
         if (request.fromSeq < 0n) throw invalidArgument("from_seq", "must not be negative");
         return (async function* () {
-          await authorisePull(context.requestHeader.get("authorization"), request.logId);
+          await authorisePull(context.requestHeader.get("authorization"), callInfo(context).peerCertificate, request.logId);
           yield* pullFrames(deps.log(), request.logId, request.fromSeq, context.signal);
         })();
       },

@@ -26,7 +26,14 @@ runMain(NODE_NAME, async () => {
     components: async () => [
       await createLogComponent({ db, ...config.log }),
       await createKvComponent({ db, ...config.kv, logLevel: config.server.logLevel }),
-      await createFederationComponent({ db, ...config.federation, logUrl, ...(logToken ? { logToken } : {}), logLevel: config.server.logLevel }),
+      await createFederationComponent({
+        db,
+        ...config.federation,
+        logUrl,
+        ...(logToken ? { logToken } : {}),
+        requirePeerCertificate: config.server.tls?.clientCaFile !== undefined,
+        logLevel: config.server.logLevel,
+      }),
       await createStreamComponent({
         logUrl,
         ...(logToken ? { logToken } : {}),
