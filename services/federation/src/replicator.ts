@@ -60,8 +60,6 @@ class ReplicationLoop {
   lastError = "";
   lastErrorCode = 0;
   lastSuccessUs = 0n;
-  /** The delays the loop has waited before reconnecting, most recent last (for status and tests). */
-  readonly backoffs: number[] = [];
   readonly done: Promise<void>;
 
   constructor(
@@ -123,7 +121,6 @@ class ReplicationLoop {
         this.state = federationV1.ReplicationState.BACKOFF;
         // Honour the peer's retry delay; otherwise exponential, with jitter, capped.
         const wait = Math.min(settings.backoffMaxMs, Math.max(retryDelayMs(failure) ?? 0, delay / 2 + Math.random() * (delay / 2)));
-        this.backoffs.push(Math.round(wait));
         logger.info({ peer: this.peer.nodeId, log: this.logId, code: Code[failure.code], retryInMs: Math.round(wait) }, "replication interrupted; reconnecting");
         await sleep(wait, signal);
         delay = Math.min(delay * 2, settings.backoffMaxMs);
@@ -298,11 +295,6 @@ export class Replicator {
     }
     await this.reconcile();
     return true;
-  }
-
-  /** The reconnect delays of one replication so far (tests observe the backoff). */
-  backoffs(nodeId: string, logId: string): readonly number[] {
-    return this.loops.get(`${nodeId} ${logId}`)?.backoffs ?? [];
   }
 
   async close(): Promise<void> {
