@@ -60,6 +60,7 @@ class ReplicationLoop {
   lastError = "";
   lastErrorCode = 0;
   lastSuccessUs = 0n;
+  backoffMs = 0;
   readonly done: Promise<void>;
 
   constructor(
@@ -91,6 +92,7 @@ class ReplicationLoop {
       lastError: this.lastError,
       lastErrorCode: this.lastErrorCode,
       lastSuccessUs: this.lastSuccessUs,
+      backoffMs: BigInt(this.state === federationV1.ReplicationState.BACKOFF ? this.backoffMs : 0),
     };
   }
 
@@ -121,7 +123,8 @@ class ReplicationLoop {
         this.state = federationV1.ReplicationState.BACKOFF;
         // Honour the peer's retry delay; otherwise exponential, with jitter, capped.
         const wait = Math.min(settings.backoffMaxMs, Math.max(retryDelayMs(failure) ?? 0, delay / 2 + Math.random() * (delay / 2)));
-        logger.info({ peer: this.peer.nodeId, log: this.logId, code: Code[failure.code], retryInMs: Math.round(wait) }, "replication interrupted; reconnecting");
+        this.backoffMs = Math.round(wait);
+        logger.info({ peer: this.peer.nodeId, log: this.logId, code: Code[failure.code], retryInMs: this.backoffMs }, "replication interrupted; reconnecting");
         await sleep(wait, signal);
         delay = Math.min(delay * 2, settings.backoffMaxMs);
       }
