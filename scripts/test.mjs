@@ -19,7 +19,7 @@ import { join } from "node:path";
 const root = new URL("..", import.meta.url).pathname;
 const packages = ["libs", "services"]
   .flatMap((group) => readdirSync(join(root, group)).map((name) => join(group, name)))
-  .concat("bench");
+  .concat("bench", "deploy");
 const testDirs = packages.map((dir) => join(dir, "dist")).filter((dir) => existsSync(join(root, dir)));
 
 const target = process.env.ANNALS_TEST_DATABASE_URL ? "PostgreSQL (ANNALS_TEST_DATABASE_URL)" : "embedded PGlite";
