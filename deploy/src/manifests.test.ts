@@ -36,11 +36,17 @@ for (const overlay of ["dev", "prod"]) {
         const pod = deployment.spec.template.spec;
         const [container] = pod.containers;
         const name = deployment.metadata.name;
-        const grpcPort = container.ports.find((port: { name: string }) => port.name === "grpc").containerPort;
+        const portNamed = (wanted: string) => container.ports.find((port: { name: string }) => port.name === wanted)?.containerPort;
+        const envOf = (variable: string) => container.env?.find((env: { name: string }) => env.name === variable)?.value;
+        const grpcPort = portNamed("grpc");
         const config = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === "annals-config")!.data!;
         assert.equal(String(grpcPort), config["ANNALS_PORT"], `${name}: the gRPC port is the one the service listens on`);
+        // Kubernetes' gRPC probes speak plain text: a TLS gRPC port is probed on the health-only port.
+        const tls = envOf("ANNALS_TLS_CERT_FILE") !== undefined;
+        const probePort = tls ? portNamed("health") : grpcPort;
+        if (tls) assert.equal(String(probePort), envOf("ANNALS_HEALTH_PORT"), `${name}: under TLS, probes use ANNALS_HEALTH_PORT`);
         for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) {
-          assert.equal(container[probe]?.grpc?.port, grpcPort, `${name}: ${probe} is a gRPC probe on port ${grpcPort}`);
+          assert.equal(container[probe]?.grpc?.port, probePort, `${name}: ${probe} is a gRPC probe on port ${probePort}`);
         }
         assert.match(container.readinessProbe.grpc.service, /^annals\.[a-z]+\.v1\.[A-Za-z]+Service$/, `${name}: readiness asks for its service`);
         assert.equal(pod.securityContext.runAsNonRoot, true, name);

@@ -8,6 +8,8 @@ export interface ServerConfig {
   host: string;
   grpcPort: number;
   httpPort: number;
+  /** A plain-text gRPC port serving only grpc.health.v1 (for probes when the gRPC port runs TLS); unset: none. */
+  healthPort?: number;
   auth: AuthOptions;
   tls: TlsOptions | undefined;
   maxMessageBytes: number;
@@ -41,10 +43,12 @@ export function readServerConfig(env: Env, defaults: ServerConfigDefaults): Serv
   if (grpcPort !== 0 && grpcPort === httpPort) {
     throw new ConfigError("ANNALS_HTTP_PORT", `must differ from ANNALS_PORT (both are ${grpcPort})`);
   }
+  const healthPort = readString(env, "ANNALS_HEALTH_PORT") === undefined ? undefined : readPort(env, "ANNALS_HEALTH_PORT", 0);
   return {
     host,
     grpcPort,
     httpPort,
+    ...(healthPort === undefined ? {} : { healthPort }),
     auth: readAuth(env, host, defaults.allowAuthOff),
     tls: readTls(env),
     maxMessageBytes: readInteger(env, "ANNALS_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, { min: 1024, max: 256 * 1024 * 1024 }),

@@ -14,7 +14,7 @@ import { diagRegistration } from "./diag-service.js";
 import { startServer, type RunningServer } from "./server.js";
 import { createTelemetry } from "./telemetry.js";
 import { createLogger } from "./logger.js";
-import { grpcJsReflectionServices } from "./testing.js";
+import { grpcJsHealthCheck, grpcJsReflectionServices } from "./testing.js";
 
 const SECRET = "test-secret-that-is-at-least-32-bytes-long";
 const protoRoot = fileURLToPath(new URL("../../../proto", import.meta.url));
@@ -247,4 +247,32 @@ test("create() output is accepted where handlers return init shapes", () => {
   // Guards the serialiser: handlers may return plain objects or messages.
   const message = create(diagV1.PingResponseSchema, { data: new Uint8Array([1]) });
   assert.equal(message.data.length, 1);
+});
+
+describe("a health-only port (ANNALS_HEALTH_PORT)", () => {
+  test("answers grpc.health.v1 in plain text, for every service, and nothing else", async () => {
+    const healthServer = await startServer({
+      name: "health-port-test",
+      services: [],
+      grpcPort: 0,
+      httpPort: 0,
+      healthPort: 0,
+      auth: { mode: "off" },
+      logger: createLogger({ name: "health-port-test", level: "silent" }),
+    });
+    const address = `127.0.0.1:${healthServer.healthPort}`;
+    try {
+      assert.ok(healthServer.healthPort && healthServer.healthPort !== healthServer.grpcPort);
+      assert.equal(await grpcJsHealthCheck(address, ""), "SERVING");
+      assert.equal(await grpcJsHealthCheck(address, "annals.diag.v1.DiagService"), "SERVING");
+      const client = new grpc.Client(address, grpc.credentials.createInsecure());
+      const error = await new Promise<grpc.ServiceError>((resolve) =>
+        client.makeUnaryRequest("/annals.diag.v1.DiagService/Ping", (value: Buffer) => value, (value: Buffer) => value, Buffer.alloc(0), (failure) => resolve(failure!)),
+      );
+      client.close();
+      assert.equal(error.code, grpc.status.UNIMPLEMENTED, "only health is served there");
+    } finally {
+      await healthServer.shutdown("test done");
+    }
+  });
 });

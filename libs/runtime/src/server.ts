@@ -34,6 +34,8 @@ export interface ServerOptions {
   host?: string;
   /** gRPC port (h2c or TLS); 0 picks a free one. */
   grpcPort: number;
+  /** A plain-text port serving only grpc.health.v1 (probes cannot speak TLS); 0 picks a free one; unset: none. */
+  healthPort?: number;
   /** HTTP port (Connect, gRPC-Web, SSE, /metrics); 0 picks a free one. */
   httpPort: number;
   auth: AuthOptions;
@@ -68,6 +70,8 @@ export interface RunningServer {
   readonly host: string;
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** The health-only port, when one was asked for. */
+  readonly healthPort: number | undefined;
   readonly logger: Logger;
   readonly telemetry: Telemetry;
   /** Marks one service (or "" for the whole server) SERVING or NOT_SERVING. */
@@ -130,6 +134,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     );
   });
 
+  // Health alone, in plain text, for probes that cannot speak TLS (Kubernetes' gRPC probes).
+  let healthServer: grpc.Server | undefined;
+  let healthPort: number | undefined;
+  if (options.healthPort !== undefined) {
+    const server = (healthServer = new grpc.Server());
+    health.addToServer(server);
+    healthPort = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${options.healthPort}`, grpc.ServerCredentials.createInsecure(), (error, port) =>
+        error ? reject(new Error(`cannot listen for health on ${host}:${options.healthPort}: ${error.message}`, { cause: error })) : resolve(port),
+      );
+    });
+  }
+
   const httpServer: HttpServer = createHttpServer(
     createHttpHandler({
       services: mounted,
@@ -149,7 +166,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const setServing = (service: string, serving: boolean) => health.setStatus(service, serving ? "SERVING" : "NOT_SERVING");
   for (const name of ["", ...serviceNames]) setServing(name, true);
   logger.info(
-    { host, grpcPort, httpPort, services: serviceNames, auth: options.auth.mode, tls: options.tls ? (options.tls.clientCaFile ? "mtls" : "tls") : "off" },
+    { host, grpcPort, httpPort, ...(healthPort === undefined ? {} : { healthPort }), services: serviceNames, auth: options.auth.mode, tls: options.tls ? (options.tls.clientCaFile ? "mtls" : "tls") : "off" },
     "listening",
   );
   if (options.auth.mode === "off") {
@@ -168,6 +185,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       // Open streams end with UNAVAILABLE so clients reconnect elsewhere; unary calls may finish.
       draining.abort();
       const grpcClosed = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      healthServer?.forceShutdown();
       const httpClosed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
       httpServer.closeIdleConnections();
       const idleSweep = setInterval(() => httpServer.closeIdleConnections(), 100);
@@ -189,7 +207,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       logger.info({ ms: Date.now() - started }, "shut down");
     })());
 
-  return { host, grpcPort, httpPort, logger, telemetry, setServing, shutdown };
+  return { host, grpcPort, httpPort, healthPort, logger, telemetry, setServing, shutdown };
 }
 
 async function serverCredentials(tls: TlsOptions): Promise<grpc.ServerCredentials> {
