@@ -16,6 +16,9 @@ export class FederationMetrics {
     this.received = meter.createCounter("annals.federation.entries.received", { description: "Entries pulled from peers, verified and stored in mirrors" });
     this.rejected = meter.createCounter("annals.federation.entries.rejected", { description: "Replications stopped by an entry that failed verification" });
     this.refused = meter.createCounter("annals.federation.pulls.refused", { description: "Pull calls refused (token, grant, rate limit), by reason" });
+    // Exported from the start (at 0), so that alerts on them have a series before the first event.
+    this.rejected.add(0);
+    this.refused.add(0);
     meter
       .createObservableGauge("annals.federation.lag.entries", { description: "Entries the peer has that the mirror does not, per peer and log" })
       .addCallback((result) => {

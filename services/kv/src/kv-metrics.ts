@@ -15,6 +15,7 @@ export class KvMetrics {
       advice: { explicitBucketBoundaries: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1] },
     });
     this.swept = meter.createCounter("annals.kv.keys.swept", { description: "Expired keys and helper states deleted by the sweeper" });
+    this.swept.add(0);
   }
 
   operation(method: string, backend: string, outcome: "ok" | "error", elapsedMs: number): void {

@@ -22,6 +22,8 @@ export class LogMetrics {
     this.appended = meter.createCounter("annals.log.entries.appended", { description: "Entries sequenced and committed" });
     this.subscribers = meter.createUpDownCounter("annals.log.subscribers", { description: "Open Subscribe streams" });
     this.verifyRuns = meter.createCounter("annals.log.verify.runs", { description: "Verify calls, by result" });
+    // Exported from the start (at 0), so that the verify-failure alert has a series before the first failure.
+    this.verifyRuns.add(0, { valid: false });
   }
 
   appendFinished(seconds: number): void {

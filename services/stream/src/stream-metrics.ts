@@ -27,6 +27,9 @@ export class StreamMetrics {
       advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
     });
     this.reconnects = meter.createCounter("annals.stream.upstream.reconnects", { description: "Reconnects of a log feed to the log service" });
+    // Exported from the start (at 0), so that alerts on them have a series before the first event.
+    this.disconnects.add(0);
+    this.reconnects.add(0);
   }
 
   subscriberOpened(): void {
