@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { federationV1 } from "@annals/proto";
-import { startTestNode, type TestNode } from "./federation-harness.js";
+import { headOf, startTestNode, until, type TestNode } from "./federation-harness.js";
 import { mirrorLogId } from "./identity.js";
 
 const A = "spiffe://acme.example/annals/eu-1";
@@ -15,22 +15,8 @@ const CAP_MS = 1600;
 let a: TestNode;
 let b: TestNode;
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 const status = async () => (await b.federation.getReplicationStatus({ nodeId: A })).replications[0];
-const mirrorHead = async () => {
-  try {
-    return (await b.log.getLog({ logId: mirrorLogId(A, "orders") })).head?.lastSeq ?? 0n;
-  } catch {
-    return 0n;
-  }
-};
+const mirrorHead = () => headOf(b.log, mirrorLogId(A, "orders"));
 const append = async (count: number) => {
   for (let i = 0; i < count; i++) await a.log.append({ logId: "orders", entry: { kind: "order.placed", payload: { i } } });
 };

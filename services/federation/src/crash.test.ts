@@ -7,7 +7,9 @@ import { createAnnalsClients, type FederationClient, type LogClient } from "@ann
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { signDevToken } from "@annals/runtime";
 import { startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
-import { TEST_SECRET, startTestNode, type TestNode } from "./federation-harness.js";
+import { TEST_SECRET, chainOf, headOf, startTestNode, type TestNode } from "./federation-harness.js";
+
+const mirrorHead = () => headOf(bClients.log, mirrorLogId(A, "orders"));
 import { mirrorLogId } from "./identity.js";
 
 const NODE_MAIN = fileURLToPath(new URL("../../node/dist/main.js", import.meta.url));
@@ -32,25 +34,6 @@ async function startB(): Promise<void> {
   });
   const clients = createAnnalsClients({ baseUrl: `http://127.0.0.1:${b.grpcPort}`, token: await signDevToken({ secret: TEST_SECRET, subject: "ops", roles: ["admin"] }), unaryTimeoutMs: 60_000 });
   bClients = { log: clients.log, federation: clients.federation };
-}
-
-async function mirrorHead(): Promise<bigint> {
-  try {
-    return (await bClients.log.getLog({ logId: mirrorLogId(A, "orders") })).head?.lastSeq ?? 0n;
-  } catch {
-    return 0n;
-  }
-}
-
-async function chainOf(log: LogClient, logId: string): Promise<string[]> {
-  const out: string[] = [];
-  let pageToken = "";
-  do {
-    const page = await log.read({ logId, pageSize: 1000, pageToken });
-    out.push(...page.entries.map((entry) => `${entry.seq}:${entry.checksum}`));
-    pageToken = page.entries.length > 0 ? page.nextPageToken : "";
-  } while (pageToken);
-  return out;
 }
 
 before(async () => {

@@ -88,3 +88,33 @@ export async function startTestNode(
   await start(options);
   return node;
 }
+
+/** Polls `check` every 20 ms until it holds; fails the test after `timeoutMs`. */
+export async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** A log's last seq; 0 when it does not exist (yet). */
+export async function headOf(log: LogClient, logId: string): Promise<bigint> {
+  try {
+    return (await log.getLog({ logId })).head?.lastSeq ?? 0n;
+  } catch {
+    return 0n;
+  }
+}
+
+/** Every entry's seq and checksum, in order. */
+export async function chainOf(log: LogClient, logId: string): Promise<string[]> {
+  const out: string[] = [];
+  let pageToken = "";
+  do {
+    const page = await log.read({ logId, pageSize: 1000, pageToken });
+    out.push(...page.entries.map((entry) => `${entry.seq}:${entry.checksum}`));
+    pageToken = page.entries.length > 0 ? page.nextPageToken : "";
+  } while (pageToken);
+  return out;
+}

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { federationV1 } from "@annals/proto";
-import { startTestNode, type TestNode } from "./federation-harness.js";
+import { headOf, startTestNode, until, type TestNode } from "./federation-harness.js";
 import { mirrorLogId } from "./identity.js";
 
 const A = "spiffe://acme.example/annals/eu-1";
@@ -33,25 +33,11 @@ function makeCertificates(names: Record<string, string>): void {
 const credentials = (name: string) => ({ caFile: file("ca.pem"), certFile: file(`${name}.pem`), keyFile: file(`${name}.key`) });
 const serverEnv = (name: string) => ({ ANNALS_TLS_CERT_FILE: file(`${name}.pem`), ANNALS_TLS_KEY_FILE: file(`${name}.key`), ANNALS_TLS_CLIENT_CA_FILE: file("ca.pem") });
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 describe("federation under mTLS", () => {
   let a: TestNode;
   let b: TestNode;
   const status = async () => (await b.federation.getReplicationStatus({ nodeId: A })).replications[0];
-  const mirrorHead = async () => {
-    try {
-      return (await b.log.getLog({ logId: mirrorLogId(A, "orders") })).head?.lastSeq ?? 0n;
-    } catch {
-      return 0n;
-    }
-  };
+  const mirrorHead = () => headOf(b.log, mirrorLogId(A, "orders"));
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "annals-mtls-"));

@@ -5,40 +5,12 @@ import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { federationV1 } from "@annals/proto";
 import { rejects } from "@annals/runtime/testing";
-import { startTestNode, type TestNode } from "./federation-harness.js";
+import { chainOf, headOf, startTestNode, until, type TestNode } from "./federation-harness.js";
 import { mirrorLogId } from "./identity.js";
 
 const A = "spiffe://acme.example/annals/eu-1";
 const B = "spiffe://acme.example/annals/us-1";
 const FAST = { replication: { reconcileMs: 200, backoffFirstMs: 50, backoffMaxMs: 1000 } };
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-async function headOf(node: TestNode, logId: string): Promise<bigint> {
-  try {
-    return (await node.log.getLog({ logId })).head?.lastSeq ?? 0n;
-  } catch {
-    return 0n;
-  }
-}
-
-/** Every entry's seq and checksum, in order. */
-async function chainOf(node: TestNode, logId: string): Promise<string[]> {
-  const out: string[] = [];
-  let pageToken = "";
-  do {
-    const page = await node.log.read({ logId, pageSize: 1000, pageToken });
-    out.push(...page.entries.map((entry) => `${entry.seq}:${entry.checksum}`));
-    pageToken = page.entries.length > 0 ? page.nextPageToken : "";
-  } while (pageToken);
-  return out;
-}
 
 async function appendMany(node: TestNode, logId: string, from: number, count: number): Promise<void> {
   for (let first = from; first < from + count; first += 1000) {
@@ -65,8 +37,8 @@ describe("federation: B mirrors A's logs", () => {
 
   test("10,000 entries arrive; every seq and checksum equals A's, and Verify passes on B's mirror", async () => {
     await appendMany(a, "orders", 0, 10_000);
-    await until("the mirror to reach seq 10000", async () => (await headOf(b, mirror("orders"))) === 10_000n);
-    assert.deepEqual(await chainOf(b, mirror("orders")), await chainOf(a, "orders"));
+    await until("the mirror to reach seq 10000", async () => (await headOf(b.log, mirror("orders"))) === 10_000n);
+    assert.deepEqual(await chainOf(b.log, mirror("orders")), await chainOf(a.log, "orders"));
     const verified = await b.log.verify({ logId: mirror("orders") });
     assert.deepEqual([verified.valid, verified.checkedCount], [true, 10_000n]);
     const head = (await b.log.getLog({ logId: mirror("orders") })).head!;
@@ -82,22 +54,22 @@ describe("federation: B mirrors A's logs", () => {
 
   test("a redaction on A reaches B's mirror: the payload is erased there too and Verify still passes", async () => {
     const redaction = await a.log.redact({ logId: "orders", seq: 5n, reason: "GDPR erasure request" });
-    await until("the redaction entry to arrive", async () => (await headOf(b, mirror("orders"))) === redaction.redaction!.seq);
+    await until("the redaction entry to arrive", async () => (await headOf(b.log, mirror("orders"))) === redaction.redaction!.seq);
     const copy = (await b.log.getEntry({ logId: mirror("orders"), selector: { case: "seq", value: 5n } })).entry!;
     assert.equal(copy.payload, undefined, "the mirror's copy lost its payload");
     assert.deepEqual([copy.redaction?.redactionSeq, copy.redaction?.reason], [redaction.redaction!.seq, "GDPR erasure request"]);
     assert.equal((await b.log.verify({ logId: mirror("orders") })).valid, true);
-    assert.deepEqual(await chainOf(b, mirror("orders")), await chainOf(a, "orders"));
+    assert.deepEqual(await chainOf(b.log, mirror("orders")), await chainOf(a.log, "orders"));
   });
 
   test("B restarted mid-replication ends identical to A: no gap, no duplicate", async () => {
-    const start = Number(await headOf(a, "orders"));
+    const start = Number(await headOf(a.log, "orders"));
     const appending = appendMany(a, "orders", start, 5000);
-    await until("replication under way", async () => (await headOf(b, mirror("orders"))) > BigInt(start + 500));
+    await until("replication under way", async () => (await headOf(b.log, mirror("orders"))) > BigInt(start + 500));
     await b.restart();
     await appending;
-    await until("the mirror to reach A's head", async () => (await headOf(b, mirror("orders"))) === BigInt(start + 5000));
-    assert.deepEqual(await chainOf(b, mirror("orders")), await chainOf(a, "orders"));
+    await until("the mirror to reach A's head", async () => (await headOf(b.log, mirror("orders"))) === BigInt(start + 5000));
+    assert.deepEqual(await chainOf(b.log, mirror("orders")), await chainOf(a.log, "orders"));
     assert.equal((await b.log.verify({ logId: mirror("orders") })).valid, true);
   });
 
@@ -111,7 +83,7 @@ describe("federation: B mirrors A's logs", () => {
     const status = (await b.federation.getReplicationStatus({ nodeId: A })).replications.find((r) => r.logId === "ledger")!;
     assert.equal(status.lastErrorCode, Code.DataLoss);
     assert.match(status.lastError, /entry 12/);
-    assert.ok((await headOf(b, mirror("ledger"))) < 12n, "nothing from seq 12 on was stored");
+    assert.ok((await headOf(b.log, mirror("ledger"))) < 12n, "nothing from seq 12 on was stored");
     const [record] = (await b.federation.listAuditRecords({ nodeId: A })).records;
     assert.deepEqual([record?.logId, record?.seq], ["ledger", 12n]);
     assert.match(record!.reason, /^ENTRY_REJECTED/);
