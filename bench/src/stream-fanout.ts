@@ -96,7 +96,11 @@ class Deliveries {
     this.count++;
     const acked = this.acked.get(seq);
     if (acked !== undefined) this.latencies.push(at - acked);
-    else this.early.set(seq, [...(this.early.get(seq) ?? []), at]);
+    else {
+      const early = this.early.get(seq);
+      if (early) early.push(at);
+      else this.early.set(seq, [at]);
+    }
   }
 
   summary(rate: number, expected: number, ended: number): Omit<RunResult, "benchCpuPercent"> {

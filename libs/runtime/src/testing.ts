@@ -10,6 +10,8 @@ import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import type { Env } from "./config.js";
+import { readServerConfig, type ServerConfig } from "./server-config.js";
 
 /** The repository's proto/ folder (this file runs from libs/runtime/dist). */
 export const PROTO_ROOT = fileURLToPath(new URL("../../../proto", import.meta.url));
@@ -206,4 +208,15 @@ export async function rejects(call: Promise<unknown>, code: Code, message?: RegE
     return connectError;
   }
   assert.fail(`expected ${Code[code]}, but the call succeeded`);
+}
+
+/**
+ * Settings of an in-process test server: free ports, JWT auth with `secret`,
+ * quiet logs and a short shutdown; `env` adds or overrides variables.
+ */
+export function testServerConfig(secret: string, env: Env = {}): ServerConfig {
+  return readServerConfig(
+    { ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ANNALS_AUTH_JWT_SECRET: secret, ANNALS_LOG_LEVEL: "warn", ANNALS_SHUTDOWN_GRACE_MS: "2000", ...env },
+    { grpcPort: 0, httpPort: 0, allowAuthOff: false },
+  );
 }

@@ -5,7 +5,8 @@ import { createAnnalsClients, type FederationClient, type LogClient } from "@ann
 import type { Database } from "@annals/db";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { createLogComponent } from "@annals/log";
-import { readServerConfig, serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
+import { serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
+import { testServerConfig } from "@annals/runtime/testing";
 import { createFederationComponent, type FederationComponentOptions } from "./component.js";
 
 export const TEST_SECRET = "federation-service-test-secret-at-least-32-bytes";
@@ -40,13 +41,12 @@ export async function startTestNode(
   const internal = await signDevToken({ secret: TEST_SECRET, subject: "federation", roles: ["log.read", "log.replicate"] });
   const node = { nodeId, db } as TestNode;
   let currentEnv = serverEnv;
+  /** TLS options of this node's own clients (the admin clients and the federation service's log client). */
+  let selfTls: typeof clientTls;
   const start = async (overrides: Partial<FederationComponentOptions>) => {
-    const config = readServerConfig(
-      { ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ANNALS_AUTH_JWT_SECRET: TEST_SECRET, ANNALS_LOG_LEVEL: "warn", ANNALS_SHUTDOWN_GRACE_MS: "1000", ...currentEnv },
-      { grpcPort: 0, httpPort: 0, allowAuthOff: false },
-    );
+    const config = testServerConfig(TEST_SECRET, { ANNALS_SHUTDOWN_GRACE_MS: "1000", ...currentEnv });
     const tls = config.tls !== undefined;
-    const selfTls = tls ? { tls: { caFile: clientTls!.caFile, certFile: clientTls!.certFile, keyFile: clientTls!.keyFile } } : {};
+    selfTls = tls ? clientTls : undefined;
     let grpcPort = 0;
     node.server = await serveComponents({
       name: `test-${label}`,
@@ -57,7 +57,7 @@ export async function startTestNode(
           db,
           nodeId,
           logUrl: () => `${tls ? "https" : "http"}://127.0.0.1:${grpcPort}`,
-          ...(tls ? { logTls: selfTls.tls } : {}),
+          ...(selfTls ? { logTls: selfTls } : {}),
           logToken: internal,
           logLevel: "error",
           requirePeerCertificate: config.tls?.clientCaFile !== undefined,
@@ -67,13 +67,11 @@ export async function startTestNode(
     });
     grpcPort = node.server.grpcPort;
     node.baseUrl = `${tls ? "https" : "http"}://127.0.0.1:${grpcPort}`;
-    clientOptions = selfTls;
     Object.assign(node, await node.clientsWith(["admin"]));
   };
-  let clientOptions = {};
   node.clientsWith = async (roles) => {
     const token = await signDevToken({ secret: TEST_SECRET, subject: `test-${roles.join("+")}`, roles });
-    const clients = createAnnalsClients({ baseUrl: node.baseUrl, token, unaryTimeoutMs: 60_000, ...clientOptions });
+    const clients = createAnnalsClients({ baseUrl: node.baseUrl, token, unaryTimeoutMs: 60_000, ...(selfTls ? { tls: selfTls } : {}) });
     return { federation: clients.federation, log: clients.log };
   };
   node.restart = async (overrides = {}, env) => {

@@ -24,6 +24,23 @@ export async function signPeerToken(identity: NodeIdentity, audience: string): P
     .sign(identity.privateKey);
 }
 
+const bearerToken = (authorization: string | null) => /^Bearer\s+(\S+)$/i.exec(authorization ?? "")?.[1];
+
+/** The `iss` a token claims, unverified; undefined when it names none, null when it is not a JWT. */
+function claimedIssuer(token: string): string | undefined | null {
+  try {
+    return decodeJwt(token).iss;
+  } catch {
+    return null;
+  }
+}
+
+/** Who a presented peer token claims to be, unverified: for the audit record of a refusal ("" when it cannot be told). */
+export function claimedPeer(authorization: string | null): string {
+  const token = bearerToken(authorization);
+  return (token && claimedIssuer(token)?.slice(0, 2048)) || "";
+}
+
 function refused(message: string, reason: string): Error {
   return rpcError(Code.Unauthenticated, message, { reason });
 }
@@ -34,14 +51,10 @@ function refused(message: string, reason: string): Error {
  * PERMISSION_DENIED (the peer is disabled).
  */
 export async function authenticatePeer(db: Queryable, selfNodeId: string, authorization: string | null): Promise<PeerRecord> {
-  const token = /^Bearer\s+(\S+)$/i.exec(authorization ?? "")?.[1];
+  const token = bearerToken(authorization);
   if (!token) throw refused("Pull needs a peer token: `authorization: Bearer <jwt signed by the pulling node>`", "PEER_TOKEN_MISSING");
-  let issuer: string | undefined;
-  try {
-    issuer = decodeJwt(token).iss;
-  } catch {
-    throw refused("the peer token is not a JWT", "PEER_TOKEN_INVALID");
-  }
+  const issuer = claimedIssuer(token);
+  if (issuer === null) throw refused("the peer token is not a JWT", "PEER_TOKEN_INVALID");
   const peer = issuer ? await getPeer(db, issuer) : undefined;
   if (!peer) throw refused(`no peer "${issuer ?? "(none)"}" is registered here`, "PEER_UNKNOWN");
   try {

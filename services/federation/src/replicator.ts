@@ -2,6 +2,7 @@
 // that pulls the peer's log from the mirror's head and hands verified batches
 // to the local log service (AppendReplicated checks every checksum and link and
 // stores a batch whole or not at all; the mirror's head is the cursor).
+import { setTimeout as delay } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createAnnalsClients, type LogClient } from "@annals/client";
 import type { Database } from "@annals/db";
@@ -39,16 +40,8 @@ interface Deps {
   tls: { caFile: string; certFile: string; keyFile: string } | undefined;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
+/** Waits `ms`, or less when `signal` aborts (never rejects). */
+const sleep = (ms: number, signal: AbortSignal) => delay(ms, undefined, { signal }).catch(() => undefined);
 
 class ReplicationLoop {
   readonly mirror: string;

@@ -6,7 +6,7 @@ import { ADMIN_ROLE, PUBLIC, callInfo, callPrincipal, defineService, errorReason
 import { logIdProblem } from "@annals/topics";
 import { audit, listAudit } from "./audit.js";
 import type { NodeIdentity } from "./identity.js";
-import { authenticatePeer } from "./peer-token.js";
+import { authenticatePeer, claimedPeer } from "./peer-token.js";
 import { UPDATABLE_FIELDS, checkPeer, getPeer, insertPeer, listPeers, peerMessage, removePeer, servesLog, updatePeer } from "./peers.js";
 import { pullFrames } from "./pull.js";
 import type { FederationMetrics } from "./federation-metrics.js";
@@ -79,7 +79,7 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
       const failure = ConnectError.from(error);
       deps.metrics.pullRefused(errorReason(failure) ?? Code[failure.code]);
       if (failure.code !== Code.ResourceExhausted) {
-        await audit(db, { nodeId: peerOf(authorization), logId, reason: `${errorReason(failure) ?? Code[failure.code]}: ${failure.rawMessage}` });
+        await audit(db, { nodeId: claimedPeer(authorization), logId, reason: `${errorReason(failure) ?? Code[failure.code]}: ${failure.rawMessage}` });
       }
       throw failure;
     }
@@ -191,14 +191,3 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
   });
 }
 
-/** The issuer a token claims, for the audit record of a refused one (unverified: it is what was presented). */
-function peerOf(authorization: string | null): string {
-  const payload = /^Bearer\s+[^.]+\.([^.]+)\./i.exec(authorization ?? "")?.[1];
-  if (!payload) return "";
-  try {
-    const claims = JSON.parse(Buffer.from(payload, "base64url").toString()) as { iss?: unknown };
-    return typeof claims.iss === "string" ? claims.iss.slice(0, 2048) : "";
-  } catch {
-    return "";
-  }
-}

@@ -6,10 +6,12 @@ import { Redis } from "ioredis";
 import { createAnnalsClients, type KvClient } from "@annals/client";
 import type { Database } from "@annals/db";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
-import { readServerConfig, serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
+import { serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
 import type { BackendName } from "./backend.js";
 import { createKvComponent, type KvComponentOptions } from "./component.js";
 import type { KvBackendConfig } from "./config.js";
+
+import { testServerConfig } from "@annals/runtime/testing";
 
 export { rejects } from "@annals/runtime/testing";
 
@@ -79,10 +81,7 @@ export async function startKvHarness(label: string, backend: BackendName, option
   const db = await database.open();
   const redisPrefix = backend === "redis" ? uniqueRedisPrefix(label) : undefined;
   const store: KvBackendConfig = backend === "redis" ? { backend, url: TEST_REDIS_URL, keyPrefix: redisPrefix! } : { backend };
-  const config = readServerConfig(
-    { ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ANNALS_AUTH_JWT_SECRET: TEST_SECRET, ANNALS_LOG_LEVEL: "warn", ANNALS_SHUTDOWN_GRACE_MS: "2000" },
-    { grpcPort: 0, httpPort: 0, allowAuthOff: false },
-  );
+  const config = testServerConfig(TEST_SECRET);
   const server = await serveComponents({
     name: `test-${label}`,
     server: config,

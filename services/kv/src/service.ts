@@ -2,7 +2,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import { Code } from "@connectrpc/connect";
 import { kvV1 } from "@annals/proto";
 import { ADMIN_ROLE, callPrincipal, defineService, invalidArgument, rpcError, type ServiceRegistration } from "@annals/runtime";
-import type { KvBackend, SetCondition } from "./backend.js";
+import { hasPrefix, type KvBackend, type SetCondition } from "./backend.js";
 import {
   decideAbortIdempotent,
   decideAcquireLock,
@@ -302,10 +302,7 @@ function measured(deps: KvServiceDeps, impl: Required<Impl>): Impl {
 function requireKeyGrant(context: HandlerContext, key: Uint8Array, field = "key"): void {
   const principal = callPrincipal(context);
   if (principal.keyPrefixes === undefined || principal.roles.has(ADMIN_ROLE)) return;
-  const granted = principal.keyPrefixes.some((prefix) => {
-    const bytes = Buffer.from(prefix);
-    return key.length >= bytes.length && bytes.equals(key.subarray(0, bytes.length));
-  });
+  const granted = principal.keyPrefixes.some((prefix) => hasPrefix(key, Buffer.from(prefix)));
   if (!granted) {
     throw rpcError(Code.PermissionDenied, `the token may only touch keys starting with ${principal.keyPrefixes.map((p) => JSON.stringify(p)).join(", ")}; ${field} does not`, {
       reason: "KEY_NOT_GRANTED",

@@ -3,8 +3,10 @@
 import { createAnnalsClients, type LogClient } from "@annals/client";
 import type { Database } from "@annals/db";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
-import { readServerConfig, serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
+import { serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
 import { createLogComponent, type LogComponentOptions } from "./component.js";
+
+import { testServerConfig } from "@annals/runtime/testing";
 
 export { rejects } from "@annals/runtime/testing";
 
@@ -26,10 +28,7 @@ export interface LogHarness {
 export async function startLogHarness(label: string, options: Omit<LogComponentOptions, "db"> = {}): Promise<LogHarness> {
   const database = await createTestDatabase(label);
   const db = await database.open();
-  const config = readServerConfig(
-    { ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ANNALS_AUTH_JWT_SECRET: TEST_SECRET, ANNALS_LOG_LEVEL: "warn", ANNALS_SHUTDOWN_GRACE_MS: "2000" },
-    { grpcPort: 0, httpPort: 0, allowAuthOff: false },
-  );
+  const config = testServerConfig(TEST_SECRET);
   const server = await serveComponents({
     name: `test-${label}`,
     server: config,

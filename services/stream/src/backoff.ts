@@ -1,12 +1,6 @@
-/** Sleeps a random time between half of and the full `ms` (jitter), or until the signal aborts. */
-export function sleepWithJitter(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms / 2 + Math.random() * (ms / 2));
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
+import { setTimeout as delay } from "node:timers/promises";
+
+/** Sleeps a random time between half of and the full `ms` (jitter), or less when the signal aborts (never rejects). */
+export async function sleepWithJitter(ms: number, signal: AbortSignal): Promise<void> {
+  await delay(ms / 2 + Math.random() * (ms / 2), undefined, { signal }).catch(() => undefined);
 }

@@ -187,11 +187,6 @@ export class StreamHub {
     });
   }
 
-  /** Feeds running now: one per log with subscribers. */
-  get feedCount(): number {
-    return this.feeds.size;
-  }
-
   /** Ends every stream with UNAVAILABLE (clients resume elsewhere) and stops the feeds. */
   close(): void {
     const error = unavailable("the stream service is shutting down; resume from your last seq", { reason: "SHUTTING_DOWN" }, 1000);

@@ -6,8 +6,8 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { createAnnalsClients, type LogClient, type StreamClient } from "@annals/client";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
-import { readServerConfig, serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
-import { startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
+import { serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
+import { startServiceProcess, testServerConfig, type ServiceProcess } from "@annals/runtime/testing";
 import { createStreamComponent } from "./component.js";
 import { DEFAULT_STREAM_SETTINGS } from "./config.js";
 import { TEST_SECRET, sleep, subscribe } from "./stream-harness.js";
@@ -35,10 +35,7 @@ before(async () => {
   database = await createTestDatabase("stream_restart");
   logPort = await freePort();
   logService = await startLog();
-  const config = readServerConfig(
-    { ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ANNALS_AUTH_JWT_SECRET: TEST_SECRET, ANNALS_LOG_LEVEL: "warn" },
-    { grpcPort: 0, httpPort: 0, allowAuthOff: false },
-  );
+  const config = testServerConfig(TEST_SECRET);
   streamServer = await serveComponents({
     name: "test-stream-restart",
     server: config,

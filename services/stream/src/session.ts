@@ -8,6 +8,8 @@ import type { LogReader } from "./log-reader.js";
 import type { StreamMetrics } from "./stream-metrics.js";
 
 export type Frame = MessageInitShape<typeof streamV1.SubscribeResponseSchema>;
+/** A frame waiting to be sent; with the seq of the entry it carries, and that entry's wall time when it came live. */
+type Queued = { frame: Frame; seq?: bigint; liveWallTimeUs?: bigint };
 type EventFrame = Extract<NonNullable<Frame["frame"]>, { case: "event" }>["value"];
 
 
@@ -86,7 +88,7 @@ export class Session {
   /** Set when `pending` overflowed: its entries are read from the log instead. */
   private overflowed = false;
   /** Frames waiting to be sent; those that carry an entry with its seq, and its wall time when it came live. */
-  private readonly out: { frame: Frame; seq?: bigint; liveWallTimeUs?: bigint }[] = [];
+  private readonly out: Queued[] = [];
   private failure: Error | undefined;
   /** The last seq delivered or skipped; later entries only are sent. */
   private lastSeq = 0n;
@@ -126,13 +128,13 @@ export class Session {
       this.pending.push(frames);
     } else if (this.phase === "live" && entry.seq > this.lastSeq) {
       this.lastSeq = entry.seq;
-      this.out.push({ frame: frames.frame(this.eventNameOf(entry.kind)), seq: entry.seq, liveWallTimeUs: entry.wallTimeUs });
-      this.wake?.();
+      this.push({ frame: frames.frame(this.eventNameOf(entry.kind)), seq: entry.seq, liveWallTimeUs: entry.wallTimeUs });
       if (this.out.length > this.settings.bufferFrames) {
+        const resumeAfter = this.lastDelivered();
         this.end(
           resourceExhausted(
-            `this subscriber fell more than ${this.settings.bufferFrames} events behind and was disconnected; resume after seq ${this.lastDelivered()} to continue`,
-            { reason: "SLOW_CONSUMER", metadata: { resume_after_seq: String(this.lastDelivered()) } },
+            `this subscriber fell more than ${this.settings.bufferFrames} events behind and was disconnected; resume after seq ${resumeAfter} to continue`,
+            { reason: "SLOW_CONSUMER", metadata: { resume_after_seq: String(resumeAfter) } },
             0,
           ),
           "slow",
@@ -190,8 +192,8 @@ export class Session {
     this.roomWake?.();
   }
 
-  private push(frame: Frame, seq?: bigint): void {
-    this.out.push({ frame, ...(seq === undefined ? {} : { seq }) });
+  private push(queued: Queued): void {
+    this.out.push(queued);
     this.wake?.();
   }
 
@@ -199,7 +201,7 @@ export class Session {
     if (this.out.length > 0 || Date.now() - this.lastFrameAt < this.settings.keepaliveMs) return;
     const seq = this.phase === "live" && this.feed.position > this.lastSeq ? this.feed.position : this.lastSeq;
     this.lastFrameAt = Date.now();
-    this.push({ frame: { case: "keepalive", value: { seq } } });
+    this.push({ frame: { frame: { case: "keepalive", value: { seq } } } });
   }
 
   /** The seq to resume after: the one before the first entry still waiting to be sent. */
@@ -227,10 +229,10 @@ export class Session {
       let joinedAt = await this.feed.join(this);
       if (this.request.resumeAfterSeq === undefined) {
         await this.snapshot(joinedAt);
-        this.push({ frame: { case: "snapshotDone", value: { seq: joinedAt } } });
+        this.push({ frame: { frame: { case: "snapshotDone", value: { seq: joinedAt } } } });
       } else {
         this.lastSeq = this.request.resumeAfterSeq;
-        this.push({ frame: { case: "snapshotDone", value: { seq: this.lastSeq } } });
+        this.push({ frame: { frame: { case: "snapshotDone", value: { seq: this.lastSeq } } } });
         await this.catchUp(joinedAt);
       }
       // Entries offered while reading overflowed the pending list: read on from the log up to where the feed is now.
@@ -294,6 +296,6 @@ export class Session {
       await new Promise<void>((resolve) => (this.roomWake = resolve));
       this.roomWake = undefined;
     }
-    if (this.phase === "catching-up") this.push(frame, seq);
+    if (this.phase === "catching-up") this.push({ frame, seq });
   }
 }

@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { once } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { isAllowed, retryDelayMs, type Authenticator, type HttpRoute } from "@annals/runtime";
 import type { StreamHub } from "./hub.js";
 import { STREAM_VIEW, checkSubscription } from "./service.js";
@@ -78,7 +79,7 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
       } catch (error) {
         // The stream already started: say why it ends as an event, then close.
         const failure = ConnectError.from(error);
-        response.end(`event: error\ndata: ${JSON.stringify({ code: codeName(failure.code), message: failure.rawMessage })}\n\n`);
+        response.end(`event: error\ndata: ${JSON.stringify({ code: codeToString(failure.code), message: failure.rawMessage })}\n\n`);
       }
     },
   };
@@ -105,10 +106,6 @@ function refuse(response: ServerResponse, error: ConnectError): void {
   const retryMs = retryDelayMs(error);
   if (status === 429 && retryMs !== undefined) headers["retry-after"] = String(Math.ceil(retryMs / 1000));
   response.writeHead(status, headers);
-  response.end(JSON.stringify({ code: codeName(error.code), message: status === 500 ? "internal error" : error.rawMessage }));
+  response.end(JSON.stringify({ code: codeToString(error.code), message: status === 500 ? "internal error" : error.rawMessage }));
 }
 
-/** The code as the Connect protocol writes it: `resource_exhausted`. */
-function codeName(code: Code): string {
-  return Code[code]!.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
-}

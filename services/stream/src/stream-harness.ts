@@ -7,10 +7,12 @@ import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { createLogComponent } from "@annals/log";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { streamV1 } from "@annals/proto";
-import { readServerConfig, serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
+import { serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
 import { createStreamComponent } from "./component.js";
 import { DEFAULT_STREAM_SETTINGS } from "./config.js";
 import type { HubSettings } from "./hub.js";
+
+import { testServerConfig } from "@annals/runtime/testing";
 
 export { rejects } from "@annals/runtime/testing";
 
@@ -34,10 +36,7 @@ export interface StreamHarness {
 export async function startStreamHarness(label: string, settings: Partial<HubSettings> = {}): Promise<StreamHarness> {
   const database: TestDatabase = await createTestDatabase(label);
   const db = await database.open();
-  const config = readServerConfig(
-    { ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ANNALS_AUTH_JWT_SECRET: TEST_SECRET, ANNALS_LOG_LEVEL: "warn", ANNALS_SHUTDOWN_GRACE_MS: "2000" },
-    { grpcPort: 0, httpPort: 0, allowAuthOff: false },
-  );
+  const config = testServerConfig(TEST_SECRET);
   let grpcPort = 0;
   const internal = await signDevToken({ secret: TEST_SECRET, subject: "stream-service", roles: ["log.read", "log.write"] });
   const server = await serveComponents({
