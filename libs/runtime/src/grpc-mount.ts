@@ -5,6 +5,7 @@ import { Code, ConnectError, createContextValues, type HandlerContext } from "@c
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 import { listenerKey, type PeerCertificate } from "./call-context.js";
+import { UndecodableRequest } from "./request-check.js";
 
 type AnyHandler = (...args: never[]) => unknown;
 type WrappedImpl = Record<string, AnyHandler>;
@@ -55,8 +56,20 @@ function serializer(schema: DescMessage) {
   };
 }
 
+/**
+ * Bytes that do not decode (truncated, garbage, invalid UTF-8, nested past
+ * the recursion limit) become an UndecodableRequest instead of an exception:
+ * grpc-js would answer a throwing deserializer with INTERNAL, and the
+ * pipeline answers this with INVALID_ARGUMENT, counted as a client error.
+ */
 function deserializer(schema: DescMessage) {
-  return (bytes: Buffer) => fromBinary(schema, bytes);
+  return (bytes: Buffer) => {
+    try {
+      return fromBinary(schema, bytes);
+    } catch (error) {
+      return new UndecodableRequest(error);
+    }
+  };
 }
 
 /**

@@ -1,7 +1,16 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { createContextValues, type ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, createConnectRouter, createContextValues } from "@connectrpc/connect";
+import { createAsyncIterable, encodeEnvelope, readAllBytes, type UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import {
+  compressionBrotli,
+  compressionGzip,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from "@connectrpc/connect-node";
+import { UndecodableRequest } from "./request-check.js";
 import { listenerKey } from "./call-context.js";
 import type { Telemetry } from "./telemetry.js";
 
@@ -25,25 +34,34 @@ export interface HttpHandlerOptions {
   maxMessageBytes: number;
   /** Called with errors of plain routes, which have no other way to report them. */
   onRouteError(error: unknown): void;
+  /** Called for a request whose body did not decode, already answered INVALID_ARGUMENT. */
+  onUndecodable(service: DescService, method: DescMethod, error: ConnectError): void;
 }
 
 /**
  * The HTTP listener's request handler: `/metrics`, plain routes, and the
  * Connect protocol and gRPC-Web for every service (plain gRPC needs HTTP/2
  * and is served on the gRPC port instead).
+ *
+ * The Connect handlers are mounted as connect-node's adapter would mount
+ * them, with two differences: JSON requests with unknown fields or enum
+ * names are refused (a misspelt `"condition"` must not turn a conditional
+ * write into a plain one), and a binary body that does not decode is
+ * answered INVALID_ARGUMENT, as on the gRPC port, where connect-es answers
+ * INTERNAL (its binary parser's failure is not told apart from a server
+ * fault; see decodeFailure below).
  */
 export function createHttpHandler(options: HttpHandlerOptions) {
-  const connect = connectNodeAdapter({
-    routes(router: ConnectRouter) {
-      for (const { service, impl } of options.services) router.service(service, impl as never);
-    },
-    grpc: false,
-    grpcWeb: true,
+  const router = createConnectRouter({
     connect: true,
+    grpcWeb: true,
+    grpc: false,
     readMaxBytes: options.maxMessageBytes,
-    contextValues: (request) =>
-      createContextValues().set(listenerKey, { listener: "http", peer: request.socket?.remoteAddress ?? "unknown" }),
+    acceptCompression: [compressionGzip, compressionBrotli],
+    jsonOptions: { ignoreUnknownFields: false },
   });
+  for (const { service, impl } of options.services) router.service(service, impl as never);
+  const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
   return (request: IncomingMessage, response: ServerResponse) => {
     const path = (request.url ?? "/").split("?", 1)[0] ?? "/";
     if (request.method === "GET" && path === "/metrics") {
@@ -59,6 +77,100 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       });
       return;
     }
-    connect(request, response);
+    const handler = handlers.get(path);
+    if (!handler) {
+      response.writeHead(404);
+      response.end();
+      return;
+    }
+    const values = createContextValues().set(listenerKey, { listener: "http", peer: request.socket?.remoteAddress ?? "unknown" });
+    handler(universalRequestFromNodeRequest(request, response, undefined, values))
+      .then((universal) => refuseUndecodable(universal, (error) => options.onUndecodable(handler.service, handler.method, error)))
+      .then((universal) => universalResponseToNodeResponse(universal, response))
+      .catch((error: unknown) => {
+        if (ConnectError.from(error).code !== Code.Aborted) options.onRouteError(error);
+      });
   };
+}
+
+/** The message connect-es gives a binary request body that does not decode (with Code.Internal). */
+const PARSE_BINARY = "parse binary: ";
+
+/** The client's fault, said the same way as on the gRPC port (UndecodableRequest). */
+function decodeFailure(message: string): ConnectError {
+  return new UndecodableRequest(new Error(message.slice(PARSE_BINARY.length))).toError();
+}
+
+/**
+ * Turns connect-es's INTERNAL "parse binary: …" into INVALID_ARGUMENT: in a
+ * Connect unary response (HTTP 500 with a JSON error body), and in the
+ * end-of-stream frame of Connect streaming and gRPC-Web responses. Every
+ * other response passes through untouched.
+ */
+async function refuseUndecodable(
+  universal: UniversalServerResponse,
+  onUndecodable: (error: ConnectError) => void,
+): Promise<UniversalServerResponse> {
+  const contentType = universal.header?.get("content-type") ?? "";
+  if (universal.status === 500 && contentType.startsWith("application/json") && universal.body) {
+    const body = await readAllBytes(universal.body as AsyncIterable<Uint8Array>, Number.MAX_SAFE_INTEGER);
+    const parsed = JSON.parse(new TextDecoder().decode(body)) as { code?: string; message?: string };
+    if (parsed.code !== "internal" || !parsed.message?.startsWith(PARSE_BINARY)) {
+      return { ...universal, body: createAsyncIterable([body]) };
+    }
+    const error = decodeFailure(parsed.message);
+    onUndecodable(error);
+    const json = new TextEncoder().encode(JSON.stringify({ code: codeToString(error.code), message: error.rawMessage }));
+    const header = new Headers(universal.header);
+    header.set("content-length", String(json.byteLength));
+    return { ...universal, status: 400, header, body: createAsyncIterable([json]) };
+  }
+  const grpcWeb = contentType.startsWith("application/grpc-web");
+  if ((grpcWeb || contentType.startsWith("application/connect+")) && universal.body) {
+    return { ...universal, body: rewriteEndFrame(universal.body as AsyncIterable<Uint8Array>, grpcWeb, onUndecodable) };
+  }
+  return universal;
+}
+
+/** Envelope flags of the frame that ends a stream: gRPC-Web trailers, Connect end-stream. */
+const GRPC_WEB_TRAILER = 0x80;
+const CONNECT_END_STREAM = 0x02;
+
+async function* rewriteEndFrame(
+  frames: AsyncIterable<Uint8Array>,
+  grpcWeb: boolean,
+  onUndecodable: (error: ConnectError) => void,
+): AsyncGenerator<Uint8Array> {
+  for await (const frame of frames) {
+    const flags = frame[0] ?? 0;
+    const isEnd = frame.byteLength >= 5 && (flags & (grpcWeb ? GRPC_WEB_TRAILER : CONNECT_END_STREAM)) !== 0 && (flags & 0x01) === 0;
+    const rewritten = isEnd ? (grpcWeb ? rewriteGrpcWebTrailer(frame, onUndecodable) : rewriteConnectEnd(frame, onUndecodable)) : null;
+    yield rewritten ?? frame;
+  }
+}
+
+function rewriteGrpcWebTrailer(frame: Uint8Array, onUndecodable: (error: ConnectError) => void): Uint8Array | null {
+  const text = new TextDecoder().decode(frame.subarray(5));
+  const status = /^grpc-status: *(\d+)\r?$/im.exec(text)?.[1];
+  const message = decodeURIComponent(/^grpc-message: *(.*?)\r?$/im.exec(text)?.[1] ?? "");
+  if (status !== String(Code.Internal) || !message.startsWith(PARSE_BINARY)) return null;
+  const error = decodeFailure(message);
+  onUndecodable(error);
+  const trailer = setTrailerStatus(new Headers(), error);
+  let lines = "";
+  trailer.forEach((value, key) => (lines += `${key}: ${value}\r\n`));
+  return encodeEnvelope(flagsOf(frame), new TextEncoder().encode(lines));
+}
+
+function rewriteConnectEnd(frame: Uint8Array, onUndecodable: (error: ConnectError) => void): Uint8Array | null {
+  const end = JSON.parse(new TextDecoder().decode(frame.subarray(5))) as { error?: { code?: string; message?: string }; metadata?: unknown };
+  if (end.error?.code !== "internal" || !end.error.message?.startsWith(PARSE_BINARY)) return null;
+  const error = decodeFailure(end.error.message);
+  onUndecodable(error);
+  const json = JSON.stringify({ ...end, error: { code: codeToString(error.code), message: error.rawMessage } });
+  return encodeEnvelope(flagsOf(frame), new TextEncoder().encode(json));
+}
+
+function flagsOf(frame: Uint8Array): number {
+  return frame[0] ?? 0;
 }

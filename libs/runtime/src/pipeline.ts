@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
-import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod, DescService, Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { context as otelContext, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { PUBLIC, principalKey, requireRole, type AccessRule, type Authenticator } from "./auth.js";
-import { callInfoKey, listenerKey, type CallInfo } from "./call-context.js";
+import { callInfoKey, listenerKey, type CallInfo, type Listener } from "./call-context.js";
 import { unavailable } from "./errors.js";
+import { checkRequest, UndecodableRequest } from "./request-check.js";
 import type { Telemetry } from "./telemetry.js";
 import type { ServiceRegistration } from "./service.js";
 
@@ -34,6 +35,11 @@ export interface Pipeline {
   wrap(registration: ServiceRegistration): Record<string, (...args: never[]) => unknown>;
   /** Calls still running (unary and streaming). */
   readonly inFlight: number;
+  /**
+   * Counts and logs a call that a listener refused before it could reach
+   * the handlers (a request body the HTTP listener could not decode).
+   */
+  refused(service: DescService, method: DescMethod, listener: Listener, error: ConnectError): void;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -178,7 +184,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     return async (input: unknown, hctx: HandlerContext) => {
       const call = await begin(service, method, rule, hctx);
       try {
-        const output = await otelContext.with(call.context, () => impl(input, hctx));
+        const request = checkedInput(method, input);
+        const output = await otelContext.with(call.context, () => impl(request, hctx));
         call.finish(undefined);
         return output;
       } catch (error) {
@@ -197,7 +204,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       let iterator: AsyncIterator<unknown> | undefined;
       let failure: unknown;
       try {
-        const iterable = otelContext.with(call.context, () => impl(input, handlerContext)) as AsyncIterable<unknown>;
+        const request = checkedInput(method, input);
+        const iterable = otelContext.with(call.context, () => impl(request, handlerContext)) as AsyncIterable<unknown>;
         iterator = iterable[Symbol.asyncIterator]();
         for (;;) {
           const step = await Promise.race([otelContext.with(call.context, () => iterator!.next()), drained]);
@@ -220,6 +228,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   return {
     get inFlight() {
       return inFlight;
+    },
+    refused(service, method, listener, error) {
+      const procedure = `${service.typeName}/${method.name}`;
+      const attributes = { "rpc.service": service.typeName, "rpc.method": method.name, listener };
+      duration.record(0, attributesWithCode(`${procedure} ${listener}`, attributes, Code[error.code]));
+      options.logger.info({ procedure, listener, code: Code[error.code], reason: error.rawMessage }, "call refused");
     },
     wrap(registration) {
       const { service, impl, access } = registration;
@@ -248,6 +262,31 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       return wrapped;
     },
   };
+}
+
+/**
+ * The request as the handler gets it: a message that did not decode, or that
+ * holds what no store can take (request-check.ts), is refused with
+ * INVALID_ARGUMENT; in a client stream, at the message that holds it.
+ */
+function checkedInput(method: DescMethod, input: unknown): unknown {
+  if (method.methodKind === "unary" || method.methodKind === "server_streaming") {
+    checkMessage(method.input, input);
+    return input;
+  }
+  return checkedMessages(method.input, input as AsyncIterable<unknown>);
+}
+
+async function* checkedMessages(desc: DescMessage, messages: AsyncIterable<unknown>): AsyncGenerator<unknown> {
+  for await (const message of messages) {
+    checkMessage(desc, message);
+    yield message;
+  }
+}
+
+function checkMessage(desc: DescMessage, message: unknown): void {
+  if (message instanceof UndecodableRequest) throw message.toError();
+  checkRequest(desc, message as Message);
 }
 
 const headerGetter = {

@@ -154,6 +154,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       telemetry,
       maxMessageBytes,
       onRouteError: (error) => logger.error({ err: error }, "HTTP route failed"),
+      onUndecodable: (service, method, error) => pipeline.refused(service, method, "http", error),
     }),
   );
   const httpPort = await new Promise<number>((resolve, reject) => {

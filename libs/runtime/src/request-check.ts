@@ -1,0 +1,128 @@
+import { ScalarType, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
+import { Code, type ConnectError } from "@connectrpc/connect";
+import { invalidArgument, rpcError } from "./errors.js";
+
+// The checks every decoded request passes before a handler sees it, on both
+// listeners, so that what no store can hold never reaches one:
+// - every string (ids, names, map keys, text) is well-formed Unicode without
+//   U+0000: PostgreSQL's text and jsonb refuse NUL, and a lone UTF-16
+//   surrogate (possible in Connect JSON, `"\ud800"`) is refused by jsonb and
+//   silently replaced by U+FFFD in text — so the stored value would differ
+//   from the one a checksum or an idempotency key was computed over;
+// - every enum holds one of its declared values: an unknown number decodes
+//   without error in proto3 and would otherwise be read as some default.
+// JSON payloads (google.protobuf.Struct/Value/ListValue) are left to the
+// service that stores them, which checks them with its own limits.
+
+const JSON_TYPES = new Set(["google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"]);
+
+/** A request message whose bytes did not decode; the pipeline refuses it. */
+export class UndecodableRequest {
+  constructor(readonly cause: unknown) {}
+
+  /** INVALID_ARGUMENT saying that the request could not be decoded, and why. */
+  toError(): ConnectError {
+    const reason = this.cause instanceof Error ? this.cause.message : String(this.cause);
+    return rpcError(Code.InvalidArgument, `the request could not be decoded: ${reason}`, { reason: "UNDECODABLE_REQUEST" });
+  }
+}
+
+/** Why a request field is unacceptable, or null. */
+export interface RequestProblem {
+  /** The field path with proto names, e.g. `entries[2].metadata["k"]`. */
+  field: string;
+  problem: string;
+}
+
+/** Why a string cannot be stored, or null when it can. */
+export function textProblem(value: string): string | null {
+  if (value.includes("\u0000")) return "contains a NUL character (U+0000)";
+  if (!value.isWellFormed()) return "is not well-formed Unicode (it holds a lone UTF-16 surrogate)";
+  return null;
+}
+
+/** The first problem of a decoded request message, or null. */
+export function requestProblem(desc: DescMessage, message: Message): RequestProblem | null {
+  return messageProblem(reflect(desc, message, false), "");
+}
+
+/** Throws INVALID_ARGUMENT naming the field when the request has a problem. */
+export function checkRequest(desc: DescMessage, message: Message): void {
+  const found = requestProblem(desc, message);
+  if (found) throw invalidArgument(found.field || "request", found.problem);
+}
+
+function messageProblem(message: ReflectMessage, path: string): RequestProblem | null {
+  for (const field of message.fields) {
+    if (!message.isSet(field)) continue;
+    const name = path === "" ? field.name : `${path}.${field.name}`;
+    const found = fieldProblem(message, field, name);
+    if (found) return found;
+  }
+  return null;
+}
+
+function fieldProblem(message: ReflectMessage, field: DescField, name: string): RequestProblem | null {
+  switch (field.fieldKind) {
+    case "scalar":
+      return field.scalar === ScalarType.STRING ? stringProblem(message.get(field) as string, name) : null;
+    case "enum":
+      return enumProblem(field, message.get(field) as number, name);
+    case "message":
+      if (JSON_TYPES.has(field.message.typeName)) return null;
+      return messageProblem(message.get(field) as ReflectMessage, name);
+    case "list": {
+      const list = message.get(field) as Iterable<unknown>;
+      let index = 0;
+      for (const item of list) {
+        const itemName = `${name}[${index++}]`;
+        const found =
+          field.listKind === "scalar"
+            ? field.scalar === ScalarType.STRING
+              ? stringProblem(item as string, itemName)
+              : null
+            : field.listKind === "enum"
+              ? enumProblem(field, item as number, itemName)
+              : JSON_TYPES.has(field.message.typeName)
+                ? null
+                : messageProblem(item as ReflectMessage, itemName);
+        if (found) return found;
+      }
+      return null;
+    }
+    case "map": {
+      const map = message.get(field) as Iterable<[unknown, unknown]>;
+      for (const [key, value] of map) {
+        const itemName = `${name}[${JSON.stringify(String(key))}]`;
+        if (typeof key === "string") {
+          const keyProblem = textProblem(key);
+          if (keyProblem) return { field: `${name} key`, problem: keyProblem };
+        }
+        const found =
+          field.mapKind === "scalar"
+            ? field.scalar === ScalarType.STRING
+              ? stringProblem(value as string, itemName)
+              : null
+            : field.mapKind === "enum"
+              ? enumProblem(field, value as number, itemName)
+              : JSON_TYPES.has(field.message.typeName)
+                ? null
+                : messageProblem(value as ReflectMessage, itemName);
+        if (found) return found;
+      }
+      return null;
+    }
+  }
+}
+
+function stringProblem(value: string, field: string): RequestProblem | null {
+  const problem = textProblem(value);
+  return problem ? { field, problem } : null;
+}
+
+function enumProblem(field: DescField, value: number, name: string): RequestProblem | null {
+  const desc = field.enum!;
+  if (desc.values.some((candidate) => candidate.number === value)) return null;
+  return { field: name, problem: `${value} is not a value of ${desc.typeName}` };
+}
