@@ -161,7 +161,7 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
     const streamMain = fileURLToPath(new URL("../../services/stream/dist/main.js", import.meta.url));
     const streamService = await startServiceProcess({
       command: [process.execPath, ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []), streamMain],
-      env: { ...env, ANNALS_LOG_URL: `http://127.0.0.1:${logService.grpcPort}`, ANNALS_LOG_TOKEN: await benchToken(["log.read", "log.write"]), ANNALS_STREAM_MAX_PER_USER: String(options.subscribers) },
+      env: { ...env, ANNALS_LOG_URL: `http://127.0.0.1:${logService.grpcPort}`, ANNALS_LOG_TOKEN: await benchToken(["log.read", "log.write", "log.relay"]), ANNALS_STREAM_MAX_PER_USER: String(options.subscribers) },
     });
     services.push(streamService);
     const annals = await annalsSide(logService, streamService, options);

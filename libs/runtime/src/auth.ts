@@ -45,7 +45,14 @@ export type AuthOptions =
       issuer?: string;
       /** Expected `aud`, if set. */
       audience?: string;
+      /** Refuse tokens without `exp` (they would never expire). Default true. */
+      requireExpiry?: boolean;
+      /** How far the issuer's clock may be off when `exp`, `nbf` and `iat` are checked, in ms. Default 60000. */
+      clockSkewMs?: number;
     };
+
+/** Default allowance for clock differences between a token's issuer and this server, in ms. */
+export const DEFAULT_CLOCK_SKEW_MS = 60_000;
 
 const ANONYMOUS: Principal = {
   subject: "anonymous",
@@ -85,10 +92,13 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
   } else {
     throw new Error("jwt auth needs a secret or a JWKS");
   }
+  const skewSeconds = Math.ceil((options.clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS) / 1000);
   const verifyOptions = {
     ...(options.issuer ? { issuer: options.issuer } : {}),
     ...(options.audience ? { audience: options.audience } : {}),
     algorithms: options.jwks ? ["ES256", "ES384", "EdDSA", "RS256", "PS256"] : ["HS256"],
+    clockTolerance: skewSeconds,
+    ...(options.requireExpiry === false ? {} : { requiredClaims: ["exp"] }),
   };
   // A token's signature and claims cannot change, so a verified token is
   // remembered until it expires (at most VERIFIED_CACHE_MS): verifying an
@@ -120,6 +130,10 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
       try {
         // jose accepts either a key or a key-set function; the union is fine at runtime.
         ({ payload } = await jwtVerify(token, key as Uint8Array, verifyOptions));
+        // jose checks `iat` only against a maximum age; a token issued in the future is refused here.
+        if (payload.iat !== undefined && payload.iat > Date.now() / 1000 + skewSeconds) {
+          throw new joseErrors.JWTClaimValidationFailed('"iat" is in the future', payload, "iat", "check_failed");
+        }
       } catch (cause) {
         verified.delete(token);
         throw rpcError(Code.Unauthenticated, `invalid bearer token: ${describeJoseError(cause)}`, {
@@ -135,6 +149,7 @@ export function createAuthenticator(options: AuthOptions): Authenticator {
 
 function describeJoseError(error: unknown): string {
   if (error instanceof joseErrors.JWTExpired) return "expired";
+  if (error instanceof joseErrors.JWTClaimValidationFailed && error.reason === "missing") return `claim "${error.claim}" is required`;
   if (error instanceof joseErrors.JWTClaimValidationFailed) return `claim "${error.claim}" rejected`;
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return "signature does not verify";
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return "algorithm not allowed";

@@ -1,3 +1,4 @@
+import { accessSync, constants } from "node:fs";
 /**
  * Helpers that read and validate configuration from an environment map.
  *
@@ -32,6 +33,19 @@ export function readString(env: Env, name: string, fallback?: string): string | 
   return raw(env, name) ?? fallback;
 }
 
+/** The path of a file that exists and can be read now; undefined when the variable is unset. */
+export function readFilePath(env: Env, name: string): string | undefined {
+  const path = raw(env, name);
+  if (path === undefined) return undefined;
+  try {
+    accessSync(path, constants.R_OK);
+  } catch (cause) {
+    const code = (cause as { code?: string }).code;
+    throw new ConfigError(name, code === "ENOENT" ? `file ${path} does not exist` : `file ${path} cannot be read (${code ?? "error"})`, { cause });
+  }
+  return path;
+}
+
 /** A TCP port, 0 to 65535 (0 picks a free port). */
 export function readPort(env: Env, name: string, fallback: number): number {
   return readInteger(env, name, fallback, { min: 0, max: 65535, expected: "a TCP port number from 0 to 65535" });
@@ -53,6 +67,26 @@ export function readInteger(
   const parsed = Number(value);
   if (parsed < min || parsed > max) throw new ConfigError(name, `expected ${expected}, got ${value}`);
   return parsed;
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * A duration written with a unit (`500ms`, `30s`, `15m`, `12h`, `90d`), in
+ * ms; a bare `0` is 0. Within bounds given in ms.
+ */
+export function readDurationMs(env: Env, name: string, fallbackMs: number, bounds: { minMs?: number; maxMs?: number } = {}): number {
+  const value = raw(env, name);
+  if (value === undefined) return fallbackMs;
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(value);
+  if (!match || (match[2] === undefined && match[1] !== "0")) {
+    throw new ConfigError(name, `expected a duration such as 30s, 15m, 12h or 90d (or 0), got "${value}"`);
+  }
+  const ms = Number(match[1]) * DURATION_UNITS_MS[match[2] ?? "ms"]!;
+  if (ms < (bounds.minMs ?? 0) || ms > (bounds.maxMs ?? Number.MAX_SAFE_INTEGER)) {
+    throw new ConfigError(name, `expected a duration from ${bounds.minMs ?? 0} ms to ${bounds.maxMs ?? Number.MAX_SAFE_INTEGER} ms, got ${value}`);
+  }
+  return ms;
 }
 
 /** `true`/`false` (also 1/0, yes/no, on/off). */

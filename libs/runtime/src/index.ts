@@ -19,6 +19,8 @@ export {
   isLoopbackHost,
   readBoolean,
   readChoice,
+  readDurationMs,
+  readFilePath,
   readInteger,
   readPort,
   readString,
@@ -37,6 +39,9 @@ export {
 } from "./errors.js";
 export type { ErrorFacts } from "./errors.js";
 export { grpcServiceDefinition, shareEncoding } from "./grpc-mount.js";
+export { requestProblem, textProblem } from "./request-check.js";
+export { decodePageToken, encodePageToken, pagePositionInteger } from "./page-token.js";
+export type { RequestProblem } from "./request-check.js";
 export type { HttpRoute } from "./http-mount.js";
 export { diagRegistration } from "./diag-service.js";
 export { createLogger } from "./logger.js";

@@ -173,6 +173,15 @@ describe("the HTTP port refuses what it cannot decode with INVALID_ARGUMENT", ()
     assert.equal(ok.status, 200, "well-formed text, non-ASCII and astral included, passes");
   });
 
+  test("so are the strings and keys of a JSON payload (a lone surrogate there passes protobuf-es)", async () => {
+    for (const payload of ['{"s":"\\ud800"}', '{"\\udbff":1}', '{"a":[{"b":"x\\u0000"}]}']) {
+      const body = `{"logId":"x","entry":{"kind":"a.b","payload":${payload}}}`;
+      const { status, bytes } = await connectCall(APPEND, "application/json", body);
+      assert.equal(status, 400, payload);
+      assert.match(json(bytes).message!, /^entry\.payload/);
+    }
+  });
+
   test("map keys are checked too", async () => {
     const body = `{"logId":"x","entry":{"kind":"a.b","payload":{},"metadata":{"k\\u0000":"v"}}}`;
     const { status, bytes } = await connectCall(APPEND, "application/json", body);

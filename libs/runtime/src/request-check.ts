@@ -5,17 +5,18 @@ import { invalidArgument, rpcError } from "./errors.js";
 
 // The checks every decoded request passes before a handler sees it, on both
 // listeners, so that what no store can hold never reaches one:
-// - every string (ids, names, map keys, text) is well-formed Unicode without
-//   U+0000: PostgreSQL's text and jsonb refuse NUL, and a lone UTF-16
-//   surrogate (possible in Connect JSON, `"\ud800"`) is refused by jsonb and
-//   silently replaced by U+FFFD in text — so the stored value would differ
-//   from the one a checksum or an idempotency key was computed over;
+// - every string (ids, names, map keys, text, and the strings and keys of
+//   JSON payloads) is well-formed Unicode without U+0000: PostgreSQL's text
+//   and jsonb refuse NUL; a lone UTF-16 surrogate (possible inside a Connect
+//   JSON payload, `{"s":"\ud800"}`) is refused by jsonb — inside a shared
+//   group-commit transaction — and becomes U+FFFD when protobuf encodes it,
+//   so what is stored would differ from what was sent;
 // - every enum holds one of its declared values: an unknown number decodes
 //   without error in proto3 and would otherwise be read as some default.
-// JSON payloads (google.protobuf.Struct/Value/ListValue) are left to the
-// service that stores them, which checks them with its own limits.
+// A payload's numbers and depth are the storing service's to judge.
 
-const JSON_TYPES = new Set(["google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"]);
+/** protobuf-es holds a singular Struct field as a plain JSON object (a JsonObject), not as a message. */
+const STRUCT = "google.protobuf.Struct";
 
 /** A request message whose bytes did not decode; the pipeline refuses it. */
 export class UndecodableRequest {
@@ -70,7 +71,7 @@ function fieldProblem(message: ReflectMessage, field: DescField, name: string): 
     case "enum":
       return enumProblem(field, message.get(field) as number, name);
     case "message":
-      if (JSON_TYPES.has(field.message.typeName)) return null;
+      if (field.message.typeName === STRUCT) return jsonTextProblem(localValue(message, field), name);
       return messageProblem(message.get(field) as ReflectMessage, name);
     case "list": {
       const list = message.get(field) as Iterable<unknown>;
@@ -84,9 +85,7 @@ function fieldProblem(message: ReflectMessage, field: DescField, name: string): 
               : null
             : field.listKind === "enum"
               ? enumProblem(field, item as number, itemName)
-              : JSON_TYPES.has(field.message.typeName)
-                ? null
-                : messageProblem(item as ReflectMessage, itemName);
+              : messageProblem(item as ReflectMessage, itemName);
         if (found) return found;
       }
       return null;
@@ -106,14 +105,40 @@ function fieldProblem(message: ReflectMessage, field: DescField, name: string): 
               : null
             : field.mapKind === "enum"
               ? enumProblem(field, value as number, itemName)
-              : JSON_TYPES.has(field.message.typeName)
-                ? null
-                : messageProblem(value as ReflectMessage, itemName);
+              : messageProblem(value as ReflectMessage, itemName);
         if (found) return found;
       }
       return null;
     }
   }
+}
+
+/** A field's value as the message holds it (JSON types stay plain JSON there). */
+function localValue(message: ReflectMessage, field: DescField): unknown {
+  const local = message.message as unknown as Record<string, unknown>;
+  if (!field.oneof) return local[field.localName];
+  const selected = local[field.oneof.localName] as { case?: string; value?: unknown };
+  return selected.case === field.localName ? selected.value : undefined;
+}
+
+/** The first string or key in a JSON value that breaks the text rule. */
+function jsonTextProblem(value: unknown, path: string): RequestProblem | null {
+  if (typeof value === "string") return stringProblem(value, path);
+  if (typeof value !== "object" || value === null) return null;
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const found = jsonTextProblem(item, `${path}[${index}]`);
+      if (found) return found;
+    }
+    return null;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    const keyProblem = textProblem(key);
+    if (keyProblem) return { field: path, problem: `holds a key that ${keyProblem}` };
+    const found = jsonTextProblem(item, `${path}.${key}`);
+    if (found) return found;
+  }
+  return null;
 }
 
 function stringProblem(value: string, field: string): RequestProblem | null {

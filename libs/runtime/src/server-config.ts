@@ -1,6 +1,6 @@
-import { existsSync, readFileSync } from "node:fs";
-import type { AuthOptions } from "./auth.js";
-import { ConfigError, isLoopbackHost, readChoice, readInteger, readPort, readString, type Env } from "./config.js";
+import { readFileSync } from "node:fs";
+import { DEFAULT_CLOCK_SKEW_MS, type AuthOptions } from "./auth.js";
+import { ConfigError, isLoopbackHost, readBoolean, readChoice, readFilePath, readInteger, readPort, readString, type Env } from "./config.js";
 import type { TlsOptions } from "./server.js";
 
 /** The settings every annals process shares, read from the environment. */
@@ -96,21 +96,20 @@ function readAuth(env: Env, host: string, allowAuthOff: boolean): AuthOptions {
     ...(jwks ? { jwks } : { secret: secret! }),
     ...(issuer ? { issuer } : {}),
     ...(audience ? { audience } : {}),
+    requireExpiry: readBoolean(env, "ANNALS_AUTH_REQUIRE_EXP", true),
+    clockSkewMs: readInteger(env, "ANNALS_AUTH_CLOCK_SKEW_MS", DEFAULT_CLOCK_SKEW_MS, { min: 0, max: 600_000 }),
   };
 }
 
 function readTls(env: Env): TlsOptions | undefined {
-  const certFile = readString(env, "ANNALS_TLS_CERT_FILE");
-  const keyFile = readString(env, "ANNALS_TLS_KEY_FILE");
-  const clientCaFile = readString(env, "ANNALS_TLS_CLIENT_CA_FILE");
+  const certFile = readFilePath(env, "ANNALS_TLS_CERT_FILE");
+  const keyFile = readFilePath(env, "ANNALS_TLS_KEY_FILE");
+  const clientCaFile = readFilePath(env, "ANNALS_TLS_CLIENT_CA_FILE");
   if (certFile === undefined && keyFile === undefined) {
     if (clientCaFile !== undefined) throw new ConfigError("ANNALS_TLS_CLIENT_CA_FILE", "needs ANNALS_TLS_CERT_FILE and ANNALS_TLS_KEY_FILE");
     return undefined;
   }
   if (certFile === undefined) throw new ConfigError("ANNALS_TLS_CERT_FILE", "is required when ANNALS_TLS_KEY_FILE is set");
   if (keyFile === undefined) throw new ConfigError("ANNALS_TLS_KEY_FILE", "is required when ANNALS_TLS_CERT_FILE is set");
-  for (const [name, file] of [["ANNALS_TLS_CERT_FILE", certFile], ["ANNALS_TLS_KEY_FILE", keyFile], ["ANNALS_TLS_CLIENT_CA_FILE", clientCaFile]] as const) {
-    if (file !== undefined && !existsSync(file)) throw new ConfigError(name, `file ${file} does not exist`);
-  }
   return { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}) };
 }

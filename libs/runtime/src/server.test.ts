@@ -6,6 +6,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { SignJWT } from "jose";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { diagV1, healthV1, rpcDetails } from "@annals/proto";
 import { signDevToken } from "./auth.js";
@@ -96,6 +97,20 @@ describe("one handler on both listeners", () => {
     assert.equal(await codeOf(connectClient(expired).ping({})), Code.Unauthenticated);
     const forged = await signDevToken({ secret: `${SECRET}-other`, subject: "mallory", roles: ["admin"] });
     assert.equal(await codeOf(connectClient(forged).ping({})), Code.Unauthenticated);
+    // A token without exp would never expire, and one issued in the future is not one to trust; a clock
+    // a few seconds off is tolerated (60 s by default).
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (claims: { iat?: number; exp?: number }) => {
+      let jwt = new SignJWT({ roles: ["diag.ping"] }).setProtectedHeader({ alg: "HS256" }).setSubject("dave");
+      if (claims.iat !== undefined) jwt = jwt.setIssuedAt(claims.iat);
+      if (claims.exp !== undefined) jwt = jwt.setExpirationTime(claims.exp);
+      return jwt.sign(new TextEncoder().encode(SECRET));
+    };
+    const noExpiry = await codeOf(connectClient(await sign({ iat: now })).ping({}));
+    assert.equal(noExpiry, Code.Unauthenticated, "a token without exp");
+    assert.equal(await codeOf(connectClient(await sign({ iat: now + 600, exp: now + 3600 })).ping({})), Code.Unauthenticated, "iat 10 minutes ahead");
+    assert.equal(await codeOf(connectClient(await sign({ iat: now + 30, exp: now + 3600 })).ping({})), "OK", "iat 30 s ahead is within the skew");
+    assert.equal(await codeOf(connectClient(await sign({ iat: now - 3600, exp: now - 30 })).ping({})), "OK", "expired 30 s ago is within the skew");
 
     assert.equal((await pingOverHttp()).status, 401);
     assert.equal((await pingOverHttp()).body["code"], "unauthenticated");

@@ -1,7 +1,8 @@
 import { fileURLToPath } from "node:url";
 import { createAnnalsClients, type LogClient } from "@annals/client";
 import { loadMigrations, migrate, type Database } from "@annals/db";
-import { createLogger, type ServiceComponent } from "@annals/runtime";
+import { createLogger, type Logger, type ServiceComponent } from "@annals/runtime";
+import { DEFAULT_REFUSAL_AUDIT, RefusalAudit, pruneAudit } from "./audit.js";
 import { readFederationOptions, type FederationOptions } from "./config.js";
 import { loadIdentity } from "./identity.js";
 import { FederationMetrics } from "./federation-metrics.js";
@@ -29,6 +30,23 @@ export interface FederationComponentOptions extends Partial<FederationOptions> {
   requirePeerCertificate?: boolean;
 }
 
+/** How often old audit records are deleted. */
+const AUDIT_PRUNE_INTERVAL_MS = 3_600_000;
+
+/** Deletes audit records past the retention now and every hour; 0 keeps everything. */
+function startAuditRetention(db: Database, retentionMs: number, logger: Logger): { stop(): void } {
+  if (retentionMs === 0) return { stop: () => {} };
+  const prune = () =>
+    pruneAudit(db, retentionMs).then(
+      (removed) => removed > 0 && logger.info({ removed, retentionMs }, "deleted audit records past their retention"),
+      (error: unknown) => logger.warn({ err: error }, "could not delete old audit records"),
+    );
+  void prune();
+  const timer = setInterval(() => void prune(), AUDIT_PRUNE_INTERVAL_MS);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
+
 /** Applies the federation service's migrations, loads the node's identity and builds its handlers. */
 export async function createFederationComponent(options: FederationComponentOptions): Promise<ServiceComponent> {
   const migrations = await loadMigrations(fileURLToPath(new URL("../migrations", import.meta.url)));
@@ -51,11 +69,28 @@ export async function createFederationComponent(options: FederationComponentOpti
   let replicator: Replicator | undefined;
   const metrics = new FederationMetrics(() => replicator?.statuses("") ?? []);
   replicator = new Replicator({ db: options.db, identity, log, logger, metrics, tls: options.tls, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } });
+  const refusals = new RefusalAudit(options.db, DEFAULT_REFUSAL_AUDIT, (error) => logger.warn({ err: error }, "could not write the audit counts"));
+  const retention = startAuditRetention(options.db, options.auditRetentionMs ?? defaults.auditRetentionMs, logger);
   return {
     name: "federation",
-    registrations: [federationRegistration({ db: options.db, identity, log, pullsPerMinute: options.pullsPerMinute ?? defaults.pullsPerMinute, replicator, metrics, requirePeerCertificate: options.requirePeerCertificate ?? false })],
+    registrations: [
+      federationRegistration({
+        db: options.db,
+        identity,
+        log,
+        pullsPerMinute: options.pullsPerMinute ?? defaults.pullsPerMinute,
+        replicator,
+        metrics,
+        refusals,
+        requirePeerCertificate: options.requirePeerCertificate ?? false,
+      }),
+    ],
     // The log service may be this process's own (the node): replicate once the listeners are up.
     start: () => replicator.start(),
-    close: () => replicator.close(),
+    close: async () => {
+      retention.stop();
+      await replicator.close();
+      await refusals.close();
+    },
   };
 }

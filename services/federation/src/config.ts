@@ -1,5 +1,6 @@
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { ConfigError, readDatabaseConfig, readInteger, readServerConfig, readString, readUrl, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
+import { ConfigError, readDatabaseConfig, readDurationMs, readFilePath, readInteger, readServerConfig, readString, readUrl, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
 import { nodeIdProblem } from "./identity.js";
 
 /** Everything the standalone federation service reads from its environment. */
@@ -21,6 +22,8 @@ export interface FederationOptions {
   keyFile: string | undefined;
   /** Pull calls one peer may start per minute. */
   pullsPerMinute: number;
+  /** How long audit records are kept, in ms; 0 keeps them forever. Default 90 days. */
+  auditRetentionMs: number;
   /**
    * mTLS for pulling (ANNALS_FEDERATION_TLS_*): the CA that peers' server
    * certificates chain to, and this node's client certificate and key. Set,
@@ -28,6 +31,9 @@ export interface FederationOptions {
    */
   tls: { caFile: string; certFile: string; keyFile: string } | undefined;
 }
+
+/** How long audit records are kept unless ANNALS_FEDERATION_AUDIT_RETENTION says otherwise: 90 days. */
+export const DEFAULT_AUDIT_RETENTION_MS = 90 * 86_400_000;
 
 /** Default ports of the standalone federation service (the all-in-one node has its own). */
 export const FEDERATION_GRPC_PORT = 50063;
@@ -52,15 +58,33 @@ export function readFederationOptions(env: Env): FederationOptions {
   if (problem) throw new ConfigError("ANNALS_NODE_ID", problem);
   return {
     nodeId,
-    keyFile: readString(env, "ANNALS_FEDERATION_KEY_FILE"),
+    keyFile: readKeyFile(env),
     pullsPerMinute: readInteger(env, "ANNALS_FEDERATION_PULLS_PER_MINUTE", 60, { min: 1, max: 1_000_000 }),
+    auditRetentionMs: readDurationMs(env, "ANNALS_FEDERATION_AUDIT_RETENTION", DEFAULT_AUDIT_RETENTION_MS),
     tls: readFederationTls(env),
   };
 }
 
+/** ANNALS_FEDERATION_KEY_FILE, checked now: a readable JSON JWK with a private part. */
+function readKeyFile(env: Env): string | undefined {
+  const name = "ANNALS_FEDERATION_KEY_FILE";
+  const path = readFilePath(env, name);
+  if (path === undefined) return undefined;
+  let jwk: unknown;
+  try {
+    jwk = JSON.parse(readFileSync(path, "utf8"));
+  } catch (cause) {
+    throw new ConfigError(name, `file ${path} is not a JSON Web Key (${cause instanceof Error ? cause.message : String(cause)})`, { cause });
+  }
+  if (typeof jwk !== "object" || jwk === null || typeof (jwk as { d?: unknown }).d !== "string") {
+    throw new ConfigError(name, `file ${path} holds no private key (a JWK with a "d" member, Ed25519 or P-256)`);
+  }
+  return path;
+}
+
 function readFederationTls(env: Env): FederationOptions["tls"] {
   const names = ["ANNALS_FEDERATION_TLS_CA_FILE", "ANNALS_FEDERATION_TLS_CERT_FILE", "ANNALS_FEDERATION_TLS_KEY_FILE"] as const;
-  const [caFile, certFile, keyFile] = names.map((name) => readString(env, name));
+  const [caFile, certFile, keyFile] = names.map((name) => readFilePath(env, name));
   if (!caFile && !certFile && !keyFile) return undefined;
   const missing = names.find((_, i) => ![caFile, certFile, keyFile][i]);
   if (missing) throw new ConfigError(missing, "is required with the other ANNALS_FEDERATION_TLS_* files (mTLS needs the CA, the certificate and its key)");

@@ -28,7 +28,7 @@ async function startB(): Promise<void> {
     env: {
       ...bDatabase.env,
       ANNALS_AUTH_JWT_SECRET: TEST_SECRET,
-      ANNALS_INTERNAL_TOKEN: await signDevToken({ secret: TEST_SECRET, subject: "node-b", roles: ["log.read", "log.write", "log.replicate"], expiresIn: "2h" }),
+      ANNALS_INTERNAL_TOKEN: await signDevToken({ secret: TEST_SECRET, subject: "node-b", roles: ["log.read", "log.write", "log.replicate", "log.relay"], expiresIn: "2h" }),
       ANNALS_NODE_ID: B,
     },
   });

@@ -38,7 +38,7 @@ export async function startTestNode(
 ): Promise<TestNode> {
   const database: TestDatabase = await createTestDatabase(label);
   const db = await database.open();
-  const internal = await signDevToken({ secret: TEST_SECRET, subject: "federation", roles: ["log.read", "log.replicate"] });
+  const internal = await signDevToken({ secret: TEST_SECRET, subject: "federation", roles: ["log.read", "log.replicate", "log.relay"] });
   const node = { nodeId, db } as TestNode;
   let currentEnv = serverEnv;
   /** TLS options of this node's own clients (the admin clients and the federation service's log client). */

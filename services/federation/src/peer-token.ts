@@ -5,11 +5,13 @@ import { Code } from "@connectrpc/connect";
 import { SignJWT, decodeJwt, errors as joseErrors, importJWK, jwtVerify } from "jose";
 import type { Queryable } from "@annals/db";
 import { rpcError } from "@annals/runtime";
-import { algorithmOf, type NodeIdentity } from "./identity.js";
+import { algorithmOf, nodeIdProblem, type NodeIdentity } from "./identity.js";
 import { getPeer, type PeerRecord } from "./peers.js";
 
 /** How long a peer token is valid; a puller signs a fresh one for every connection. */
 export const PEER_TOKEN_LIFETIME_SECONDS = 300;
+/** How far two nodes' clocks may differ when a peer token's times are checked. */
+const PEER_CLOCK_SKEW_SECONDS = 60;
 
 /** Signs a token for pulling from `audience` (the serving node's id). */
 export async function signPeerToken(identity: NodeIdentity, audience: string): Promise<string> {
@@ -35,10 +37,24 @@ function claimedIssuer(token: string): string | undefined | null {
   }
 }
 
-/** Who a presented peer token claims to be, unverified: for the audit record of a refusal ("" when it cannot be told). */
+/** The most of an unverified claimed issuer that is echoed in errors or audited (a node id has at most 100 characters). */
+const MAX_ECHOED_ISSUER = 100;
+
+/**
+ * Who a presented peer token claims to be, unverified, cut to what a node id
+ * can be and to printable text: for the audit record of a refusal and its
+ * message ("" when it cannot be told). Anyone can claim anything here.
+ */
 export function claimedPeer(authorization: string | null): string {
   const token = bearerToken(authorization);
-  return (token && claimedIssuer(token)?.slice(0, 2048)) || "";
+  const issuer = token ? claimedIssuer(token) : undefined;
+  return typeof issuer === "string" ? printable(issuer) : "";
+}
+
+function printable(text: string): string {
+  const cut = [...text].slice(0, MAX_ECHOED_ISSUER).join("");
+  const clean = cut.replace(/[^\x20-\x7e]/g, "?");
+  return text.length > cut.length ? `${clean}…` : clean;
 }
 
 function refused(message: string, reason: string): Error {
@@ -55,11 +71,20 @@ export async function authenticatePeer(db: Queryable, selfNodeId: string, author
   if (!token) throw refused("Pull needs a peer token: `authorization: Bearer <jwt signed by the pulling node>`", "PEER_TOKEN_MISSING");
   const issuer = claimedIssuer(token);
   if (issuer === null) throw refused("the peer token is not a JWT", "PEER_TOKEN_INVALID");
-  const peer = issuer ? await getPeer(db, issuer) : undefined;
-  if (!peer) throw refused(`no peer "${issuer ?? "(none)"}" is registered here`, "PEER_UNKNOWN");
+  // Only a well-formed node id is looked up: the claim is the caller's word and may hold anything.
+  const peer = typeof issuer === "string" && nodeIdProblem(issuer) === null ? await getPeer(db, issuer) : undefined;
+  if (!peer) throw refused(`no peer "${typeof issuer === "string" ? printable(issuer) : "(none)"}" is registered here`, "PEER_UNKNOWN");
   try {
     const key = await importJWK(peer.publicJwk, algorithmOf(peer.publicJwk));
-    await jwtVerify(token, key, { issuer: peer.nodeId, audience: selfNodeId, algorithms: [algorithmOf(peer.publicJwk)] });
+    await jwtVerify(token, key, {
+      issuer: peer.nodeId,
+      audience: selfNodeId,
+      algorithms: [algorithmOf(peer.publicJwk)],
+      requiredClaims: ["exp", "iat"],
+      // A puller signs a fresh token for each connection; an older one is a replay.
+      maxTokenAge: PEER_TOKEN_LIFETIME_SECONDS,
+      clockTolerance: PEER_CLOCK_SKEW_SECONDS,
+    });
   } catch (error) {
     const why =
       error instanceof joseErrors.JWTExpired

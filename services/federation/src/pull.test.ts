@@ -84,6 +84,37 @@ describe("federation: Pull", () => {
     await rejects((await a.clientsWith(["log.read"])).federation.listAuditRecords({}), Code.PermissionDenied);
   });
 
+  test("refusals cannot fill the audit trail: repeats are one record with a count, a window adds few records, a claimed issuer is cut short", async () => {
+    const client = (token: string) => createAnnalsClients({ baseUrl: a.baseUrl, token }).federation;
+    const first = async (token: string) => {
+      for await (const _ of client(token).pull({ logId: "orders", fromSeq: 1n })) return;
+    };
+    const nobody = await signPeerToken(await identity("spiffe://flood.example/annals/nobody"), A);
+    const before = (await a.federation.listAuditRecords({ pageSize: 1000 })).records.length;
+    for (let round = 0; round < 6; round++) {
+      await Promise.all(Array.from({ length: 50 }, () => rejects(first(nobody), Code.Unauthenticated)));
+    }
+    let records = (await a.federation.listAuditRecords({ pageSize: 1000 })).records;
+    assert.equal(records.length - before, 1, "300 identical refusals, one record");
+    assert.equal(records[0]!.count, 300n);
+    assert.equal(records[0]!.nodeId, "spiffe://flood.example/annals/nobody");
+    assert.match(records[0]!.source, /^(ipv4:)?127\.0\.0\.1$|^(ipv6:)?\[?::1\]?$|^ipv6:\[::ffff:127\.0\.0\.1\]$/);
+    assert.ok(records[0]!.lastTimeUs >= records[0]!.timeUs);
+
+    // Made-up issuers, each different, one of them 5,000 characters long.
+    const unsigned = (iss: string) => new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setIssuer(iss).setAudience(A).sign(new TextEncoder().encode("x".repeat(32)));
+    const long = `spiffe://flood.example/${"x".repeat(5000)}`;
+    await rejects(first(await unsigned(long)), Code.Unauthenticated, /^no peer "spiffe:\/\/flood\.example\/x{77}…" is registered here$/);
+    await Promise.all(Array.from({ length: 200 }, async (_, i) => rejects(first(await unsigned(`spiffe://flood.example/n${i}`)), Code.Unauthenticated)));
+    records = (await a.federation.listAuditRecords({ pageSize: 1000 })).records;
+    assert.ok(records.length - before <= 2 + 20 + 1, `201 different refusals added ${records.length - before - 1} records`);
+    const overflow = records.find((record) => record.reason.startsWith("REFUSALS_AGGREGATED"));
+    assert.ok(overflow, "the refusals past the cap are counted in one record");
+    assert.ok(records.every((record) => record.nodeId.length <= 101));
+    const total = records.slice(0, records.length - before).reduce((sum, record) => sum + record.count, 0n);
+    assert.equal(total, 300n + 201n, "every refusal is counted somewhere");
+  });
+
   test("a disabled peer is refused; enabled again it pulls", async () => {
     await a.federation.updatePeer({ peer: { nodeId: B, status: 2 }, updateMask: ["status"] });
     const refused = pull(a, await signPeerToken(b, A), { logId: "orders", fromSeq: 1n }, 1);

@@ -2,9 +2,25 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { LogClient } from "@annals/client";
 import type { Database } from "@annals/db";
 import { federationV1 } from "@annals/proto";
-import { ADMIN_ROLE, PUBLIC, callInfo, callPrincipal, defineService, errorReason, invalidArgument, notFound, resourceExhausted, rpcError, type PeerCertificate, type ServiceRegistration } from "@annals/runtime";
+import {
+  ADMIN_ROLE,
+  PUBLIC,
+  callInfo,
+  callPrincipal,
+  decodePageToken,
+  defineService,
+  encodePageToken,
+  errorReason,
+  invalidArgument,
+  notFound,
+  pagePositionInteger,
+  resourceExhausted,
+  rpcError,
+  type CallInfo,
+  type ServiceRegistration,
+} from "@annals/runtime";
 import { logIdProblem } from "@annals/topics";
-import { audit, listAudit } from "./audit.js";
+import { listAudit, type RefusalAudit } from "./audit.js";
 import type { NodeIdentity } from "./identity.js";
 import { authenticatePeer, claimedPeer } from "./peer-token.js";
 import { UPDATABLE_FIELDS, checkPeer, getPeer, insertPeer, listPeers, peerMessage, removePeer, servesLog, updatePeer } from "./peers.js";
@@ -24,6 +40,8 @@ export interface FederationServiceDeps {
   pullsPerMinute: number;
   replicator: Replicator;
   metrics: FederationMetrics;
+  /** Where Pull refusals are audited, aggregated and capped. */
+  refusals: RefusalAudit;
   /** Whether Pull requires a client certificate naming the peer (the gRPC port runs mTLS). */
   requirePeerCertificate: boolean;
 }
@@ -54,7 +72,8 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
   }
 
   /** Authenticates the pulling peer (token, and certificate under mTLS) and checks its grant; refusals are audited. */
-  async function authorisePull(authorization: string | null, certificate: PeerCertificate | undefined, logId: string) {
+  async function authorisePull(authorization: string | null, caller: CallInfo, logId: string) {
+    const certificate = caller.peerCertificate;
     try {
       const peer = await authenticatePeer(db, identity.nodeId, authorization);
       if (certificate || deps.requirePeerCertificate) {
@@ -79,7 +98,13 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
       const failure = ConnectError.from(error);
       deps.metrics.pullRefused(errorReason(failure) ?? Code[failure.code]);
       if (failure.code !== Code.ResourceExhausted) {
-        await audit(db, { nodeId: claimedPeer(authorization), logId, reason: `${errorReason(failure) ?? Code[failure.code]}: ${failure.rawMessage}` });
+        await deps.refusals.record({
+          source: caller.peer,
+          nodeId: claimedPeer(authorization),
+          logId,
+          code: errorReason(failure) ?? Code[failure.code],
+          message: failure.rawMessage,
+        });
       }
       throw failure;
     }
@@ -157,7 +182,7 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
         if (problem) throw invalidArgument("log_id", problem);
         if (request.fromSeq < 0n) throw invalidArgument("from_seq", "must not be negative");
         return (async function* () {
-          await authorisePull(context.requestHeader.get("authorization"), callInfo(context).peerCertificate, request.logId);
+          await authorisePull(context.requestHeader.get("authorization"), callInfo(context), request.logId);
           yield* pullFrames(deps.log(), request.logId, request.fromSeq, context.signal);
         })();
       },
@@ -175,17 +200,17 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
             reason: "NOTHING_TO_RESET",
           });
         }
-        return {};
+        const status = deps.replicator.statuses(request.nodeId).find((replication) => replication.logId === request.logId);
+        return status ? { status } : {};
       },
 
       async listAuditRecords(request) {
         if (request.pageSize > MAX_AUDIT_PAGE) throw invalidArgument("page_size", `must be at most ${MAX_AUDIT_PAGE}`);
-        if (request.pageToken !== "" && !/^[0-9]{1,19}$/.test(request.pageToken)) throw invalidArgument("page_token", "is not a token this server handed out");
-        return listAudit(db, {
-          nodeId: request.nodeId,
-          limit: request.pageSize || 100,
-          before: request.pageToken === "" ? undefined : BigInt(request.pageToken),
-        });
+        await deps.refusals.syncCounts();
+        const scope = [request.nodeId];
+        const before = request.pageToken === "" ? undefined : pagePositionInteger("page_token", decodePageToken("page_token", "audit", scope, request.pageToken)[0]!);
+        const page = await listAudit(db, { nodeId: request.nodeId, limit: request.pageSize || 100, before });
+        return { records: page.records, nextPageToken: page.next === undefined ? "" : encodePageToken("audit", scope, [String(page.next)]) };
       },
     },
   });

@@ -1,4 +1,4 @@
-import type { Database } from "@annals/db";
+import { DatabaseError, type Database } from "@annals/db";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { rpcError } from "@annals/runtime";
 import { planAppends, type AppendRequest, type AppendedEntry } from "./append-plan.js";
@@ -120,6 +120,14 @@ export class AppendBatcher {
         return planned;
       });
     } catch (error) {
+      if (group.length > 1 && isDataError(error)) {
+        // Defence in depth: validation keeps what the database refuses out of
+        // the queue, but should a row still be refused, one request's data
+        // must not fail its neighbours' appends. Each runs alone, so only the
+        // guilty one fails (log-service.test.ts "poison appends").
+        for (const request of group) await this.commitGroup(logId, [request]);
+        return;
+      }
       for (const request of group) request.reject(error);
       return;
     }
@@ -138,6 +146,16 @@ export class AppendBatcher {
       }
     });
   }
+}
+
+/**
+ * Whether the database refused the data of a statement (SQLSTATE class 22,
+ * data exception: invalid JSON, a bad encoding, an out-of-range value; 23,
+ * integrity constraint; 54, a program limit such as a too-deep jsonb), as
+ * opposed to failing for reasons that would fail any request.
+ */
+function isDataError(error: unknown): boolean {
+  return error instanceof DatabaseError && error.code !== undefined && /^(22|23|54)/.test(error.code);
 }
 
 /** Mirrors take entries only from federation (AppendReplicated). */

@@ -7,19 +7,30 @@
 export class OrderedAcks<T> {
   private readonly outstanding: Promise<T>[] = [];
   private ended = false;
+  private refused = false;
   private failure: { error: unknown } | null = null;
   private wakeConsumer: (() => void) | null = null;
   private wakeProducer: (() => void) | null = null;
 
   constructor(private readonly window: number) {}
 
+  /** Whether a submitted entry was refused (or the input failed): nothing more should be submitted. */
+  get failed(): boolean {
+    return this.refused || this.failure !== null;
+  }
+
   /** Resolves when another entry may be submitted. */
   async room(): Promise<void> {
-    while (this.outstanding.length >= this.window) await new Promise<void>((resolve) => (this.wakeProducer = resolve));
+    while (this.outstanding.length >= this.window && !this.refused) await new Promise<void>((resolve) => (this.wakeProducer = resolve));
   }
 
   push(result: Promise<T>): void {
-    result.catch(() => {}); // rejections are delivered in order by the iterator
+    // Rejections are delivered in order by the iterator; the flag stops the producer early.
+    result.catch(() => {
+      this.refused = true;
+      this.wakeProducer?.();
+      this.wakeProducer = null;
+    });
     this.outstanding.push(result);
     this.wake();
   }

@@ -15,8 +15,8 @@ export const LOG_SCHEMA = "log";
 export interface LogComponentOptions {
   /** The database holding the `log` schema; the caller owns it and closes it. */
   db: Database;
-  /** Size limits on appended entries; defaults in DEFAULT_LOG_LIMITS. */
-  limits?: LogLimits;
+  /** Limits on appended entries and open subscriptions; each one left out has its DEFAULT_LOG_LIMITS value. */
+  limits?: Partial<LogLimits>;
   /** Group commit settings; defaults in DEFAULT_GROUP_COMMIT. */
   groupCommit?: GroupCommitOptions;
 }
@@ -32,7 +32,7 @@ export async function createLogComponent(options: LogComponentOptions): Promise<
   const batcher = new AppendBatcher(db, options.groupCommit ?? DEFAULT_GROUP_COMMIT, metrics, (logId) => notifier.announce(logId));
   return {
     name: "log",
-    registrations: [logRegistration({ db, batcher, notifier, limits: options.limits ?? DEFAULT_LOG_LIMITS, metrics })],
+    registrations: [logRegistration({ db, batcher, notifier, limits: { ...DEFAULT_LOG_LIMITS, ...options.limits }, metrics })],
     close: async () => {
       await batcher.settled();
       await notifier.close();

@@ -42,6 +42,10 @@ export function readLogOptions(env: Env): LogOptions {
       maxPayloadBytes: readInteger(env, "ANNALS_LOG_MAX_PAYLOAD_BYTES", DEFAULT_LOG_LIMITS.maxPayloadBytes, { min: 64, max: 16 * 1024 * 1024 }),
       maxMetadataBytes: readInteger(env, "ANNALS_LOG_MAX_METADATA_BYTES", DEFAULT_LOG_LIMITS.maxMetadataBytes, { min: 0, max: 1024 * 1024 }),
       maxBatchEntries: readInteger(env, "ANNALS_LOG_MAX_BATCH_ENTRIES", DEFAULT_LOG_LIMITS.maxBatchEntries, { min: 1, max: 100_000 }),
+      maxSubscriptionsPerSubject: readInteger(env, "ANNALS_LOG_MAX_SUBSCRIPTIONS_PER_SUBJECT", DEFAULT_LOG_LIMITS.maxSubscriptionsPerSubject, {
+        min: 1,
+        max: 1_000_000,
+      }),
     },
     groupCommit: {
       maxEntries: readInteger(env, "ANNALS_LOG_GROUP_COMMIT_MAX_ENTRIES", DEFAULT_GROUP_COMMIT.maxEntries, { min: 1, max: 100_000 }),

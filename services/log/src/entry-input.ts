@@ -1,7 +1,8 @@
 import { canonicalJson, sha256Hex, type JsonValue } from "@annals/chain";
 import type { logV1 } from "@annals/proto";
-import { invalidArgument } from "@annals/runtime";
-import { kindProblem, logIdProblem } from "@annals/topics";
+import { Code } from "@connectrpc/connect";
+import { invalidArgument, rpcError, textProblem } from "@annals/runtime";
+import { kindProblem, localLogIdProblem, logIdProblem, MIRROR_PREFIX } from "@annals/topics";
 import { isCanonicalUuid } from "./uuid-v7.js";
 
 /** Size limits on what a producer may append. */
@@ -12,9 +13,16 @@ export interface LogLimits {
   maxMetadataBytes: number;
   /** Most entries in one AppendBatch. Default 1000. */
   maxBatchEntries: number;
+  /** Most Subscribe streams one token subject may have open at once (not for `log.relay` holders). Default 64. */
+  maxSubscriptionsPerSubject: number;
 }
 
-export const DEFAULT_LOG_LIMITS: LogLimits = { maxPayloadBytes: 256 * 1024, maxMetadataBytes: 16 * 1024, maxBatchEntries: 1000 };
+export const DEFAULT_LOG_LIMITS: LogLimits = {
+  maxPayloadBytes: 256 * 1024,
+  maxMetadataBytes: 16 * 1024,
+  maxBatchEntries: 1000,
+  maxSubscriptionsPerSubject: 64,
+};
 
 /** Fixed bounds of short text fields. */
 const MAX_ID_LENGTH = 255;
@@ -40,6 +48,24 @@ export interface PreparedEntry {
 /** Validates a log id; throws INVALID_ARGUMENT naming `field`. */
 export function checkLogId(logId: string, field = "log_id"): string {
   const problem = logIdProblem(logId);
+  if (problem) throw invalidArgument(field, problem);
+  return logId;
+}
+
+/**
+ * Validates the id of a log a client writes to: INVALID_ARGUMENT for a name
+ * no client may create, FAILED_PRECONDITION under `mirror/` (federation
+ * mirrors take entries only from federation, whether or not this one exists yet).
+ */
+export function checkLocalLogId(logId: string, field = "log_id"): string {
+  checkLogId(logId, field);
+  if (logId.startsWith(MIRROR_PREFIX)) {
+    throw rpcError(Code.FailedPrecondition, `log "${logId}": names under "${MIRROR_PREFIX}" are federation mirrors; only federation writes to them`, {
+      reason: "LOG_IS_MIRROR",
+      metadata: { log: logId },
+    });
+  }
+  const problem = localLogIdProblem(logId);
   if (problem) throw invalidArgument(field, problem);
   return logId;
 }
@@ -74,7 +100,8 @@ export function prepareEntry(input: logV1.EntryInput | undefined, limits: LogLim
   let metadataBytes = 0;
   for (const [key, value] of Object.entries(input.metadata)) {
     if (key === "") throw invalidArgument(`${field}.metadata`, "has an empty key");
-    if (key.includes("\u0000") || value.includes("\u0000")) throw invalidArgument(`${field}.metadata["${key}"]`, "contains a NUL character");
+    const problem = textProblem(key) ?? textProblem(value);
+    if (problem) throw invalidArgument(`${field}.metadata["${key}"]`, problem);
     metadataBytes += Buffer.byteLength(key, "utf8") + Buffer.byteLength(value, "utf8");
   }
   if (metadataBytes > limits.maxMetadataBytes) {
@@ -96,41 +123,72 @@ export function prepareEntry(input: logV1.EntryInput | undefined, limits: LogLim
 
 function checkText(value: string, field: string): void {
   if (value.length > MAX_ID_LENGTH) throw invalidArgument(field, `is longer than ${MAX_ID_LENGTH} characters`);
-  if (value.includes("\u0000")) throw invalidArgument(field, "contains a NUL character");
+  const problem = textProblem(value);
+  if (problem) throw invalidArgument(field, problem);
 }
 
 /**
- * The payload's canonical JSON. PostgreSQL's jsonb cannot hold U+0000 in a
- * string, and JSON cannot hold NaN or infinities, so both are refused here
- * rather than failing (or changing the data) in the database.
+ * The payload's canonical JSON, after checking that every reader and store
+ * can take it (payloadProblem).
  */
 function canonicalPayload(payload: { [key: string]: JsonValue }, field: string): string {
-  const problem = jsonProblem(payload, 0);
+  const problem = payloadProblem(payload);
   if (problem) throw invalidArgument(field, problem);
   return canonicalJson(payload);
 }
 
-const MAX_DEPTH = 64;
+/**
+ * The deepest JSON nesting a payload may have: the payload object is level 1,
+ * each object or array inside it one more. Every gRPC reader must be able to
+ * decode what is stored, and decoders stop at 100 nested messages
+ * (protobuf-es and Python's protobuf by default); each JSON object level
+ * costs three (Struct, its map entry, Value) below the response's own
+ * wrappers (e.g. SubscribeResponse, Event, Entry), so 30 levels reach at most
+ * 94 (docs/hash-chain.md, "Payloads"; log-service.test.ts "the deepest
+ * payload").
+ */
+export const MAX_JSON_DEPTH = 30;
 
-function jsonProblem(value: unknown, depth: number): string | null {
-  if (depth > MAX_DEPTH) return `nests deeper than ${MAX_DEPTH} levels`;
-  if (typeof value === "number") return Number.isFinite(value) ? null : "holds a number JSON cannot carry (NaN or Infinity)";
-  if (typeof value === "string") return value.includes("\u0000") ? "holds a string with a NUL character (U+0000)" : null;
+/**
+ * Why a JSON payload cannot be stored and read back everywhere, or null.
+ * PostgreSQL's jsonb refuses U+0000 and lone UTF-16 surrogates in strings
+ * and keys (in one shared group-commit transaction, that would fail every
+ * other writer's entries too), JSON has no NaN or infinities, and nesting is
+ * bounded by MAX_JSON_DEPTH.
+ */
+export function payloadProblem(payload: JsonValue): string | null {
+  return jsonProblem(payload, 1, "");
+}
+
+function jsonProblem(value: JsonValue, depth: number, path: string): string | null {
+  if (typeof value === "number") return Number.isFinite(value) ? null : `${at(path)}holds a number JSON cannot carry (NaN or Infinity)`;
+  if (typeof value === "string") return stringProblem(value, path, "a string");
   if (value === null || typeof value === "boolean") return null;
+  if (depth > MAX_JSON_DEPTH) return `${at(path)}nests deeper than ${MAX_JSON_DEPTH} levels`;
   if (Array.isArray(value)) {
-    for (const item of value) {
-      const problem = jsonProblem(item, depth + 1);
+    for (const [index, item] of value.entries()) {
+      const problem = jsonProblem(item, depth + 1, `${path}[${index}]`);
       if (problem) return problem;
     }
     return null;
   }
   if (typeof value === "object") {
-    for (const [key, item] of Object.entries(value as object)) {
-      if (key.includes("\u0000")) return "holds a key with a NUL character (U+0000)";
-      const problem = jsonProblem(item, depth + 1);
+    for (const [key, item] of Object.entries(value)) {
+      const keyProblem = stringProblem(key, path, "a key");
+      if (keyProblem) return keyProblem;
+      const problem = jsonProblem(item, depth + 1, `${path}.${key.length > 40 ? key.slice(0, 40) + "…" : key}`);
       if (problem) return problem;
     }
     return null;
   }
-  return "is not JSON";
+  return `${at(path)}is not JSON`;
+}
+
+function stringProblem(value: string, path: string, what: string): string | null {
+  const problem = textProblem(value);
+  return problem ? `${at(path)}holds ${what} that ${problem}` : null;
+}
+
+function at(path: string): string {
+  return path === "" ? "" : `at ${path.startsWith(".") ? path.slice(1) : path}: `;
 }

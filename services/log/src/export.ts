@@ -1,5 +1,7 @@
 import { exportEndLine, exportEntryLine, exportHeaderLine } from "@annals/chain";
 import type { Queryable } from "@annals/db";
+import { Code, type ConnectError } from "@connectrpc/connect";
+import { rpcError } from "@annals/runtime";
 import { storedEntry } from "./entry-mapping.js";
 import { chainAnchor } from "./verify.js";
 import { entriesInRange, type HeadRow } from "./store.js";
@@ -18,6 +20,7 @@ export async function* exportLines(db: Queryable, head: HeadRow, fromSeq: bigint
   let count = 0n;
   let last = anchor;
   for await (const row of entriesInRange(db, head.log_id, anchor.seq + 1n, toSeq)) {
+    if (row.seq !== last.seq + 1n) throw entriesMissing(head.log_id, last.seq + 1n, row.seq - 1n);
     const redaction = row.redacted_by_seq === null ? null : { redactionSeq: row.redacted_by_seq, reason: row.redaction_reason ?? "" };
     chunk += exportEntryLine({ ...storedEntry(chainLogId, row), redaction });
     count += 1n;
@@ -27,5 +30,16 @@ export async function* exportLines(db: Queryable, head: HeadRow, fromSeq: bigint
       chunk = "";
     }
   }
+  // Rows deleted at the end leave a chain that verifies on its own: the head says how far it must go.
+  if (last.seq < toSeq) throw entriesMissing(head.log_id, last.seq + 1n, toSeq);
   yield Buffer.from(chunk + exportEndLine(count, last), "utf8");
+}
+
+/** DATA_LOSS: stored entries are missing from a range the head says exists (Verify lists them too). */
+function entriesMissing(logId: string, from: bigint, to: bigint): ConnectError {
+  const which = from === to ? `entry ${from} is` : `entries ${from}..${to} are`;
+  return rpcError(Code.DataLoss, `log "${logId}": ${which} missing from the database; the export stops here (run Verify)`, {
+    reason: "ENTRIES_MISSING",
+    metadata: { log: logId, first_missing_seq: String(from), last_missing_seq: String(to) },
+  });
 }

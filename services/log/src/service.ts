@@ -5,24 +5,29 @@ import { logV1 } from "@annals/proto";
 import {
   ADMIN_ROLE,
   callPrincipal,
+  decodePageToken,
   defineService,
+  encodePageToken,
   grantsLog,
   invalidArgument,
+  isAllowed,
   notFound,
+  pagePositionInteger,
   requireLogAccess,
+  resourceExhausted,
+  type Principal,
   type ServiceRegistration,
 } from "@annals/runtime";
 import type { AppendBatcher } from "./append-batcher.js";
 import type { AppendNotifier } from "./append-notifier.js";
 import type { AppendedEntry } from "./append-plan.js";
-import { checkLogId, prepareEntry, type LogLimits, type PreparedEntry } from "./entry-input.js";
+import { checkLocalLogId, checkLogId, payloadProblem, prepareEntry, type LogLimits, type PreparedEntry } from "./entry-input.js";
 import { OrderedAcks } from "./append-stream.js";
 import { appendResult, entryMessage, headMessage } from "./entry-mapping.js";
 import { exportLines } from "./export.js";
 import { seqCompacted, seqPastHead } from "./log-errors.js";
 import type { LogMetrics } from "./log-metrics.js";
 import { compactLog, redactEntry } from "./maintenance.js";
-import { decodePageToken, encodePageToken } from "./page-token.js";
 import { appendReplicated } from "./replicate.js";
 import * as store from "./store.js";
 import { subscription } from "./subscription.js";
@@ -34,6 +39,8 @@ import { verifyRange } from "./verify.js";
 export const LOG_READ = "log.read";
 export const LOG_WRITE = "log.write";
 export const LOG_REPLICATE = "log.replicate";
+/** Held by services that relay log streams to many clients (stream, federation): Subscribe is not capped per subject for them. */
+export const LOG_RELAY = "log.relay";
 
 /** What the handlers work with; built by the component. */
 export interface LogServiceDeps {
@@ -54,12 +61,20 @@ const APPEND_STREAM_WINDOW = 1024;
 /** The LogService registration: who may call what, and the handlers. */
 export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
   const { db, batcher, limits } = deps;
+  const subscriptionCaps = new SubscriptionCaps(limits.maxSubscriptionsPerSubject);
   /** Wakes local subscribers after a commit outside the batcher (Redact, AppendReplicated). */
   const announce = (logId: string) => deps.notifier.announce(logId);
 
   /** Validates the log id and the caller's grant for it. */
   function logFor(context: HandlerContext, logId: string, field = "log_id"): string {
     checkLogId(logId, field);
+    requireLogAccess(callPrincipal(context), logId);
+    return logId;
+  }
+
+  /** logFor, for a log a client writes to: one it may create, not a federation mirror. */
+  function localLogFor(context: HandlerContext, logId: string, field = "log_id"): string {
+    checkLocalLogId(logId, field);
     requireLogAccess(callPrincipal(context), logId);
     return logId;
   }
@@ -98,7 +113,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
     },
     impl: {
       async createLog(request, context) {
-        const { head, created } = await store.createLog(db, logFor(context, request.logId));
+        const { head, created } = await store.createLog(db, localLogFor(context, request.logId));
         return { head: headMessage(head), created };
       },
 
@@ -108,24 +123,25 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
 
       async listLogs(request, context) {
         const size = pageSize(request.pageSize);
-        const after = request.pageToken ? String(decodePageToken("page_token", "logs", request.pageToken)[0]) : "";
+        const scope = [request.prefix];
+        const after = request.pageToken ? decodePageToken("page_token", "logs", scope, request.pageToken)[0]! : "";
         const principal = callPrincipal(context);
         const heads = await store.listHeads(db, request.prefix, after, size);
         const visible = heads.filter((head) => grantsLog(principal, head.log_id));
         return {
           logs: visible.map(headMessage),
-          nextPageToken: heads.length === size ? encodePageToken("logs", [heads.at(-1)!.log_id]) : "",
+          nextPageToken: heads.length === size ? encodePageToken("logs", scope, [heads.at(-1)!.log_id]) : "",
         };
       },
 
       async append(request, context) {
-        const logId = logFor(context, request.logId);
+        const logId = localLogFor(context, request.logId);
         const [result] = await append(logId, [prepareEntry(request.entry, limits, "entry")]);
         return { result: appendResult(result!) };
       },
 
       async appendBatch(request, context) {
-        const logId = logFor(context, request.logId);
+        const logId = localLogFor(context, request.logId);
         if (request.entries.length === 0) throw invalidArgument("entries", "must hold at least one entry");
         if (request.entries.length > limits.maxBatchEntries) {
           throw invalidArgument("entries", `holds ${request.entries.length} entries; the limit is ${limits.maxBatchEntries}`, {
@@ -143,9 +159,12 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
           for await (const request of requests) {
             const field = `message[${index++}]`;
             await acks.room();
+            // The first refused entry ends the stream; what arrives after it
+            // is not appended (the proto says how a client resends by req_id).
+            if (acks.failed) return;
             acks.push(
               (async () => {
-                const logId = logFor(context, request.logId, `${field}.log_id`);
+                const logId = localLogFor(context, request.logId, `${field}.log_id`);
                 const [appended] = await append(logId, [prepareEntry(request.entry, limits, `${field}.entry`)]);
                 return appended!;
               })(),
@@ -165,7 +184,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
         const head = await existingHead(logId);
         const backward = request.direction === logV1.ReadDirection.BACKWARD;
         const listing = backward ? "read-backward" : "read-forward";
-        const token = request.pageToken ? BigInt(decodePageToken("page_token", listing, request.pageToken)[0]!) : null;
+        const token = request.pageToken ? pagePositionInteger("page_token", decodePageToken("page_token", listing, [logId], request.pageToken)[0]!) : null;
         const first = head.checkpoint_seq + 1n;
         let from = token ?? request.fromSeq;
         if (from === 0n) from = backward ? head.last_seq : first;
@@ -176,8 +195,8 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
         const last = rows.at(-1);
         let nextPageToken = "";
         if (last && rows.length === size) {
-          if (!backward) nextPageToken = encodePageToken(listing, [String(last.seq + 1n)]);
-          else if (last.seq > first) nextPageToken = encodePageToken(listing, [String(last.seq - 1n)]);
+          if (!backward) nextPageToken = encodePageToken(listing, [logId], [String(last.seq + 1n)]);
+          else if (last.seq > first) nextPageToken = encodePageToken(listing, [logId], [String(last.seq - 1n)]);
         }
         return { entries: rows.map((row) => entryMessage(logId, row)), nextPageToken, head: headMessage(head) };
       },
@@ -217,11 +236,12 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
         const logId = logFor(context, request.logId);
         const size = pageSize(request.pageSize);
         await existingHead(logId);
-        const after = request.pageToken ? BigInt(decodePageToken("page_token", "source", request.pageToken)[0]!) : 0n;
+        const scope = [logId, request.sourceId];
+        const after = request.pageToken ? pagePositionInteger("page_token", decodePageToken("page_token", "source", scope, request.pageToken)[0]!) : 0n;
         const rows = await store.listBySource(db, logId, request.sourceId, after, size);
         return {
           entries: rows.map((row) => entryMessage(logId, row)),
-          nextPageToken: rows.length === size ? encodePageToken("source", [String(rows.at(-1)!.seq)]) : "",
+          nextPageToken: rows.length === size ? encodePageToken("source", scope, [String(rows.at(-1)!.seq)]) : "",
         };
       },
 
@@ -237,19 +257,23 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
           const { from, to } = range.value;
           if (!Number.isFinite(from) || !Number.isFinite(to)) throw invalidArgument("sim_time", "bounds must be finite numbers");
           if (from > to) throw invalidArgument("sim_time", `from (${from}) is after to (${to})`);
-          const position = request.pageToken ? decodePageToken("page_token", "sim-time", request.pageToken) : null;
-          const after = position ? { time: Number(position[0]), seq: BigInt(position[1]!) } : null;
+          const scope = [logId, from, to];
+          const position = request.pageToken ? decodePageToken("page_token", "sim-time", scope, request.pageToken, 2) : null;
+          const after = position ? { time: pageTime(position[0]!), seq: pagePositionInteger("page_token", position[1]!) } : null;
           rows = await store.listBySimTime(db, logId, { from, to }, after, size);
           const last = rows.at(-1);
-          if (last && rows.length === size) nextPageToken = encodePageToken("sim-time", [last.sim_time!, String(last.seq)]);
+          if (last && rows.length === size) nextPageToken = encodePageToken("sim-time", scope, [last.sim_time!, String(last.seq)]);
         } else {
           const { fromUs, toUs } = range.value;
           if (fromUs > toUs) throw invalidArgument("wall_time", `from_us (${fromUs}) is after to_us (${toUs})`);
-          const position = request.pageToken ? decodePageToken("page_token", "wall-time", request.pageToken) : null;
-          const after = position ? { time: BigInt(position[0]!), seq: BigInt(position[1]!) } : null;
+          const scope = [logId, fromUs, toUs];
+          const position = request.pageToken ? decodePageToken("page_token", "wall-time", scope, request.pageToken, 2) : null;
+          const after = position
+            ? { time: pagePositionInteger("page_token", position[0]!, { signed: true }), seq: pagePositionInteger("page_token", position[1]!) }
+            : null;
           rows = await store.listByWallTime(db, logId, { fromUs, toUs }, after, size);
           const last = rows.at(-1);
-          if (last && rows.length === size) nextPageToken = encodePageToken("wall-time", [String(last.wall_time_us), String(last.seq)]);
+          if (last && rows.length === size) nextPageToken = encodePageToken("wall-time", scope, [String(last.wall_time_us), String(last.seq)]);
         }
         return { entries: rows.map((row) => entryMessage(logId, row)), nextPageToken };
       },
@@ -271,7 +295,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
 
       async *subscribe(request, context) {
         const logId = logFor(context, request.logId);
-        if (request.fromSeq !== undefined && request.fromSeq < 1n) throw invalidArgument("from_seq", "must be 1 or more (omit it to start at the tail)");
+        if (request.fromSeq !== undefined && request.fromSeq < 0n) throw invalidArgument("from_seq", "must not be negative (0: the first stored entry; omit it to start at the tail)");
         if (request.kinds.length > MAX_PATTERNS) throw invalidArgument("kinds", `holds more than ${MAX_PATTERNS} patterns`);
         request.kinds.forEach((pattern, index) => {
           const problem = patternProblem(pattern);
@@ -279,6 +303,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
         });
         const heartbeatMs = request.heartbeatIntervalMs === 0 ? 15_000 : request.heartbeatIntervalMs;
         if (heartbeatMs < 1000 || heartbeatMs > 300_000) throw invalidArgument("heartbeat_interval_ms", "must be 0 (15000) or from 1000 to 300000");
+        const release = subscriptionCaps.open(callPrincipal(context));
         deps.metrics.subscriberOpened();
         try {
           yield* subscription({
@@ -292,6 +317,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
           });
         } finally {
           deps.metrics.subscriberClosed();
+          release();
         }
       },
 
@@ -350,6 +376,8 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
         request.entries.forEach((entry, index) => {
           if (entry.logId !== request.entries[0]!.logId) throw invalidArgument(`entries[${index}].log_id`, "differs from the first entry's");
           if (entry.payload === undefined && !entry.redaction) throw invalidArgument(`entries[${index}].payload`, "is required unless the entry is redacted");
+          const problem = entry.payload === undefined ? null : payloadProblem(entry.payload);
+          if (problem) throw invalidArgument(`entries[${index}].payload`, problem);
         });
         const anchor = request.anchorSeq > 0n ? { seq: request.anchorSeq, checksum: request.anchorChecksum } : null;
         const head = await appendReplicated(db, { logId, originNode: request.originNode, entries: request.entries, anchor }, announce);
@@ -357,6 +385,46 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
       },
     },
   });
+}
+
+/** Open Subscribe streams per token subject, capped unless the caller relays for others. */
+class SubscriptionCaps {
+  private readonly open_ = new Map<string, number>();
+
+  constructor(private readonly maxPerSubject: number) {}
+
+  /** Counts a new stream of this caller, or refuses it; returns the function that ends it. */
+  open(principal: Principal): () => void {
+    if (isAllowed(principal, LOG_RELAY)) return () => {};
+    const subject = principal.subject;
+    const count = this.open_.get(subject) ?? 0;
+    if (count >= this.maxPerSubject) {
+      throw resourceExhausted(
+        `subject "${subject}" has ${count} Subscribe streams open; the limit is ${this.maxPerSubject} (close one, or retry later)`,
+        { reason: "SUBSCRIPTION_LIMIT_PER_SUBJECT", metadata: { limit: String(this.maxPerSubject) } },
+        SUBSCRIPTION_RETRY_MS,
+      );
+    }
+    this.open_.set(subject, count + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.open_.get(subject) ?? 1) - 1;
+      if (left === 0) this.open_.delete(subject);
+      else this.open_.set(subject, left);
+    };
+  }
+}
+
+/** How long a capped subscriber is told to wait before trying again. */
+const SUBSCRIPTION_RETRY_MS = 1000;
+
+/** A sim_time position of a page token: a finite number. */
+function pageTime(value: string): number {
+  const time = Number(value);
+  if (value === "" || !Number.isFinite(time)) throw invalidArgument("page_token", "is not a page token of this listing (pass next_page_token unchanged, with the same request)");
+  return time;
 }
 
 function pageSize(requested: number): number {

@@ -186,7 +186,8 @@ describe("Subscribe", () => {
   test("bad requests and missing rights are refused before anything is sent", async () => {
     const cases: [SubscribeInit, Code, RegExp][] = [
       [{ logId: "", fromSeq: 1n }, Code.InvalidArgument, /log_id/],
-      [{ logId: "x", fromSeq: 0n }, Code.InvalidArgument, /from_seq: must be 1 or more/],
+      [{ logId: "x", fromSeq: -1n }, Code.InvalidArgument, /from_seq: must not be negative/],
+      [{ logId: "x", fromSeq: 2n }, Code.OutOfRange, /from_seq 2 is past the head of log "x" \(last seq 0\)/],
       [{ logId: "x", kinds: ["a..b"] }, Code.InvalidArgument, /kinds\[0\]/],
       [{ logId: "x", kinds: ["ok.*", "a.>.b"] }, Code.InvalidArgument, /kinds\[1\]/],
       [{ logId: "x", kinds: ["a.*x"] }, Code.InvalidArgument, /kinds\[0\]/],

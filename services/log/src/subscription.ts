@@ -3,7 +3,7 @@ import type { Database } from "@annals/db";
 import { logV1 } from "@annals/proto";
 import type { AppendNotifier } from "./append-notifier.js";
 import { entryMessage } from "./entry-mapping.js";
-import { seqCompacted } from "./log-errors.js";
+import { seqCompacted, seqPastHead } from "./log-errors.js";
 import { getHead, readForward } from "./store.js";
 import type { KindFilter } from "@annals/topics";
 
@@ -14,7 +14,7 @@ export interface SubscriptionOptions {
   db: Database;
   notifier: AppendNotifier;
   logId: string;
-  /** undefined: start after the current head (the tail). */
+  /** undefined: start after the current head (the tail); 0: at the first stored entry. */
   fromSeq: bigint | undefined;
   filter: KindFilter;
   heartbeatMs: number;
@@ -32,12 +32,15 @@ export interface SubscriptionOptions {
 export async function* subscription(options: SubscriptionOptions): AsyncGenerator<logV1.SubscribeResponse> {
   const { db, notifier, logId, filter, signal } = options;
   const head = await getHead(db, logId);
+  const lastSeq = head?.last_seq ?? 0n;
   let cursor: bigint;
   if (options.fromSeq === undefined) {
-    cursor = (head?.last_seq ?? 0n) + 1n;
+    cursor = lastSeq + 1n;
   } else {
-    cursor = options.fromSeq;
+    cursor = options.fromSeq === 0n ? (head?.checkpoint_seq ?? 0n) + 1n : options.fromSeq;
     if (head) refuseCompacted(logId, cursor, head.checkpoint_seq);
+    // A position past the head would silently skip the entries up to it once they are written.
+    if (cursor > lastSeq + 1n) throw seqPastHead(logId, "from_seq", cursor, lastSeq);
   }
   let caughtUp = false;
   while (!signal.aborted) {

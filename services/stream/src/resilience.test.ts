@@ -42,7 +42,7 @@ before(async () => {
     components: async () => [
       await createStreamComponent({
         logUrl: `http://127.0.0.1:${logPort}`,
-        logToken: await signDevToken({ secret: TEST_SECRET, subject: "stream-service", roles: ["log.read", "log.write"] }),
+        logToken: await signDevToken({ secret: TEST_SECRET, subject: "stream-service", roles: ["log.read", "log.write", "log.relay"] }),
         auth: config.auth,
         settings: { ...DEFAULT_STREAM_SETTINGS, keepaliveMs: 200 },
         logLevel: "error",

@@ -38,7 +38,7 @@ export async function startStreamHarness(label: string, settings: Partial<HubSet
   const db = await database.open();
   const config = testServerConfig(TEST_SECRET);
   let grpcPort = 0;
-  const internal = await signDevToken({ secret: TEST_SECRET, subject: "stream-service", roles: ["log.read", "log.write"] });
+  const internal = await signDevToken({ secret: TEST_SECRET, subject: "stream-service", roles: ["log.read", "log.write", "log.relay"] });
   const server = await serveComponents({
     name: `test-${label}`,
     server: config,
