@@ -5,7 +5,7 @@ import { signCheckpoint } from "./checkpoint.js";
 import { createForkEvidence, formatForkEvidence, parseForkEvidence, verifyForkEvidence } from "./fork-evidence.js";
 import { emptyRoot } from "./merkle-hash.js";
 import { createNoteSigner } from "./signed-note.js";
-import { createTestLog, testLeaves } from "./test-log.js";
+import { createTestLog, testLeaves } from "./log-fixture.js";
 import { consistencyProof } from "./tile-proofs.js";
 import { ed25519PrivateKeyFromSeed } from "./verifier-key.js";
 

@@ -10,7 +10,7 @@ import { leafHash } from "./merkle-hash.js";
 import { verifyConsistency, verifyInclusion } from "./merkle-proof.js";
 import { decodeRightEdge, rightEdgeRoot } from "./right-edge.js";
 import { addNoteSignatures, createNoteSigner, verifyNote } from "./signed-note.js";
-import { createTestLog } from "./test-log.js";
+import { createTestLog } from "./log-fixture.js";
 import { consistencyProof, inclusionProof, treeRoot } from "./tile-proofs.js";
 import { parseTilePath, tilePath, treeTiles } from "./tiles.js";
 import { verifyTlogProof } from "./tlog-proof.js";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { cosignatureSigner, createCosigner } from "./cosignature.js";
 import { addNoteSignatures, createNoteSigner, signNote } from "./signed-note.js";
-import { createTestLog, testLeaves } from "./test-log.js";
+import { createTestLog, testLeaves } from "./log-fixture.js";
 import { inclusionProof } from "./tile-proofs.js";
 import { MAX_PROOF_HASHES, formatTlogProof, parseTlogProof, verifyTlogProof } from "./tlog-proof.js";
 import { ed25519PrivateKeyFromSeed } from "./verifier-key.js";

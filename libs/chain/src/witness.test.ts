@@ -4,7 +4,7 @@ import { toBase64 } from "./bytes.js";
 import { parseCheckpointNote, signCheckpoint } from "./checkpoint.js";
 import { emptyRoot } from "./merkle-hash.js";
 import { createNoteSigner } from "./signed-note.js";
-import { createTestLog, testLeaves } from "./test-log.js";
+import { createTestLog, testLeaves } from "./log-fixture.js";
 import { consistencyProof } from "./tile-proofs.js";
 import { ed25519PrivateKeyFromSeed } from "./verifier-key.js";
 import {
