@@ -1,8 +1,8 @@
 // C2SP tlog-checkpoint: the note text `<origin>\n<size>\n<base64 root>\n`
 // followed by optional extension lines, signed as a signed note; and the
 // annals rule that names a log's origin.
-import { bytesEqual, fromBase64, parseDecimal, toBase64 } from "./bytes.js";
-import { HASH_SIZE, MAX_TREE_SIZE, checkHash, checkTreeSize } from "./merkle-hash.js";
+import { bytesEqual, parseDecimal, toBase64 } from "./bytes.js";
+import { MAX_TREE_SIZE, checkHash, checkTreeSize, hashFromBase64 } from "./merkle-hash.js";
 import { parseNote, signNote, verifyNote, type NoteSigner, type VerifiedSignature } from "./signed-note.js";
 import { CheckpointError } from "./tlog-error.js";
 import { keyNameProblem, type VerifierKey } from "./verifier-key.js";
@@ -45,8 +45,8 @@ export function parseCheckpoint(text: string): Checkpoint {
   const [origin, sizeText, rootText, ...extensions] = lines as [string, string, string, ...string[]];
   const size = parseDecimal(sizeText, MAX_TREE_SIZE);
   if (size === null) throw new CheckpointError("malformed", `checkpoint size must be a decimal from 0 to 2^63-1 without leading zeros (got ${JSON.stringify(sizeText.slice(0, 30))})`);
-  const rootHash = fromBase64(rootText);
-  if (rootHash === null || rootHash.length !== HASH_SIZE) throw new CheckpointError("malformed", "checkpoint root hash must be the canonical base64 of 32 bytes");
+  const rootHash = hashFromBase64(rootText);
+  if (rootHash === null) throw new CheckpointError("malformed", "checkpoint root hash must be the canonical base64 of 32 bytes");
   return { origin, size, rootHash, extensions };
 }
 

@@ -14,9 +14,9 @@
 // has an honest verifier take from the old checkpoint instead), so that the
 // path alone derives both roots. Why a verdict of "proves misbehaviour" is
 // sound is in docs/merkle.md, "Fork evidence".
-import { bytesEqual, fromBase64, toBase64, toHex } from "./bytes.js";
+import { bytesEqual, toBase64, toHex } from "./bytes.js";
 import { openCheckpoint, parseCheckpointNote, type Checkpoint } from "./checkpoint.js";
-import { HASH_SIZE, checkHash, emptyRoot, isPowerOfTwo } from "./merkle-hash.js";
+import { checkHash, emptyRoot, hashFromBase64, isPowerOfTwo } from "./merkle-hash.js";
 import { consistencyProofRoots } from "./merkle-proof.js";
 import { ForkEvidenceError } from "./tlog-error.js";
 import type { VerifierKey } from "./verifier-key.js";
@@ -65,8 +65,8 @@ export function parseForkEvidence(text: string): ForkEvidence {
   const path: Uint8Array[] = [];
   for (let line = lines.shift(); line !== ""; line = lines.shift()) {
     if (line === undefined) throw malformed("the path must be followed by an empty line");
-    const hash = fromBase64(line);
-    if (hash === null || hash.length !== HASH_SIZE) throw malformed(`path line ${path.length + 1} must be the canonical base64 of a 32-byte hash`);
+    const hash = hashFromBase64(line);
+    if (hash === null) throw malformed(`path line ${path.length + 1} must be the canonical base64 of a 32-byte hash`);
     if (path.push(hash) > MAX_PATH_LINES) throw malformed(`a path has at most ${MAX_PATH_LINES} hashes`);
   }
   // A checkpoint's text has no empty line, so the first note ends at the empty line after its signature lines.

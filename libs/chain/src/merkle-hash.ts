@@ -3,6 +3,7 @@
 // and an interior node with 0x01, so that no leaf can pass for a node (second
 // preimage resistance, RFC 9162 §2.1.1).
 import * as crypto from "node:crypto";
+import { fromBase64 } from "./bytes.js";
 import { ProofError } from "./tlog-error.js";
 
 /** Bytes of a SHA-256 hash: every leaf hash, node hash and root. */
@@ -71,4 +72,10 @@ export function checkHash(value: Uint8Array, what: string): void {
   if (!(value instanceof Uint8Array) || value.length !== HASH_SIZE) {
     throw new ProofError("malformed", `${what} must be a ${HASH_SIZE}-byte hash`);
   }
+}
+
+/** A 32-byte hash from its canonical base64 (a proof line, a checkpoint's root), or null. */
+export function hashFromBase64(text: string): Uint8Array | null {
+  const hash = fromBase64(text);
+  return hash !== null && hash.length === HASH_SIZE ? hash : null;
 }

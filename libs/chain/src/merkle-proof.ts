@@ -18,28 +18,35 @@ export function rootFromInclusionProof(leafHash: Uint8Array, index: bigint, size
   proof.forEach((hash, i) => checkHash(hash, `inclusion proof hash ${i}`));
   // 1. An index must be inside the tree.
   if (index >= size) throw new ProofError("out-of-range", `leaf index ${index} is not below the tree size ${size}`);
-  // 2–3.
-  let fn = index;
-  let sn = size - 1n;
+  // 2–4, and 5's check that every level of the tree was consumed.
   let r = leafHash;
-  // 4.
-  for (const p of proof) {
-    if (sn === 0n) throw new ProofError("malformed", `inclusion proof is longer than a tree of size ${size} needs`);
-    if ((fn & 1n) === 1n || fn === sn) {
-      r = nodeHash(p, r);
+  walkPath(index, size - 1n, proof, `inclusion proof for a tree of size ${size}`, (p, isLeft) => {
+    r = isLeft ? nodeHash(p, r) : nodeHash(r, p);
+  });
+  return r;
+}
+
+/**
+ * The loop the two RFC 9162 verifications share (§2.1.3.2 step 4, §2.1.4.2
+ * step 6): for each hash, whether it is a left sibling ("LSB(fn) is set, or
+ * fn is equal to sn") or a right one, shifting fn and sn as the RFC says;
+ * afterwards sn must be 0 (every level consumed).
+ */
+function walkPath(fn: bigint, sn: bigint, hashes: readonly Uint8Array[], what: string, fold: (hash: Uint8Array, isLeft: boolean) => void): void {
+  for (const hash of hashes) {
+    if (sn === 0n) throw new ProofError("malformed", `${what} is longer than needed`);
+    const isLeft = (fn & 1n) === 1n || fn === sn;
+    fold(hash, isLeft);
+    if (isLeft) {
       while ((fn & 1n) === 0n && fn !== 0n) {
         fn >>= 1n;
         sn >>= 1n;
       }
-    } else {
-      r = nodeHash(r, p);
     }
     fn >>= 1n;
     sn >>= 1n;
   }
-  // 5. (first half) every level of the tree was consumed.
-  if (sn !== 0n) throw new ProofError("malformed", `inclusion proof is shorter than a tree of size ${size} needs`);
-  return r;
+  if (sn !== 0n) throw new ProofError("malformed", `${what} is shorter than needed`);
 }
 
 /** Throws ProofError unless `proof` proves that `leafHash` is leaf `index` of the tree of `size` leaves with root `root`. */
@@ -91,24 +98,11 @@ export function consistencyProofRoots(m: bigint, n: bigint, path: readonly Uint8
   // 5.
   let fr = seed;
   let sr = seed;
-  // 6.
-  for (const c of rest) {
-    if (sn === 0n) throw new ProofError("malformed", `consistency proof from ${m} to ${n} is longer than needed`);
-    if ((fn & 1n) === 1n || fn === sn) {
-      fr = nodeHash(c, fr);
-      sr = nodeHash(c, sr);
-      while ((fn & 1n) === 0n && fn !== 0n) {
-        fn >>= 1n;
-        sn >>= 1n;
-      }
-    } else {
-      sr = nodeHash(sr, c);
-    }
-    fn >>= 1n;
-    sn >>= 1n;
-  }
-  // 7. (first part) every level of the new tree was consumed.
-  if (sn !== 0n) throw new ProofError("malformed", `consistency proof from ${m} to ${n} is shorter than needed`);
+  // 6, and 7's check that sn is 0.
+  walkPath(fn, sn, rest, `consistency proof from ${m} to ${n}`, (c, isLeft) => {
+    if (isLeft) fr = nodeHash(c, fr);
+    sr = isLeft ? nodeHash(c, sr) : nodeHash(sr, c);
+  });
   return { oldRoot: fr, newRoot: sr };
 }
 

@@ -12,7 +12,7 @@
 // For annals the leaf is the 32 raw bytes of the entry's chain checksum.
 import { fromBase64, parseDecimal, toBase64 } from "./bytes.js";
 import { openCheckpoint, parseCheckpointNote, type Checkpoint } from "./checkpoint.js";
-import { HASH_SIZE, MAX_TREE_SIZE, checkHash, checkTreeSize, leafHash } from "./merkle-hash.js";
+import { MAX_TREE_SIZE, checkHash, checkTreeSize, hashFromBase64, leafHash } from "./merkle-hash.js";
 import { verifyInclusion } from "./merkle-proof.js";
 import { checkNoteSignatures, type VerifiedSignature } from "./signed-note.js";
 import { TlogError, TlogProofError } from "./tlog-error.js";
@@ -81,8 +81,8 @@ export function parseTlogProof(text: string): TlogProof {
   if (index === null) throw malformed("the line after the header (and extra) must be index <decimal from 0 to 2^63-1, no leading zeros>");
   if (lines.length > MAX_PROOF_HASHES) throw malformed(`an inclusion proof has at most ${MAX_PROOF_HASHES} hashes`);
   const hashes = lines.map((line, i) => {
-    const hash = fromBase64(line);
-    if (hash === null || hash.length !== HASH_SIZE) throw malformed(`proof line ${i + 1} must be the canonical base64 of a 32-byte hash`);
+    const hash = hashFromBase64(line);
+    if (hash === null) throw malformed(`proof line ${i + 1} must be the canonical base64 of a 32-byte hash`);
     return hash;
   });
   checkCheckpointNote(checkpoint);

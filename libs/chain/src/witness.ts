@@ -9,9 +9,9 @@
 // stored for the origin. The caller does the HTTP, and must read the stored
 // checkpoint and write the new one atomically (e.g. SELECT … FOR UPDATE),
 // or two requests can roll the witness back (tlog-witness, add-checkpoint).
-import { bytesEqual, fromBase64, parseDecimal, toBase64 } from "./bytes.js";
+import { bytesEqual, parseDecimal, toBase64 } from "./bytes.js";
 import { parseCheckpointNote, type Checkpoint } from "./checkpoint.js";
-import { HASH_SIZE, MAX_TREE_SIZE, checkHash, checkTreeSize, emptyRoot } from "./merkle-hash.js";
+import { MAX_TREE_SIZE, checkHash, checkTreeSize, emptyRoot, hashFromBase64 } from "./merkle-hash.js";
 import { verifyConsistency } from "./merkle-proof.js";
 import { verifyNote, type VerifiedSignature } from "./signed-note.js";
 import { TlogError, WitnessRequestError } from "./tlog-error.js";
@@ -60,8 +60,8 @@ export function parseAddCheckpointRequest(body: string): AddCheckpointRequest {
   if (oldSize === null) throw malformed("the first line must be old <decimal size, no leading zeros>");
   if (lines.length > MAX_WITNESS_PROOF_LINES) throw malformed(`at most ${MAX_WITNESS_PROOF_LINES} consistency proof lines`);
   const proof = lines.map((line, i) => {
-    const hash = fromBase64(line);
-    if (hash === null || hash.length !== HASH_SIZE) throw malformed(`proof line ${i + 1} must be the canonical base64 of a 32-byte hash`);
+    const hash = hashFromBase64(line);
+    if (hash === null) throw malformed(`proof line ${i + 1} must be the canonical base64 of a 32-byte hash`);
     return hash;
   });
   let checkpoint: Checkpoint;
