@@ -52,7 +52,7 @@ test("a cosignature added to a log's note verifies with the witness key and is i
 });
 
 test("timestamps outside 0 to 2^63-1 are refused", () => {
-  assert.throws(() => cosigner.sign(checkpointText, MAX_COSIGNATURE_TIMESTAMP + 1n), { name: "NoteError" });
+  assert.throws(() => cosigner.sign(checkpointText, MAX_COSIGNATURE_TIMESTAMP + 1n), { name: "NoteError", reason: "malformed" });
   assert.throws(() => cosignatureSigner(cosigner, -1n), { name: "NoteError" });
   assert.equal(verifyCosignature(cosigner.key, checkpointText, cosigner.sign(checkpointText, MAX_COSIGNATURE_TIMESTAMP)), MAX_COSIGNATURE_TIMESTAMP);
 });

@@ -19,7 +19,7 @@ const TIMESTAMPED_SIGNATURE_SIZE = 8 + 64;
 
 function checkTimestamp(timestamp: bigint): void {
   if (typeof timestamp !== "bigint" || timestamp < 0n || timestamp > MAX_COSIGNATURE_TIMESTAMP) {
-    throw new NoteError("bad-key", `a cosignature timestamp is 0 to 2^63-1 POSIX seconds (got ${String(timestamp)})`);
+    throw new NoteError("malformed", `a cosignature timestamp is 0 to 2^63-1 POSIX seconds (got ${String(timestamp)})`);
   }
 }
 

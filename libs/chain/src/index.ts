@@ -54,6 +54,7 @@ export {
   checkNoteSignatures,
   createNoteSigner,
   formatNote,
+  formatSignatureLine,
   noteTextProblem,
   parseNote,
   signNote,
@@ -82,6 +83,7 @@ export {
   formatAddCheckpointRequest,
   formatConflictBody,
   parseAddCheckpointRequest,
+  witnessResponse,
 } from "./witness.js";
 export type { AddCheckpointRequest, WitnessDecision, WitnessState } from "./witness.js";
 export { FORK_EVIDENCE_HEADER, createForkEvidence, formatForkEvidence, parseForkEvidence, verifyForkEvidence } from "./fork-evidence.js";

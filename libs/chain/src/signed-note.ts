@@ -70,7 +70,8 @@ export function noteTextProblem(text: string): string | null {
   return null;
 }
 
-function signatureLine(signature: NoteSignature): string {
+/** One signature line, `— <name> <base64(key ID ‖ signature)>` and its newline. */
+export function formatSignatureLine(signature: NoteSignature): string {
   const id = new Uint8Array(4);
   new DataView(id.buffer).setUint32(0, signature.keyId);
   return `${SIGNATURE_PREFIX}${signature.name} ${toBase64(concatBytes(id, signature.signature))}\n`;
@@ -81,7 +82,7 @@ export function formatNote(note: Note): string {
   const problem = noteTextProblem(note.text);
   if (problem) throw malformed(`note text ${problem}`);
   if (note.signatures.length === 0) throw malformed("a signed note has at least one signature");
-  return `${note.text}\n${note.signatures.map(signatureLine).join("")}`;
+  return `${note.text}\n${note.signatures.map(formatSignatureLine).join("")}`;
 }
 
 /**

@@ -28,7 +28,8 @@ export class TileError extends TlogError<TileErrorReason> {
 
 /**
  * Why a note or a verifier key was refused (signed-note.ts, verifier-key.ts).
- * `malformed`: not a signed note; `bad-key`: not a usable verifier key;
+ * `malformed`: not a signed note (or a signature that cannot be made, such as
+ * a cosignature timestamp out of range); `bad-key`: not a usable verifier key;
  * `unverified`: no signature from a known key; `bad-signature`: a known key's
  * signature does not verify (the whole note is rejected, as signed-note says
  * clients should).

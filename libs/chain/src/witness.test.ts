@@ -3,7 +3,8 @@ import { test } from "node:test";
 import { toBase64 } from "./bytes.js";
 import { parseCheckpointNote, signCheckpoint } from "./checkpoint.js";
 import { emptyRoot } from "./merkle-hash.js";
-import { createNoteSigner } from "./signed-note.js";
+import { createCosigner } from "./cosignature.js";
+import { createNoteSigner, verifyNote } from "./signed-note.js";
 import { createTestLog, testLeaves } from "./log-fixture.js";
 import { consistencyProof } from "./tile-proofs.js";
 import { ed25519PrivateKeyFromSeed } from "./verifier-key.js";
@@ -13,6 +14,7 @@ import {
   formatAddCheckpointRequest,
   formatConflictBody,
   parseAddCheckpointRequest,
+  witnessResponse,
   type WitnessState,
 } from "./witness.js";
 
@@ -54,6 +56,13 @@ test("a witness accepts the first checkpoint from 0, then consistent growth, and
   const first = decideAddCheckpoint(await request(0n, 50n), keys, null);
   assert.equal(first.status, 200);
   assert.equal(first.status === 200 && first.checkpoint.size, 50n);
+  // The 200 body is the cosignature line; appended to the checkpoint it verifies under the witness key.
+  const cosigner = createCosigner("acme.example/annals/eu-2", ed25519PrivateKeyFromSeed(new Uint8Array(32).fill(31)));
+  assert.ok(first.status === 200);
+  const body = witnessResponse(first, cosigner, 1_700_000_000n);
+  assert.match(body, /^\u2014 acme\.example\/annals\/eu-2 [A-Za-z0-9+/]+=*\n$/);
+  assert.equal(verifyNote((await log.checkpoint(50n)) + body, [cosigner.key]).verified[0]!.timestamp, 1_700_000_000n);
+  assert.throws(() => witnessResponse(first, cosigner, 0n), { name: "NoteError", message: /not be zero/ });
   assert.equal((decideAddCheckpoint(await request(50n, 120n), keys, await stateAt(50n))).status, 200);
   assert.equal((decideAddCheckpoint(await request(120n, 120n), keys, await stateAt(120n))).status, 200);
   const empty = signCheckpoint({ origin: log.origin, size: 0n, rootHash: emptyRoot(), extensions: [] }, [log.signer]);

@@ -13,8 +13,9 @@ import { bytesEqual, parseDecimal, toBase64 } from "./bytes.js";
 import { parseCheckpointNote, type Checkpoint } from "./checkpoint.js";
 import { MAX_TREE_SIZE, checkHash, checkTreeSize, emptyRoot, hashFromBase64 } from "./merkle-hash.js";
 import { verifyConsistency } from "./merkle-proof.js";
-import { verifyNote, type VerifiedSignature } from "./signed-note.js";
-import { TlogError, WitnessRequestError } from "./tlog-error.js";
+import type { Cosigner } from "./cosignature.js";
+import { formatSignatureLine, verifyNote, type VerifiedSignature } from "./signed-note.js";
+import { NoteError, TlogError, WitnessRequestError } from "./tlog-error.js";
 import type { VerifierKey } from "./verifier-key.js";
 
 /** The most consistency proof lines a client may send. */
@@ -85,6 +86,8 @@ export type WitnessDecision =
       /** Cosign (cosignature.ts), store `checkpoint` as the new state, answer 200 with the cosignature lines. */
       readonly status: 200;
       readonly checkpoint: Checkpoint;
+      /** The checkpoint's note text as received: what the cosignature signs (witnessResponse). */
+      readonly text: string;
       readonly signatures: readonly VerifiedSignature[];
     }
   | {
@@ -115,8 +118,9 @@ export function decideAddCheckpoint(request: AddCheckpointRequest, logKeys: read
   const { checkpoint } = request;
   if (logKeys.length === 0) return refuse(404, `unknown origin ${JSON.stringify(checkpoint.origin)}`);
   let signatures: readonly VerifiedSignature[];
+  let text: string;
   try {
-    signatures = verifyNote(request.note, logKeys).verified;
+    ({ verified: signatures, text } = verifyNote(request.note, logKeys));
   } catch (error) {
     return refuse(403, `checkpoint signature: ${(error as Error).message}`);
   }
@@ -133,7 +137,14 @@ export function decideAddCheckpoint(request: AddCheckpointRequest, logKeys: read
       return refuse(422, same && error instanceof TlogError && error.reason === "mismatch" ? "same size as the stored checkpoint, different root" : `consistency proof: ${(error as Error).message}`);
     }
   }
-  return { status: 200, checkpoint, signatures };
+  return { status: 200, checkpoint, text, signatures };
+}
+
+/** The body of a 200 answer: the witness's cosignature line on the accepted checkpoint, at `timestamp` (POSIX seconds, from the caller's clock, not 0). */
+export function witnessResponse(accepted: { readonly text: string }, cosigner: Cosigner, timestamp: bigint): string {
+  // tlog-witness: "the timestamp MUST NOT be zero".
+  if (timestamp === 0n) throw new NoteError("malformed", "a witness cosignature's timestamp must not be zero");
+  return formatSignatureLine({ name: cosigner.key.name, keyId: cosigner.key.keyId, signature: cosigner.sign(accepted.text, timestamp) });
 }
 
 /** The body of a 409 answer: the stored size and a newline. */
