@@ -6,7 +6,7 @@
 //
 // Environment:
 //   ANNALS_FUZZ_SEED         the seed (default 14); the same seed plans the same cases
-//   ANNALS_FUZZ_CASES        cases against the node (default 2600); the log service gets a quarter
+//   ANNALS_FUZZ_CASES        cases against the node (default 8000); the log service gets a quarter
 //   ANNALS_FUZZ_CONCURRENCY  calls in flight (default 6)
 //   ANNALS_FUZZ_BUDGET_MS    time allowed for sending cases, per process (default 75000); cases
 //                            left when it runs out are reported as not run
@@ -33,7 +33,7 @@ import { Wire } from "./fuzz/wire.js";
 
 const SECRET = "fuzz-suite-jwt-secret-of-at-least-32-bytes";
 const SEED = Number(process.env.ANNALS_FUZZ_SEED ?? 14) >>> 0;
-const NODE_CASES = Number(process.env.ANNALS_FUZZ_CASES ?? 2600);
+const NODE_CASES = Number(process.env.ANNALS_FUZZ_CASES ?? 8000);
 const CONCURRENCY = Math.max(1, Number(process.env.ANNALS_FUZZ_CONCURRENCY ?? 6));
 const BUDGET_MS = Number(process.env.ANNALS_FUZZ_BUDGET_MS ?? 75_000);
 const ONLY = process.env.ANNALS_FUZZ_ONLY ? new Set(process.env.ANNALS_FUZZ_ONLY.split(",").map(Number)) : undefined;

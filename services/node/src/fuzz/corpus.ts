@@ -43,6 +43,8 @@ export interface CasePlan {
   auth: AuthCase;
   /** Seed of the case's own random stream. */
   seed: number;
+  /** For the sweep cases: the input class to send, and its parameter (a nesting depth). */
+  sweep?: { inputClass: string; depth: number };
 }
 
 /** What one case sends. Bodies are already encoded (JSON text as UTF-8 for Connect JSON). */
@@ -80,6 +82,18 @@ export interface PlanOptions {
   sseSlots?: number;
 }
 
+const isStringField = (field: DescField) => field.scalar === ScalarType.STRING && field.fieldKind !== "map";
+const isEnumField = (field: DescField) => field.enum !== undefined && field.fieldKind !== "map";
+const isStructField = (field: DescField) => field.message?.typeName === "google.protobuf.Struct";
+const hasField = (rpc: DescMethod, accept: (field: DescField) => boolean) => fieldPaths(rpc.input, accept).length > 0;
+const hasRole = (rpc: DescMethod, ...roles: string[]) => hasField(rpc, (field) => roles.includes(fieldRole(field)));
+/** String fields, map keys and Structs all carry strings. */
+const carriesStrings = (rpc: DescMethod) => hasField(rpc, (field) => field.scalar === ScalarType.STRING || field.fieldKind === "map" || isStructField(field));
+const carriesNumbers = (rpc: DescMethod) => hasField(rpc, (field) => field.scalar !== undefined && field.scalar !== ScalarType.STRING && field.scalar !== ScalarType.BYTES && field.scalar !== ScalarType.BOOL);
+
+/** JSON nesting depths every payload-carrying method is sent (each level is 2–3 protobuf levels; protobuf-es and Python stop at 100). */
+const DEEP_JSON_SWEEP = [20, 30, 33, 40, 60, 61, 100, 200];
+
 /**
  * The cases in rounds: every round sends each method one case on each port
  * (and the SSE route a few), in a shuffled order, so a small case count still
@@ -87,12 +101,23 @@ export interface PlanOptions {
  */
 export function planCases(options: PlanOptions): CasePlan[] {
   const rng = new Random(options.seed).fork("plan");
+  const plans: CasePlan[] = [];
+  // First a sweep that random draws would cover only by luck: every method
+  // that stores a JSON payload gets it nested around the depths where readers
+  // start to fail (issue 14 §2), as Connect JSON and as grpc-js binary.
+  for (const rpc of options.methods.filter((method) => hasField(method, isStructField))) {
+    for (const depth of DEEP_JSON_SWEEP) {
+      for (const transport of ["connect-json", "grpc-js"] as const) {
+        if (plans.length >= options.cases) break;
+        plans.push({ index: plans.length, method: methodName(rpc), rpc, transport, auth: "admin", seed: rng.uint32(), sweep: { inputClass: "deep-json", depth } });
+      }
+    }
+  }
   const slots: Array<{ method: string; rpc: DescMethod | undefined; port: "grpc" | "http" }> = [];
   for (const rpc of options.methods) {
     for (const port of ["grpc", "http"] as const) slots.push({ method: methodName(rpc), rpc, port });
   }
   if (options.sse) for (let i = 0; i < (options.sseSlots ?? 6); i++) slots.push({ method: SSE_ROUTE, rpc: undefined, port: "http" });
-  const plans: CasePlan[] = [];
   while (plans.length < options.cases) {
     for (const slot of rng.shuffle(slots)) {
       if (plans.length >= options.cases) break;
@@ -130,6 +155,8 @@ type Encoding = "json" | "binary";
 
 interface ClassContext {
   rng: Random;
+  /** A sweep's nesting depth, instead of a random one. */
+  depth?: number;
   rpc: DescMethod;
   encoding: Encoding;
   transport: Transport;
@@ -225,14 +252,6 @@ function appendRecord(
   return bytesClass(context, name, (bytes) => concat(bytes, wrapInPath(path, record(path[path.length - 1]!))));
 }
 
-const isStringField = (field: DescField) => field.scalar === ScalarType.STRING && field.fieldKind !== "map";
-const isEnumField = (field: DescField) => field.enum !== undefined && field.fieldKind !== "map";
-const isStructField = (field: DescField) => field.message?.typeName === "google.protobuf.Struct";
-const hasField = (rpc: DescMethod, accept: (field: DescField) => boolean) => fieldPaths(rpc.input, accept).length > 0;
-const hasRole = (rpc: DescMethod, ...roles: string[]) => hasField(rpc, (field) => roles.includes(fieldRole(field)));
-/** String fields, map keys and Structs all carry strings. */
-const carriesStrings = (rpc: DescMethod) => hasField(rpc, (field) => field.scalar === ScalarType.STRING || field.fieldKind === "map" || isStructField(field));
-const carriesNumbers = (rpc: DescMethod) => hasField(rpc, (field) => field.scalar !== undefined && field.scalar !== ScalarType.STRING && field.scalar !== ScalarType.BYTES && field.scalar !== ScalarType.BOOL);
 
 function insertAt(value: string, insert: string, rng: Random): string {
   const at = rng.int(value.length + 1);
@@ -315,7 +334,7 @@ const messageClasses: InputClass[] = [
     weight: 2,
     fits: (transport, rpc) => anyMessageTransport(transport) && hasField(rpc, isStructField),
     build: (context) => {
-      const depth = context.rng.pick([20, 40, 50, 60, 61, 100, 200]);
+      const depth = context.depth ?? context.rng.pick(DEEP_JSON_SWEEP);
       return generated(context, `deep-json`, { struct: () => deepJson(depth, context.rng) });
     },
   },
@@ -562,6 +581,12 @@ export function buildRpcCase(plan: CasePlan, context: BuildContext): FuzzRequest
     generator: { rng, logIds: context.logIds, pageTokens: context.pageTokens.get(name) ?? [], serviceNames: context.serviceNames },
     foreignTokens: [...context.pageTokens].filter(([method]) => method !== name).flatMap(([, tokens]) => tokens),
   };
+  if (plan.sweep) {
+    const swept = rpcClasses
+      .find((candidate) => candidate.name === plan.sweep!.inputClass)
+      ?.build({ ...classContext, depth: plan.sweep.depth, generator: { ...classContext.generator, complete: true } });
+    if (swept) return { ...swept, inputClass: `${swept.inputClass}:${plan.sweep.depth}` };
+  }
   const fitting = rpcClasses.filter((candidate) => candidate.fits(plan.transport, rpc));
   for (let attempt = 0; attempt < 8; attempt++) {
     const chosen = rng.weighted(fitting.map((candidate) => [candidate.weight, candidate] as const));

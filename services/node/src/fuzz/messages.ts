@@ -34,6 +34,8 @@ export interface GeneratorContext {
   pageTokens: readonly string[];
   /** Services the target serves, for the health service's `service` field. */
   serviceNames: readonly string[];
+  /** Set every field (and at least one item of every list), so that a request gets past "is required" checks. */
+  complete?: boolean;
 }
 
 /** The proto3 JSON of a random message, and how many values the mutation replaced. */
@@ -66,11 +68,11 @@ class MessageBuilder {
     const out: { [key: string]: Json } = {};
     const chosenOneof = new Map<string, DescField>();
     for (const oneof of desc.oneofs) {
-      if (oneof.fields.length > 0 && this.rng.chance(0.85)) chosenOneof.set(oneof.name, this.rng.pick(oneof.fields));
+      if (oneof.fields.length > 0 && (this.context.complete || this.rng.chance(0.85))) chosenOneof.set(oneof.name, this.rng.pick(oneof.fields));
     }
     for (const field of desc.fields) {
       const realOneof = field.oneof && !field.proto.proto3Optional ? field.oneof : undefined;
-      if (realOneof ? chosenOneof.get(realOneof.name) !== field : !this.rng.chance(presence(field))) continue;
+      if (realOneof ? chosenOneof.get(realOneof.name) !== field : !this.context.complete && !this.rng.chance(presence(field))) continue;
       if (depth >= MAX_MESSAGE_DEPTH && (field.fieldKind === "message" || field.message)) continue;
       const value = this.field(field, depth);
       if (value !== undefined) out[field.jsonName] = value;
@@ -93,7 +95,7 @@ class MessageBuilder {
         return this.messageValue(field.message, depth);
       case "list": {
         const items: Json[] = [];
-        for (let i = this.rng.between(0, 3); i > 0; i--) {
+        for (let i = this.rng.between(this.context.complete ? 1 : 0, 3); i > 0; i--) {
           const item =
             field.listKind === "scalar"
               ? this.scalar(field, field.scalar, fieldRole(field))

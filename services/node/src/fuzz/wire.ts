@@ -14,8 +14,8 @@ import { concat } from "./protobuf-bytes.js";
 /**
  * What a call ended with: a gRPC code name (`OK`, `INVALID_ARGUMENT`, …); `OPEN`
  * for a stream still open when its window closed; `HTTP_<status>` for an HTTP
- * answer without a protocol status; `CONN_CLOSED`, `RST_STREAM` or
- * `NO_ANSWER` for transport-level endings; `CLIENT_ERROR` when this suite
+ * answer without a protocol status; `CONN_CLOSED`, `CONN_OPEN`, `RST_STREAM`
+ * or `NO_ANSWER` for transport-level endings; `CLIENT_ERROR` when this suite
  * could not even send the request.
  */
 export interface Outcome {
@@ -59,23 +59,28 @@ function decodeGrpcMessage(value: unknown): string {
 
 const identity = (value: Buffer) => value;
 
+/** Requests larger than this go over a gRPC connection of their own, in bytes. */
+const ISOLATE_ABOVE_BYTES = 32 * 1024;
+
 export class Wire {
   private readonly grpcClient: grpc.Client;
   private readonly agent: http.Agent;
-  private session: http2.ClientHttp2Session | undefined;
 
   constructor(private readonly options: WireOptions) {
-    this.grpcClient = new grpc.Client(`${options.host}:${options.grpcPort}`, grpc.credentials.createInsecure(), {
+    this.grpcClient = this.newGrpcClient();
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  }
+
+  private newGrpcClient(): grpc.Client {
+    return new grpc.Client(`${this.options.host}:${this.options.grpcPort}`, grpc.credentials.createInsecure(), {
       "grpc.max_receive_message_length": -1,
       "grpc.max_send_message_length": -1,
     });
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   }
 
   close(): void {
     this.grpcClient.close();
     this.agent.destroy();
-    this.session?.destroy();
   }
 
   async send(plan: CasePlan, request: FuzzRequest, authorization: string | undefined): Promise<Outcome> {
@@ -117,22 +122,27 @@ export class Wire {
     const messages = request.messages.map((message) => Buffer.from(message));
     const streamsOut = rpc.methodKind === "server_streaming" || rpc.methodKind === "bidi_streaming";
     const deadline = Date.now() + this.options.callTimeoutMs;
+    // A large request gets a connection of its own: if the server drops the
+    // connection over it, the cases in flight beside it must not go down too.
+    const isolated = messages.reduce((sum, message) => sum + message.length, 0) > ISOLATE_ABOVE_BYTES;
+    const client = isolated ? this.newGrpcClient() : this.grpcClient;
     return new Promise<Outcome>((resolve) => {
       let settled = false;
       const finish = (outcome: Outcome) => {
         if (settled) return;
         settled = true;
         clearTimeout(window);
+        if (isolated) setImmediate(() => client.close());
         resolve(outcome);
       };
       const fromError = (error: grpc.ServiceError | null) => finish(error ? { code: grpcCodeName(error.code), message: error.details } : { code: "OK", message: "" });
       let call: grpc.ClientReadableStream<Buffer> | grpc.ClientDuplexStream<Buffer, Buffer> | grpc.ClientWritableStream<Buffer> | grpc.ClientUnaryCall;
       switch (rpc.methodKind) {
         case "unary":
-          call = this.grpcClient.makeUnaryRequest(path, identity, identity, messages[0] ?? Buffer.alloc(0), metadata, { deadline }, fromError);
+          call = client.makeUnaryRequest(path, identity, identity, messages[0] ?? Buffer.alloc(0), metadata, { deadline }, fromError);
           break;
         case "client_streaming": {
-          const writable = this.grpcClient.makeClientStreamRequest(path, identity, identity, metadata, { deadline }, fromError);
+          const writable = client.makeClientStreamRequest(path, identity, identity, metadata, { deadline }, fromError);
           writable.on("error", () => undefined);
           for (const message of messages) writable.write(message);
           writable.end();
@@ -140,10 +150,10 @@ export class Wire {
           break;
         }
         case "server_streaming":
-          call = this.grpcClient.makeServerStreamRequest(path, identity, identity, messages[0] ?? Buffer.alloc(0), metadata, { deadline });
+          call = client.makeServerStreamRequest(path, identity, identity, messages[0] ?? Buffer.alloc(0), metadata, { deadline });
           break;
         case "bidi_streaming": {
-          const duplex = this.grpcClient.makeBidiStreamRequest(path, identity, identity, metadata, { deadline });
+          const duplex = client.makeBidiStreamRequest(path, identity, identity, metadata, { deadline });
           for (const message of messages) duplex.write(message);
           duplex.end();
           call = duplex;
@@ -169,16 +179,6 @@ export class Wire {
 
   // ---- gRPC port, raw HTTP/2 ----
 
-  private h2Session(): http2.ClientHttp2Session {
-    if (!this.session || this.session.closed || this.session.destroyed) {
-      const session = http2.connect(`http://${this.options.host}:${this.options.grpcPort}`);
-      session.on("error", () => undefined);
-      session.on("goaway", () => session.close());
-      this.session = session;
-    }
-    return this.session;
-  }
-
   private h2Raw(rpc: DescMethod, request: FuzzRequest, authorization: string | undefined): Promise<Outcome> {
     const headers: http2.OutgoingHttpHeaders = {
       ":method": "POST",
@@ -198,10 +198,14 @@ export class Wire {
       let grpcStatus: string | undefined;
       let grpcMessage = "";
       let settled = false;
+      // A session per case: broken headers or framing may make the server end the whole connection.
+      const session = http2.connect(`http://${this.options.host}:${this.options.grpcPort}`);
+      session.on("error", () => undefined);
       const finish = (outcome: Outcome) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        session.destroy();
         resolve(outcome);
       };
       const read = (fields: http2.IncomingHttpHeaders) => {
@@ -210,7 +214,7 @@ export class Wire {
           grpcMessage = decodeGrpcMessage(fields["grpc-message"]);
         }
       };
-      const stream = this.h2Session().request(headers);
+      const stream = session.request(headers);
       stream.on("response", (fields) => {
         httpStatus = Number(fields[":status"]);
         read(fields);
@@ -225,8 +229,8 @@ export class Wire {
       stream.on("close", conclude);
       stream.on("error", () => undefined);
       const timer = setTimeout(() => {
-        finish({ code: rpc.methodKind === "server_streaming" ? "OPEN" : "NO_ANSWER", message: "" });
         stream.close(http2.constants.NGHTTP2_CANCEL);
+        finish({ code: rpc.methodKind === "server_streaming" ? "OPEN" : "NO_ANSWER", message: "" });
       }, windowMs);
       stream.end(Buffer.from(body));
     });
@@ -239,7 +243,7 @@ export class Wire {
       let received = 0;
       const timer = setTimeout(() => {
         socket.destroy();
-        resolve({ code: "NO_ANSWER", message: `${received} bytes back` });
+        resolve({ code: "CONN_OPEN", message: `${received} bytes back` });
       }, 1000);
       socket.on("data", (chunk: Buffer) => (received += chunk.length));
       socket.on("error", () => undefined);
@@ -281,7 +285,9 @@ export class Wire {
       body: request.body ?? concat(...request.messages.map((message) => envelope(0, message))),
       streaming: rpc.methodKind === "server_streaming",
     });
-    if (answer.status === 0 && !answer.noAnswer) return { code: "OPEN", message: "" };
+    const ending = transportEnding(answer);
+    if (ending) return ending;
+    if (answer.status === 0) return { code: "OPEN", message: "" };
     if (answer.status !== 200) return connectErrorOutcome(answer);
     for (const frame of envelopes(answer.body)) {
       if ((frame.flags & 0x02) === 0) continue;
@@ -300,7 +306,8 @@ export class Wire {
       body: request.body ?? concat(...request.messages.map((message) => envelope(0, message))),
       streaming: rpc.methodKind === "server_streaming",
     });
-    if (answer.noAnswer) return { code: "NO_ANSWER", message: answer.noAnswer };
+    const ending = transportEnding(answer);
+    if (ending) return ending;
     if (answer.status === 0) return { code: "OPEN", message: "" };
     if (answer.headers["grpc-status"] !== undefined) {
       return { code: grpcCodeName(Number(answer.headers["grpc-status"])), message: decodeGrpcMessage(answer.headers["grpc-message"]) };
@@ -328,7 +335,8 @@ export class Wire {
       body: undefined,
       streaming: true,
     });
-    if (answer.noAnswer) return { code: "NO_ANSWER", message: answer.noAnswer };
+    const ending = transportEnding(answer);
+    if (ending) return ending;
     if (answer.status === 0) return { code: "OPEN", message: "" };
     const body = parseJson(answer.body) as { message?: string } | undefined;
     return { code: `HTTP_${answer.status}`, message: body?.message ?? "" };
@@ -388,8 +396,10 @@ export class Wire {
         else reject(error);
       });
       request.end(options.body ? Buffer.from(options.body) : undefined);
-    }).catch((error: Error) => {
+    }).catch((error: NodeJS.ErrnoException) => {
       if (error instanceof NoAnswerError) return { status: 0, headers: {}, body: new Uint8Array(), complete: false, noAnswer: error.message };
+      // The server answered an oversized body by closing before this side finished writing it.
+      if (error.code === "EPIPE" || error.code === "ECONNRESET") return { status: 0, headers: {}, body: new Uint8Array(), complete: false, closed: error.code };
       throw error;
     });
   }
@@ -405,15 +415,25 @@ interface HttpAnswer {
   complete: boolean;
   /** Set when no response came at all within the time allowed. */
   noAnswer?: string;
+  /** Set when the server closed the connection before answering (EPIPE, ECONNRESET). */
+  closed?: string;
 }
 
 /** The Connect error of a non-200 answer (a JSON body with `code`), or its HTTP status. */
 function connectErrorOutcome(answer: HttpAnswer): Outcome {
-  if (answer.noAnswer) return { code: "NO_ANSWER", message: answer.noAnswer };
+  const ending = transportEnding(answer);
+  if (ending) return ending;
   if (answer.status === 200) return { code: "OK", message: "" };
   const body = parseJson(answer.body) as { code?: string; message?: string } | undefined;
   const code = connectCode(body?.code);
   return code ? { code, message: body?.message ?? "" } : { code: `HTTP_${answer.status}`, message: Buffer.from(answer.body).toString("utf8").slice(0, 200) };
+}
+
+/** How an exchange ended when it got no HTTP answer to read. */
+function transportEnding(answer: HttpAnswer): Outcome | undefined {
+  if (answer.noAnswer) return { code: "NO_ANSWER", message: answer.noAnswer };
+  if (answer.closed) return { code: "CONN_CLOSED", message: answer.closed };
+  return undefined;
 }
 
 function parseJson(bytes: Uint8Array): unknown {
