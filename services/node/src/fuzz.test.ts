@@ -143,7 +143,7 @@ async function runCases(
         inputClass: request.inputClass,
         outcome,
         reproducer: request.reproducer,
-        ...(request.internalRequiredBy ? { internalRequiredBy: request.internalRequiredBy } : {}),
+        ...(request.expectedInternal ? { expectedInternal: request.expectedInternal } : {}),
       });
       if (LOG_FILE) {
         const { index, method, transport, auth: credentials } = plan;

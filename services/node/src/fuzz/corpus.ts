@@ -65,10 +65,11 @@ export interface FuzzRequest {
   /** A short printable form of what was sent, for the failure table. */
   reproducer: string;
   /**
-   * Set when the protocol itself prescribes INTERNAL for this input (then it
-   * is no defect of the service): why.
+   * Set when INTERNAL is not a defect of the service for this input, and why:
+   * the protocol prescribes it, or the transport library answers a protocol
+   * violation before any annals code runs. Such answers are counted apart.
    */
-  internalRequiredBy?: string;
+  expectedInternal?: string;
 }
 
 export interface PlanOptions {
@@ -502,7 +503,7 @@ const framingClasses: InputClass[] = [
         body,
         reproducer: hexOf(body),
         ...(variant === "compressed-no-encoding"
-          ? { internalRequiredBy: "grpc/doc/compression.md: a compressed flag without grpc-encoding MUST fail with INTERNAL (connect-es does the same for Connect streams)" }
+          ? { expectedInternal: "grpc/doc/compression.md: a compressed flag without grpc-encoding MUST fail with INTERNAL (connect-es does the same for Connect streams)" }
           : {}),
       };
     },
@@ -521,7 +522,14 @@ const framingClasses: InputClass[] = [
           ? [
               ["content-type", { headers: { "content-type": rng.pick(["application/json", "text/plain", "application/grpc+json", "application/grpcx"]) } }],
               ["no-content-type", { headers: { "content-type": null } }],
-              ["timeout", { headers: { "grpc-timeout": rng.pick(["abc", "-1S", "99999999H", "1n", "100000000000S"]) } }],
+              [
+                "timeout",
+                {
+                  headers: { "grpc-timeout": rng.pick(["abc", "-1S", "999999999H", "1n", "100000000000S"]) },
+                  expectedInternal:
+                    "grpc/doc/PROTOCOL-HTTP2.md allows grpc-timeout as at most 8 digits and a unit; @grpc/grpc-js answers any other value with INTERNAL before any annals code runs",
+                },
+              ],
               ["no-te", { headers: { te: null } }],
               ["path", { path: rng.pick([`${path}/x`, `/${context.rpc.parent.typeName}/`, "/", `/..${path}`, `${path}%00`, path.toLowerCase()]) }],
               ["authorization", { headers: { authorization: rng.pick([`Bearer ${"a".repeat(16_000)}`, "Bearer", "Basic YTpi", "bearer  x.y.z", "Bearer a.b"]) } }],
@@ -542,7 +550,10 @@ const framingClasses: InputClass[] = [
               ["authorization", { headers: { authorization: rng.pick(["Bearer", "Basic YTpi", "bearer  x.y.z", "Bearer a.b"]) } }],
             ];
       const [variant, change] = rng.pick(variants);
-      return { ...base, ...change, inputClass: `bad-headers:${variant}`, reproducer: JSON.stringify({ ...change.headers, ...(change.path ? { path: shorten(change.path, 70) } : {}) }) };
+      const reproducer = change.path
+        ? `${change.httpMethod ?? "POST"} ${shorten(change.path.includes("?") ? `…?${change.path.split("?")[1]}` : change.path, 90)}`
+        : JSON.stringify(change.headers);
+      return { ...base, ...change, inputClass: `bad-headers:${variant}`, reproducer };
     },
   },
   {

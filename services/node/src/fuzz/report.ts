@@ -20,8 +20,8 @@ export interface CaseResult {
   inputClass: string;
   outcome: Outcome;
   reproducer: string;
-  /** Why the protocol prescribes INTERNAL for this input, when it does. */
-  internalRequiredBy?: string;
+  /** Why INTERNAL is the right answer to this input, when it is (see FuzzRequest.expectedInternal). */
+  expectedInternal?: string;
 }
 
 interface Group {
@@ -52,21 +52,21 @@ export class Tally {
   private readonly byMethod = new Map<string, Group>();
   /** (code, message shape) → group */
   private readonly byCause = new Map<string, Group>();
-  /** Why some INTERNAL answers were what the protocol prescribes. */
-  private readonly prescribed = new Set<string>();
+  /** Why some INTERNAL answers were the right ones. */
+  private readonly expected = new Set<string>();
   total = 0;
   failures = 0;
 
   record(result: CaseResult): void {
     this.total++;
     const port = portOf(result.plan.transport);
-    const prescribed = isFailure(result.outcome) && result.internalRequiredBy !== undefined;
-    if (prescribed) this.prescribed.add(result.internalRequiredBy!);
-    const label = prescribed ? `${result.outcome.code} (prescribed)` : result.outcome.code;
+    const expected = isFailure(result.outcome) && result.expectedInternal !== undefined;
+    if (expected) this.expected.add(result.expectedInternal!);
+    const label = expected ? `${result.outcome.code} (expected)` : result.outcome.code;
     const counts = this.byCode.get(label) ?? { grpc: 0, http: 0 };
     counts[port]++;
     this.byCode.set(label, counts);
-    if (!isFailure(result.outcome) || prescribed) return;
+    if (!isFailure(result.outcome) || expected) return;
     this.failures++;
     const method = `${result.target === "node" ? "" : `${result.target}: `}${result.plan.method.replace(/^annals\./, "")}`;
     const baseClass = result.inputClass.split(":")[0]!;
@@ -100,7 +100,7 @@ export class Tally {
       totals.grpc += counts.grpc;
       totals.http += counts.http;
     }
-    const notes = [...this.prescribed].map((reason) => `(prescribed): ${reason}`);
+    const notes = [...this.expected].map((reason) => `(expected): ${reason}`);
     return [
       table(
         ["status", "gRPC port", "HTTP port", "total"],
@@ -113,12 +113,15 @@ export class Tally {
   /** Failures grouped by status and message shape, biggest first. */
   causeTable(): string {
     const groups = [...this.byCause.values()].sort((a, b) => b.count - a.count || a.message.localeCompare(b.message));
+    // A cause few methods share names them; one most methods share is a count.
+    const methods = (group: Group) =>
+      group.methods.size > 3 ? `${group.methods.size} methods` : [...group.methods].map((method) => method.replace(/^[a-z.0-9]+\./, "")).sort().join(", ");
     return table(
       ["status", "calls", "methods", "message (first seen)", "input classes", "case"],
       groups.map((group) => [
         group.code,
         String(group.count),
-        String(group.methods.size),
+        oneLine(methods(group), 60),
         oneLine(group.message, 80),
         oneLine([...new Set([...group.details].map((detail) => detail.replace(/ \[.*\]$/, "")))].sort().join(","), 70),
         `#${group.firstCase}`,

@@ -75,6 +75,8 @@ export class Wire {
     return new grpc.Client(`${this.options.host}:${this.options.grpcPort}`, grpc.credentials.createInsecure(), {
       "grpc.max_receive_message_length": -1,
       "grpc.max_send_message_length": -1,
+      // Otherwise grpc-js shares one connection between clients of the same address.
+      "grpc.use_local_subchannel_pool": 1,
     });
   }
 
