@@ -6,9 +6,9 @@
 //
 // Environment:
 //   ANNALS_FUZZ_SEED         the seed (default 14); the same seed plans the same cases
-//   ANNALS_FUZZ_CASES        cases against the node (default 8000); the log service gets a quarter
+//   ANNALS_FUZZ_CASES        cases against the node (default 6000); the log service gets a quarter
 //   ANNALS_FUZZ_CONCURRENCY  calls in flight (default 6)
-//   ANNALS_FUZZ_BUDGET_MS    time allowed for sending cases, per process (default 75000); cases
+//   ANNALS_FUZZ_BUDGET_MS    time allowed for sending cases, per process (default 60000); cases
 //                            left when it runs out are reported as not run
 //   ANNALS_FUZZ_ONLY         comma-separated case numbers (the table's "case" column): run just those
 //   ANNALS_FUZZ_TARGETS      which processes to fuzz: "node", "log" or both (default "node,log")
@@ -25,7 +25,7 @@ import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { allFiles } from "@annals/proto";
 import { signDevToken } from "@annals/runtime";
 import { grpcJsHealthCheck, grpcJsReflectionServices, startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
-import { checkKv, checkLogs, writeCanaries } from "./fuzz/checks.js";
+import { checkKv, checkLogs, writeCanaries, type Canaries } from "./fuzz/checks.js";
 import { buildRpcCase, buildSseCase, methodName, methodsOf, planCases, type AuthCase, type CasePlan } from "./fuzz/corpus.js";
 import { Tally } from "./fuzz/report.js";
 import { fieldRole } from "./fuzz/values.js";
@@ -33,13 +33,17 @@ import { Wire } from "./fuzz/wire.js";
 
 const SECRET = "fuzz-suite-jwt-secret-of-at-least-32-bytes";
 const SEED = Number(process.env.ANNALS_FUZZ_SEED ?? 14) >>> 0;
-const NODE_CASES = Number(process.env.ANNALS_FUZZ_CASES ?? 8000);
+const NODE_CASES = Number(process.env.ANNALS_FUZZ_CASES ?? 6000);
 const CONCURRENCY = Math.max(1, Number(process.env.ANNALS_FUZZ_CONCURRENCY ?? 6));
-const BUDGET_MS = Number(process.env.ANNALS_FUZZ_BUDGET_MS ?? 75_000);
+const BUDGET_MS = Number(process.env.ANNALS_FUZZ_BUDGET_MS ?? 60_000);
 const ONLY = process.env.ANNALS_FUZZ_ONLY ? new Set(process.env.ANNALS_FUZZ_ONLY.split(",").map(Number)) : undefined;
 const LOG_FILE = process.env.ANNALS_FUZZ_LOG;
 /** Log ids that exist (written before the run) and pass validation; the generator draws from them. */
 const LOG_IDS = ["fuzz-a", "fuzz/b", "fuzz_c", "orders"];
+/** How often health is asked while the cases run, in ms. */
+const HEALTH_WATCH_MS = 2000;
+/** How long the checks after the run may take, in ms. */
+const CHECKS_MS = 45_000;
 
 interface Target {
   /** Short name in the tables. */
@@ -155,100 +159,113 @@ async function runCases(
   return run;
 }
 
+/** A process under test, started on a database of its own, with the admin clients the checks use. */
+async function startTarget(target: Target, auth: Record<AuthCase, string | undefined>) {
+  const database: TestDatabase = await createTestDatabase(`fuzz_${target.name}`);
+  cleanups.push(() => database.drop());
+  const adminToken = auth.admin!.slice("Bearer ".length);
+  const child: ServiceProcess = await startServiceProcess({
+    script: target.script,
+    env: { ...database.env, ANNALS_AUTH_JWT_SECRET: SECRET, ANNALS_INTERNAL_TOKEN: adminToken, ANNALS_SHUTDOWN_GRACE_MS: "2000" },
+    readyTimeoutMs: 120_000,
+  });
+  cleanups.push(() => child.stop("SIGKILL"));
+  const address = `127.0.0.1:${child.grpcPort}`;
+  const transport = createAnnalsTransport({ baseUrl: `http://${address}`, token: adminToken, maxRetries: 0, unaryTimeoutMs: 30_000 });
+  return { child, address, transport, clients: createAnnalsClients({ transport }) };
+}
+
+type Started = Awaited<ReturnType<typeof startTarget>>;
+
+/** Whether the process is alive, SERVING for every service, and its data whole (the checks in fuzz/checks.ts). */
+async function checkAfterwards(target: Target, started: Started, services: readonly DescService[], canaries: Canaries) {
+  const problems: string[] = [];
+  try {
+    process.kill(started.child.pid, 0);
+  } catch {
+    return { problems: [`the process died; its last output:\n${started.child.output().slice(-3000)}`], checked: "" };
+  }
+  // The health service reports on the others, not on itself.
+  for (const service of ["", ...services.map((candidate) => candidate.typeName).filter((name) => !name.startsWith("grpc.health."))]) {
+    const status = await grpcJsHealthCheck(started.address, service).catch((error: Error) => `failed: ${error.message}`);
+    if (status !== "SERVING") problems.push(`health of ${service || "(server)"} is ${status}`);
+  }
+  const deadline = Date.now() + CHECKS_MS;
+  const logs = await checkLogs(started.clients.log, canaries, deadline);
+  problems.push(...logs.problems);
+  let checked = `checked afterwards: ${logs.checked} of ${logs.total} logs`;
+  if (target.kv) {
+    const kv = await checkKv(started.clients.kv, canaries, deadline);
+    problems.push(...kv.problems);
+    checked += `, ${kv.checked} of ${kv.total} kv keys`;
+  }
+  return { problems, checked };
+}
+
+function failureReport(tally: Tally, target: Target, ran: number): string {
+  if (tally.failures === 0) return "";
+  return [
+    `${tally.failures} of ${ran} calls answered INTERNAL, UNKNOWN or HTTP 500 (rerun one: ANNALS_FUZZ_SEED=${SEED} ANNALS_FUZZ_TARGETS=${target.name} ANNALS_FUZZ_ONLY=<case>).`,
+    "",
+    "by cause:",
+    tally.causeTable(),
+    "",
+    `by method (${tally.distinctFailures} distinct method, input class and status):`,
+    tally.methodTable(),
+    "",
+  ].join("\n");
+}
+
 describe(`fuzz (seed ${SEED}; ANNALS_FUZZ_SEED, ANNALS_FUZZ_CASES, ANNALS_FUZZ_ONLY to change)`, () => {
   for (const target of TARGETS) {
-    test(`${target.name}: no input gets INTERNAL, UNKNOWN or HTTP 500; the process stays up and SERVING; nothing is half-written`, { timeout: BUDGET_MS + 120_000 }, async () => {
-      const started = Date.now();
-      const database: TestDatabase = await createTestDatabase(`fuzz_${target.name}`);
-      cleanups.push(() => database.drop());
+    test(`${target.name}: no input gets INTERNAL, UNKNOWN or HTTP 500; the process stays up and SERVING; nothing is half-written`, { timeout: BUDGET_MS + 110_000 }, async () => {
+      const startedAt = Date.now();
       const auth = await authorizations();
-      const child: ServiceProcess = await startServiceProcess({
-        script: target.script,
-        env: {
-          ...database.env,
-          ANNALS_AUTH_JWT_SECRET: SECRET,
-          ANNALS_INTERNAL_TOKEN: auth.admin!.slice("Bearer ".length),
-          ANNALS_SHUTDOWN_GRACE_MS: "2000",
-        },
-        readyTimeoutMs: 120_000,
-      });
-      cleanups.push(() => child.stop("SIGKILL"));
-      const address = `127.0.0.1:${child.grpcPort}`;
-
-      const services = await servedServices(child.grpcPort);
+      const started = await startTarget(target, auth);
+      const services = await servedServices(started.child.grpcPort);
       const methods = methodsOf(services);
-      const transport = createAnnalsTransport({ baseUrl: `http://${address}`, token: auth.admin!.slice("Bearer ".length), maxRetries: 0, unaryTimeoutMs: 30_000 });
-      const clients = createAnnalsClients({ transport });
-      const canaries = await writeCanaries(clients.log, target.kv ? clients.kv : undefined);
+
+      const canaries = await writeCanaries(started.clients.log, target.kv ? started.clients.kv : undefined);
       for (const [i, logId] of LOG_IDS.entries()) {
         for (let n = 0; n < 3; n++) {
-          await clients.log.append({ logId, entry: { kind: "fuzz.seeded", payload: { n } as never, sourceId: `source-${n % 2}`, simTime: i * 10 + n } });
+          await started.clients.log.append({ logId, entry: { kind: "fuzz.seeded", payload: { n } as never, sourceId: `source-${n % 2}`, simTime: i * 10 + n } });
         }
       }
-      const pageTokens = await harvestPageTokens(methods, transport);
-      const context = { logIds: LOG_IDS, pageTokens, serviceNames: services.map((service) => service.typeName) };
-
+      const context = { logIds: LOG_IDS, pageTokens: await harvestPageTokens(methods, started.transport), serviceNames: services.map((service) => service.typeName) };
       const plans = planCases({ seed: (SEED ^ hash(target.name)) >>> 0, cases: target.cases, methods, sse: target.sse }).filter((plan) => !ONLY || ONLY.has(plan.index));
+
       if (LOG_FILE && target === TARGETS[0]) writeFileSync(LOG_FILE, "");
-      const wire = new Wire({ host: "127.0.0.1", grpcPort: child.grpcPort, httpPort: child.httpPort, callTimeoutMs: 10_000, streamWindowMs: 300 });
+      const wire = new Wire({ host: "127.0.0.1", grpcPort: started.child.grpcPort, httpPort: started.child.httpPort, callTimeoutMs: 10_000, streamWindowMs: 300 });
       cleanups.push(async () => wire.close());
       const tally = new Tally();
-      const fuzzStarted = Date.now();
-      const ran = await runCases(target, plans, wire, (plan) => (plan.rpc ? buildRpcCase(plan, context) : buildSseCase(plan, context)), auth, tally, fuzzStarted + BUDGET_MS);
-      const fuzzSeconds = (Date.now() - fuzzStarted) / 1000;
-
       const problems: string[] = [];
-      let checked = "";
-      const alive = (() => {
-        try {
-          process.kill(child.pid, 0);
-          return true;
-        } catch {
-          return false;
-        }
-      })();
-      if (!alive) problems.push(`the process died; its last output:\n${child.output().slice(-3000)}`);
-      else {
-        // The health service reports on the others, not on itself.
-        for (const service of ["", ...services.map((candidate) => candidate.typeName).filter((name) => !name.startsWith("grpc.health."))]) {
-          const status = await grpcJsHealthCheck(address, service).catch((error: Error) => `failed: ${error.message}`);
-          if (status !== "SERVING") problems.push(`health of ${service || "(server)"} is ${status}`);
-        }
-        const checkDeadline = Date.now() + 45_000;
-        const logs = await checkLogs(clients.log, canaries, checkDeadline);
-        problems.push(...logs.problems);
-        checked = `checked afterwards: ${logs.checked} of ${logs.total} logs`;
-        if (target.kv) {
-          const kv = await checkKv(clients.kv, canaries, checkDeadline);
-          problems.push(...kv.problems);
-          checked += `, ${kv.checked} of ${kv.total} kv keys`;
-        }
-      }
+      // Health is asked throughout the run, not only at its end.
+      const healthWatch = setInterval(() => {
+        void grpcJsHealthCheck(started.address, "").then(
+          (status) => status === "SERVING" || problems.push(`health was ${status} during the run`),
+          (error: Error) => problems.push(`health check failed during the run: ${error.message}`),
+        );
+      }, HEALTH_WATCH_MS);
+      const fuzzStartedAt = Date.now();
+      const build = (plan: CasePlan) => (plan.rpc ? buildRpcCase(plan, context) : buildSseCase(plan, context));
+      const ran = await runCases(target, plans, wire, build, auth, tally, fuzzStartedAt + BUDGET_MS).finally(() => clearInterval(healthWatch));
+      const fuzzSeconds = (Date.now() - fuzzStartedAt) / 1000;
+
+      const afterwards = await checkAfterwards(target, started, services, canaries);
+      problems.push(...afterwards.problems);
 
       const notRun = plans.length - ran;
       const summary = [
-        `fuzz ${target.name}: seed ${SEED}, ${ran} of ${plans.length} cases in ${fuzzSeconds.toFixed(1)} s (${methods.length} RPCs of ${services.length} services${target.sse ? " + the SSE route" : ""}, ${CONCURRENCY} in flight), ${((Date.now() - started) / 1000).toFixed(1)} s in all`,
+        `fuzz ${target.name}: seed ${SEED}, ${ran} of ${plans.length} cases in ${fuzzSeconds.toFixed(1)} s (${methods.length} RPCs of ${services.length} services${target.sse ? " + the SSE route" : ""}, ${CONCURRENCY} in flight), ${((Date.now() - startedAt) / 1000).toFixed(1)} s in all`,
         ...(notRun > 0 ? [`WARNING: ${notRun} cases not run: the ${BUDGET_MS} ms budget ran out (ANNALS_FUZZ_BUDGET_MS)`] : []),
-        ...(checked ? [checked] : []),
+        ...(afterwards.checked ? [afterwards.checked] : []),
         "calls by status and port:",
         tally.countsTable(),
       ].join("\n");
       process.stdout.write(`${summary.replace(/^/gm, "# ")}\n`);
 
-      const failures =
-        tally.failures > 0
-          ? [
-              `${tally.failures} of ${ran} calls answered INTERNAL, UNKNOWN or HTTP 500 (rerun one case with ANNALS_FUZZ_SEED=${SEED} ANNALS_FUZZ_ONLY=<case>).`,
-              "",
-              "by cause:",
-              tally.causeTable(),
-              "",
-              `by method (${tally.distinctFailures} distinct method, input class and status):`,
-              tally.methodTable(),
-              "",
-            ].join("\n")
-          : "";
-      const broken = problems.length > 0 ? `after the run:\n${problems.map((problem) => `  - ${problem}`).join("\n")}\n` : "";
+      const failures = failureReport(tally, target, ran);
+      const broken = problems.length > 0 ? `process, health and data:\n${[...new Set(problems)].map((problem) => `  - ${problem}`).join("\n")}\n` : "";
       if (failures || broken) assert.fail(`fuzz ${target.name} (seed ${SEED}):\n${failures}${broken}`);
     });
   }
