@@ -6,10 +6,11 @@
 //
 // Environment:
 //   ANNALS_FUZZ_SEED         the seed (default 14); the same seed plans the same cases
-//   ANNALS_FUZZ_CASES        cases against the node (default 6000); the log service gets a quarter
+//   ANNALS_FUZZ_CASES        cases against the node (default 5000); the log service gets a quarter
 //   ANNALS_FUZZ_CONCURRENCY  calls in flight (default 6)
-//   ANNALS_FUZZ_BUDGET_MS    time allowed for sending cases, per process (default 60000); cases
-//                            left when it runs out are reported as not run
+//   ANNALS_FUZZ_BUDGET_MS    time allowed for sending cases, shared by the processes in proportion
+//                            to their cases (default 60000); cases left when a process's share
+//                            runs out are reported as not run
 //   ANNALS_FUZZ_ONLY         comma-separated case numbers (the table's "case" column): run just those
 //   ANNALS_FUZZ_TARGETS      which processes to fuzz: "node", "log" or both (default "node,log")
 //   ANNALS_FUZZ_LOG          a file to write every case's outcome to, one JSON object a line
@@ -33,7 +34,7 @@ import { Wire } from "./fuzz/wire.js";
 
 const SECRET = "fuzz-suite-jwt-secret-of-at-least-32-bytes";
 const SEED = Number(process.env.ANNALS_FUZZ_SEED ?? 14) >>> 0;
-const NODE_CASES = Number(process.env.ANNALS_FUZZ_CASES ?? 6000);
+const NODE_CASES = Number(process.env.ANNALS_FUZZ_CASES ?? 5000);
 const CONCURRENCY = Math.max(1, Number(process.env.ANNALS_FUZZ_CONCURRENCY ?? 6));
 const BUDGET_MS = Number(process.env.ANNALS_FUZZ_BUDGET_MS ?? 60_000);
 const ONLY = process.env.ANNALS_FUZZ_ONLY ? new Set(process.env.ANNALS_FUZZ_ONLY.split(",").map(Number)) : undefined;
@@ -59,6 +60,9 @@ const TARGETS: Target[] = [
   { name: "node", script: fileURLToPath(new URL("./main.js", import.meta.url)), cases: NODE_CASES, sse: true, kv: true },
   { name: "log", script: fileURLToPath(new URL("../../log/dist/main.js", import.meta.url)), cases: Math.ceil(NODE_CASES / 4), sse: false, kv: false },
 ].filter((target) => (process.env.ANNALS_FUZZ_TARGETS ?? "node,log").split(",").includes(target.name));
+const TOTAL_CASES = TARGETS.reduce((sum, target) => sum + target.cases, 0);
+/** A process's share of the sending budget, in ms. */
+const budgetOf = (target: Target) => Math.round((BUDGET_MS * target.cases) / TOTAL_CASES);
 
 const cleanups: Array<() => Promise<unknown>> = [];
 after(async () => {
@@ -218,7 +222,7 @@ function failureReport(tally: Tally, target: Target, ran: number): string {
 
 describe(`fuzz (seed ${SEED}; ANNALS_FUZZ_SEED, ANNALS_FUZZ_CASES, ANNALS_FUZZ_ONLY to change)`, () => {
   for (const target of TARGETS) {
-    test(`${target.name}: no input gets INTERNAL, UNKNOWN or HTTP 500; the process stays up and SERVING; nothing is half-written`, { timeout: BUDGET_MS + 110_000 }, async () => {
+    test(`${target.name}: no input gets INTERNAL, UNKNOWN or HTTP 500; the process stays up and SERVING; nothing is half-written`, { timeout: budgetOf(target) + 110_000 }, async () => {
       const startedAt = Date.now();
       const auth = await authorizations();
       const started = await startTarget(target, auth);
@@ -248,7 +252,7 @@ describe(`fuzz (seed ${SEED}; ANNALS_FUZZ_SEED, ANNALS_FUZZ_CASES, ANNALS_FUZZ_O
       }, HEALTH_WATCH_MS);
       const fuzzStartedAt = Date.now();
       const build = (plan: CasePlan) => (plan.rpc ? buildRpcCase(plan, context) : buildSseCase(plan, context));
-      const ran = await runCases(target, plans, wire, build, auth, tally, fuzzStartedAt + BUDGET_MS).finally(() => clearInterval(healthWatch));
+      const ran = await runCases(target, plans, wire, build, auth, tally, fuzzStartedAt + budgetOf(target)).finally(() => clearInterval(healthWatch));
       const fuzzSeconds = (Date.now() - fuzzStartedAt) / 1000;
 
       const afterwards = await checkAfterwards(target, started, services, canaries);
@@ -257,7 +261,7 @@ describe(`fuzz (seed ${SEED}; ANNALS_FUZZ_SEED, ANNALS_FUZZ_CASES, ANNALS_FUZZ_O
       const notRun = plans.length - ran;
       const summary = [
         `fuzz ${target.name}: seed ${SEED}, ${ran} of ${plans.length} cases in ${fuzzSeconds.toFixed(1)} s (${methods.length} RPCs of ${services.length} services${target.sse ? " + the SSE route" : ""}, ${CONCURRENCY} in flight), ${((Date.now() - startedAt) / 1000).toFixed(1)} s in all`,
-        ...(notRun > 0 ? [`WARNING: ${notRun} cases not run: the ${BUDGET_MS} ms budget ran out (ANNALS_FUZZ_BUDGET_MS)`] : []),
+        ...(notRun > 0 ? [`WARNING: ${notRun} cases not run: this process's ${budgetOf(target)} ms share of the budget ran out (ANNALS_FUZZ_BUDGET_MS)`] : []),
         ...(afterwards.checked ? [afterwards.checked] : []),
         "calls by status and port:",
         tally.countsTable(),
