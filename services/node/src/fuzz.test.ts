@@ -7,7 +7,7 @@
 // Environment:
 //   ANNALS_FUZZ_SEED         the seed (default 14); the same seed plans the same cases
 //   ANNALS_FUZZ_CASES        cases against the node (default 5000); the log service gets a quarter
-//   ANNALS_FUZZ_CONCURRENCY  calls in flight (default 6)
+//   ANNALS_FUZZ_CONCURRENCY  calls in flight (default 8)
 //   ANNALS_FUZZ_BUDGET_MS    time allowed for sending cases, shared by the processes in proportion
 //                            to their cases (default 60000); cases left when a process's share
 //                            runs out are reported as not run
@@ -35,7 +35,7 @@ import { Wire } from "./fuzz/wire.js";
 const SECRET = "fuzz-suite-jwt-secret-of-at-least-32-bytes";
 const SEED = Number(process.env.ANNALS_FUZZ_SEED ?? 14) >>> 0;
 const NODE_CASES = Number(process.env.ANNALS_FUZZ_CASES ?? 5000);
-const CONCURRENCY = Math.max(1, Number(process.env.ANNALS_FUZZ_CONCURRENCY ?? 6));
+const CONCURRENCY = Math.max(1, Number(process.env.ANNALS_FUZZ_CONCURRENCY ?? 8));
 const BUDGET_MS = Number(process.env.ANNALS_FUZZ_BUDGET_MS ?? 60_000);
 const ONLY = process.env.ANNALS_FUZZ_ONLY ? new Set(process.env.ANNALS_FUZZ_ONLY.split(",").map(Number)) : undefined;
 const LOG_FILE = process.env.ANNALS_FUZZ_LOG;

@@ -59,6 +59,9 @@ function decodeGrpcMessage(value: unknown): string {
 
 const identity = (value: Buffer) => value;
 
+/** How long a raw TCP connection is watched for the server to close it, in ms. */
+const SOCKET_WATCH_MS = 500;
+
 /** Requests larger than this go over a gRPC connection of their own, in bytes. */
 const ISOLATE_ABOVE_BYTES = 32 * 1024;
 
@@ -246,7 +249,7 @@ export class Wire {
       const timer = setTimeout(() => {
         socket.destroy();
         resolve({ code: "CONN_OPEN", message: `${received} bytes back` });
-      }, 1000);
+      }, SOCKET_WATCH_MS);
       socket.on("data", (chunk: Buffer) => (received += chunk.length));
       socket.on("error", () => undefined);
       socket.on("close", () => {
