@@ -22,7 +22,7 @@ import {
 /** How a case reaches the server. The first three go to the gRPC port, the rest to the HTTP port. */
 export type Transport = "grpc-js" | "h2-raw" | "h2-socket" | "connect-json" | "connect-proto" | "grpc-web" | "http-get";
 
-export const GRPC_PORT_TRANSPORTS: readonly Transport[] = ["grpc-js", "h2-raw", "h2-socket"];
+const GRPC_PORT_TRANSPORTS: readonly Transport[] = ["grpc-js", "h2-raw", "h2-socket"];
 
 export function portOf(transport: Transport): "grpc" | "http" {
   return GRPC_PORT_TRANSPORTS.includes(transport) ? "grpc" : "http";
@@ -198,12 +198,12 @@ function reproducerOf(messages: readonly Uint8Array[], encoding: Encoding): stri
   return hexOf(first) + more;
 }
 
-export function hexOf(bytes: Uint8Array, max = 36): string {
+function hexOf(bytes: Uint8Array, max = 36): string {
   const hex = Buffer.from(bytes.subarray(0, max)).toString("hex");
   return bytes.length > max ? `${hex}…(${bytes.length} B)` : `${hex || "(empty)"}`;
 }
 
-export function shorten(text: string, max: number): string {
+function shorten(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 12)}…(${text.length} ch)` : text;
 }
 

@@ -8,7 +8,7 @@ import type { Outcome } from "./wire.js";
 /** The answers no input may produce: the server's "I failed" statuses. */
 const FAILURE_CODES = new Set(["INTERNAL", "UNKNOWN", "HTTP_500"]);
 
-export function isFailure(outcome: Outcome): boolean {
+function isFailure(outcome: Outcome): boolean {
   return FAILURE_CODES.has(outcome.code);
 }
 

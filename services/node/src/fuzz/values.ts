@@ -62,7 +62,7 @@ export function is64Bit(scalar: ScalarType): boolean {
   return [ScalarType.INT64, ScalarType.UINT64, ScalarType.SINT64, ScalarType.FIXED64, ScalarType.SFIXED64].includes(scalar);
 }
 
-export function isUnsigned(scalar: ScalarType): boolean {
+function isUnsigned(scalar: ScalarType): boolean {
   return [ScalarType.UINT32, ScalarType.UINT64, ScalarType.FIXED32, ScalarType.FIXED64].includes(scalar);
 }
 
