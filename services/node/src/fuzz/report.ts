@@ -2,7 +2,7 @@
 // grouped by cause (same status and message across methods) for reading, and
 // one row per (method, input class, status) for the whole picture, so that a
 // single run shows everything that is wrong.
-import { portOf, type CasePlan } from "./corpus.js";
+import { portOf, type CasePlan } from "./plan.js";
 import type { Outcome } from "./wire.js";
 
 /** The answers no input may produce: the server's "I failed" statuses. */

@@ -8,7 +8,8 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { DescMethod } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { envelope, type CasePlan, type FuzzRequest, type Transport } from "./corpus.js";
+import { envelope, type FuzzRequest } from "./corpus.js";
+import type { CasePlan, Transport } from "./plan.js";
 import { concat } from "./protobuf-bytes.js";
 
 /**
