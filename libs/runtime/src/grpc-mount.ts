@@ -73,6 +73,61 @@ function deserializer(schema: DescMessage) {
 }
 
 /**
+ * The grpc-js server as a library that adds its own service sees it (the
+ * health and reflection services): every method's requests that do not
+ * decode are answered INVALID_ARGUMENT, as for annals' own services, instead
+ * of the INTERNAL grpc-js answers when a deserializer throws.
+ */
+export function decodeGuardedServer(server: grpc.Server): Pick<grpc.Server, "addService"> {
+  return {
+    addService(definition, implementation) {
+      const guardedDefinition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+      const guardedImplementation: grpc.UntypedServiceImplementation = {};
+      for (const [name, method] of Object.entries(definition as Record<string, grpc.MethodDefinition<unknown, unknown>>)) {
+        guardedDefinition[name] = {
+          ...method,
+          requestDeserialize: (bytes: Buffer) => {
+            try {
+              return method.requestDeserialize(bytes);
+            } catch (error) {
+              return new UndecodableRequest(error);
+            }
+          },
+        };
+        // grpc-js finds a handler by the method's name or its original (camelCase) name; so does this.
+        const handler = implementation[name] ?? (method.originalName === undefined ? undefined : implementation[method.originalName]);
+        if (handler) guardedImplementation[name] = guardHandler(method, handler as (...args: unknown[]) => void);
+      }
+      server.addService(guardedDefinition as grpc.ServiceDefinition, guardedImplementation);
+    },
+  };
+}
+
+function guardHandler(method: grpc.MethodDefinition<unknown, unknown>, handler: (...args: unknown[]) => void): grpc.UntypedHandleCall {
+  const refusal = (request: UndecodableRequest) => grpcStatus(request.toError());
+  if (!method.requestStream) {
+    return ((call: { request: unknown; emit(event: string, value: unknown): boolean }, callback?: grpc.sendUnaryData<unknown>) => {
+      if (!(call.request instanceof UndecodableRequest)) return handler(call, callback);
+      if (method.responseStream) call.emit("error", refusal(call.request));
+      else callback!(refusal(call.request));
+    }) as grpc.UntypedHandleCall;
+  }
+  // Client and bidi streams: the first message that does not decode ends the call.
+  return ((call: EventEmitter, callback?: grpc.sendUnaryData<unknown>) => {
+    const emit = call.emit.bind(call);
+    call.emit = (event: string | symbol, ...args: unknown[]) => {
+      const message = args[0];
+      if (event !== "data" || !(message instanceof UndecodableRequest)) return emit(event, ...args);
+      call.emit = emit;
+      if (method.responseStream) emit("error", refusal(message));
+      else callback!(refusal(message));
+      return true;
+    };
+    return handler(call, callback);
+  }) as grpc.UntypedHandleCall;
+}
+
+/**
  * Adapts the pipeline-wrapped handlers of one service to grpc-js: a
  * HandlerContext per call (headers, deadline, cancellation → AbortSignal,
  * peer and client certificate), backpressure on writes (wait for `drain`),

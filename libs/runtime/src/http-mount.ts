@@ -85,7 +85,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     }
     const values = createContextValues().set(listenerKey, { listener: "http", peer: request.socket?.remoteAddress ?? "unknown" });
     handler(universalRequestFromNodeRequest(request, response, undefined, values))
-      .then((universal) => refuseUndecodable(universal, (error) => options.onUndecodable(handler.service, handler.method, error)))
+      .then((universal) => refuseUndecodable(universal, request.method === "GET", (error) => options.onUndecodable(handler.service, handler.method, error)))
       .then((universal) => universalResponseToNodeResponse(universal, response))
       .catch((error: unknown) => {
         if (ConnectError.from(error).code !== Code.Aborted) options.onRouteError(error);
@@ -109,16 +109,21 @@ function decodeFailure(message: string): ConnectError {
  */
 async function refuseUndecodable(
   universal: UniversalServerResponse,
+  isGet: boolean,
   onUndecodable: (error: ConnectError) => void,
 ): Promise<UniversalServerResponse> {
   const contentType = universal.header?.get("content-type") ?? "";
   if (universal.status === 500 && contentType.startsWith("application/json") && universal.body) {
     const body = await readAllBytes(universal.body as AsyncIterable<Uint8Array>, Number.MAX_SAFE_INTEGER);
     const parsed = JSON.parse(new TextDecoder().decode(body)) as { code?: string; message?: string };
-    if (parsed.code !== "internal" || !parsed.message?.startsWith(PARSE_BINARY)) {
+    // A Connect GET whose `message` parameter does not decode (bad base64, say) fails
+    // before any handler runs, as a bare "internal error"; the pipeline never says
+    // exactly that (its INTERNAL names the request id).
+    const badQuery = isGet && parsed.code === "internal" && parsed.message === "internal error";
+    if (!badQuery && (parsed.code !== "internal" || !parsed.message?.startsWith(PARSE_BINARY))) {
       return { ...universal, body: createAsyncIterable([body]) };
     }
-    const error = decodeFailure(parsed.message);
+    const error = badQuery ? new UndecodableRequest(new Error("the message query parameter is malformed")).toError() : decodeFailure(parsed.message!);
     onUndecodable(error);
     const json = new TextEncoder().encode(JSON.stringify({ code: codeToString(error.code), message: error.rawMessage }));
     const header = new Headers(universal.header);

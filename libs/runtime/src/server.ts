@@ -9,7 +9,7 @@ import { createAuthenticator, type AuthOptions } from "./auth.js";
 import { isLoopbackHost } from "./config.js";
 import { diagRegistration } from "./diag-service.js";
 import { addReflection } from "./reflection.js";
-import { grpcHandlers, grpcServiceDefinition } from "./grpc-mount.js";
+import { decodeGuardedServer, grpcHandlers, grpcServiceDefinition } from "./grpc-mount.js";
 import { createHttpHandler, type HttpRoute } from "./http-mount.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createPipeline, type ErrorMapper } from "./pipeline.js";
@@ -124,8 +124,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   for (const { service, impl } of mounted) {
     grpcServer.addService(grpcServiceDefinition(service), grpcHandlers(service, impl));
   }
-  health.addToServer(grpcServer);
-  addReflection(grpcServer, [...allFiles, ...(options.files ?? [])], serviceNames);
+  health.addToServer(decodeGuardedServer(grpcServer) as grpc.Server);
+  addReflection(decodeGuardedServer(grpcServer) as grpc.Server, [...allFiles, ...(options.files ?? [])], serviceNames);
 
   const credentials = options.tls ? await serverCredentials(options.tls) : grpc.ServerCredentials.createInsecure();
   const grpcPort = await new Promise<number>((resolve, reject) => {
@@ -139,7 +139,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let healthPort: number | undefined;
   if (options.healthPort !== undefined) {
     const server = (healthServer = new grpc.Server());
-    health.addToServer(server);
+    health.addToServer(decodeGuardedServer(server) as grpc.Server);
     healthPort = await new Promise<number>((resolve, reject) => {
       server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${options.healthPort}`, grpc.ServerCredentials.createInsecure(), (error, port) =>
         error ? reject(new Error(`cannot listen for health on ${host}:${options.healthPort}: ${error.message}`, { cause: error })) : resolve(port),

@@ -5,7 +5,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { LogClient } from "@annals/client";
 import type { logV1 } from "@annals/proto";
-import { resourceExhausted, unavailable, type Logger, type Principal } from "@annals/runtime";
+import { resourceExhausted, rpcError, unavailable, type Logger, type Principal } from "@annals/runtime";
 import { SubjectTree } from "@annals/topics";
 import { sleepWithJitter } from "./backoff.js";
 import { LogReader } from "./log-reader.js";
@@ -185,6 +185,21 @@ export class StreamHub {
       this.open--;
       this.metrics.subscriberClosed(reason);
     });
+  }
+
+  /**
+   * OUT_OF_RANGE when a subscriber asks to resume after a seq the log has not
+   * reached: taken at its word, every entry up to that seq would be skipped.
+   */
+  async refusePastHead(logId: string, resumeAfterSeq: bigint | undefined, signal: AbortSignal): Promise<void> {
+    if (resumeAfterSeq === undefined) return;
+    const lastSeq = await this.reader.lastSeq(logId, signal);
+    if (resumeAfterSeq > lastSeq) {
+      throw rpcError(Code.OutOfRange, `resume_after_seq ${resumeAfterSeq} is past the head of log "${logId}" (last seq ${lastSeq})`, {
+        reason: "SEQ_PAST_HEAD",
+        metadata: { log: logId, field: "resume_after_seq", last_seq: String(lastSeq) },
+      });
+    }
   }
 
   /** Ends every stream with UNAVAILABLE (clients resume elsewhere) and stops the feeds. */

@@ -32,15 +32,26 @@ export class LogReader {
   ) {}
 
   /** One page; a log that does not exist yet reads as empty. Gives up only when `signal` aborts or the error is not transient. */
-  async page(request: PageRequest, signal: AbortSignal): Promise<Page> {
+  page(request: PageRequest, signal: AbortSignal): Promise<Page> {
+    return this.retried(() => this.log().read({ ...request, pageSize: READ_PAGE }, { signal }), { entries: [], nextPageToken: "" }, signal);
+  }
+
+  /** The log's last seq; 0 for a log that does not exist yet. */
+  async lastSeq(logId: string, signal: AbortSignal): Promise<bigint> {
+    const found = await this.retried(() => this.log().getLog({ logId }, { signal }), null, signal);
+    return found?.head?.lastSeq ?? 0n;
+  }
+
+  /** A call under the limiter, retried with backoff while the log service is unavailable; `absent` when the log does not exist. */
+  private async retried<T, A>(call: () => Promise<T>, absent: A, signal: AbortSignal): Promise<T | A> {
     let delay = RETRY_FIRST_MS;
     for (;;) {
       await this.acquire();
       try {
-        return await this.log().read({ ...request, pageSize: READ_PAGE }, { signal });
+        return await call();
       } catch (error) {
         const code = ConnectError.from(error).code;
-        if (code === Code.NotFound) return { entries: [], nextPageToken: "" };
+        if (code === Code.NotFound) return absent;
         if (signal.aborted || (code !== Code.Unavailable && code !== Code.DeadlineExceeded && code !== Code.ResourceExhausted)) throw error;
       } finally {
         this.release();

@@ -60,9 +60,13 @@ export function streamRegistration(deps: StreamServiceDeps): ServiceRegistration
       subscribe(request, context) {
         const principal = callPrincipal(context);
         const { logId, topics, resumeAfterSeq, snapshotLimit } = request;
-        const session = deps.hub.subscribe(principal, checkSubscription({ logId, topics, resumeAfterSeq, snapshotLimit }, principal));
+        const checked = checkSubscription({ logId, topics, resumeAfterSeq, snapshotLimit }, principal);
         // The session's frames as they are: no generator of our own around them (one step less per frame).
-        return session.frames(context.signal);
+        if (checked.resumeAfterSeq === undefined) return deps.hub.subscribe(principal, checked).frames(context.signal);
+        return (async function* () {
+          await deps.hub.refusePastHead(checked.logId, checked.resumeAfterSeq, context.signal);
+          yield* deps.hub.subscribe(principal, checked).frames(context.signal);
+        })();
       },
 
       async publish(request, context) {

@@ -15,6 +15,7 @@ const CLIENT_RETRY_MS = 3000;
 
 const STATUS: Partial<Record<Code, number>> = {
   [Code.InvalidArgument]: 400,
+  [Code.OutOfRange]: 400,
   [Code.Unauthenticated]: 401,
   [Code.PermissionDenied]: 403,
   [Code.ResourceExhausted]: 429,
@@ -26,23 +27,28 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
     method: "GET",
     matches: (path) => PATH.test(path),
     async handle(request, response) {
-      const url = new URL(request.url ?? "/", "http://annals.invalid");
+      // The raw path, not a URL's: `new URL` would resolve `/v1/logs/%2E%2E/events` to another path.
+      const [path = "", query = ""] = (request.url ?? "/").split("?", 2);
+      const searchParams = new URLSearchParams(query);
       let session;
+      const gone = new AbortController();
+      response.on("close", () => gone.abort());
       try {
-        const token = url.searchParams.get("token");
+        const token = searchParams.get("token");
         const principal = await authenticator.authenticate(token ? `Bearer ${token}` : (request.headers.authorization ?? null));
         if (!isAllowed(principal, STREAM_VIEW)) {
           throw new ConnectError(`the events endpoint requires the role "${STREAM_VIEW}"`, Code.PermissionDenied);
         }
         const subscription = checkSubscription(
           {
-            logId: decodeURIComponent(PATH.exec(url.pathname)![1]!),
-            topics: url.searchParams.getAll("topics").flatMap((value) => value.split(",")).filter((topic) => topic !== ""),
+            logId: pathLogId(path),
+            topics: searchParams.getAll("topics").flatMap((value) => value.split(",")).filter((topic) => topic !== ""),
             resumeAfterSeq: lastEventId(request),
-            snapshotLimit: snapshotParameter(url.searchParams.get("snapshot")),
+            snapshotLimit: snapshotParameter(searchParams.get("snapshot")),
           },
           principal,
         );
+        await hub.refusePastHead(subscription.logId, subscription.resumeAfterSeq, gone.signal);
         session = hub.subscribe(principal, subscription);
       } catch (error) {
         refuse(response, ConnectError.from(error));
@@ -55,8 +61,6 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
         connection: "keep-alive",
       });
       response.write(`retry: ${CLIENT_RETRY_MS}\n\n`);
-      const gone = new AbortController();
-      response.on("close", () => gone.abort());
       try {
         for await (const { frame } of session.frames(gone.signal)) {
           let text: string;
@@ -83,6 +87,16 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
       }
     },
   };
+}
+
+/** The log id in the path, percent-decoded; INVALID_ARGUMENT when it does not decode (`%ZZ`, a lone surrogate). */
+function pathLogId(path: string): string {
+  const encoded = PATH.exec(path)?.[1] ?? "";
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    throw new ConnectError("log_id: the path's log id is not valid percent-encoded UTF-8", Code.InvalidArgument);
+  }
 }
 
 /** `snapshot=N`: how many of the latest matching entries to start with (default 50). */
