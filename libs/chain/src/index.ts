@@ -2,6 +2,7 @@ export { canonicalJson, ChainError } from "./canonical-json.js";
 export type { JsonValue } from "./canonical-json.js";
 export { GENESIS_CHECKSUM, chainEnvelope, entryChecksum, payloadDigest, sha256Hex } from "./hash-chain.js";
 export type { ChainFields } from "./hash-chain.js";
+export { MAX_PAYLOAD_DEPTH, payloadProblem, textProblem } from "./payload-rules.js";
 export { ChainVerifier } from "./chain-verifier.js";
 export type { EntryCheck, EntryProblem, StoredEntry } from "./chain-verifier.js";
 export {

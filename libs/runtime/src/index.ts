@@ -39,7 +39,7 @@ export {
 } from "./errors.js";
 export type { ErrorFacts } from "./errors.js";
 export { grpcServiceDefinition, shareEncoding } from "./grpc-mount.js";
-export { requestProblem, textProblem } from "./request-check.js";
+export { requestProblem } from "./request-check.js";
 export { decodePageToken, encodePageToken, pagePositionInteger } from "./page-token.js";
 export type { RequestProblem } from "./request-check.js";
 export type { HttpRoute } from "./http-mount.js";

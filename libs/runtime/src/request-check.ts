@@ -1,6 +1,7 @@
 import { ScalarType, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { Code, type ConnectError } from "@connectrpc/connect";
+import { textProblem } from "@annals/chain";
 import { invalidArgument, rpcError } from "./errors.js";
 
 // The checks every decoded request passes before a handler sees it, on both
@@ -36,12 +37,6 @@ export interface RequestProblem {
   problem: string;
 }
 
-/** Why a string cannot be stored, or null when it can. */
-export function textProblem(value: string): string | null {
-  if (value.includes("\u0000")) return "contains a NUL character (U+0000)";
-  if (!value.isWellFormed()) return "is not well-formed Unicode (it holds a lone UTF-16 surrogate)";
-  return null;
-}
 
 /** The first problem of a decoded request message, or null. */
 export function requestProblem(desc: DescMessage, message: Message): RequestProblem | null {

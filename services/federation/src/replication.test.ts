@@ -5,6 +5,7 @@ import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { federationV1 } from "@annals/proto";
 import { rejects } from "@annals/runtime/testing";
+import { MAX_PAYLOAD_DEPTH } from "@annals/chain";
 import { chainOf, headOf, startTestNode, until, type TestNode } from "./federation-harness.js";
 import { mirrorLogId } from "./identity.js";
 
@@ -60,6 +61,15 @@ describe("federation: B mirrors A's logs", () => {
     assert.deepEqual([copy.redaction?.redactionSeq, copy.redaction?.reason], [redaction.redaction!.seq, "GDPR erasure request"]);
     assert.equal((await b.log.verify({ logId: mirror("orders") })).valid, true);
     assert.deepEqual(await chainOf(b.log, mirror("orders")), await chainOf(a.log, "orders"));
+  });
+
+  test(`the deepest payload a log takes (${MAX_PAYLOAD_DEPTH} levels) is mirrored and reads back from the mirror`, async () => {
+    let payload: Record<string, unknown> = { leaf: 1 };
+    for (let level = 1; level < MAX_PAYLOAD_DEPTH; level++) payload = { level: payload };
+    const { result } = await a.log.append({ logId: "orders", entry: { kind: "order.deep", payload: payload as never } });
+    await until("the deep entry to arrive", async () => (await headOf(b.log, mirror("orders"))) >= result!.seq);
+    const copy = (await b.log.getEntry({ logId: mirror("orders"), selector: { case: "seq", value: result!.seq } })).entry!;
+    assert.deepEqual(copy.payload, payload);
   });
 
   test("B restarted mid-replication ends identical to A: no gap, no duplicate", async () => {

@@ -1,7 +1,7 @@
-import { canonicalJson, sha256Hex, type JsonValue } from "@annals/chain";
+import { canonicalJson, payloadProblem, sha256Hex, textProblem, type JsonValue } from "@annals/chain";
 import type { logV1 } from "@annals/proto";
 import { Code } from "@connectrpc/connect";
-import { invalidArgument, rpcError, textProblem } from "@annals/runtime";
+import { invalidArgument, rpcError } from "@annals/runtime";
 import { kindProblem, localLogIdProblem, logIdProblem, MIRROR_PREFIX } from "@annals/topics";
 import { isCanonicalUuid } from "./uuid-v7.js";
 
@@ -137,58 +137,3 @@ function canonicalPayload(payload: { [key: string]: JsonValue }, field: string):
   return canonicalJson(payload);
 }
 
-/**
- * The deepest JSON nesting a payload may have: the payload object is level 1,
- * each object or array inside it one more. Every gRPC reader must be able to
- * decode what is stored, and decoders stop at 100 nested messages
- * (protobuf-es and Python's protobuf by default); each JSON object level
- * costs three (Struct, its map entry, Value) below the response's own
- * wrappers (e.g. SubscribeResponse, Event, Entry), so 30 levels reach at most
- * 94 (docs/hash-chain.md, "Payloads"; log-service.test.ts "the deepest
- * payload").
- */
-export const MAX_JSON_DEPTH = 30;
-
-/**
- * Why a JSON payload cannot be stored and read back everywhere, or null.
- * PostgreSQL's jsonb refuses U+0000 and lone UTF-16 surrogates in strings
- * and keys (in one shared group-commit transaction, that would fail every
- * other writer's entries too), JSON has no NaN or infinities, and nesting is
- * bounded by MAX_JSON_DEPTH.
- */
-export function payloadProblem(payload: JsonValue): string | null {
-  return jsonProblem(payload, 1, "");
-}
-
-function jsonProblem(value: JsonValue, depth: number, path: string): string | null {
-  if (typeof value === "number") return Number.isFinite(value) ? null : `${at(path)}holds a number JSON cannot carry (NaN or Infinity)`;
-  if (typeof value === "string") return stringProblem(value, path, "a string");
-  if (value === null || typeof value === "boolean") return null;
-  if (depth > MAX_JSON_DEPTH) return `${at(path)}nests deeper than ${MAX_JSON_DEPTH} levels`;
-  if (Array.isArray(value)) {
-    for (const [index, item] of value.entries()) {
-      const problem = jsonProblem(item, depth + 1, `${path}[${index}]`);
-      if (problem) return problem;
-    }
-    return null;
-  }
-  if (typeof value === "object") {
-    for (const [key, item] of Object.entries(value)) {
-      const keyProblem = stringProblem(key, path, "a key");
-      if (keyProblem) return keyProblem;
-      const problem = jsonProblem(item, depth + 1, `${path}.${key.length > 40 ? key.slice(0, 40) + "…" : key}`);
-      if (problem) return problem;
-    }
-    return null;
-  }
-  return `${at(path)}is not JSON`;
-}
-
-function stringProblem(value: string, path: string, what: string): string | null {
-  const problem = textProblem(value);
-  return problem ? `${at(path)}holds ${what} that ${problem}` : null;
-}
-
-function at(path: string): string {
-  return path === "" ? "" : `at ${path.startsWith(".") ? path.slice(1) : path}: `;
-}

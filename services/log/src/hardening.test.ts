@@ -8,7 +8,8 @@ import { Code } from "@connectrpc/connect";
 import { logV1 } from "@annals/proto";
 import { errorReason, signDevToken } from "@annals/runtime";
 import { AppendBatcher } from "./append-batcher.js";
-import { MAX_JSON_DEPTH, prepareEntry, DEFAULT_LOG_LIMITS, type PreparedEntry } from "./entry-input.js";
+import { MAX_PAYLOAD_DEPTH } from "@annals/chain";
+import { prepareEntry, DEFAULT_LOG_LIMITS, type PreparedEntry } from "./entry-input.js";
 import type { LogMetrics } from "./log-metrics.js";
 import { entry, rejects, startLogHarness, TEST_SECRET, type LogHarness } from "./log-harness.js";
 
@@ -83,8 +84,8 @@ function nested(depth: number): Record<string, unknown> {
 }
 
 describe("payload depth", () => {
-  test(`the deepest payload allowed (${MAX_JSON_DEPTH} levels) reads back through Read, GetEntry, Subscribe and Export`, async () => {
-    const payload = nested(MAX_JSON_DEPTH);
+  test(`the deepest payload allowed (${MAX_PAYLOAD_DEPTH} levels) reads back through Read, GetEntry, Subscribe and Export`, async () => {
+    const payload = nested(MAX_PAYLOAD_DEPTH);
     const { result } = await harness.admin.append({ logId: "deep", entry: entry("deep.one", payload) });
     const read = await harness.admin.read({ logId: "deep" });
     assert.deepEqual(read.entries[0]!.payload, payload);
@@ -101,9 +102,9 @@ describe("payload depth", () => {
   });
 
   test(`one level more is refused with INVALID_ARGUMENT, on both listeners`, async () => {
-    await rejects(harness.admin.append({ logId: "deep", entry: entry("deep.one", nested(MAX_JSON_DEPTH + 1)) }), Code.InvalidArgument, /^entry\.payload: .*nests deeper than 30 levels/);
+    await rejects(harness.admin.append({ logId: "deep", entry: entry("deep.one", nested(MAX_PAYLOAD_DEPTH + 1)) }), Code.InvalidArgument, /^entry\.payload: .*nests deeper than 30 levels/);
     await rejects(
-      harness.admin.append({ logId: "deep", entry: entry("deep.one", { list: [[[nested(MAX_JSON_DEPTH - 2)]]] }) }),
+      harness.admin.append({ logId: "deep", entry: entry("deep.one", { list: [[[nested(MAX_PAYLOAD_DEPTH - 2)]]] }) }),
       Code.InvalidArgument,
       /nests deeper/,
     );

@@ -21,7 +21,8 @@ import {
 import type { AppendBatcher } from "./append-batcher.js";
 import type { AppendNotifier } from "./append-notifier.js";
 import type { AppendedEntry } from "./append-plan.js";
-import { checkLocalLogId, checkLogId, payloadProblem, prepareEntry, type LogLimits, type PreparedEntry } from "./entry-input.js";
+import { payloadProblem } from "@annals/chain";
+import { checkLocalLogId, checkLogId, prepareEntry, type LogLimits, type PreparedEntry } from "./entry-input.js";
 import { OrderedAcks } from "./append-stream.js";
 import { appendResult, entryMessage, headMessage } from "./entry-mapping.js";
 import { exportLines } from "./export.js";

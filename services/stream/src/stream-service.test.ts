@@ -9,6 +9,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { errorReason, retryDelayMs } from "@annals/runtime";
 import { PROTO_ROOT } from "@annals/runtime/testing";
 import { subjectMatches } from "@annals/topics";
+import { MAX_PAYLOAD_DEPTH } from "@annals/chain";
 import { rejects, sleep, startStreamHarness, subscribe, type StreamHarness } from "./stream-harness.js";
 
 const TOPICS = Array.from({ length: 20 }, (_, i) => `evt.t${i % 10}.${["created", "updated"][i % 2]}${i >= 10 ? ".detail" : ""}`);
@@ -138,6 +139,32 @@ describe("stream service: fan-out", () => {
       assert.equal(stream.ended?.code, Code.InvalidArgument, `${JSON.stringify(request, (_, v) => (typeof v === "bigint" ? String(v) : v))}`);
       assert.match(stream.ended!.rawMessage, message);
     }
+  });
+
+  test(`the deepest payload the log takes (${MAX_PAYLOAD_DEPTH} levels) arrives in a snapshot and live`, async () => {
+    let payload: Record<string, unknown> = { leaf: 1 };
+    for (let level = 1; level < MAX_PAYLOAD_DEPTH; level++) payload = { level: payload };
+    await harness.log.append({ logId: "deep", entry: { kind: "deep.one", payload: payload as never } });
+    const received = subscribe(harness.stream, { logId: "deep", topics: ["deep.>"] });
+    await received.until((r) => r.snapshotDone !== undefined);
+    await harness.log.append({ logId: "deep", entry: { kind: "deep.two", payload: payload as never } });
+    await received.until((r) => r.events.length === 2);
+    assert.deepEqual(received.events.map((event) => [event.snapshot, event.payload]), [
+      [true, payload],
+      [false, payload],
+    ]);
+    received.cancel();
+  });
+
+  test("resuming after a seq past the head is OUT_OF_RANGE naming the head, not a stream that skips entries", async () => {
+    await harness.log.appendBatch({ logId: "short", entries: Array.from({ length: 40 }, (_, i) => ({ kind: "s.x", payload: { i } })) });
+    const ahead = subscribe(harness.stream, { logId: "short", topics: [">"], resumeAfterSeq: 1_000_000n });
+    await assert.rejects(ahead.until(() => false));
+    assert.equal(ahead.ended?.code, Code.OutOfRange);
+    assert.match(ahead.ended!.message, /resume_after_seq 1000000 is past the head of log "short" \(last seq 40\)/);
+    const atHead = subscribe(harness.stream, { logId: "short", topics: [">"], resumeAfterSeq: 40n });
+    await atHead.until((r) => r.snapshotDone !== undefined);
+    atHead.cancel();
   });
 
   test("an idle stream gets keepalives naming the last seq considered", async () => {
