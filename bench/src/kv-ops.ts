@@ -3,7 +3,9 @@
 // process, against two baselines measured in the same run: DiagService.Ping
 // on the same server (the RPC floor), and the backend called directly from
 // this process (`pg` with the statements the postgres backend runs, ioredis
-// GET/SET, the MemoryBackend object) — the storage floor.
+// GET/SET, the MemoryBackend object) — the storage floor. Then lock
+// contention: many callers taking one lock in turn, compared across the
+// three backends in the same run.
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
@@ -25,6 +27,10 @@ export interface KvBenchOptions {
   /** Keys preloaded and then read and written at random. */
   keys: number;
   valueBytes: number;
+  /** Callers that contend for one lock in the lock cell; default 100. */
+  lockContenders?: number;
+  /** How many times each contender takes the lock; default 1. */
+  lockAcquisitionsEach?: number;
 }
 
 type Backend = "postgres" | "redis" | "memory";
@@ -61,7 +67,10 @@ export async function kvOps(options: KvBenchOptions): Promise<void> {
       "on the same server; direct = the backend called from the bench process (pg pool of 10 connections, as the service's, with the\n" +
       "backend's own statements; ioredis on one connection; the MemoryBackend object). ratios = calls/s ÷ baseline calls/s.\n",
   );
+  const contenders = options.lockContenders ?? 100;
+  const acquisitionsEach = options.lockAcquisitionsEach ?? 1;
   const rows: string[][] = [];
+  const lockRuns = new Map<Backend, LockContention>();
   const pool = new pg.Pool({ connectionString: database.url, max: 10 });
   const memory = new MemoryBackend();
   try {
@@ -103,6 +112,7 @@ export async function kvOps(options: KvBenchOptions): Promise<void> {
           row("direct get (baseline)", directGet, directGet.callsPerSecond),
           row("direct set (baseline)", directSet, directSet.callsPerSecond),
         );
+        lockRuns.set(backend, await lockContention(kv, Buffer.from(`bench:lock:${backend}`), contenders, acquisitionsEach));
       } finally {
         kv.close();
         diag.close();
@@ -110,12 +120,85 @@ export async function kvOps(options: KvBenchOptions): Promise<void> {
       }
     }
     console.log(formatTable(["backend", "call", "calls/s", "p50 ms", "p99 ms", "errors", "÷ Ping", "÷ direct"], rows));
+    console.log(
+      `\nLock contention: ${contenders} callers on one key of the same service process, each taking the lock ${acquisitionsEach} time(s):\n` +
+        "AcquireLock (ttl 10 s), again at once while refused, ReleaseLock as soon as it holds it; time until every caller is done.\n" +
+        "÷ redis, ÷ memory = this backend's time ÷ that backend's time in this run (lower is faster).\n",
+    );
+    const lockRow = (backend: Backend, run: LockContention) => [
+      backend,
+      (run.ms / 1000).toFixed(2),
+      String(run.calls),
+      String(run.acquired),
+      (run.calls / (run.ms / 1000)).toFixed(0),
+      run.p50Ms.toFixed(2),
+      run.p99Ms.toFixed(2),
+      String(run.errors),
+      ratioOf(run, lockRuns.get("redis")),
+      ratioOf(run, lockRuns.get("memory")),
+    ];
+    console.log(
+      formatTable(
+        ["backend", "seconds", "AcquireLock calls", "acquired", "calls/s", "p50 ms", "p99 ms", "errors", "÷ redis", "÷ memory"],
+        [...lockRuns].map(([backend, run]) => lockRow(backend, run)),
+      ),
+    );
   } finally {
     await pool.end();
     await clearPrefix(redis, redisPrefix);
     redis.disconnect();
     await database.drop();
   }
+}
+
+interface LockContention {
+  ms: number;
+  /** AcquireLock calls made, and how many of them got the lock. */
+  calls: number;
+  acquired: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/**
+ * `contenders` callers each take the lock on `key` `acquisitionsEach` times:
+ * AcquireLock, again at once while refused, then ReleaseLock as soon as it is
+ * held. Checks that the fencing numbers grow with every acquisition, as the
+ * contract says.
+ */
+async function lockContention(kv: Stub, key: Buffer, contenders: number, acquisitionsEach: number): Promise<LockContention> {
+  const latencies: number[] = [];
+  const fencings: bigint[] = [];
+  let errors = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: contenders }, async () => {
+      for (let held = 0; held < acquisitionsEach && errors < 100; ) {
+        const before = performance.now();
+        try {
+          const lock = await unary(kv, "acquireLock", { key, ttlMs: 10_000n });
+          latencies.push(performance.now() - before);
+          if (!lock.acquired) continue;
+          held++;
+          fencings.push(BigInt(lock.fencing));
+          await unary(kv, "releaseLock", { key, token: lock.token });
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const ms = performance.now() - started;
+  // A lock is acquired only after the previous holder's release, so completion order is acquisition order.
+  if (fencings.some((fencing, i) => i > 0 && fencing <= fencings[i - 1]!)) throw new Error("lock contention: fencing numbers did not increase");
+  latencies.sort((a, b) => a - b);
+  const quantile = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  return { ms, calls: latencies.length, acquired: fencings.length, errors, p50Ms: quantile(0.5), p99Ms: quantile(0.99) };
+}
+
+function ratioOf(run: LockContention, baseline: LockContention | undefined): string {
+  return baseline ? (run.ms / baseline.ms).toFixed(2) : "";
 }
 
 function directCalls(backend: Backend, pool: pg.Pool, redis: Redis, prefix: string, memory: MemoryBackend) {
