@@ -332,6 +332,34 @@ for (const { backend, skip } of BACKENDS) {
       assert.equal(text((await kv.get({ key })).value), "50");
     });
 
+    // The contended paths of the helpers (postgres: compare-and-set, then the row lock; redis: compare-and-set).
+    test("100 concurrent RateLimit uses of one key: exactly the limit is allowed, each count seen once", async () => {
+      const key = fresh("rate");
+      // Sliding window of an hour: no window edge to cross while the calls run.
+      const uses = await Promise.all(Array.from({ length: 100 }, () => kv.rateLimit({ key, limit: 60n, windowMs: 3_600_000n })));
+      const allowed = uses.filter((use) => use.allowed);
+      assert.deepEqual(allowed.map((use) => Number(use.count)).sort((a, b) => a - b), Array.from({ length: 60 }, (_, i) => i + 1));
+      assert.ok(uses.filter((use) => !use.allowed).every((use) => use.count === 60n && use.remaining === 0n));
+    });
+
+    test("100 concurrent AcquireLock on one free key: exactly one holds it", async () => {
+      const key = fresh("lock");
+      const attempts = await Promise.all(Array.from({ length: 100 }, () => kv.acquireLock({ key, ttlMs: 60_000n })));
+      const holders = attempts.filter((attempt) => attempt.acquired);
+      assert.equal(holders.length, 1);
+      assert.equal((await kv.releaseLock({ key, token: holders[0]!.token })).released, true);
+    });
+
+    test("50 concurrent Set with GET on one key: the previous values returned chain every write exactly once", async () => {
+      const key = fresh();
+      await kv.set({ key, value: bytes("start") });
+      const values = Array.from({ length: 50 }, (_, i) => `v${i}`);
+      const sets = await Promise.all(values.map((value) => kv.set({ key, value: bytes(value), returnPrevious: true })));
+      const last = text((await kv.get({ key })).value);
+      // Each write replaced exactly one other: "start" and every value but the last are each returned once.
+      assert.deepEqual(sets.map((set) => text(set.previous)).sort(), ["start", ...values.filter((value) => value !== last)].sort());
+    });
+
     test("RateLimit, fixed window: the counter and its expiry are set together; the limit+1-th use is refused", async () => {
       const key = fresh("rate");
       // Windows of an hour: the calls below cross a window edge (and start over) only once an hour.

@@ -1,7 +1,8 @@
 // The postgres backend: table kv.entries (migrations/0001) for the keys clients
 // use, kv.states for the helpers' state, both on the database server's clock
 // (kv.now_ms()). The common operations are one statement each; Set with GET
-// and the helpers read the row FOR UPDATE and write it in one transaction.
+// and the helpers read the row, decide, and write it only if it is unchanged
+// (see readModifyWrite).
 import { DatabaseError, type Database, type Queryable } from "@annals/db";
 import {
   badCursor,
@@ -24,6 +25,9 @@ const LIVE = "(expires_at_ms is null or expires_at_ms > kv.now_ms())";
 const NEW_EXPIRY = "case when $3::bigint > 0 then kv.now_ms() + $3::bigint end";
 /** The expiry a live row keeps under KEEPTTL (an expired row's is gone). */
 const KEPT_EXPIRY = "case when e.expires_at_ms > kv.now_ms() then e.expires_at_ms end";
+
+/** Attempts without a lock before a read-modify-write queues on the row lock (see readModifyWrite). */
+const OPTIMISTIC_ATTEMPTS = 2;
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 const toNumber = (value: unknown) => (value === null ? null : Number(value as bigint));
@@ -148,21 +152,74 @@ export class PostgresBackend implements KvBackend {
   }
 
   /**
+   * Applies a transition to one row, first without a lock: read the row and
+   * the clock (one statement), decide, and if the transition writes, write
+   * only if the row is still the one read (one statement). So a transition
+   * that writes nothing (a lock that is taken, a rate limit that refuses, an
+   * id already seen) is one statement and waits for no one, and one that
+   * writes is two. When other writers changed the row in between on every
+   * optimistic attempt, the transition queues on the row lock instead
+   * (lockedReadModifyWrite): contended writes wait in the database, not in
+   * retries from here.
+   */
+  private async readModifyWrite<R>(row: Row, decide: Decide<R>): Promise<R> {
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+      const { rows } = await this.db.query<RowVersion & { now_ms: bigint }>(
+        `select r.value, r.expires_at_ms, n.now_ms from (select kv.now_ms() as now_ms) n left join ${row.table} r on ${row.where}`,
+        row.params,
+      );
+      const { now_ms, ...version } = rows[0]!;
+      const seen = version.value === null ? undefined : (version as RowVersion);
+      const nowMs = Number(now_ms);
+      const { result, write } = decide(liveState(seen, nowMs), nowMs);
+      if (write === undefined || (await this.writeIfUnchanged(row, seen, write))) return result;
+    }
+    return this.lockedReadModifyWrite(row, decide);
+  }
+
+  /**
+   * Writes a transition's outcome if the row is still `seen` (undefined:
+   * absent), value and expiry alike; false when another writer changed it.
+   * An UPDATE that meets a concurrent writer's lock waits for it and then
+   * checks its condition on the row that writer left.
+   */
+  private async writeIfUnchanged(row: Row, seen: RowVersion | undefined, write: Stored | "delete"): Promise<boolean> {
+    const next = row.params.length + 1;
+    if (write === "delete") {
+      if (!seen) return true;
+      const { rowCount } = await this.db.query(
+        `delete from ${row.table} where ${row.where} and value = $${next} and expires_at_ms is not distinct from $${next + 1}::bigint`,
+        [...row.params, seen.value, seen.expires_at_ms],
+      );
+      return rowCount > 0;
+    }
+    if (!seen) {
+      const { rowCount } = await this.db.query(`insert into ${row.table} ${row.insert(next)} on conflict do nothing`, [...row.params, write.value, write.expiresAtMs]);
+      return rowCount > 0;
+    }
+    const { rowCount } = await this.db.query(
+      `update ${row.table} set value = $${next}, expires_at_ms = $${next + 1}
+       where ${row.where} and value = $${next + 2} and expires_at_ms is not distinct from $${next + 3}::bigint`,
+      [...row.params, write.value, write.expiresAtMs, seen.value, seen.expires_at_ms],
+    );
+    return rowCount > 0;
+  }
+
+  /**
    * Reads the row FOR UPDATE, decides, writes, in one transaction. When the
    * row is missing, the INSERT may meet a row another transaction inserted
    * meanwhile: then the transaction starts over and reads that row locked.
    */
-  private async readModifyWrite<R>(row: Row, decide: Decide<R>): Promise<R> {
+  private async lockedReadModifyWrite<R>(row: Row, decide: Decide<R>): Promise<R> {
     for (;;) {
       const outcome = await this.db.transaction(async (tx) => {
-        const { rows } = await tx.query<{ value: Uint8Array; expires_at_ms: bigint | null; now_ms: bigint }>(
+        const { rows } = await tx.query<RowVersion & { now_ms: bigint }>(
           `select value, expires_at_ms, kv.now_ms() as now_ms from ${row.table} where ${row.where} for update`,
           row.params,
         );
         const found = rows[0];
         const nowMs = Number(found ? found.now_ms : (await nowOf(tx)));
-        const stored: Stored | undefined = found ? { value: found.value, expiresAtMs: toNumber(found.expires_at_ms) } : undefined;
-        const { result, write } = decide(stored && isLive(stored, nowMs) ? stored : undefined, nowMs);
+        const { result, write } = decide(liveState(found, nowMs), nowMs);
         if (write === "delete") {
           await tx.query(`delete from ${row.table} where ${row.where}`, row.params);
         } else if (write && found) {
@@ -205,6 +262,19 @@ export class PostgresBackend implements KvBackend {
   }
 
   async close() {}
+}
+
+/** A row as read: its value and expiry, exactly as stored. */
+interface RowVersion {
+  value: Uint8Array;
+  expires_at_ms: bigint | null;
+}
+
+/** The state a transition decides on: the row while it is live, else undefined. */
+function liveState(row: RowVersion | undefined, nowMs: number): Stored | undefined {
+  if (!row) return undefined;
+  const stored = { value: row.value, expiresAtMs: toNumber(row.expires_at_ms) };
+  return isLive(stored, nowMs) ? stored : undefined;
 }
 
 async function nowOf(tx: Queryable): Promise<bigint> {
