@@ -14,7 +14,7 @@ import pg from "pg";
 import { MemoryBackend } from "@annals/kv";
 import { diagV1, kvV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
-import { startServiceProcess } from "@annals/runtime/testing";
+import { startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
 import { createBenchDatabase } from "./bench-database.js";
 import { BENCH_SECRET, benchToken } from "./bench-token.js";
 import { runLoad, type LoadResult } from "./load.js";
@@ -31,9 +31,12 @@ export interface KvBenchOptions {
   lockContenders?: number;
   /** How many times each contender takes the lock; default 1. */
   lockAcquisitionsEach?: number;
+  /** Lock contention rounds per backend; default 3. */
+  lockRounds?: number;
 }
 
 type Backend = "postgres" | "redis" | "memory";
+const BACKENDS: Backend[] = ["postgres", "redis", "memory"];
 type Unary = (request: object, metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response: any) => void) => void;
 type Stub = Record<string, Unary> & { close(): void };
 
@@ -69,81 +72,101 @@ export async function kvOps(options: KvBenchOptions): Promise<void> {
   );
   const contenders = options.lockContenders ?? 100;
   const acquisitionsEach = options.lockAcquisitionsEach ?? 1;
+  const lockRounds = options.lockRounds ?? 3;
   const rows: string[][] = [];
-  const lockRuns = new Map<Backend, LockContention>();
   const pool = new pg.Pool({ connectionString: database.url, max: 10 });
   const memory = new MemoryBackend();
+  const running = new Map<Backend, { service: ServiceProcess; kv: Stub; diag: Stub }>();
   try {
-    for (const backend of ["postgres", "redis", "memory"] as Backend[]) {
+    for (const backend of BACKENDS) {
       const service = await startServiceProcess({
         script: fileURLToPath(new URL("../../services/kv/dist/main.js", import.meta.url)),
         env: { DATABASE_URL: database.url, ANNALS_AUTH_JWT_SECRET: BENCH_SECRET, ANNALS_KV_BACKEND: backend, REDIS_URL: redisUrl, ANNALS_KV_REDIS_PREFIX: redisPrefix },
       });
       const address = `127.0.0.1:${service.grpcPort}`;
-      const kv = new KvClient(address, grpc.credentials.createInsecure()) as unknown as Stub;
-      const diag = new DiagClient(address, grpc.credentials.createInsecure()) as unknown as Stub;
-      try {
-        for (let first = 0; first < options.keys; first += 1000) {
-          const entries = Array.from({ length: Math.min(1000, options.keys - first) }, (_, i) => ({ key: keyOf(first + i), value }));
-          await unary(kv, "mSet", { entries });
-        }
-        const load = (call: () => Promise<unknown>) => runLoad(call, options.concurrency, options.durationMs, options.warmupMs);
-        const ping = await load(() => unary(diag, "ping", { data: new Uint8Array(0) }));
-        const get = await load(() => unary(kv, "get", { key: randomKey() }));
-        const set = await load(() => unary(kv, "set", { key: randomKey(), value }));
-        const direct = directCalls(backend, pool, redis, redisPrefix, memory);
-        if (backend === "memory") await Promise.all(Array.from({ length: options.keys }, (_, i) => direct.set(keyOf(i), value)));
-        const directGet = await load(() => direct.get(randomKey()));
-        const directSet = await load(() => direct.set(randomKey(), value));
-        const row = (call: string, result: LoadResult, directRate: number | undefined) => [
-          backend,
-          call,
-          result.callsPerSecond.toFixed(0),
-          result.p50Ms.toFixed(2),
-          result.p99Ms.toFixed(2),
-          String(result.errors),
-          (result.callsPerSecond / ping.callsPerSecond).toFixed(2),
-          directRate === undefined ? "" : (result.callsPerSecond / directRate).toFixed(2),
-        ];
-        rows.push(
-          row("Ping (baseline)", ping, undefined),
-          row("Get", get, directGet.callsPerSecond),
-          row("Set", set, directSet.callsPerSecond),
-          row("direct get (baseline)", directGet, directGet.callsPerSecond),
-          row("direct set (baseline)", directSet, directSet.callsPerSecond),
-        );
-        lockRuns.set(backend, await lockContention(kv, Buffer.from(`bench:lock:${backend}`), contenders, acquisitionsEach));
-      } finally {
-        kv.close();
-        diag.close();
-        await service.stop();
+      running.set(backend, {
+        service,
+        kv: new KvClient(address, grpc.credentials.createInsecure()) as unknown as Stub,
+        diag: new DiagClient(address, grpc.credentials.createInsecure()) as unknown as Stub,
+      });
+    }
+    for (const backend of BACKENDS) {
+      const { kv, diag } = running.get(backend)!;
+      for (let first = 0; first < options.keys; first += 1000) {
+        const entries = Array.from({ length: Math.min(1000, options.keys - first) }, (_, i) => ({ key: keyOf(first + i), value }));
+        await unary(kv, "mSet", { entries });
       }
+      const load = (call: () => Promise<unknown>) => runLoad(call, options.concurrency, options.durationMs, options.warmupMs);
+      const ping = await load(() => unary(diag, "ping", { data: new Uint8Array(0) }));
+      const get = await load(() => unary(kv, "get", { key: randomKey() }));
+      const set = await load(() => unary(kv, "set", { key: randomKey(), value }));
+      const direct = directCalls(backend, pool, redis, redisPrefix, memory);
+      if (backend === "memory") await Promise.all(Array.from({ length: options.keys }, (_, i) => direct.set(keyOf(i), value)));
+      const directGet = await load(() => direct.get(randomKey()));
+      const directSet = await load(() => direct.set(randomKey(), value));
+      const row = (call: string, result: LoadResult, directRate: number | undefined) => [
+        backend,
+        call,
+        result.callsPerSecond.toFixed(0),
+        result.p50Ms.toFixed(2),
+        result.p99Ms.toFixed(2),
+        String(result.errors),
+        (result.callsPerSecond / ping.callsPerSecond).toFixed(2),
+        directRate === undefined ? "" : (result.callsPerSecond / directRate).toFixed(2),
+      ];
+      rows.push(
+        row("Ping (baseline)", ping, undefined),
+        row("Get", get, directGet.callsPerSecond),
+        row("Set", set, directSet.callsPerSecond),
+        row("direct get (baseline)", directGet, directGet.callsPerSecond),
+        row("direct set (baseline)", directSet, directSet.callsPerSecond),
+      );
     }
     console.log(formatTable(["backend", "call", "calls/s", "p50 ms", "p99 ms", "errors", "÷ Ping", "÷ direct"], rows));
+
+    // Rounds alternate between the backends, so that a slow moment of a shared machine does not fall on one backend only.
+    const lockRuns = new Map<Backend, LockContention[]>(BACKENDS.map((backend) => [backend, []]));
+    for (let round = 0; round < lockRounds; round++) {
+      for (const backend of BACKENDS) {
+        const key = Buffer.from(`bench:lock:${round}`);
+        lockRuns.get(backend)!.push(await lockContention(running.get(backend)!.kv, key, contenders, acquisitionsEach));
+      }
+    }
     console.log(
-      `\nLock contention: ${contenders} callers on one key of the same service process, each taking the lock ${acquisitionsEach} time(s):\n` +
-        "AcquireLock (ttl 10 s), again at once while refused, ReleaseLock as soon as it holds it; time until every caller is done.\n" +
-        "÷ redis, ÷ memory = this backend's time ÷ that backend's time in this run (lower is faster).\n",
+      `\nLock contention: ${contenders} callers on one key, each taking the lock ${acquisitionsEach} time(s): AcquireLock (ttl 10 s),\n` +
+        "again at once while refused, ReleaseLock as soon as it holds it; time until every caller is done. The same service processes\n" +
+        `as above; ${lockRounds} rounds, the backends taking turns; the median round of each backend, with every round's seconds.\n` +
+        "÷ redis, ÷ memory = this backend's median time ÷ that backend's in this run (lower is faster).\n",
     );
-    const lockRow = (backend: Backend, run: LockContention) => [
-      backend,
-      (run.ms / 1000).toFixed(2),
-      String(run.calls),
-      String(run.acquired),
-      (run.calls / (run.ms / 1000)).toFixed(0),
-      run.p50Ms.toFixed(2),
-      run.p99Ms.toFixed(2),
-      String(run.errors),
-      ratioOf(run, lockRuns.get("redis")),
-      ratioOf(run, lockRuns.get("memory")),
-    ];
+    const medians = new Map([...lockRuns].map(([backend, runs]) => [backend, median(runs)]));
+    const lockRow = (backend: Backend) => {
+      const run = medians.get(backend)!;
+      return [
+        backend,
+        (run.ms / 1000).toFixed(2),
+        lockRuns.get(backend)!.map((r) => (r.ms / 1000).toFixed(2)).join(" "),
+        String(run.calls),
+        String(run.acquired),
+        (run.calls / (run.ms / 1000)).toFixed(0),
+        run.p50Ms.toFixed(2),
+        run.p99Ms.toFixed(2),
+        String(lockRuns.get(backend)!.reduce((sum, r) => sum + r.errors, 0)),
+        (run.ms / medians.get("redis")!.ms).toFixed(2),
+        (run.ms / medians.get("memory")!.ms).toFixed(2),
+      ];
+    };
     console.log(
       formatTable(
-        ["backend", "seconds", "AcquireLock calls", "acquired", "calls/s", "p50 ms", "p99 ms", "errors", "÷ redis", "÷ memory"],
-        [...lockRuns].map(([backend, run]) => lockRow(backend, run)),
+        ["backend", "median s", "rounds s", "AcquireLock calls", "acquired", "calls/s", "p50 ms", "p99 ms", "errors", "÷ redis", "÷ memory"],
+        BACKENDS.map(lockRow),
       ),
     );
   } finally {
+    for (const { service, kv, diag } of running.values()) {
+      kv.close();
+      diag.close();
+      await service.stop();
+    }
     await pool.end();
     await clearPrefix(redis, redisPrefix);
     redis.disconnect();
@@ -197,8 +220,9 @@ async function lockContention(kv: Stub, key: Buffer, contenders: number, acquisi
   return { ms, calls: latencies.length, acquired: fencings.length, errors, p50Ms: quantile(0.5), p99Ms: quantile(0.99) };
 }
 
-function ratioOf(run: LockContention, baseline: LockContention | undefined): string {
-  return baseline ? (run.ms / baseline.ms).toFixed(2) : "";
+/** The run of median duration. */
+function median(runs: LockContention[]): LockContention {
+  return [...runs].sort((a, b) => a.ms - b.ms)[Math.floor(runs.length / 2)]!;
 }
 
 function directCalls(backend: Backend, pool: pg.Pool, redis: Redis, prefix: string, memory: MemoryBackend) {

@@ -37,6 +37,8 @@ interface Row {
   table: "kv.entries" | "kv.states";
   /** The WHERE that selects the row, over $1 = key (and $2 = space). */
   where: string;
+  /** Reads the row (value, expires_at_ms; nulls when there is none) and now_ms, over the same parameters. */
+  read: string;
   params: unknown[];
   /** Column list and values of an INSERT, with value and expiry as the next two parameters. */
   insert(valueParam: number): string;
@@ -49,8 +51,8 @@ export class PostgresBackend implements KvBackend {
   constructor(private readonly db: Database) {}
 
   async get(key: Uint8Array) {
-    const { rows } = await this.db.query<{ value: Uint8Array }>(`select value from kv.entries where key = $1 and ${LIVE}`, [key]);
-    return rows[0]?.value;
+    const { rows } = await this.db.query<{ value: Uint8Array | null }>("select kv.get_value($1) as value", [key]);
+    return rows[0]!.value ?? undefined;
   }
 
   async mget(keys: readonly Uint8Array[]) {
@@ -165,7 +167,7 @@ export class PostgresBackend implements KvBackend {
   private async readModifyWrite<R>(row: Row, decide: Decide<R>): Promise<R> {
     for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
       const { rows } = await this.db.query<RowVersion & { now_ms: bigint }>(
-        `select r.value, r.expires_at_ms, n.now_ms from (select kv.now_ms() as now_ms) n left join ${row.table} r on ${row.where}`,
+        row.read,
         row.params,
       );
       const { now_ms, ...version } = rows[0]!;
@@ -283,13 +285,20 @@ async function nowOf(tx: Queryable): Promise<bigint> {
 }
 
 function entryRow(key: Uint8Array): Row {
-  return { table: "kv.entries", where: "key = $1", params: [key], insert: (n) => `(key, value, expires_at_ms) values ($1, $${n}, $${n + 1})` };
+  return {
+    table: "kv.entries",
+    where: "key = $1",
+    read: "select e.value, e.expires_at_ms, n.now_ms from (select kv.now_ms() as now_ms) n left join kv.entries e on e.key = $1",
+    params: [key],
+    insert: (n) => `(key, value, expires_at_ms) values ($1, $${n}, $${n + 1})`,
+  };
 }
 
 function stateRow(space: StateSpace, key: Uint8Array): Row {
   return {
     table: "kv.states",
     where: "space = $2 and key = $1",
+    read: "select value, expires_at_ms, now_ms from kv.read_state($2, $1)",
     params: [key, space],
     insert: (n) => `(key, space, value, expires_at_ms) values ($1, $2, $${n}, $${n + 1})`,
   };
