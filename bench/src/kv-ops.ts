@@ -49,7 +49,7 @@ function unary(client: Stub, method: string, request: object): Promise<any> {
 }
 
 /** The postgres backend's Get and Set (no TTL, no condition) statements, as pg runs them without the service. */
-const PG_GET = "select value from kv.entries where key = $1 and (expires_at_ms is null or expires_at_ms > kv.now_ms())";
+const PG_GET = "select kv.get_value($1) as value";
 const PG_SET = `insert into kv.entries as e (key, value, expires_at_ms) values ($1, $2, case when $3::bigint > 0 then kv.now_ms() + $3::bigint end)
   on conflict (key) do update set value = excluded.value, expires_at_ms = excluded.expires_at_ms`;
 
@@ -66,7 +66,8 @@ export async function kvOps(options: KvBenchOptions): Promise<void> {
     `kv-ops: the kv service process (services/kv/dist/main.js, JWT auth) on each backend — PostgreSQL database ${database.name} at ${database.host},\n` +
       `Redis at ${redisUrl} (prefix ${redisPrefix}), memory; grpc-js clients in the bench process over one HTTP/2 connection.\n` +
       `${options.keys} keys preloaded with ${options.valueBytes}-byte values; Get and Set of random keys; closed loop, ${options.concurrency} callers,\n` +
-      `${options.durationMs} ms per cell after ${options.warmupMs} ms warm-up. Baselines in the same run: Ping = DiagService.Ping (no-op unary)\n` +
+      `${options.durationMs} ms per cell after ${options.warmupMs} ms warm-up, the five cells of a backend taking turns in ${SLICES} slices (p50 and p99:\n` +
+      "the median slice's). Baselines in the same run: Ping = DiagService.Ping (no-op unary)\n" +
       "on the same server; direct = the backend called from the bench process (pg pool of 10 connections, as the service's, with the\n" +
       "backend's own statements; ioredis on one connection; the MemoryBackend object). ratios = calls/s ÷ baseline calls/s.\n",
   );
@@ -96,14 +97,18 @@ export async function kvOps(options: KvBenchOptions): Promise<void> {
         const entries = Array.from({ length: Math.min(1000, options.keys - first) }, (_, i) => ({ key: keyOf(first + i), value }));
         await unary(kv, "mSet", { entries });
       }
-      const load = (call: () => Promise<unknown>) => runLoad(call, options.concurrency, options.durationMs, options.warmupMs);
-      const ping = await load(() => unary(diag, "ping", { data: new Uint8Array(0) }));
-      const get = await load(() => unary(kv, "get", { key: randomKey() }));
-      const set = await load(() => unary(kv, "set", { key: randomKey(), value }));
       const direct = directCalls(backend, pool, redis, redisPrefix, memory);
       if (backend === "memory") await Promise.all(Array.from({ length: options.keys }, (_, i) => direct.set(keyOf(i), value)));
-      const directGet = await load(() => direct.get(randomKey()));
-      const directSet = await load(() => direct.set(randomKey(), value));
+      const { ping, get, set, directGet, directSet } = await interleaved(
+        {
+          ping: () => unary(diag, "ping", { data: new Uint8Array(0) }),
+          get: () => unary(kv, "get", { key: randomKey() }),
+          set: () => unary(kv, "set", { key: randomKey(), value }),
+          directGet: () => direct.get(randomKey()),
+          directSet: () => direct.set(randomKey(), value),
+        },
+        options,
+      );
       const row = (call: string, result: LoadResult, directRate: number | undefined) => [
         backend,
         call,
@@ -218,6 +223,38 @@ async function lockContention(kv: Stub, key: Buffer, contenders: number, acquisi
   latencies.sort((a, b) => a - b);
   const quantile = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
   return { ms, calls: latencies.length, acquired: fencings.length, errors, p50Ms: quantile(0.5), p99Ms: quantile(0.99) };
+}
+
+/** Slices each call's time is cut into (see interleaved). */
+const SLICES = 6;
+
+/**
+ * Closed-loop load on each call in turn, SLICES times for durationMs/SLICES
+ * each (after one warm-up of each), so that a change in the load of a shared
+ * machine falls on every call alike. Per call: calls/s over all its slices,
+ * the median slice's p50 and p99.
+ */
+async function interleaved<K extends string>(calls: Record<K, () => Promise<unknown>>, options: KvBenchOptions): Promise<Record<K, LoadResult>> {
+  const named = Object.entries(calls) as [K, () => Promise<unknown>][];
+  const slices = new Map<K, LoadResult[]>(named.map(([name]) => [name, []]));
+  for (const [, call] of named) await runLoad(call, options.concurrency, 0, options.warmupMs);
+  for (let slice = 0; slice < SLICES; slice++) {
+    for (const [name, call] of named) slices.get(name)!.push(await runLoad(call, options.concurrency, options.durationMs / SLICES, 0));
+  }
+  const combined = (results: LoadResult[]): LoadResult => {
+    const total = results.reduce((sum, r) => sum + r.calls, 0);
+    const seconds = results.reduce((sum, r) => sum + (r.calls > 0 ? r.calls / r.callsPerSecond : 0), 0);
+    const middle = (pick: (r: LoadResult) => number) => results.map(pick).sort((a, b) => a - b)[Math.floor(results.length / 2)]!;
+    return {
+      calls: total,
+      warmupCalls: 0,
+      errors: results.reduce((sum, r) => sum + r.errors, 0),
+      callsPerSecond: seconds > 0 ? total / seconds : 0,
+      p50Ms: middle((r) => r.p50Ms),
+      p99Ms: middle((r) => r.p99Ms),
+    };
+  };
+  return Object.fromEntries([...slices].map(([name, results]) => [name, combined(results)])) as Record<K, LoadResult>;
 }
 
 /** The run of median duration. */

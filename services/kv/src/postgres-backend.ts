@@ -166,45 +166,13 @@ export class PostgresBackend implements KvBackend {
    */
   private async readModifyWrite<R>(row: Row, decide: Decide<R>): Promise<R> {
     for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
-      const { rows } = await this.db.query<RowVersion & { now_ms: bigint }>(
-        row.read,
-        row.params,
-      );
-      const { now_ms, ...version } = rows[0]!;
-      const seen = version.value === null ? undefined : (version as RowVersion);
-      const nowMs = Number(now_ms);
-      const { result, write } = decide(liveState(seen, nowMs), nowMs);
-      if (write === undefined || (await this.writeIfUnchanged(row, seen, write))) return result;
+      const { rows } = await this.db.query<Nullable<RowVersion> & { now_ms: bigint }>(row.read, row.params);
+      const { value, expires_at_ms, now_ms } = rows[0]!;
+      const seen = value === null ? undefined : { value, expires_at_ms };
+      const applied = await applyTransition(this.db, row, seen, Number(now_ms), decide);
+      if (applied) return applied.result;
     }
     return this.lockedReadModifyWrite(row, decide);
-  }
-
-  /**
-   * Writes a transition's outcome if the row is still `seen` (undefined:
-   * absent), value and expiry alike; false when another writer changed it.
-   * An UPDATE that meets a concurrent writer's lock waits for it and then
-   * checks its condition on the row that writer left.
-   */
-  private async writeIfUnchanged(row: Row, seen: RowVersion | undefined, write: Stored | "delete"): Promise<boolean> {
-    const next = row.params.length + 1;
-    if (write === "delete") {
-      if (!seen) return true;
-      const { rowCount } = await this.db.query(
-        `delete from ${row.table} where ${row.where} and value = $${next} and expires_at_ms is not distinct from $${next + 1}::bigint`,
-        [...row.params, seen.value, seen.expires_at_ms],
-      );
-      return rowCount > 0;
-    }
-    if (!seen) {
-      const { rowCount } = await this.db.query(`insert into ${row.table} ${row.insert(next)} on conflict do nothing`, [...row.params, write.value, write.expiresAtMs]);
-      return rowCount > 0;
-    }
-    const { rowCount } = await this.db.query(
-      `update ${row.table} set value = $${next}, expires_at_ms = $${next + 1}
-       where ${row.where} and value = $${next + 2} and expires_at_ms is not distinct from $${next + 3}::bigint`,
-      [...row.params, write.value, write.expiresAtMs, seen.value, seen.expires_at_ms],
-    );
-    return rowCount > 0;
   }
 
   /**
@@ -214,34 +182,15 @@ export class PostgresBackend implements KvBackend {
    */
   private async lockedReadModifyWrite<R>(row: Row, decide: Decide<R>): Promise<R> {
     for (;;) {
-      const outcome = await this.db.transaction(async (tx) => {
+      const applied = await this.db.transaction(async (tx) => {
         const { rows } = await tx.query<RowVersion & { now_ms: bigint }>(
           `select value, expires_at_ms, kv.now_ms() as now_ms from ${row.table} where ${row.where} for update`,
           row.params,
         );
         const found = rows[0];
-        const nowMs = Number(found ? found.now_ms : (await nowOf(tx)));
-        const { result, write } = decide(liveState(found, nowMs), nowMs);
-        if (write === "delete") {
-          await tx.query(`delete from ${row.table} where ${row.where}`, row.params);
-        } else if (write && found) {
-          const next = row.params.length + 1;
-          await tx.query(`update ${row.table} set value = $${next}, expires_at_ms = $${next + 1} where ${row.where}`, [
-            ...row.params,
-            write.value,
-            write.expiresAtMs,
-          ]);
-        } else if (write) {
-          const { rowCount } = await tx.query(`insert into ${row.table} ${row.insert(row.params.length + 1)} on conflict do nothing`, [
-            ...row.params,
-            write.value,
-            write.expiresAtMs,
-          ]);
-          if (rowCount === 0) return { retry: true as const };
-        }
-        return { retry: false as const, result };
+        return applyTransition(tx, row, found, Number(found ? found.now_ms : await nowOf(tx)), decide);
       });
-      if (!outcome.retry) return outcome.result;
+      if (applied) return applied.result;
     }
   }
 
@@ -272,11 +221,43 @@ interface RowVersion {
   expires_at_ms: bigint | null;
 }
 
+/** What an outer join gives where there is no row. */
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+
 /** The state a transition decides on: the row while it is live, else undefined. */
 function liveState(row: RowVersion | undefined, nowMs: number): Stored | undefined {
   if (!row) return undefined;
   const stored = { value: row.value, expiresAtMs: toNumber(row.expires_at_ms) };
   return isLive(stored, nowMs) ? stored : undefined;
+}
+
+/**
+ * Decides on the row as `seen` (undefined: absent) and writes the outcome if
+ * the row still is as seen, value and expiry alike; undefined when another
+ * writer changed it first. An UPDATE or DELETE that meets a concurrent
+ * writer's lock waits for it, then checks its condition on the row that
+ * writer left.
+ */
+async function applyTransition<R>(q: Queryable, row: Row, seen: RowVersion | undefined, nowMs: number, decide: Decide<R>): Promise<{ result: R } | undefined> {
+  const { result, write } = decide(liveState(seen, nowMs), nowMs);
+  if (write === undefined) return { result };
+  const next = row.params.length + 1;
+  let sql: string;
+  let params: unknown[];
+  if (write === "delete") {
+    if (!seen) return { result };
+    sql = `delete from ${row.table} where ${row.where} and value = $${next} and expires_at_ms is not distinct from $${next + 1}::bigint`;
+    params = [...row.params, seen.value, seen.expires_at_ms];
+  } else if (!seen) {
+    sql = `insert into ${row.table} ${row.insert(next)} on conflict do nothing`;
+    params = [...row.params, write.value, write.expiresAtMs];
+  } else {
+    sql = `update ${row.table} set value = $${next}, expires_at_ms = $${next + 1}
+           where ${row.where} and value = $${next + 2} and expires_at_ms is not distinct from $${next + 3}::bigint`;
+    params = [...row.params, write.value, write.expiresAtMs, seen.value, seen.expires_at_ms];
+  }
+  const { rowCount } = await q.query(sql, params);
+  return rowCount > 0 ? { result } : undefined;
 }
 
 async function nowOf(tx: Queryable): Promise<bigint> {

@@ -58,7 +58,8 @@ return 1`;
  * the key index, KEYS[2] the expiry index; `track(entry, member)` makes the
  * member of entry key `entry` (its name without the prefix) match what the
  * entry now is: in the key index while it exists, in the expiry index scored
- * with its expiry (ms since the epoch) while it has one.
+ * with its expiry (ms since the epoch) while it has one. Returns true when
+ * the entry is gone.
  */
 const TRACK = `
 local function track(entry, member)
@@ -66,7 +67,7 @@ local function track(entry, member)
   if expiresAt == -2 then
     redis.call('ZREM', KEYS[1], member)
     redis.call('ZREM', KEYS[2], member)
-    return
+    return true
   end
   redis.call('ZADD', KEYS[1], 0, member)
   if expiresAt == -1 then
@@ -74,6 +75,7 @@ local function track(entry, member)
   else
     redis.call('ZADD', KEYS[2], expiresAt, member)
   end
+  return false
 end
 `;
 
@@ -167,28 +169,20 @@ if #redis.call('ZRANGE', KEYS[1], low, high, 'BYLEX', 'LIMIT', 0, 1) == 0 then l
 return {keys, values, last}`;
 
 /**
- * Drops the members of entries whose expiry (their score in the expiry
- * index) has passed, at most ARGV[2] of them; the entry of member m is
- * ARGV[1]..m. A member whose entry got a later expiry or lost it is
- * re-scored or leaves the expiry index. Returns how many members were
- * looked at and how many entries were gone.
+ * Brings up to date the members of the entries whose expiry (their score in
+ * the expiry index) has passed, at most ARGV[2] of them; the entry of member
+ * m is ARGV[1]..m. The members of entries that are gone leave both indexes;
+ * an entry that got a later expiry, or lost it, is re-scored or leaves the
+ * expiry index. Returns how many members were looked at and how many
+ * entries were gone.
  */
-const SWEEP_EXPIRED = `
+const SWEEP_EXPIRED = `${TRACK}
 local now = redis.call('TIME')
 local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local due = redis.call('ZRANGE', KEYS[2], '-inf', nowMs, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
 local gone = 0
 for _, member in ipairs(due) do
-  local expiresAt = redis.call('PEXPIRETIME', ARGV[1] .. member)
-  if expiresAt == -2 then
-    redis.call('ZREM', KEYS[1], member)
-    redis.call('ZREM', KEYS[2], member)
-    gone = gone + 1
-  elseif expiresAt == -1 then
-    redis.call('ZREM', KEYS[2], member)
-  else
-    redis.call('ZADD', KEYS[2], expiresAt, member)
-  end
+  if track(ARGV[1] .. member, member) then gone = gone + 1 end
 end
 return {#due, gone}`;
 
