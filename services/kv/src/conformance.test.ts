@@ -247,6 +247,52 @@ for (const { backend, skip } of BACKENDS) {
       for (const name of stable) assert.ok(seen.has(name), `${name} returned`);
     });
 
+    // Issue 14: on redis, pages were sorted only within one SCAN batch, and a page that ended inside a
+    // batch re-ran that SCAN step on the next call, which after a rehash returns other keys: keys present
+    // throughout were skipped or repeated.
+    test("Scan keeps byte order across pages and returns each key once while the keyspace grows and shrinks", async () => {
+      const prefix = `order:${++n}:`;
+      const stable = Array.from({ length: 1000 }, (_, i) => `${prefix}s${String(i).padStart(4, "0")}`);
+      await kv.mSet({ entries: stable.map((name) => ({ key: bytes(name), value: bytes("s") })) });
+      // Keys outside the prefix, so that the store's own iteration mixes them with ours.
+      await kv.mSet({ entries: Array.from({ length: 1000 }, (_, i) => ({ key: bytes(`order-other:${n}:${i}`), value: bytes("o") })) });
+      let writing = true;
+      const writer = (async () => {
+        for (let i = 0; writing; i++) {
+          await kv.set({ key: bytes(`${prefix}w${i % 300}`), value: bytes("w") });
+          if (i % 3 === 0) await kv.delete({ key: bytes(`${prefix}w${(i + 150) % 300}`) });
+        }
+      })();
+      const returned: string[] = [];
+      let cursor: Uint8Array = new Uint8Array();
+      let round = 0;
+      try {
+        do {
+          const page = await kv.scan({ prefix: bytes(prefix), limit: 37, cursor });
+          returned.push(...page.entries.map((entry) => text(entry.key)));
+          cursor = page.nextCursor;
+          // Between pages, 300 keys arrive on both sides of the cursor and the previous 300 leave.
+          const churn = (r: number) => Array.from({ length: 150 }, (_, i) => [`${prefix}a${r}:${i}`, `${prefix}t${r}:${i}`]).flat();
+          await kv.mSet({ entries: churn(round).map((name) => ({ key: bytes(name), value: bytes("t") })) });
+          if (round > 0) await kv.deleteMany({ keys: churn(round - 1).map(bytes) });
+          round++;
+        } while (cursor.length > 0 && round < 1000);
+      } finally {
+        writing = false;
+        await writer;
+      }
+      const seen = new Set(returned);
+      assert.deepEqual(
+        {
+          missing: stable.filter((name) => !seen.has(name)),
+          repeated: returned.length - seen.size,
+          outOfOrder: returned.filter((key, i) => i > 0 && Buffer.compare(Buffer.from(returned[i - 1]!), Buffer.from(key)) > 0).length,
+        },
+        { missing: [], repeated: 0, outOfOrder: 0 },
+        `${round} pages: every key present throughout returned once, in byte order over all pages`,
+      );
+    });
+
     test("Scan takes a prefix literally (glob characters included) and an empty prefix lists every key", async () => {
       const prefix = `glob*[?]\\${++n}:`;
       await kv.set({ key: bytes(`${prefix}x`), value: bytes("1") });
@@ -284,6 +330,34 @@ for (const { backend, skip } of BACKENDS) {
       const results = await Promise.all(Array.from({ length: 50 }, () => kv.incr({ key })));
       assert.deepEqual(results.map((r) => Number(r.value)).sort((x, y) => x - y), Array.from({ length: 50 }, (_, i) => i + 1));
       assert.equal(text((await kv.get({ key })).value), "50");
+    });
+
+    // The contended paths of the helpers (postgres: compare-and-set, then the row lock; redis: compare-and-set).
+    test("100 concurrent RateLimit uses of one key: exactly the limit is allowed, each count seen once", async () => {
+      const key = fresh("rate");
+      // Sliding window of an hour: no window edge to cross while the calls run.
+      const uses = await Promise.all(Array.from({ length: 100 }, () => kv.rateLimit({ key, limit: 60n, windowMs: 3_600_000n })));
+      const allowed = uses.filter((use) => use.allowed);
+      assert.deepEqual(allowed.map((use) => Number(use.count)).sort((a, b) => a - b), Array.from({ length: 60 }, (_, i) => i + 1));
+      assert.ok(uses.filter((use) => !use.allowed).every((use) => use.count === 60n && use.remaining === 0n));
+    });
+
+    test("100 concurrent AcquireLock on one free key: exactly one holds it", async () => {
+      const key = fresh("lock");
+      const attempts = await Promise.all(Array.from({ length: 100 }, () => kv.acquireLock({ key, ttlMs: 60_000n })));
+      const holders = attempts.filter((attempt) => attempt.acquired);
+      assert.equal(holders.length, 1);
+      assert.equal((await kv.releaseLock({ key, token: holders[0]!.token })).released, true);
+    });
+
+    test("50 concurrent Set with GET on one key: the previous values returned chain every write exactly once", async () => {
+      const key = fresh();
+      await kv.set({ key, value: bytes("start") });
+      const values = Array.from({ length: 50 }, (_, i) => `v${i}`);
+      const sets = await Promise.all(values.map((value) => kv.set({ key, value: bytes(value), returnPrevious: true })));
+      const last = text((await kv.get({ key })).value);
+      // Each write replaced exactly one other: "start" and every value but the last are each returned once.
+      assert.deepEqual(sets.map((set) => text(set.previous)).sort(), ["start", ...values.filter((value) => value !== last)].sort());
     });
 
     test("RateLimit, fixed window: the counter and its expiry are set together; the limit+1-th use is refused", async () => {

@@ -1,7 +1,8 @@
 // The postgres backend: table kv.entries (migrations/0001) for the keys clients
 // use, kv.states for the helpers' state, both on the database server's clock
 // (kv.now_ms()). The common operations are one statement each; Set with GET
-// and the helpers read the row FOR UPDATE and write it in one transaction.
+// and the helpers read the row, decide, and write it only if it is unchanged
+// (see readModifyWrite).
 import { DatabaseError, type Database, type Queryable } from "@annals/db";
 import {
   badCursor,
@@ -25,6 +26,9 @@ const NEW_EXPIRY = "case when $3::bigint > 0 then kv.now_ms() + $3::bigint end";
 /** The expiry a live row keeps under KEEPTTL (an expired row's is gone). */
 const KEPT_EXPIRY = "case when e.expires_at_ms > kv.now_ms() then e.expires_at_ms end";
 
+/** Attempts without a lock before a read-modify-write queues on the row lock (see readModifyWrite). */
+const OPTIMISTIC_ATTEMPTS = 2;
+
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 const toNumber = (value: unknown) => (value === null ? null : Number(value as bigint));
 
@@ -33,6 +37,8 @@ interface Row {
   table: "kv.entries" | "kv.states";
   /** The WHERE that selects the row, over $1 = key (and $2 = space). */
   where: string;
+  /** Reads the row (value, expires_at_ms; nulls when there is none) and now_ms, over the same parameters. */
+  read: string;
   params: unknown[];
   /** Column list and values of an INSERT, with value and expiry as the next two parameters. */
   insert(valueParam: number): string;
@@ -45,8 +51,8 @@ export class PostgresBackend implements KvBackend {
   constructor(private readonly db: Database) {}
 
   async get(key: Uint8Array) {
-    const { rows } = await this.db.query<{ value: Uint8Array }>(`select value from kv.entries where key = $1 and ${LIVE}`, [key]);
-    return rows[0]?.value;
+    const { rows } = await this.db.query<{ value: Uint8Array | null }>("select kv.get_value($1) as value", [key]);
+    return rows[0]!.value ?? undefined;
   }
 
   async mget(keys: readonly Uint8Array[]) {
@@ -148,41 +154,43 @@ export class PostgresBackend implements KvBackend {
   }
 
   /**
+   * Applies a transition to one row, first without a lock: read the row and
+   * the clock (one statement), decide, and if the transition writes, write
+   * only if the row is still the one read (one statement). So a transition
+   * that writes nothing (a lock that is taken, a rate limit that refuses, an
+   * id already seen) is one statement and waits for no one, and one that
+   * writes is two. When other writers changed the row in between on every
+   * optimistic attempt, the transition queues on the row lock instead
+   * (lockedReadModifyWrite): contended writes wait in the database, not in
+   * retries from here.
+   */
+  private async readModifyWrite<R>(row: Row, decide: Decide<R>): Promise<R> {
+    for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
+      const { rows } = await this.db.query<Nullable<RowVersion> & { now_ms: bigint }>(row.read, row.params);
+      const { value, expires_at_ms, now_ms } = rows[0]!;
+      const seen = value === null ? undefined : { value, expires_at_ms };
+      const applied = await applyTransition(this.db, row, seen, Number(now_ms), decide);
+      if (applied) return applied.result;
+    }
+    return this.lockedReadModifyWrite(row, decide);
+  }
+
+  /**
    * Reads the row FOR UPDATE, decides, writes, in one transaction. When the
    * row is missing, the INSERT may meet a row another transaction inserted
    * meanwhile: then the transaction starts over and reads that row locked.
    */
-  private async readModifyWrite<R>(row: Row, decide: Decide<R>): Promise<R> {
+  private async lockedReadModifyWrite<R>(row: Row, decide: Decide<R>): Promise<R> {
     for (;;) {
-      const outcome = await this.db.transaction(async (tx) => {
-        const { rows } = await tx.query<{ value: Uint8Array; expires_at_ms: bigint | null; now_ms: bigint }>(
+      const applied = await this.db.transaction(async (tx) => {
+        const { rows } = await tx.query<RowVersion & { now_ms: bigint }>(
           `select value, expires_at_ms, kv.now_ms() as now_ms from ${row.table} where ${row.where} for update`,
           row.params,
         );
         const found = rows[0];
-        const nowMs = Number(found ? found.now_ms : (await nowOf(tx)));
-        const stored: Stored | undefined = found ? { value: found.value, expiresAtMs: toNumber(found.expires_at_ms) } : undefined;
-        const { result, write } = decide(stored && isLive(stored, nowMs) ? stored : undefined, nowMs);
-        if (write === "delete") {
-          await tx.query(`delete from ${row.table} where ${row.where}`, row.params);
-        } else if (write && found) {
-          const next = row.params.length + 1;
-          await tx.query(`update ${row.table} set value = $${next}, expires_at_ms = $${next + 1} where ${row.where}`, [
-            ...row.params,
-            write.value,
-            write.expiresAtMs,
-          ]);
-        } else if (write) {
-          const { rowCount } = await tx.query(`insert into ${row.table} ${row.insert(row.params.length + 1)} on conflict do nothing`, [
-            ...row.params,
-            write.value,
-            write.expiresAtMs,
-          ]);
-          if (rowCount === 0) return { retry: true as const };
-        }
-        return { retry: false as const, result };
+        return applyTransition(tx, row, found, Number(found ? found.now_ms : await nowOf(tx)), decide);
       });
-      if (!outcome.retry) return outcome.result;
+      if (applied) return applied.result;
     }
   }
 
@@ -207,19 +215,71 @@ export class PostgresBackend implements KvBackend {
   async close() {}
 }
 
+/** A row as read: its value and expiry, exactly as stored. */
+interface RowVersion {
+  value: Uint8Array;
+  expires_at_ms: bigint | null;
+}
+
+/** What an outer join gives where there is no row. */
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+
+/** The state a transition decides on: the row while it is live, else undefined. */
+function liveState(row: RowVersion | undefined, nowMs: number): Stored | undefined {
+  if (!row) return undefined;
+  const stored = { value: row.value, expiresAtMs: toNumber(row.expires_at_ms) };
+  return isLive(stored, nowMs) ? stored : undefined;
+}
+
+/**
+ * Decides on the row as `seen` (undefined: absent) and writes the outcome if
+ * the row still is as seen, value and expiry alike; undefined when another
+ * writer changed it first. An UPDATE or DELETE that meets a concurrent
+ * writer's lock waits for it, then checks its condition on the row that
+ * writer left.
+ */
+async function applyTransition<R>(q: Queryable, row: Row, seen: RowVersion | undefined, nowMs: number, decide: Decide<R>): Promise<{ result: R } | undefined> {
+  const { result, write } = decide(liveState(seen, nowMs), nowMs);
+  if (write === undefined) return { result };
+  const next = row.params.length + 1;
+  let sql: string;
+  let params: unknown[];
+  if (write === "delete") {
+    if (!seen) return { result };
+    sql = `delete from ${row.table} where ${row.where} and value = $${next} and expires_at_ms is not distinct from $${next + 1}::bigint`;
+    params = [...row.params, seen.value, seen.expires_at_ms];
+  } else if (!seen) {
+    sql = `insert into ${row.table} ${row.insert(next)} on conflict do nothing`;
+    params = [...row.params, write.value, write.expiresAtMs];
+  } else {
+    sql = `update ${row.table} set value = $${next}, expires_at_ms = $${next + 1}
+           where ${row.where} and value = $${next + 2} and expires_at_ms is not distinct from $${next + 3}::bigint`;
+    params = [...row.params, write.value, write.expiresAtMs, seen.value, seen.expires_at_ms];
+  }
+  const { rowCount } = await q.query(sql, params);
+  return rowCount > 0 ? { result } : undefined;
+}
+
 async function nowOf(tx: Queryable): Promise<bigint> {
   const { rows } = await tx.query<{ now_ms: bigint }>("select kv.now_ms() as now_ms");
   return rows[0]!.now_ms;
 }
 
 function entryRow(key: Uint8Array): Row {
-  return { table: "kv.entries", where: "key = $1", params: [key], insert: (n) => `(key, value, expires_at_ms) values ($1, $${n}, $${n + 1})` };
+  return {
+    table: "kv.entries",
+    where: "key = $1",
+    read: "select e.value, e.expires_at_ms, n.now_ms from (select kv.now_ms() as now_ms) n left join kv.entries e on e.key = $1",
+    params: [key],
+    insert: (n) => `(key, value, expires_at_ms) values ($1, $${n}, $${n + 1})`,
+  };
 }
 
 function stateRow(space: StateSpace, key: Uint8Array): Row {
   return {
     table: "kv.states",
     where: "space = $2 and key = $1",
+    read: "select value, expires_at_ms, now_ms from kv.read_state($2, $1)",
     params: [key, space],
     insert: (n) => `(key, space, value, expires_at_ms) values ($1, $2, $${n}, $${n + 1})`,
   };
