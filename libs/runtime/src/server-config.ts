@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import type { AuthOptions } from "./auth.js";
 import { ConfigError, isLoopbackHost, readChoice, readInteger, readPort, readString, type Env } from "./config.js";
+import { DEFAULT_TLS_RELOAD_INTERVAL_MS } from "./certificate-files.js";
 import type { TlsOptions } from "./server.js";
 
 /** The settings every annals process shares, read from the environment. */
@@ -32,7 +33,8 @@ export interface ServerConfigDefaults {
 }
 
 /**
- * Reads ANNALS_HOST, ANNALS_PORT, ANNALS_HTTP_PORT, ANNALS_AUTH*, ANNALS_TLS_*,
+ * Reads ANNALS_HOST, ANNALS_PORT, ANNALS_HTTP_PORT, ANNALS_AUTH*, ANNALS_TLS_* (and
+ * ANNALS_TLS_RELOAD_INTERVAL_MS),
  * ANNALS_MAX_MESSAGE_BYTES, ANNALS_SHUTDOWN_*, ANNALS_LOG_LEVEL and OTEL_*.
  * Throws ConfigError naming the variable on any bad value.
  */
@@ -112,5 +114,13 @@ function readTls(env: Env): TlsOptions | undefined {
   for (const [name, file] of [["ANNALS_TLS_CERT_FILE", certFile], ["ANNALS_TLS_KEY_FILE", keyFile], ["ANNALS_TLS_CLIENT_CA_FILE", clientCaFile]] as const) {
     if (file !== undefined && !existsSync(file)) throw new ConfigError(name, `file ${file} does not exist`);
   }
-  return { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}) };
+  return { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}), reloadIntervalMs: readTlsReloadIntervalMs(env) };
+}
+
+/**
+ * ANNALS_TLS_RELOAD_INTERVAL_MS: how often certificate, key and CA files are
+ * read again (the gRPC port's and the federation puller's), in ms.
+ */
+export function readTlsReloadIntervalMs(env: Env): number {
+  return readInteger(env, "ANNALS_TLS_RELOAD_INTERVAL_MS", DEFAULT_TLS_RELOAD_INTERVAL_MS, { min: 100, max: 3_600_000 });
 }

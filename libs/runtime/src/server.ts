@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { DescFile } from "@bufbuild/protobuf";
@@ -6,6 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import healthCheck from "grpc-health-check";
 import { allFiles } from "@annals/proto";
 import { createAuthenticator, type AuthOptions } from "./auth.js";
+import { watchCertificateFiles, type CertificateFiles } from "./certificate-files.js";
 import { isLoopbackHost } from "./config.js";
 import { diagRegistration } from "./diag-service.js";
 import { addReflection } from "./reflection.js";
@@ -24,6 +24,11 @@ export interface TlsOptions {
   keyFile: string;
   /** PEM CA bundle that client certificates must chain to; enables mTLS. */
   clientCaFile?: string;
+  /**
+   * How often the three files are read again, in ms; a new valid set is used
+   * for new connections, open ones keep theirs. Default 10000.
+   */
+  reloadIntervalMs?: number;
 }
 
 export interface ServerOptions {
@@ -127,7 +132,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   health.addToServer(grpcServer);
   addReflection(grpcServer, [...allFiles, ...(options.files ?? [])], serviceNames);
 
-  const credentials = options.tls ? await serverCredentials(options.tls) : grpc.ServerCredentials.createInsecure();
+  const certificates = options.tls
+    ? await watchCertificateFiles({
+        certFile: options.tls.certFile,
+        keyFile: options.tls.keyFile,
+        ...(options.tls.clientCaFile ? { caFile: options.tls.clientCaFile } : {}),
+        ...(options.tls.reloadIntervalMs ? { reloadIntervalMs: options.tls.reloadIntervalMs } : {}),
+        role: "server",
+        logger,
+      })
+    : undefined;
+  const credentials = certificates ? reloadingServerCredentials(certificates) : grpc.ServerCredentials.createInsecure();
   const grpcPort = await new Promise<number>((resolve, reject) => {
     grpcServer.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${options.grpcPort}`, credentials, (error, port) =>
       error ? reject(new Error(`cannot listen for gRPC on ${host}:${options.grpcPort}: ${error.message}`, { cause: error })) : resolve(port),
@@ -197,6 +212,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         grpcServer.forceShutdown();
         httpServer.closeAllConnections();
       }
+      certificates?.close();
       for (const hook of options.onShutdown ?? []) {
         try {
           await hook();
@@ -210,13 +226,41 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   return { host, grpcPort, httpPort, healthPort, logger, telemetry, setServing, shutdown };
 }
 
-async function serverCredentials(tls: TlsOptions): Promise<grpc.ServerCredentials> {
-  const [cert, key, ca] = await Promise.all([
-    readFile(tls.certFile),
-    readFile(tls.keyFile),
-    tls.clientCaFile ? readFile(tls.clientCaFile) : Promise.resolve(null),
-  ]);
-  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], ca !== null);
+/**
+ * Server credentials whose certificate, key and client CA follow the files:
+ * grpc-js calls setSecureContext on its listener with every set the provider
+ * publishes, which changes what new TLS handshakes get and leaves open
+ * connections (and their calls) alone. grpc-js marks certificate providers
+ * experimental; they are what its xDS support uses for the same purpose.
+ */
+function reloadingServerCredentials(certificates: CertificateFiles): grpc.ServerCredentials {
+  const requireClientCertificate = certificates.current().ca !== undefined;
+  const provider: grpc.experimental.CertificateProvider = {
+    addIdentityCertificateListener(listener) {
+      const material = certificates.current();
+      process.nextTick(listener, { certificate: material.cert, privateKey: material.key });
+      identityListeners.set(listener, certificates.onChange((next) => listener({ certificate: next.cert, privateKey: next.key })));
+    },
+    removeIdentityCertificateListener(listener) {
+      identityListeners.get(listener)?.();
+      identityListeners.delete(listener);
+    },
+    addCaCertificateListener(listener) {
+      const material = certificates.current();
+      process.nextTick(listener, material.ca ? { caCertificate: material.ca } : null);
+      caListeners.set(listener, certificates.onChange((next) => listener(next.ca ? { caCertificate: next.ca } : null)));
+    },
+    removeCaCertificateListener(listener) {
+      caListeners.get(listener)?.();
+      caListeners.delete(listener);
+    },
+  };
+  const identityListeners = new Map<grpc.experimental.IdentityCertificateUpdateListener, () => void>();
+  const caListeners = new Map<grpc.experimental.CaCertificateUpdateListener, () => void>();
+  // The first parameter is the identity provider and the second the CA
+  // provider (null: no client certificates asked for), whatever grpc-js's
+  // declaration names them; certificate-files.test.ts "mTLS" pins this.
+  return grpc.experimental.createCertificateProviderServerCredentials(provider, requireClientCertificate ? provider : null, requireClientCertificate);
 }
 
 function sleep(ms: number): Promise<void> {
