@@ -5,7 +5,6 @@ import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect } from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
@@ -15,7 +14,7 @@ import { signDevToken } from "./auth.js";
 import { watchCertificateFiles } from "./certificate-files.js";
 import { createLogger } from "./logger.js";
 import { startServer, type RunningServer } from "./server.js";
-import { makeTestCertificates, writeSecretVolume, type TestCertificate } from "./testing.js";
+import { makeTestCertificates, tlsHandshake as handshake, writeSecretVolume, type TestCertificate } from "./testing.js";
 
 const SECRET = "certificate-files-test-secret-of-32-bytes";
 const logger = createLogger({ name: "certificate-files-test", level: "silent" });
@@ -32,39 +31,6 @@ const volumeFiles = (certificate: TestCertificate, ca: string) => ({
   "tls.key": readFileSync(certificate.keyFile),
   "ca.crt": readFileSync(ca),
 });
-
-/**
- * What a new TLS connection presenting `client` gets: the fingerprint of the
- * server's certificate once the server answers the HTTP/2 preface, or
- * "refused". Under TLS 1.3 the server checks the client's certificate after
- * the client's side of the handshake is done, so only an answer tells.
- */
-function handshake(port: number, ca: string, client: TestCertificate): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = connect({
-      host: "127.0.0.1",
-      port,
-      ca: readFileSync(ca),
-      cert: readFileSync(client.certFile),
-      key: readFileSync(client.keyFile),
-      ALPNProtocols: ["h2"],
-      checkServerIdentity: () => undefined,
-    });
-    const done = (result: string) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(result);
-    };
-    const timer = setTimeout(() => done("refused"), 1000);
-    socket.once("secureConnect", () => {
-      const fingerprint = socket.getPeerCertificate().fingerprint256;
-      socket.once("data", () => done(fingerprint));
-      socket.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-    });
-    socket.once("error", () => done("refused"));
-    socket.once("close", () => done("refused"));
-  });
-}
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await delay(50)) if (await check()) return;

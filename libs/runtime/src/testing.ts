@@ -3,7 +3,8 @@
 // "@annals/runtime/testing"; not for production code.
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import { connect } from "node:tls";
 import { once } from "node:events";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -267,4 +268,37 @@ export function writeSecretVolume(dir: string, files: Record<string, string | Bu
   for (const name of Object.keys(files)) {
     if (!existsSync(join(dir, name))) symlinkSync(join("..data", name), join(dir, name));
   }
+}
+
+/**
+ * What a new TLS connection presenting `client` gets: the fingerprint of the
+ * server's certificate once the server answers the HTTP/2 preface, or
+ * "refused". Under TLS 1.3 the server checks the client's certificate after
+ * the client's side of the handshake is done, so only an answer tells.
+ */
+export function tlsHandshake(port: number, ca: string, client: TestCertificate): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({
+      host: "127.0.0.1",
+      port,
+      ca: readFileSync(ca),
+      cert: readFileSync(client.certFile),
+      key: readFileSync(client.keyFile),
+      ALPNProtocols: ["h2"],
+      checkServerIdentity: () => undefined,
+    });
+    const done = (result: string) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(result);
+    };
+    const timer = setTimeout(() => done("refused"), 1000);
+    socket.once("secureConnect", () => {
+      const fingerprint = socket.getPeerCertificate().fingerprint256;
+      socket.once("data", () => done(fingerprint));
+      socket.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    });
+    socket.once("error", () => done("refused"));
+    socket.once("close", () => done("refused"));
+  });
 }

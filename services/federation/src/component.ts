@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { createAnnalsClients, type LogClient } from "@annals/client";
 import { loadMigrations, migrate, type Database } from "@annals/db";
-import { createLogger, type ServiceComponent } from "@annals/runtime";
+import { createLogger, watchCertificateFiles, type ServiceComponent } from "@annals/runtime";
 import { readFederationOptions, type FederationOptions } from "./config.js";
 import { loadIdentity } from "./identity.js";
 import { FederationMetrics } from "./federation-metrics.js";
@@ -50,12 +50,25 @@ export async function createFederationComponent(options: FederationComponentOpti
     }).log);
   let replicator: Replicator | undefined;
   const metrics = new FederationMetrics(() => replicator?.statuses("") ?? []);
-  replicator = new Replicator({ db: options.db, identity, log, logger, metrics, tls: options.tls, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } });
+  const tls = options.tls
+    ? await watchCertificateFiles({
+        caFile: options.tls.caFile,
+        certFile: options.tls.certFile,
+        keyFile: options.tls.keyFile,
+        ...(options.tls.reloadIntervalMs ? { reloadIntervalMs: options.tls.reloadIntervalMs } : {}),
+        role: "federation-client",
+        logger,
+      })
+    : undefined;
+  replicator = new Replicator({ db: options.db, identity, log, logger, metrics, tls, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } });
   return {
     name: "federation",
     registrations: [federationRegistration({ db: options.db, identity, log, pullsPerMinute: options.pullsPerMinute ?? defaults.pullsPerMinute, replicator, metrics, requirePeerCertificate: options.requirePeerCertificate ?? false })],
     // The log service may be this process's own (the node): replicate once the listeners are up.
     start: () => replicator.start(),
-    close: () => replicator.close(),
+    close: async () => {
+      await replicator.close();
+      tls?.close();
+    },
   };
 }
