@@ -10,13 +10,12 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { createAnnalsClients, type AnnalsClients } from "@annals/client";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { federationV1 } from "@annals/proto";
 import { signDevToken } from "@annals/runtime";
-import { makeTestCertificates, startServiceProcess, tlsHandshake, writeSecretVolume, type ServiceProcess, type TestCertificate } from "@annals/runtime/testing";
+import { makeTestCertificates, startServiceProcess, tlsHandshake, until, writeSecretVolume, type ServiceProcess, type TestCertificate } from "@annals/runtime/testing";
 
 const services = (path: string) => fileURLToPath(new URL(`../../services/${path}`, import.meta.url));
 const SECRET = "certificate-reload-test-secret-32-bytes";
@@ -49,10 +48,6 @@ async function start(script: string, label: string, env: Record<string, string>)
   return started;
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await delay(100)) if (await check().catch(() => false)) return;
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 /** The value of one series of a process's /metrics. */
 async function metric(process: ServiceProcess, name: string, labels: Record<string, string>): Promise<number | undefined> {
@@ -116,7 +111,8 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const mirrorHead = async () => (await bClients.log.getLog({ logId: MIRROR })).head?.lastSeq ?? 0n;
+/** The mirror's last seq; 0 while it does not exist yet. */
+const mirrorHead = async () => (await bClients.log.getLog({ logId: MIRROR }).catch(() => undefined))?.head?.lastSeq ?? 0n;
 const append = (i: number) => aLog.log.append({ logId: "orders", entry: { kind: "order.placed", payload: { i } } });
 
 test("renewed certificates and a rotated CA are taken without a restart; open calls go on", async () => {

@@ -14,7 +14,7 @@ import { signDevToken } from "./auth.js";
 import { watchCertificateFiles } from "./certificate-files.js";
 import { createLogger } from "./logger.js";
 import { startServer, type RunningServer } from "./server.js";
-import { makeTestCertificates, tlsHandshake as handshake, writeSecretVolume, type TestCertificate } from "./testing.js";
+import { makeTestCertificates, tlsHandshake as handshake, until, writeSecretVolume, type TestCertificate } from "./testing.js";
 
 const SECRET = "certificate-files-test-secret-of-32-bytes";
 const logger = createLogger({ name: "certificate-files-test", level: "silent" });
@@ -32,10 +32,6 @@ const volumeFiles = (certificate: TestCertificate, ca: string) => ({
   "ca.crt": readFileSync(ca),
 });
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await delay(50)) if (await check()) return;
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 describe("a TLS server whose certificate files change", () => {
   let server: RunningServer;

@@ -302,3 +302,12 @@ export function tlsHandshake(port: number, ca: string, client: TestCertificate):
     socket.once("close", () => done("refused"));
   });
 }
+
+/** Polls `check` every 20 ms until it holds; fails the test after `timeoutMs`. */
+export async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
