@@ -183,6 +183,19 @@ for (const overlay of ["dev", "prod", "small"]) {
       assert.deepEqual(of("Namespace").map((n) => n.metadata.name), [...namespaces]);
     });
 
+    test("/metrics is on a port of its own that Prometheus reaches and applications do not", () => {
+      const prometheus = { namespace: "monitoring", labels: { "app.kubernetes.io/name": "prometheus" } };
+      const application = { namespace: "shop", labels: { app: "checkout", "annals.io/client": "true" } };
+      for (const workload of deployments) {
+        const pod = workloadPod(workload);
+        const metrics = pod.ports.find((p) => p.name === "metrics");
+        assert.ok(metrics, `${workload.metadata.name} has a metrics port`);
+        assert.equal(configOf(workload)["ANNALS_METRICS_PORT"], String(metrics.containerPort), `${workload.metadata.name}: ANNALS_METRICS_PORT is that port`);
+        assert.ok(admits(objects, pod, prometheus, metrics.containerPort), `${workload.metadata.name}: Prometheus scrapes it`);
+        assert.ok(!admits(objects, pod, application, metrics.containerPort), `${workload.metadata.name}: applications do not reach it`);
+      }
+    });
+
     test("applications reach the log and KV ports (or the node) by labelling their pods annals.io/client, from any namespace", () => {
       const client = { namespace: "shop", labels: { app: "checkout", "annals.io/client": "true" } };
       const unlabelled = { namespace: "shop", labels: { app: "checkout" } };

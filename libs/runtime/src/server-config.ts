@@ -11,6 +11,8 @@ export interface ServerConfig {
   httpPort: number;
   /** A plain-text gRPC port serving only grpc.health.v1 (for probes when the gRPC port runs TLS); unset: none. */
   healthPort?: number;
+  /** A plain HTTP port serving only /metrics (then not served on the HTTP port); unset: /metrics on the HTTP port. */
+  metricsPort?: number;
   auth: AuthOptions;
   tls: TlsOptions | undefined;
   maxMessageBytes: number;
@@ -33,7 +35,7 @@ export interface ServerConfigDefaults {
 }
 
 /**
- * Reads ANNALS_HOST, ANNALS_PORT, ANNALS_HTTP_PORT, ANNALS_AUTH*, ANNALS_TLS_* (and
+ * Reads ANNALS_HOST, ANNALS_PORT, ANNALS_HTTP_PORT, ANNALS_HEALTH_PORT, ANNALS_METRICS_PORT, ANNALS_AUTH*, ANNALS_TLS_* (and
  * ANNALS_TLS_RELOAD_INTERVAL_MS),
  * ANNALS_MAX_MESSAGE_BYTES, ANNALS_SHUTDOWN_*, ANNALS_LOG_LEVEL and OTEL_*.
  * Throws ConfigError naming the variable on any bad value.
@@ -46,11 +48,16 @@ export function readServerConfig(env: Env, defaults: ServerConfigDefaults): Serv
     throw new ConfigError("ANNALS_HTTP_PORT", `must differ from ANNALS_PORT (both are ${grpcPort})`);
   }
   const healthPort = readString(env, "ANNALS_HEALTH_PORT") === undefined ? undefined : readPort(env, "ANNALS_HEALTH_PORT", 0);
+  const metricsPort = readString(env, "ANNALS_METRICS_PORT") === undefined ? undefined : readPort(env, "ANNALS_METRICS_PORT", 0);
+  if (metricsPort !== undefined && metricsPort !== 0 && (metricsPort === grpcPort || metricsPort === httpPort)) {
+    throw new ConfigError("ANNALS_METRICS_PORT", `must differ from ANNALS_PORT and ANNALS_HTTP_PORT (${metricsPort})`);
+  }
   return {
     host,
     grpcPort,
     httpPort,
     ...(healthPort === undefined ? {} : { healthPort }),
+    ...(metricsPort === undefined ? {} : { metricsPort }),
     auth: readAuth(env, host, defaults.allowAuthOff),
     tls: readTls(env),
     maxMessageBytes: readInteger(env, "ANNALS_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, { min: 1024, max: 256 * 1024 * 1024 }),

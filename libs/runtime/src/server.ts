@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { DescFile } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
@@ -43,6 +43,12 @@ export interface ServerOptions {
   healthPort?: number;
   /** HTTP port (Connect, gRPC-Web, SSE, /metrics); 0 picks a free one. */
   httpPort: number;
+  /**
+   * A plain HTTP port serving only /metrics, which the HTTP port then no
+   * longer serves (keeps the metrics off a public port); 0 picks a free one;
+   * unset: /metrics is on the HTTP port.
+   */
+  metricsPort?: number;
   auth: AuthOptions;
   tls?: TlsOptions | undefined;
   /** Largest message accepted or sent, in bytes. Default 4 MiB. */
@@ -77,6 +83,8 @@ export interface RunningServer {
   readonly httpPort: number;
   /** The health-only port, when one was asked for. */
   readonly healthPort: number | undefined;
+  /** The metrics-only port, when one was asked for. */
+  readonly metricsPort: number | undefined;
   readonly logger: Logger;
   readonly telemetry: Telemetry;
   /** Marks one service (or "" for the whole server) SERVING or NOT_SERVING. */
@@ -162,14 +170,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
   }
 
+  const httpHandler = createHttpHandler({
+    services: mounted,
+    routes: options.httpRoutes ?? [],
+    telemetry,
+    maxMessageBytes,
+    onRouteError: (error) => logger.error({ err: error }, "HTTP route failed"),
+  });
+  const isMetrics = (request: IncomingMessage) => (request.url ?? "/").split("?", 1)[0] === "/metrics";
+  // With a metrics port, /metrics is answered there only (metrics-port.test.ts).
   const httpServer: HttpServer = createHttpServer(
-    createHttpHandler({
-      services: mounted,
-      routes: options.httpRoutes ?? [],
-      telemetry,
-      maxMessageBytes,
-      onRouteError: (error) => logger.error({ err: error }, "HTTP route failed"),
-    }),
+    options.metricsPort === undefined
+      ? httpHandler
+      : (request, response) => (isMetrics(request) ? response.writeHead(404, { "content-type": "text/plain" }).end("not found\n") : httpHandler(request, response)),
   );
   const httpPort = await new Promise<number>((resolve, reject) => {
     httpServer.once("error", (error) =>
@@ -178,10 +191,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     httpServer.listen(options.httpPort, host, () => resolve((httpServer.address() as AddressInfo).port));
   });
 
+  let metricsServer: HttpServer | undefined;
+  let metricsPort: number | undefined;
+  if (options.metricsPort !== undefined) {
+    const server = (metricsServer = createHttpServer((request, response) =>
+      request.method === "GET" && isMetrics(request) ? telemetry.handleMetrics(request, response) : response.writeHead(404, { "content-type": "text/plain" }).end("not found\n"),
+    ));
+    metricsPort = await new Promise<number>((resolve, reject) => {
+      server.once("error", (error) => reject(new Error(`cannot listen for metrics on ${host}:${options.metricsPort}: ${error.message}`, { cause: error })));
+      server.listen(options.metricsPort, host, () => resolve((server.address() as AddressInfo).port));
+    });
+  }
+
   const setServing = (service: string, serving: boolean) => health.setStatus(service, serving ? "SERVING" : "NOT_SERVING");
   for (const name of ["", ...serviceNames]) setServing(name, true);
   logger.info(
-    { host, grpcPort, httpPort, ...(healthPort === undefined ? {} : { healthPort }), services: serviceNames, auth: options.auth.mode, tls: options.tls ? (options.tls.clientCaFile ? "mtls" : "tls") : "off" },
+    { host, grpcPort, httpPort, ...(healthPort === undefined ? {} : { healthPort }), ...(metricsPort === undefined ? {} : { metricsPort }), services: serviceNames, auth: options.auth.mode, tls: options.tls ? (options.tls.clientCaFile ? "mtls" : "tls") : "off" },
     "listening",
   );
   if (options.auth.mode === "off") {
@@ -201,6 +226,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       draining.abort();
       const grpcClosed = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
       healthServer?.forceShutdown();
+      metricsServer?.close();
+      metricsServer?.closeAllConnections();
       const httpClosed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
       httpServer.closeIdleConnections();
       const idleSweep = setInterval(() => httpServer.closeIdleConnections(), 100);
@@ -223,7 +250,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       logger.info({ ms: Date.now() - started }, "shut down");
     })());
 
-  return { host, grpcPort, httpPort, healthPort, logger, telemetry, setServing, shutdown };
+  return { host, grpcPort, httpPort, healthPort, metricsPort, logger, telemetry, setServing, shutdown };
 }
 
 /**

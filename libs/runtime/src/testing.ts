@@ -23,6 +23,8 @@ export interface ServiceProcess {
   readonly pid: number;
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** The metrics-only port, when the process runs one (ANNALS_METRICS_PORT). */
+  readonly metricsPort: number | undefined;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
   /** Sends a signal and waits for the exit; reports the exit and how long it took. */
@@ -59,7 +61,7 @@ export async function startServiceProcess(options: StartProcessOptions): Promise
   });
   let output = "";
   const exited = new Promise<ProcessExit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  const ports = await new Promise<{ grpcPort: number; httpPort: number }>((resolve, reject) => {
+  const ports = await new Promise<{ grpcPort: number; httpPort: number; metricsPort: number | undefined }>((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`no "listening" line within ${options.readyTimeoutMs ?? 60_000} ms`)), options.readyTimeoutMs ?? 60_000);
     const fail = (error: Error) => {
       clearTimeout(timer);
@@ -76,7 +78,7 @@ export async function startServiceProcess(options: StartProcessOptions): Promise
         const record = parseJson(line);
         if (record?.msg === "listening") {
           clearTimeout(timer);
-          resolve({ grpcPort: Number(record.grpcPort), httpPort: Number(record.httpPort) });
+          resolve({ grpcPort: Number(record.grpcPort), httpPort: Number(record.httpPort), metricsPort: record.metricsPort === undefined ? undefined : Number(record.metricsPort) });
         }
       }
     });
