@@ -61,7 +61,9 @@ for (const overlay of ["dev", "prod", "small"]) {
         for (const kind of ["requests", "limits"]) {
           assert.ok(container.resources[kind].cpu && container.resources[kind].memory, `${name}: ${kind}`);
         }
-        assert.match(container.image, /^[^:]+:[0-9][^:]*$/, `${name}: image ${container.image} has a version tag`);
+        // A version tag, a digest, or both (an operator's overlay pins the digest it deploys).
+        assert.match(container.image, /^[^:@]+(:[0-9][^:@]*)?(@sha256:[0-9a-f]{64})?$/, `${name}: image ${container.image}`);
+        assert.match(container.image, /:[0-9]|@sha256:/, `${name}: image ${container.image} has a version tag or a digest`);
         assert.doesNotMatch(container.image, /:latest$/);
         // Drain (health NOT_SERVING) and grace period of the server fit in the pod's termination grace period.
         const shutdownSeconds = (Number(config["ANNALS_SHUTDOWN_DRAIN_DELAY_MS"]) + Number(config["ANNALS_SHUTDOWN_GRACE_MS"])) / 1000;
