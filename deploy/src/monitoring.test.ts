@@ -73,14 +73,16 @@ before(async () => {
   // Calls that fail: a replicated entry that does not verify (DATA_LOSS, a server-side failure)
   // and a log that does not exist (NOT_FOUND, the caller's problem).
   const bogus = { logId: "orders", seq: 1n, kind: "order.placed", payload: { forged: true }, wallTimeUs: 1n, payloadDigest: "0".repeat(64), prevChecksum: "0".repeat(64), checksum: "1".repeat(64) };
-  for (const call of [
-    a.clients.log.appendReplicated({ logId: "mirror/acme.example/annals/forger/orders", originNode: "spiffe://acme.example/annals/forger", entries: [bogus] }),
-    a.clients.log.getLog({ logId: "no-such-log" }),
-  ]) {
-    await call.then(
-      () => assert.fail("the call should have failed"),
-      (error: unknown) => assert.ok([Code.DataLoss, Code.NotFound].includes(ConnectError.from(error).code), String(error)),
+  const failures: Array<[() => Promise<unknown>, Code]> = [
+    [() => a.clients.log.appendReplicated({ logId: "mirror/acme.example/annals/forger/orders", originNode: "spiffe://acme.example/annals/forger", entries: [bogus] }), Code.DataLoss],
+    [() => a.clients.log.getLog({ logId: "no-such-log" }), Code.NotFound],
+  ];
+  for (const [call, code] of failures) {
+    const outcome = await call().then(
+      () => "succeeded",
+      (error: unknown) => ConnectError.from(error),
     );
+    assert.ok(outcome instanceof ConnectError && outcome.code === code, `expected ${Code[code]}, got ${String(outcome)}`);
   }
   certificateDir = mkdtempSync(join(tmpdir(), "annals-monitoring-"));
   const certificates = makeTestCertificates(certificateDir, { kv: "spiffe://acme.example/annals/kv" });
