@@ -203,6 +203,9 @@ export class RedisBackend implements KvBackend {
         break;
       }
     }
+    // A page may gather several SCAN steps, each sorted on its own: sort the page
+    // (the cursor was taken above from the last step, which is what resuming needs).
+    keys.sort(Buffer.compare);
     let entries: ScanEntry[] = keys.map((key) => ({ key }));
     if (includeValues && keys.length > 0) {
       const values = await this.mget(keys);
