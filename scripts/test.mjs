@@ -14,16 +14,25 @@
 //   ANNALS_TEST_CONCURRENCY    test files run at once (default 2).
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
 const packages = ["libs", "services"]
   .flatMap((group) => readdirSync(join(root, group)).map((name) => join(group, name)))
   .concat("bench", "deploy");
 const testDirs = packages.map((dir) => join(dir, "dist")).filter((dir) => existsSync(join(root, dir)));
+// The test files themselves, not their folders: Node 20 searches a folder
+// given to --test for test files, but Node 22 runs a folder as a module (its
+// index.js), which ran one package's benchmarks and no test at all.
+const testFiles = testDirs.flatMap((dir) =>
+  readdirSync(join(root, dir), { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile() && entry.name.endsWith(".test.js"))
+    .map((entry) => relative(root, join(entry.parentPath ?? entry.path, entry.name)))
+    .sort(),
+);
 
 const target = process.env.ANNALS_TEST_DATABASE_URL ? "PostgreSQL (ANNALS_TEST_DATABASE_URL)" : "embedded PGlite";
-console.log(`annals tests: ${testDirs.length} packages, database: ${target}`);
+console.log(`annals tests: ${testFiles.length} files in ${testDirs.length} packages, database: ${target}, Node ${process.version}`);
 
 const result = spawnSync(
   process.execPath,
@@ -33,7 +42,7 @@ const result = spawnSync(
     `--test-concurrency=${process.env.ANNALS_TEST_CONCURRENCY ?? "2"}`,
     "--test-timeout=180000",
     ...process.argv.slice(2),
-    ...testDirs,
+    ...testFiles,
   ],
   { cwd: root, stdio: "inherit" },
 );

@@ -24,9 +24,10 @@ export interface TransportOptions {
    * PEM files for TLS: a CA bundle to trust, and a client certificate and key
    * for mTLS. With `serverUri`, the server's certificate must carry exactly
    * one URI subject alternative name, equal to it (a SPIFFE ID), instead of
-   * matching the host name.
+   * matching the host name. `ca`, `cert` and `key` give PEM contents
+   * instead of files (a caller that keeps certificates up to date itself).
    */
-  tls?: { caFile?: string; certFile?: string; keyFile?: string; serverUri?: string };
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; ca?: Buffer; cert?: Buffer; key?: Buffer; serverUri?: string };
   /** Largest message accepted, in bytes. Default 4 MiB. */
   maxMessageBytes?: number;
   /** Extra interceptors, run after the built-in ones. */
@@ -54,14 +55,20 @@ export function createAnnalsTransport(options: TransportOptions): Transport {
     ...(tls
       ? {
           nodeOptions: {
-            ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
-            ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
-            ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
+            ...pem("ca", tls.ca, tls.caFile),
+            ...pem("cert", tls.cert, tls.certFile),
+            ...pem("key", tls.key, tls.keyFile),
             ...(tls.serverUri ? { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkUriSan(cert, tls.serverUri!) } : {}),
           },
         }
       : {}),
   });
+}
+
+/** `{ [name]: contents }` from the contents given or the file named; nothing when neither is. */
+function pem<N extends string>(name: N, contents: Buffer | undefined, file: string | undefined): Partial<Record<N, Buffer>> {
+  const value = contents ?? (file ? readFileSync(file) : undefined);
+  return value ? ({ [name]: value } as Record<N, Buffer>) : {};
 }
 
 /** The URI subject alternative names of a certificate. */

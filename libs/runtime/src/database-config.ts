@@ -1,12 +1,19 @@
-import { ConfigError, readString, readUrl, type Env } from "./config.js";
-
-/** Where a service keeps its state; matches `DatabaseOptions` of @annals/db. */
-export type DatabaseConfig = { url: string } | { dataDir: string } | { inMemory: true };
+import { ConfigError, readInteger, readString, readUrl, type Env } from "./config.js";
 
 /**
- * DATABASE_URL (postgres://…) selects PostgreSQL; otherwise ANNALS_DATA_DIR
- * holds an embedded PGlite database (`:memory:` keeps it in memory only);
- * otherwise `defaultDataDir`.
+ * Where a service keeps its state; matches `DatabaseOptions` of @annals/db.
+ * On PostgreSQL, `maxConnections` is the pool's size; a process that
+ * listens (the log service) opens one connection more for LISTEN.
+ */
+export type DatabaseConfig = { url: string; maxConnections: number } | { dataDir: string } | { inMemory: true };
+
+export const DEFAULT_DATABASE_POOL_SIZE = 10;
+
+/**
+ * DATABASE_URL (postgres://…) selects PostgreSQL, with a pool of
+ * ANNALS_DATABASE_POOL_SIZE connections; otherwise ANNALS_DATA_DIR holds an
+ * embedded PGlite database (`:memory:` keeps it in memory only); otherwise
+ * `defaultDataDir`.
  */
 export function readDatabaseConfig(env: Env, defaultDataDir: string): DatabaseConfig {
   const url = readUrl(env, "DATABASE_URL", ["postgres:", "postgresql:"]);
@@ -14,7 +21,8 @@ export function readDatabaseConfig(env: Env, defaultDataDir: string): DatabaseCo
     if (!url.hostname && !url.searchParams.get("host")) throw new ConfigError("DATABASE_URL", "has no host");
     const port = url.port === "" ? 5432 : Number(url.port);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError("DATABASE_URL", `has an invalid port ${url.port}`);
-    return { url: url.toString() };
+    const maxConnections = readInteger(env, "ANNALS_DATABASE_POOL_SIZE", DEFAULT_DATABASE_POOL_SIZE, { min: 1, max: 1000 });
+    return { url: url.toString(), maxConnections };
   }
   const dataDir = readString(env, "ANNALS_DATA_DIR", defaultDataDir);
   return dataDir === ":memory:" ? { inMemory: true } : { dataDir };

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { DEFAULT_CLOCK_SKEW_MS, type AuthOptions } from "./auth.js";
 import { ConfigError, isLoopbackHost, readBoolean, readChoice, readFilePath, readInteger, readPort, readString, type Env } from "./config.js";
+import { DEFAULT_TLS_RELOAD_INTERVAL_MS } from "./certificate-files.js";
 import type { TlsOptions } from "./server.js";
 
 /** The settings every annals process shares, read from the environment. */
@@ -10,6 +11,8 @@ export interface ServerConfig {
   httpPort: number;
   /** A plain-text gRPC port serving only grpc.health.v1 (for probes when the gRPC port runs TLS); unset: none. */
   healthPort?: number;
+  /** A plain HTTP port serving only /metrics (then not served on the HTTP port); unset: /metrics on the HTTP port. */
+  metricsPort?: number;
   auth: AuthOptions;
   tls: TlsOptions | undefined;
   maxMessageBytes: number;
@@ -32,7 +35,8 @@ export interface ServerConfigDefaults {
 }
 
 /**
- * Reads ANNALS_HOST, ANNALS_PORT, ANNALS_HTTP_PORT, ANNALS_AUTH*, ANNALS_TLS_*,
+ * Reads ANNALS_HOST, ANNALS_PORT, ANNALS_HTTP_PORT, ANNALS_HEALTH_PORT, ANNALS_METRICS_PORT, ANNALS_AUTH*, ANNALS_TLS_* (and
+ * ANNALS_TLS_RELOAD_INTERVAL_MS),
  * ANNALS_MAX_MESSAGE_BYTES, ANNALS_SHUTDOWN_*, ANNALS_LOG_LEVEL and OTEL_*.
  * Throws ConfigError naming the variable on any bad value.
  */
@@ -44,11 +48,16 @@ export function readServerConfig(env: Env, defaults: ServerConfigDefaults): Serv
     throw new ConfigError("ANNALS_HTTP_PORT", `must differ from ANNALS_PORT (both are ${grpcPort})`);
   }
   const healthPort = readString(env, "ANNALS_HEALTH_PORT") === undefined ? undefined : readPort(env, "ANNALS_HEALTH_PORT", 0);
+  const metricsPort = readString(env, "ANNALS_METRICS_PORT") === undefined ? undefined : readPort(env, "ANNALS_METRICS_PORT", 0);
+  if (metricsPort !== undefined && metricsPort !== 0 && (metricsPort === grpcPort || metricsPort === httpPort)) {
+    throw new ConfigError("ANNALS_METRICS_PORT", `must differ from ANNALS_PORT and ANNALS_HTTP_PORT (${metricsPort})`);
+  }
   return {
     host,
     grpcPort,
     httpPort,
     ...(healthPort === undefined ? {} : { healthPort }),
+    ...(metricsPort === undefined ? {} : { metricsPort }),
     auth: readAuth(env, host, defaults.allowAuthOff),
     tls: readTls(env),
     maxMessageBytes: readInteger(env, "ANNALS_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, { min: 1024, max: 256 * 1024 * 1024 }),
@@ -111,5 +120,13 @@ function readTls(env: Env): TlsOptions | undefined {
   }
   if (certFile === undefined) throw new ConfigError("ANNALS_TLS_CERT_FILE", "is required when ANNALS_TLS_KEY_FILE is set");
   if (keyFile === undefined) throw new ConfigError("ANNALS_TLS_KEY_FILE", "is required when ANNALS_TLS_CERT_FILE is set");
-  return { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}) };
+  return { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}), reloadIntervalMs: readTlsReloadIntervalMs(env) };
+}
+
+/**
+ * ANNALS_TLS_RELOAD_INTERVAL_MS: how often certificate, key and CA files are
+ * read again (the gRPC port's and the federation puller's), in ms.
+ */
+export function readTlsReloadIntervalMs(env: Env): number {
+  return readInteger(env, "ANNALS_TLS_RELOAD_INTERVAL_MS", DEFAULT_TLS_RELOAD_INTERVAL_MS, { min: 100, max: 3_600_000 });
 }

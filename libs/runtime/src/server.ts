@@ -1,11 +1,11 @@
-import { readFile } from "node:fs/promises";
-import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { DescFile } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import healthCheck from "grpc-health-check";
 import { allFiles } from "@annals/proto";
 import { createAuthenticator, type AuthOptions } from "./auth.js";
+import { watchCertificateFiles, type CertificateFiles } from "./certificate-files.js";
 import { isLoopbackHost } from "./config.js";
 import { diagRegistration } from "./diag-service.js";
 import { addReflection } from "./reflection.js";
@@ -24,6 +24,11 @@ export interface TlsOptions {
   keyFile: string;
   /** PEM CA bundle that client certificates must chain to; enables mTLS. */
   clientCaFile?: string;
+  /**
+   * How often the three files are read again, in ms; a new valid set is used
+   * for new connections, open ones keep theirs. Default 10000.
+   */
+  reloadIntervalMs?: number;
 }
 
 export interface ServerOptions {
@@ -38,6 +43,12 @@ export interface ServerOptions {
   healthPort?: number;
   /** HTTP port (Connect, gRPC-Web, SSE, /metrics); 0 picks a free one. */
   httpPort: number;
+  /**
+   * A plain HTTP port serving only /metrics, which the HTTP port then no
+   * longer serves (keeps the metrics off a public port); 0 picks a free one;
+   * unset: /metrics is on the HTTP port.
+   */
+  metricsPort?: number;
   auth: AuthOptions;
   tls?: TlsOptions | undefined;
   /** Largest message accepted or sent, in bytes. Default 4 MiB. */
@@ -72,6 +83,8 @@ export interface RunningServer {
   readonly httpPort: number;
   /** The health-only port, when one was asked for. */
   readonly healthPort: number | undefined;
+  /** The metrics-only port, when one was asked for. */
+  readonly metricsPort: number | undefined;
   readonly logger: Logger;
   readonly telemetry: Telemetry;
   /** Marks one service (or "" for the whole server) SERVING or NOT_SERVING. */
@@ -127,7 +140,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   health.addToServer(decodeGuardedServer(grpcServer) as grpc.Server);
   addReflection(decodeGuardedServer(grpcServer) as grpc.Server, [...allFiles, ...(options.files ?? [])], serviceNames);
 
-  const credentials = options.tls ? await serverCredentials(options.tls) : grpc.ServerCredentials.createInsecure();
+  const certificates = options.tls
+    ? await watchCertificateFiles({
+        certFile: options.tls.certFile,
+        keyFile: options.tls.keyFile,
+        ...(options.tls.clientCaFile ? { caFile: options.tls.clientCaFile } : {}),
+        ...(options.tls.reloadIntervalMs ? { reloadIntervalMs: options.tls.reloadIntervalMs } : {}),
+        role: "server",
+        logger,
+      })
+    : undefined;
+  const credentials = certificates ? reloadingServerCredentials(certificates) : grpc.ServerCredentials.createInsecure();
   const grpcPort = await new Promise<number>((resolve, reject) => {
     grpcServer.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${options.grpcPort}`, credentials, (error, port) =>
       error ? reject(new Error(`cannot listen for gRPC on ${host}:${options.grpcPort}: ${error.message}`, { cause: error })) : resolve(port),
@@ -147,15 +170,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
   }
 
+  const httpHandler = createHttpHandler({
+    services: mounted,
+    routes: options.httpRoutes ?? [],
+    telemetry,
+    maxMessageBytes,
+    onRouteError: (error) => logger.error({ err: error }, "HTTP route failed"),
+    onUndecodable: (service, method, error) => pipeline.refused(service, method, "http", error),
+  });
+  const isMetrics = (request: IncomingMessage) => (request.url ?? "/").split("?", 1)[0] === "/metrics";
+  // With a metrics port, /metrics is answered there only (metrics-port.test.ts).
   const httpServer: HttpServer = createHttpServer(
-    createHttpHandler({
-      services: mounted,
-      routes: options.httpRoutes ?? [],
-      telemetry,
-      maxMessageBytes,
-      onRouteError: (error) => logger.error({ err: error }, "HTTP route failed"),
-      onUndecodable: (service, method, error) => pipeline.refused(service, method, "http", error),
-    }),
+    options.metricsPort === undefined
+      ? httpHandler
+      : (request, response) => (isMetrics(request) ? response.writeHead(404, { "content-type": "text/plain" }).end("not found\n") : httpHandler(request, response)),
   );
   const httpPort = await new Promise<number>((resolve, reject) => {
     httpServer.once("error", (error) =>
@@ -164,10 +192,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     httpServer.listen(options.httpPort, host, () => resolve((httpServer.address() as AddressInfo).port));
   });
 
+  let metricsServer: HttpServer | undefined;
+  let metricsPort: number | undefined;
+  if (options.metricsPort !== undefined) {
+    const server = (metricsServer = createHttpServer((request, response) =>
+      request.method === "GET" && isMetrics(request) ? telemetry.handleMetrics(request, response) : response.writeHead(404, { "content-type": "text/plain" }).end("not found\n"),
+    ));
+    metricsPort = await new Promise<number>((resolve, reject) => {
+      server.once("error", (error) => reject(new Error(`cannot listen for metrics on ${host}:${options.metricsPort}: ${error.message}`, { cause: error })));
+      server.listen(options.metricsPort, host, () => resolve((server.address() as AddressInfo).port));
+    });
+  }
+
   const setServing = (service: string, serving: boolean) => health.setStatus(service, serving ? "SERVING" : "NOT_SERVING");
   for (const name of ["", ...serviceNames]) setServing(name, true);
   logger.info(
-    { host, grpcPort, httpPort, ...(healthPort === undefined ? {} : { healthPort }), services: serviceNames, auth: options.auth.mode, tls: options.tls ? (options.tls.clientCaFile ? "mtls" : "tls") : "off" },
+    { host, grpcPort, httpPort, ...(healthPort === undefined ? {} : { healthPort }), ...(metricsPort === undefined ? {} : { metricsPort }), services: serviceNames, auth: options.auth.mode, tls: options.tls ? (options.tls.clientCaFile ? "mtls" : "tls") : "off" },
     "listening",
   );
   if (options.auth.mode === "off") {
@@ -187,6 +227,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       draining.abort();
       const grpcClosed = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
       healthServer?.forceShutdown();
+      metricsServer?.close();
+      metricsServer?.closeAllConnections();
       const httpClosed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
       httpServer.closeIdleConnections();
       const idleSweep = setInterval(() => httpServer.closeIdleConnections(), 100);
@@ -198,6 +240,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         grpcServer.forceShutdown();
         httpServer.closeAllConnections();
       }
+      certificates?.close();
       for (const hook of options.onShutdown ?? []) {
         try {
           await hook();
@@ -208,16 +251,44 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       logger.info({ ms: Date.now() - started }, "shut down");
     })());
 
-  return { host, grpcPort, httpPort, healthPort, logger, telemetry, setServing, shutdown };
+  return { host, grpcPort, httpPort, healthPort, metricsPort, logger, telemetry, setServing, shutdown };
 }
 
-async function serverCredentials(tls: TlsOptions): Promise<grpc.ServerCredentials> {
-  const [cert, key, ca] = await Promise.all([
-    readFile(tls.certFile),
-    readFile(tls.keyFile),
-    tls.clientCaFile ? readFile(tls.clientCaFile) : Promise.resolve(null),
-  ]);
-  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], ca !== null);
+/**
+ * Server credentials whose certificate, key and client CA follow the files:
+ * grpc-js calls setSecureContext on its listener with every set the provider
+ * publishes, which changes what new TLS handshakes get and leaves open
+ * connections (and their calls) alone. grpc-js marks certificate providers
+ * experimental; they are what its xDS support uses for the same purpose.
+ */
+function reloadingServerCredentials(certificates: CertificateFiles): grpc.ServerCredentials {
+  const requireClientCertificate = certificates.current().ca !== undefined;
+  const provider: grpc.experimental.CertificateProvider = {
+    addIdentityCertificateListener(listener) {
+      const material = certificates.current();
+      process.nextTick(listener, { certificate: material.cert, privateKey: material.key });
+      identityListeners.set(listener, certificates.onChange((next) => listener({ certificate: next.cert, privateKey: next.key })));
+    },
+    removeIdentityCertificateListener(listener) {
+      identityListeners.get(listener)?.();
+      identityListeners.delete(listener);
+    },
+    addCaCertificateListener(listener) {
+      const material = certificates.current();
+      process.nextTick(listener, material.ca ? { caCertificate: material.ca } : null);
+      caListeners.set(listener, certificates.onChange((next) => listener(next.ca ? { caCertificate: next.ca } : null)));
+    },
+    removeCaCertificateListener(listener) {
+      caListeners.get(listener)?.();
+      caListeners.delete(listener);
+    },
+  };
+  const identityListeners = new Map<grpc.experimental.IdentityCertificateUpdateListener, () => void>();
+  const caListeners = new Map<grpc.experimental.CaCertificateUpdateListener, () => void>();
+  // The first parameter is the identity provider and the second the CA
+  // provider (null: no client certificates asked for), whatever grpc-js's
+  // declaration names them; certificate-files.test.ts "mTLS" pins this.
+  return grpc.experimental.createCertificateProviderServerCredentials(provider, requireClientCertificate ? provider : null, requireClientCertificate);
 }
 
 function sleep(ms: number): Promise<void> {

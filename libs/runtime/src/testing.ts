@@ -2,7 +2,9 @@
 // independent clients (@grpc/grpc-js with proto-loader, buf curl). Exported as
 // "@annals/runtime/testing"; not for production code.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import { connect } from "node:tls";
 import { once } from "node:events";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -21,6 +23,8 @@ export interface ServiceProcess {
   readonly pid: number;
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** The metrics-only port, when the process runs one (ANNALS_METRICS_PORT). */
+  readonly metricsPort: number | undefined;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
   /** Sends a signal and waits for the exit; reports the exit and how long it took. */
@@ -57,7 +61,7 @@ export async function startServiceProcess(options: StartProcessOptions): Promise
   });
   let output = "";
   const exited = new Promise<ProcessExit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  const ports = await new Promise<{ grpcPort: number; httpPort: number }>((resolve, reject) => {
+  const ports = await new Promise<{ grpcPort: number; httpPort: number; metricsPort: number | undefined }>((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`no "listening" line within ${options.readyTimeoutMs ?? 60_000} ms`)), options.readyTimeoutMs ?? 60_000);
     const fail = (error: Error) => {
       clearTimeout(timer);
@@ -74,7 +78,7 @@ export async function startServiceProcess(options: StartProcessOptions): Promise
         const record = parseJson(line);
         if (record?.msg === "listening") {
           clearTimeout(timer);
-          resolve({ grpcPort: Number(record.grpcPort), httpPort: Number(record.httpPort) });
+          resolve({ grpcPort: Number(record.grpcPort), httpPort: Number(record.httpPort), metricsPort: record.metricsPort === undefined ? undefined : Number(record.metricsPort) });
         }
       }
     });
@@ -219,4 +223,93 @@ export function testServerConfig(secret: string, env: Env = {}): ServerConfig {
     { ANNALS_PORT: "0", ANNALS_HTTP_PORT: "0", ANNALS_AUTH_JWT_SECRET: secret, ANNALS_LOG_LEVEL: "warn", ANNALS_SHUTDOWN_GRACE_MS: "2000", ...env },
     { grpcPort: 0, httpPort: 0, allowAuthOff: false },
   );
+}
+
+/** A test certificate: PEM files made by openssl, and what they name. */
+export interface TestCertificate {
+  certFile: string;
+  keyFile: string;
+}
+
+/**
+ * Test certificates made with openssl in `dir`: a CA called `ca` (files
+ * `<ca>.pem`, `<ca>.key`) and, per entry of `names`, a P-256 key and a
+ * certificate signed by that CA whose only URI SAN is the given SPIFFE ID
+ * (plus IP 127.0.0.1), usable by servers and clients. A CA that exists in
+ * `dir` already is reused, so a second call can add certificates to it.
+ */
+export function makeTestCertificates(dir: string, names: Record<string, string>, ca = "ca", days = 1): Record<string, TestCertificate> & { ca: string } {
+  const file = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
+  if (!existsSync(file(`${ca}.pem`))) {
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", file(`${ca}.key`), "-out", file(`${ca}.pem`), "-days", "2", "-subj", `/CN=annals test CA ${ca}`);
+  }
+  const made: Record<string, TestCertificate> = {};
+  for (const [name, uri] of Object.entries(names)) {
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", file(`${name}.key`), "-out", file(`${name}.csr`), "-subj", `/CN=${name}`);
+    writeFileSync(file(`${name}.ext`), `subjectAltName=URI:${uri},IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n`);
+    openssl("x509", "-req", "-in", file(`${name}.csr`), "-CA", file(`${ca}.pem`), "-CAkey", file(`${ca}.key`), "-CAcreateserial", "-out", file(`${name}.pem`), "-days", String(days), "-extfile", file(`${name}.ext`));
+    made[name] = { certFile: file(`${name}.pem`), keyFile: file(`${name}.key`) };
+  }
+  return Object.assign(made, { ca: file(`${ca}.pem`) });
+}
+
+/**
+ * Writes `files` into `dir` the way the kubelet updates a mounted Secret:
+ * the contents go to a new hidden directory, a `..data` symlink is switched
+ * to it with one rename, and each file name is a symlink through `..data`
+ * (made once). Readers see the old set or the new one, never a mix.
+ */
+export function writeSecretVolume(dir: string, files: Record<string, string | Buffer>): void {
+  mkdirSync(dir, { recursive: true });
+  const version = `..${Date.now()}_${Math.random().toString(36).slice(2, 8)}`;
+  mkdirSync(join(dir, version));
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, version, name), content);
+  symlinkSync(version, join(dir, "..data_tmp"));
+  renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
+  for (const name of Object.keys(files)) {
+    if (!existsSync(join(dir, name))) symlinkSync(join("..data", name), join(dir, name));
+  }
+}
+
+/**
+ * What a new TLS connection presenting `client` gets: the fingerprint of the
+ * server's certificate once the server answers the HTTP/2 preface, or
+ * "refused". Under TLS 1.3 the server checks the client's certificate after
+ * the client's side of the handshake is done, so only an answer tells.
+ */
+export function tlsHandshake(port: number, ca: string, client: TestCertificate): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({
+      host: "127.0.0.1",
+      port,
+      ca: readFileSync(ca),
+      cert: readFileSync(client.certFile),
+      key: readFileSync(client.keyFile),
+      ALPNProtocols: ["h2"],
+      checkServerIdentity: () => undefined,
+    });
+    const done = (result: string) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(result);
+    };
+    const timer = setTimeout(() => done("refused"), 1000);
+    socket.once("secureConnect", () => {
+      const fingerprint = socket.getPeerCertificate().fingerprint256;
+      socket.once("data", () => done(fingerprint));
+      socket.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    });
+    socket.once("error", () => done("refused"));
+    socket.once("close", () => done("refused"));
+  });
+}
+
+/** Polls `check` every 20 ms until it holds; fails the test after `timeoutMs`. */
+export async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

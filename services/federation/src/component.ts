@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { createAnnalsClients, type LogClient } from "@annals/client";
 import { loadMigrations, migrate, type Database } from "@annals/db";
-import { createLogger, type Logger, type ServiceComponent } from "@annals/runtime";
+import { createLogger, watchCertificateFiles, type Logger, type ServiceComponent } from "@annals/runtime";
 import { DEFAULT_REFUSAL_AUDIT, RefusalAudit, pruneAudit } from "./audit.js";
 import { readFederationOptions, type FederationOptions } from "./config.js";
 import { loadIdentity } from "./identity.js";
@@ -68,7 +68,17 @@ export async function createFederationComponent(options: FederationComponentOpti
     }).log);
   let replicator: Replicator | undefined;
   const metrics = new FederationMetrics(() => replicator?.statuses("") ?? []);
-  replicator = new Replicator({ db: options.db, identity, log, logger, metrics, tls: options.tls, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } });
+  const tls = options.tls
+    ? await watchCertificateFiles({
+        caFile: options.tls.caFile,
+        certFile: options.tls.certFile,
+        keyFile: options.tls.keyFile,
+        ...(options.tls.reloadIntervalMs ? { reloadIntervalMs: options.tls.reloadIntervalMs } : {}),
+        role: "federation-client",
+        logger,
+      })
+    : undefined;
+  replicator = new Replicator({ db: options.db, identity, log, logger, metrics, tls, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } });
   const refusals = new RefusalAudit(options.db, DEFAULT_REFUSAL_AUDIT, (error) => logger.warn({ err: error }, "could not write the audit counts"));
   const retention = startAuditRetention(options.db, options.auditRetentionMs ?? defaults.auditRetentionMs, logger);
   return {
@@ -91,6 +101,7 @@ export async function createFederationComponent(options: FederationComponentOpti
       retention.stop();
       await replicator.close();
       await refusals.close();
+      tls?.close();
     },
   };
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { ConfigError, readDatabaseConfig, readDurationMs, readFilePath, readInteger, readServerConfig, readString, readUrl, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
+import { ConfigError, readDatabaseConfig, readDurationMs, readFilePath, readInteger, readServerConfig, readString, readTlsReloadIntervalMs, readUrl, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
 import { nodeIdProblem } from "./identity.js";
 
 /** Everything the standalone federation service reads from its environment. */
@@ -29,7 +29,7 @@ export interface FederationOptions {
    * certificates chain to, and this node's client certificate and key. Set,
    * every peer URL must be https and its certificate must name the peer's node id.
    */
-  tls: { caFile: string; certFile: string; keyFile: string } | undefined;
+  tls: { caFile: string; certFile: string; keyFile: string; reloadIntervalMs?: number } | undefined;
 }
 
 /** How long audit records are kept unless ANNALS_FEDERATION_AUDIT_RETENTION says otherwise: 90 days. */
@@ -88,5 +88,6 @@ function readFederationTls(env: Env): FederationOptions["tls"] {
   if (!caFile && !certFile && !keyFile) return undefined;
   const missing = names.find((_, i) => ![caFile, certFile, keyFile][i]);
   if (missing) throw new ConfigError(missing, "is required with the other ANNALS_FEDERATION_TLS_* files (mTLS needs the CA, the certificate and its key)");
-  return { caFile: caFile!, certFile: certFile!, keyFile: keyFile! };
+  // Read again while the process runs (cert-manager renews them), as the gRPC port's are.
+  return { caFile: caFile!, certFile: certFile!, keyFile: keyFile!, reloadIntervalMs: readTlsReloadIntervalMs(env) };
 }

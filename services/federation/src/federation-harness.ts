@@ -87,14 +87,7 @@ export async function startTestNode(
   return node;
 }
 
-/** Polls `check` every 20 ms until it holds; fails the test after `timeoutMs`. */
-export async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+export { until } from "@annals/runtime/testing";
 
 /** A log's last seq; 0 when it does not exist (yet). */
 export async function headOf(log: LogClient, logId: string): Promise<bigint> {

@@ -2,12 +2,12 @@
 // works when each certificate names its node, and is refused and audited on
 // both sides when one names another node.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { federationV1 } from "@annals/proto";
+import { makeTestCertificates } from "@annals/runtime/testing";
 import { headOf, startTestNode, until, type TestNode } from "./federation-harness.js";
 import { mirrorLogId } from "./identity.js";
 
@@ -18,17 +18,6 @@ const FAST = { replication: { reconcileMs: 200, backoffFirstMs: 50, backoffMaxMs
 
 let dir: string;
 const file = (name: string) => join(dir, name);
-
-/** A CA, and per name a key and a certificate with one URI SAN (and 127.0.0.1) for server and client use. */
-function makeCertificates(names: Record<string, string>): void {
-  const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
-  openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", file("ca.key"), "-out", file("ca.pem"), "-days", "1", "-subj", "/CN=annals test CA");
-  for (const [name, uri] of Object.entries(names)) {
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", file(`${name}.key`), "-out", file(`${name}.csr`), "-subj", `/CN=${name}`);
-    writeFileSync(file(`${name}.ext`), `subjectAltName=URI:${uri},IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n`);
-    openssl("x509", "-req", "-in", file(`${name}.csr`), "-CA", file("ca.pem"), "-CAkey", file("ca.key"), "-CAcreateserial", "-out", file(`${name}.pem`), "-days", "1", "-extfile", file(`${name}.ext`));
-  }
-}
 
 const credentials = (name: string) => ({ caFile: file("ca.pem"), certFile: file(`${name}.pem`), keyFile: file(`${name}.key`) });
 const serverEnv = (name: string) => ({ ANNALS_TLS_CERT_FILE: file(`${name}.pem`), ANNALS_TLS_KEY_FILE: file(`${name}.key`), ANNALS_TLS_CLIENT_CA_FILE: file("ca.pem") });
@@ -41,7 +30,7 @@ describe("federation under mTLS", () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "annals-mtls-"));
-    makeCertificates({ a: A, b: B, rogue: ROGUE });
+    makeTestCertificates(dir, { a: A, b: B, rogue: ROGUE });
     a = await startTestNode("federation_mtls_a", A, FAST, serverEnv("a"), credentials("a"));
     b = await startTestNode("federation_mtls_b", B, { ...FAST, tls: credentials("b") });
     const keyOf = async (node: TestNode) => (await node.federation.getNodeInfo({})).publicKeyJwk;

@@ -7,7 +7,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { createAnnalsClients, type LogClient } from "@annals/client";
 import type { Database } from "@annals/db";
 import { federationV1, rpcDetails, type logV1 } from "@annals/proto";
-import { retryDelayMs, type Logger } from "@annals/runtime";
+import { retryDelayMs, type CertificateFiles, type CertificateMaterial, type Logger } from "@annals/runtime";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { audit } from "./audit.js";
 import type { FederationMetrics } from "./federation-metrics.js";
@@ -36,9 +36,16 @@ interface Deps {
   logger: Logger;
   settings: ReplicatorSettings;
   metrics: FederationMetrics;
-  /** mTLS to peers: set, a peer must be https and its certificate must name its node id. */
-  tls: { caFile: string; certFile: string; keyFile: string } | undefined;
+  /**
+   * mTLS to peers: set, a peer must be https and its certificate must name
+   * its node id. Each connection takes the current files' contents, so a
+   * renewed certificate is presented from the next connection on while open
+   * Pull streams go on (deploy/src/certificate-reload.test.ts).
+   */
+  tls: CertificateFiles | undefined;
 }
+
+const pemOf = ({ ca, cert, key }: CertificateMaterial) => ({ cert, key, ...(ca ? { ca } : {}) });
 
 /** Waits `ms`, or less when `signal` aborts (never rejects). */
 const sleep = (ms: number, signal: AbortSignal) => delay(ms, undefined, { signal }).catch(() => undefined);
@@ -136,7 +143,7 @@ class ReplicationLoop {
     const peer = createAnnalsClients({
       baseUrl: this.peer.url,
       token: () => signPeerToken(identity, this.peer.nodeId),
-      ...(tls ? { tls: { ...tls, serverUri: this.peer.nodeId } } : {}),
+      ...(tls ? { tls: { ...pemOf(tls.current()), serverUri: this.peer.nodeId } } : {}),
     }).federation;
     let batch: logV1.Entry[] = [];
     let anchor: { seq: bigint; checksum: string } | undefined;

@@ -15,8 +15,12 @@ export const KV_SERVICE_NAME = "annals-kv";
 export const KV_SCHEMA = "kv";
 
 export interface KvComponentOptions {
-  /** The database holding the `kv` schema; the caller owns it and closes it. */
-  db: Database;
+  /**
+   * The database holding the `kv` schema; the caller owns it and closes it.
+   * Required by the postgres backend; the others use it only to keep the
+   * schema migrated when given one (the node shares its database).
+   */
+  db?: Database;
   /** Which store holds the keys; default postgres (on `db`). */
   store?: KvBackendConfig;
   limits?: KvLimits;
@@ -26,13 +30,14 @@ export interface KvComponentOptions {
 }
 
 /**
- * Applies the kv service's migrations (the schema exists whatever the
- * backend, so that switching to postgres later needs no extra step), opens
- * the backend, starts the sweeper and builds the handlers.
+ * Applies the kv service's migrations when it has a database, opens the
+ * backend, starts the sweeper and builds the handlers.
  */
 export async function createKvComponent(options: KvComponentOptions): Promise<ServiceComponent> {
-  const migrations = await loadMigrations(fileURLToPath(new URL("../migrations", import.meta.url)));
-  await migrate(options.db, { schema: KV_SCHEMA, migrations });
+  if (options.db) {
+    const migrations = await loadMigrations(fileURLToPath(new URL("../migrations", import.meta.url)));
+    await migrate(options.db, { schema: KV_SCHEMA, migrations });
+  }
   const backend = await openBackend(options.db, options.store ?? { backend: "postgres" });
   const metrics = new KvMetrics();
   const logger = createLogger({ name: "annals-kv", level: options.logLevel ?? "info" });
@@ -59,9 +64,10 @@ export async function createKvComponent(options: KvComponentOptions): Promise<Se
   };
 }
 
-async function openBackend(db: Database, store: KvBackendConfig): Promise<KvBackend> {
+async function openBackend(db: Database | undefined, store: KvBackendConfig): Promise<KvBackend> {
   switch (store.backend) {
     case "postgres":
+      if (!db) throw new Error("the postgres kv backend needs a database");
       return new PostgresBackend(db);
     case "memory":
       return new MemoryBackend();

@@ -16,7 +16,8 @@ import { DEFAULT_KV_LIMITS, type KvLimits } from "./service.js";
 /** Everything the standalone kv service reads from its environment. */
 export interface KvServiceConfig {
   server: ServerConfig;
-  database: DatabaseConfig;
+  /** Only for the postgres backend: on redis and memory the service opens no database. */
+  database: DatabaseConfig | undefined;
   kv: KvOptions;
 }
 
@@ -39,10 +40,11 @@ export const KV_HTTP_PORT = 8062;
 
 /** Reads and validates the configuration; throws ConfigError naming the variable. */
 export function readKvServiceConfig(env: Env): KvServiceConfig {
+  const kv = readKvOptions(env);
   return {
     server: readServerConfig(env, { grpcPort: KV_GRPC_PORT, httpPort: KV_HTTP_PORT, allowAuthOff: false }),
-    database: readDatabaseConfig(env, ".annals-data/kv"),
-    kv: readKvOptions(env),
+    database: kv.store.backend === "postgres" ? readDatabaseConfig(env, ".annals-data/kv") : undefined,
+    kv,
   };
 }
 

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
@@ -63,12 +66,38 @@ describe("the standalone kv service on Redis (ANNALS_KV_BACKEND=redis)", { skip:
   });
 });
 
+describe("the standalone kv service on the memory backend", () => {
+  // Regression: it opened a pool on DATABASE_URL, or created a PGlite
+  // database (seconds of initdb, hundreds of MB), that the backend never used.
+  let service: ServiceProcess;
+  let dataDir: string;
+  before(async () => {
+    dataDir = join(mkdtempSync(join(tmpdir(), "annals-kv-nodb-")), "never-created");
+    // A database that cannot be reached, and a data directory that must not appear: opening either would show.
+    service = await startServiceProcess({ script: MAIN, env: { ANNALS_AUTH_JWT_SECRET: SECRET, ANNALS_KV_BACKEND: "memory", DATABASE_URL: "postgres://annals@127.0.0.1:1/none", ANNALS_DATA_DIR: dataDir } });
+  });
+  after(async () => {
+    await service?.stop();
+    rmSync(dirname(dataDir), { recursive: true, force: true });
+  });
+
+  test("opens no database", async () => {
+    const token = await signDevToken({ secret: SECRET, subject: "test", roles: ["kv.read", "kv.write"] });
+    const { kv } = createAnnalsClients({ baseUrl: `http://127.0.0.1:${service.grpcPort}`, token });
+    assert.equal((await kv.getInfo({})).backend, "memory");
+    await kv.set({ key: new TextEncoder().encode("k"), value: new TextEncoder().encode("v") });
+    assert.equal(existsSync(dataDir), false, "no PGlite data directory was created");
+  });
+});
+
 describe("kv configuration errors", () => {
   const cases: Array<[string, Record<string, string>, RegExp]> = [
     ["an unknown backend", { ANNALS_KV_BACKEND: "etcd" }, /^annals-kv: configuration error: ANNALS_KV_BACKEND\b/],
     ["the redis backend without REDIS_URL", { ANNALS_KV_BACKEND: "redis" }, /^annals-kv: configuration error: REDIS_URL\b/],
     ["a REDIS_URL that is not a redis URL", { ANNALS_KV_BACKEND: "redis", REDIS_URL: "http://127.0.0.1:6379" }, /^annals-kv: configuration error: REDIS_URL\b/],
     ["a value limit of 0", { ANNALS_KV_MAX_VALUE_BYTES: "0" }, /^annals-kv: configuration error: ANNALS_KV_MAX_VALUE_BYTES\b/],
+    ["a pool size that is not a number", { DATABASE_URL: "postgres://127.0.0.1:1/kv", ANNALS_DATABASE_POOL_SIZE: "ten" }, /^annals-kv: configuration error: ANNALS_DATABASE_POOL_SIZE\b/],
+    ["a pool size of 0", { DATABASE_URL: "postgres://127.0.0.1:1/kv", ANNALS_DATABASE_POOL_SIZE: "0" }, /^annals-kv: configuration error: ANNALS_DATABASE_POOL_SIZE\b/],
   ];
   for (const [label, env, expected] of cases) {
     test(`${label} stops the service with one line naming the variable`, async () => {

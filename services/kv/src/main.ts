@@ -6,11 +6,12 @@ import { readKvServiceConfig } from "./config.js";
 
 runMain(KV_SERVICE_NAME, async () => {
   const config = readKvServiceConfig(process.env);
-  const db = await openDatabase(config.database);
+  // Redis and memory keep no state in a database: none is opened (no pool, no PGlite data directory).
+  const db = config.database ? await openDatabase(config.database) : undefined;
   return serveComponents({
     name: KV_SERVICE_NAME,
     server: config.server,
-    resources: [db],
-    components: async () => [await createKvComponent({ db, ...config.kv, logLevel: config.server.logLevel })],
+    resources: db ? [db] : [],
+    components: async () => [await createKvComponent({ ...(db ? { db } : {}), ...config.kv, logLevel: config.server.logLevel })],
   });
 });
