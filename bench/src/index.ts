@@ -6,6 +6,7 @@ import { kvOps } from "./kv-ops.js";
 import { logAppend } from "./log-append.js";
 import { rpcOverhead } from "./rpc-overhead.js";
 import { streamFanout } from "./stream-fanout.js";
+import { verifiableLog } from "./verifiable-log.js";
 
 const SUITES: Record<string, () => Promise<void>> = {
   "rpc-overhead": () => rpcOverhead({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500 }),
@@ -15,6 +16,20 @@ const SUITES: Record<string, () => Promise<void>> = {
   "federation-catchup": () => federationCatchup({ entries: 100_000 }),
   "stream-fanout": () =>
     streamFanout({ subscribers: 1000, topics: 20, rates: [1000, 4000], searchRates: [250, 500, 750, 1000, 1500, 2000, 3000, 4000], seconds: 10, p99TargetMs: 100 }),
+  // Against the log service of the commit before the Merkle tree and checkpoints (74d614e added them).
+  "verifiable-log": () =>
+    verifiableLog({
+      baselineCommit: "b8a6156",
+      rounds: 2,
+      concurrencies: [16, 64],
+      durationMs: 3000,
+      warmupMs: 500,
+      batchEntries: 50_000,
+      proofLogEntries: 1_000_000,
+      proofConcurrencies: [1, 16],
+      lagRate: 200,
+      lagSeconds: 10,
+    }),
 };
 
 const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(SUITES);

@@ -37,15 +37,15 @@ export interface KvBenchOptions {
 
 type Backend = "postgres" | "redis" | "memory";
 const BACKENDS: Backend[] = ["postgres", "redis", "memory"];
-type Unary = (request: object, metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response: any) => void) => void;
+type Unary = (request: object, metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response: unknown) => void) => void;
 type Stub = Record<string, Unary> & { close(): void };
 
 const KvClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(kvV1.KvService), "KvService");
 const DiagClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(diagV1.DiagService), "DiagService");
 const auth = new grpc.Metadata();
 
-function unary(client: Stub, method: string, request: object): Promise<any> {
-  return new Promise((resolve, reject) => client[method]!.call(client, request, auth, (error, response) => (error ? reject(error) : resolve(response))));
+function unary<R = unknown>(client: Stub, method: string, request: object): Promise<R> {
+  return new Promise((resolve, reject) => client[method]!.call(client, request, auth, (error, response) => (error ? reject(error) : resolve(response as R))));
 }
 
 /** The postgres backend's Get and Set (no TTL, no condition) statements, as pg runs them without the service. */
@@ -205,7 +205,7 @@ async function lockContention(kv: Stub, key: Buffer, contenders: number, acquisi
       for (let held = 0; held < acquisitionsEach && errors < 100; ) {
         const before = performance.now();
         try {
-          const lock = await unary(kv, "acquireLock", { key, ttlMs: 10_000n });
+          const lock = await unary<kvV1.AcquireLockResponse>(kv, "acquireLock", { key, ttlMs: 10_000n });
           latencies.push(performance.now() - before);
           if (!lock.acquired) continue;
           held++;

@@ -31,7 +31,7 @@ export interface LogBenchOptions {
 const LogClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(logV1.LogService), "LogService");
 const DiagClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(diagV1.DiagService), "DiagService");
 
-type Unary = (request: object, metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response: any) => void) => void;
+type Unary = (request: object, metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response: unknown) => void) => void;
 interface LogStub {
   append: Unary;
   appendBatch: Unary;
@@ -43,7 +43,7 @@ interface LogStub {
 /** The bearer token every call carries (set once the bench token is minted). */
 const auth = new grpc.Metadata();
 
-function unary<C extends Record<M, Unary>, M extends string>(client: C, method: M, request: object): Promise<any> {
+function unary<C extends Record<M, Unary>, M extends string>(client: C, method: M, request: object): Promise<unknown> {
   return new Promise((resolve, reject) => client[method].call(client, request, auth, (error, response) => (error ? reject(error) : resolve(response))));
 }
 
@@ -53,7 +53,7 @@ function payload(n: number) {
 }
 
 function entryInput(n: number) {
-  return { kind: "bench.order.placed", payload: payload(n), sourceId: "bench" };
+  return { kind: "bench.order.placed", body: { case: "payload" as const, value: payload(n) }, sourceId: "bench" };
 }
 
 export async function logAppend(options: LogBenchOptions): Promise<void> {
@@ -166,7 +166,7 @@ function appendStream(log: LogStub, logId: string, total: number, window: number
     let sent = 0;
     let acked = 0;
     const fill = () => {
-      while (sent < total && sent - acked < window) call.write({ logId, entry: entryInput(sent++) });
+      while (sent < total && sent - acked < window) call.write({ frame: { case: "entry", value: { logId, entry: entryInput(sent++) } } });
       if (sent === total) call.end();
     };
     call.on("data", () => {
@@ -233,10 +233,11 @@ async function catchUpCase(log: LogStub, options: LogBenchOptions, jetStreamRate
   const started = performance.now();
   let received = 0;
   await new Promise<void>((resolve, reject) => {
-    const call = log.subscribe({ logId: "bench-stream", fromSeq: 1n }, auth);
+    // after_seq 0: from the first stored entry (seq 1 here).
+    const call = log.subscribe({ logId: "bench-stream", afterSeq: 0n }, auth);
     call.on("data", (message: logV1.SubscribeResponse) => {
-      if (message.event.case === "entry") received++;
-      if (message.event.case === "caughtUp") {
+      if (message.frame.case === "entry") received++;
+      if (message.frame.case === "caughtUp") {
         call.cancel();
         resolve();
       }
@@ -260,9 +261,9 @@ async function latencyCase(log: LogStub, options: LogBenchOptions): Promise<void
   const done = new Promise<void>((resolve) => (allReceived = resolve));
   const caughtUp = new Promise<void>((resolve) =>
     call.on("data", (message: logV1.SubscribeResponse) => {
-      if (message.event.case === "caughtUp") resolve();
-      if (message.event.case === "entry") {
-        receivedAt.set(message.event.value.seq, performance.now());
+      if (message.frame.case === "caughtUp") resolve();
+      if (message.frame.case === "entry") {
+        receivedAt.set(message.frame.value.seq, performance.now());
         if (receivedAt.size === count) allReceived();
       }
     }),
@@ -277,9 +278,10 @@ async function latencyCase(log: LogStub, options: LogBenchOptions): Promise<void
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
     const sent = performance.now();
     appends.push(
-      unary(log, "append", { logId: "bench-latency", entry: entryInput(i) }).then((response: logV1.AppendResponse) => {
-        sentAt.set(response.result!.seq, sent);
-        ackedAt.set(response.result!.seq, performance.now());
+      unary(log, "append", { logId: "bench-latency", entry: entryInput(i) }).then((response) => {
+        const { seq } = (response as logV1.AppendResponse).result!;
+        sentAt.set(seq, sent);
+        ackedAt.set(seq, performance.now());
       }),
     );
   }

@@ -41,34 +41,55 @@ interface RunResult {
   benchCpuPercent: number;
 }
 
-type Unary = (request: object, metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response: any) => void) => void;
+type Unary = (request: object, metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response: unknown) => void) => void;
 
 /**
  * A Subscribe response read only as far as its entry's seq: a load generator
  * that decoded every payload would measure itself, not the server. Returns
- * the seq of an Event frame, or 0n for SnapshotDone and Keepalive.
+ * the seq of an Event frame, or 0n for CaughtUp and Heartbeat.
  */
 function seqOfFrame(bytes: Buffer): bigint {
-  // SubscribeResponse field 1 (Event, length-delimited) → Event field 1 (seq, varint).
-  if (bytes[0] !== 0x0a) return 0n;
-  let offset = 1;
-  while (bytes[offset]! & 0x80) offset++;
-  offset++;
-  if (bytes[offset] !== 0x08) return 0n;
-  offset++;
-  let seq = 0n;
+  // SubscribeResponse field 1 (Event) → Event field 1 (Entry) → Entry field 2 (seq, varint);
+  // Entry's log_id (field 1) comes before it and is skipped.
+  const event = lengthDelimited(bytes, 0, bytes.length, 1);
+  if (event === null) return 0n;
+  const entry = lengthDelimited(bytes, event.start, event.end, 1);
+  if (entry === null) return 0n;
+  for (let offset = entry.start; offset < entry.end; ) {
+    const tag = varint(bytes, offset);
+    offset = tag.next;
+    const wireType = Number(tag.value & 7n);
+    if (tag.value >> 3n === 2n && wireType === 0) return varint(bytes, offset).value;
+    if (wireType === 0) offset = varint(bytes, offset).next;
+    else if (wireType === 2) {
+      const length = varint(bytes, offset);
+      offset = length.next + Number(length.value);
+    } else return 0n;
+  }
+  return 0n;
+}
+
+/** The bounds of field `field` (length-delimited) when it is the first field in bytes[start, end). */
+function lengthDelimited(bytes: Buffer, start: number, end: number, field: number): { start: number; end: number } | null {
+  if (start >= end || bytes[start] !== ((field << 3) | 2)) return null;
+  const length = varint(bytes, start + 1);
+  return { start: length.next, end: length.next + Number(length.value) };
+}
+
+function varint(bytes: Buffer, offset: number): { value: bigint; next: number } {
+  let value = 0n;
   let shift = 0n;
   for (;;) {
     const byte = bytes[offset++]!;
-    seq |= BigInt(byte & 0x7f) << shift;
-    if (!(byte & 0x80)) return seq;
+    value |= BigInt(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) return { value, next: offset };
     shift += 7n;
   }
 }
 
 function streamDefinition(): grpc.ServiceDefinition {
   const definition = grpcServiceDefinition(streamV1.StreamService) as Record<string, grpc.MethodDefinition<object, unknown>>;
-  return { ...definition, subscribe: { ...definition["subscribe"]!, responseDeserialize: seqOfFrame } } as grpc.ServiceDefinition;
+  return { ...definition, subscribe: { ...definition["subscribe"]!, responseDeserialize: seqOfFrame } };
 }
 
 /** Latency samples of deliveries, in ms from the append's acknowledgement (or the NATS publish). */
@@ -249,7 +270,7 @@ async function annalsSide(logService: ServiceProcess, streamService: ServiceProc
   let appended = 0n;
   let lastReceivedAt = now();
   const open = (i: number) => {
-    const call = channels[i % channels.length]!.subscribe({ logId: "fanout", topics: [`evt.t${i % options.topics}.>`], resumeAfterSeq: appended }, auth);
+    const call = channels[i % channels.length]!.subscribe({ logId: "fanout", kinds: [`evt.t${i % options.topics}.>`], afterSeq: appended }, auth);
     let first = true;
     call.on("data", (seq: bigint) => {
       if (first) {
@@ -285,13 +306,13 @@ async function annalsSide(logService: ServiceProcess, streamService: ServiceProc
     const started = now();
     const appends: Promise<void>[] = [];
     await paced(rate, seconds, (count, first) => {
-      const entries = Array.from({ length: count }, (_, i) => ({ kind: `evt.t${(first + i) % options.topics}.happened`, payload: { n: first + i } }));
+      const entries = Array.from({ length: count }, (_, i) => ({ kind: `evt.t${(first + i) % options.topics}.happened`, body: { case: "payload" as const, value: { n: first + i } } }));
       appends.push(
         new Promise<void>((resolve, reject) =>
-          log.appendBatch!.call(log, { logId: "fanout", entries }, auth, (error, response: logV1.AppendBatchResponse) => {
+          log.appendBatch!.call(log, { logId: "fanout", entries }, auth, (error, response) => {
             if (error) return reject(error);
             const at = now();
-            for (const result of response.results) deliveries.ack(result.seq, at);
+            for (const result of (response as logV1.AppendBatchResponse).results) deliveries.ack(result.seq, at);
             resolve();
           }),
         ),

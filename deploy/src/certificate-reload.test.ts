@@ -72,7 +72,7 @@ before(async () => {
   volumeB = join(dir, "volume-b");
   writeSecretVolume(volumeA, volumeOf(certs["a"]!, certs.ca));
   writeSecretVolume(volumeB, volumeOf(certs["b"]!, certs.ca));
-  const internal = (subject: string) => signDevToken({ secret: SECRET, subject, roles: ["log.read", "log.write", "log.replicate"], expiresIn: "2h" });
+  const internal = (subject: string) => signDevToken({ secret: SECRET, subject, roles: ["log.read", "log.write", "log.replicate", "log.relay"], expiresIn: "2h" });
   const admin = await signDevToken({ secret: SECRET, subject: "ops", roles: ["admin"], expiresIn: "2h" });
 
   // Node eu-1 as the prod overlay runs it: the log service, and the federation service under mTLS.
@@ -113,7 +113,7 @@ after(async () => {
 
 /** The mirror's last seq; 0 while it does not exist yet. */
 const mirrorHead = async () => (await bClients.log.getLog({ logId: MIRROR }).catch(() => undefined))?.head?.lastSeq ?? 0n;
-const append = (i: number) => aLog.log.append({ logId: "orders", entry: { kind: "order.placed", payload: { i } } });
+const append = (i: number) => aLog.log.append({ logId: "orders", entry: { kind: "order.placed", body: { case: "payload", value: { i } } } });
 
 test("renewed certificates and a rotated CA are taken without a restart; open calls go on", async () => {
   for (let i = 1; i <= 5; i++) await append(i);
@@ -124,7 +124,7 @@ test("renewed certificates and a rotated CA are taken without a restart; open ca
   // A call open across the renewal: ticks from eu-1's federation port over the first certificates.
   const token = await signDevToken({ secret: SECRET, subject: "ops", roles: [], expiresIn: "1h" });
   const first = createAnnalsClients({ baseUrl: `https://127.0.0.1:${aFederation.grpcPort}`, token, tls: { caFile: certs.ca, certFile: certs["b"]!.certFile, keyFile: certs["b"]!.keyFile, serverUri: A } });
-  const ticks = first.diag.ticks({ count: 30, intervalMs: 100 })[Symbol.asyncIterator]();
+  const ticks = first.diag.ticks({ count: 30, intervalMs: 100n })[Symbol.asyncIterator]();
   assert.equal((await ticks.next()).value?.number, 1n);
 
   // cert-manager renews both certificates, from the new CA; the kubelet swaps the volumes.
@@ -144,9 +144,9 @@ test("renewed certificates and a rotated CA are taken without a restart; open ca
 
   // A new connection from us-1 must present its renewed certificate (eu-1 refuses the old CA's)
   // and trust eu-1's renewed one: pause the peer and resume it, which reconnects.
-  await bClients.federation.updatePeer({ peer: { nodeId: A, status: federationV1.PeerStatus.DISABLED }, updateMask: ["status"] });
+  await bClients.federation.updatePeer({ peer: { nodeId: A, status: federationV1.PeerStatus.DISABLED }, updateMask: { paths: ["status"] } });
   await until("us-1 to stop pulling", async () => (await bClients.federation.getReplicationStatus({ nodeId: A })).replications.length === 0);
-  await bClients.federation.updatePeer({ peer: { nodeId: A, status: federationV1.PeerStatus.ACTIVE }, updateMask: ["status"] });
+  await bClients.federation.updatePeer({ peer: { nodeId: A, status: federationV1.PeerStatus.ACTIVE }, updateMask: { paths: ["status"] } });
   await append(7);
   await until("entry 7 to arrive over a new connection with the renewed certificates", async () => (await mirrorHead()) === 7n);
 

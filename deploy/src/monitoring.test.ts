@@ -37,7 +37,7 @@ let certificateDir: string;
 
 async function startNode(label: string, nodeId: string): Promise<Node> {
   const database = await createTestDatabase(label);
-  const internal = await signDevToken({ secret: SECRET, subject: nodeId, roles: ["log.read", "log.write", "log.replicate"] });
+  const internal = await signDevToken({ secret: SECRET, subject: nodeId, roles: ["log.read", "log.write", "log.replicate", "log.relay"] });
   const process = await startServiceProcess({
     script: NODE_MAIN,
     env: { ...database.env, ANNALS_AUTH_JWT_SECRET: SECRET, ANNALS_INTERNAL_TOKEN: internal, ANNALS_NODE_ID: nodeId },
@@ -60,12 +60,12 @@ before(async () => {
   // A stream subscriber on A, then entries it gets, which B also mirrors.
   const controller = new AbortController();
   const delivered = (async () => {
-    for await (const frame of a.clients.stream.subscribe({ logId: "orders", topics: [">"] }, { signal: controller.signal })) {
+    for await (const frame of a.clients.stream.subscribe({ logId: "orders", kinds: [">"] }, { signal: controller.signal })) {
       if (frame.frame.case === "event") return;
     }
   })();
   await new Promise((resolve) => setTimeout(resolve, 300));
-  for (let i = 0; i < 5; i++) await a.clients.stream.publish({ logId: "orders", topic: "order.placed", payload: { i } });
+  for (let i = 0; i < 5; i++) await a.clients.stream.publish({ logId: "orders", entry: { kind: "order.placed", body: { case: "payload", value: { i } } } });
   await delivered;
   controller.abort();
   await a.clients.kv.set({ key: new TextEncoder().encode("k"), value: new TextEncoder().encode("v") });

@@ -5,6 +5,7 @@ An independent implementation of docs/hash-chain.md: RFC 8785 canonical JSON
 (including ECMAScript number formatting), SHA-256 and the chain envelope.
 Run: python3 docs/hash-chain/check_vectors.py
 """
+import base64
 import hashlib
 import json
 import math
@@ -99,7 +100,11 @@ def main() -> int:
         prev = chain["anchor_checksum"]
         for entry in chain["entries"]:
             name = f"{chain['name']} seq {entry['seq']}"
-            digest = sha256(jcs(entry["payload"]))
+            binary = entry["content_type"] is not None
+            if binary:
+                digest = hashlib.sha256(base64.b64decode(entry["payload_base64"], validate=True)).hexdigest()
+            else:
+                digest = sha256(jcs(entry["payload"]))
             envelope = {
                 "log_id": chain["log_id"],
                 "seq": entry["seq"],
@@ -113,8 +118,11 @@ def main() -> int:
                 "payload_digest": digest,
                 "prev_checksum": prev,
             }
-            checks = [
-                ("payload_canonical", jcs(entry["payload"]), entry["payload_canonical"]),
+            # Only a binary entry's envelope has content_type (docs/hash-chain.md, "The checksum").
+            if binary:
+                envelope["content_type"] = entry["content_type"]
+            checks = [] if binary else [("payload_canonical", jcs(entry["payload"]), entry["payload_canonical"])]
+            checks += [
                 ("payload_digest", digest, entry["payload_digest"]),
                 ("envelope_canonical", jcs(envelope), entry["envelope_canonical"]),
                 ("checksum", sha256(jcs(envelope)), entry["checksum"]),

@@ -374,9 +374,9 @@ def main() -> int:
     stamps = attempt("published cosignature", lambda: open_note(pub["cosigned_checkpoint"]["note"], [Vkey(pub["cosigned_checkpoint"]["witness_key"])]))
     check("published cosignature time", stamps is not None and stamps[1][0][1] == int(pub["cosigned_checkpoint"]["timestamp"]))
 
-    # The worked example: the tree of the hash-chain vectors.
+    # The worked example: the tree of the first four hash-chain vectors.
     ex = vectors["example"]
-    entries = chain["chains"][0]["entries"]
+    entries = chain["chains"][0]["entries"][:4]
     check("example leaves are the hash-chain checksums", [leaf["checksum"] for leaf in ex["leaves"]] == [e["checksum"] for e in entries])
     ex_hashes = [leaf_hash(h(leaf["checksum"])) for leaf in ex["leaves"]]
     for leaf, lh in zip(ex["leaves"], ex_hashes):

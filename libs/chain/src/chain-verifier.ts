@@ -1,11 +1,14 @@
 import { canonicalJson, ChainError, type JsonValue } from "./canonical-json.js";
-import { entryChecksum, sha256Hex, type ChainFields } from "./hash-chain.js";
+import { binaryPayloadDigest, entryChecksum, sha256Hex, type ChainFields } from "./hash-chain.js";
 
 /** An entry as a verifier sees it: its chain fields, its stored checksum and, unless redacted, its payload. */
 export interface StoredEntry extends ChainFields {
   checksum: string;
-  /** null when the payload was redacted (only the digest is left to check). */
-  payload: { [key: string]: JsonValue } | null;
+  /**
+   * The payload: a JSON object (contentType null) or bytes (contentType set);
+   * null when it was redacted (only the digest is left to check).
+   */
+  payload: { [key: string]: JsonValue } | Uint8Array | null;
 }
 
 /** What is wrong with one entry. */
@@ -51,7 +54,9 @@ export class ChainVerifier {
     }
     const problems: EntryProblem[] = [];
     const missingBefore = entry.seq > this.expectedSeq ? { from: this.expectedSeq, to: entry.seq - 1n } : null;
-    if (entry.payload !== null && safeDigest(entry.payload) !== entry.payloadDigest) problems.push("payload_digest");
+    // A payload of the other kind than the envelope says (bytes with no content type) cannot be the one hashed.
+    const kindAgrees = entry.payload === null || (entry.payload instanceof Uint8Array) === (entry.contentType !== null);
+    if (entry.payload !== null && (!kindAgrees || safeDigest(entry.payload) !== entry.payloadDigest)) problems.push("payload_digest");
     if (entryChecksum(entry) !== entry.checksum) problems.push("checksum");
     // Across a gap the predecessor is unknown, so the link cannot be judged.
     if (missingBefore === null && entry.prevChecksum !== this.previousChecksum) problems.push("link");
@@ -61,7 +66,8 @@ export class ChainVerifier {
   }
 }
 
-function safeDigest(payload: { [key: string]: JsonValue }): string | null {
+function safeDigest(payload: { [key: string]: JsonValue } | Uint8Array): string | null {
+  if (payload instanceof Uint8Array) return binaryPayloadDigest(payload);
   try {
     return sha256Hex(canonicalJson(payload));
   } catch {

@@ -9,6 +9,11 @@ import {
   exportEntryLine,
   exportHeaderLine,
   payloadDigest,
+  createNoteSigner,
+  ed25519PrivateKeyFromSeed,
+  logOrigin,
+  rootOfLeaves,
+  signCheckpoint,
   type ExportedEntry,
 } from "./index.js";
 
@@ -20,7 +25,7 @@ function makeChain(count: number): ExportedEntry[] {
     const fields = {
       logId: "orders", seq: BigInt(i), uuid: `01936b2e-7c00-7000-8000-${String(i).padStart(12, "0")}`, kind: "order.placed",
       sourceId: "", simTime: i % 2 ? i / 3 : null, wallTimeUs: 1_700_000_000_000_000n + BigInt(i), reqId: "", metadata: {},
-      payloadDigest: payloadDigest(payload), prevChecksum,
+      contentType: null, payloadDigest: payloadDigest(payload), prevChecksum,
     };
     const checksum = entryChecksum(fields);
     entries.push({ ...fields, checksum, payload, redaction: null });
@@ -32,7 +37,7 @@ function makeChain(count: number): ExportedEntry[] {
 function exportText(entries: ExportedEntry[]): string {
   const last = entries.at(-1)!;
   return (
-    exportHeaderLine({ logId: "orders", chainLogId: "orders", anchorSeq: 0n, anchorChecksum: GENESIS_CHECKSUM }) +
+    exportHeaderLine({ logId: "orders", chainLogId: "orders", anchorSeq: 0n, anchorChecksum: GENESIS_CHECKSUM, treeEdge: null }) +
     entries.map(exportEntryLine).join("") +
     exportEndLine(BigInt(entries.length), { seq: last.seq, checksum: last.checksum })
   );
@@ -93,4 +98,60 @@ test("the verifier reports a tampered checksum as a checksum problem here and a 
   entries[1] = { ...entries[1]!, checksum: "f".repeat(64) };
   const problems = entries.map((entry) => verifier.check(entry).problems);
   assert.deepEqual(problems, [[], ["checksum"], ["link"], []]);
+});
+
+// The tree and the signed checkpoint: what makes a dropped tail detectable offline (docs/merkle.md, "Exports").
+const NODE = "spiffe://acme.example/annals/eu-1";
+const signer = createNoteSigner(logOrigin(NODE, "orders"), ed25519PrivateKeyFromSeed(new Uint8Array(32).fill(7)));
+const logKey = signer.key;
+
+/** The export of entries [0, count) with the tree edge, ending with a checkpoint of `signedSize` leaves (default: count). */
+function signedExport(entries: ExportedEntry[], count = entries.length, signedSize = count): string {
+  const kept = entries.slice(0, count);
+  const last = kept.at(-1)!;
+  const root = rootOfLeaves(entries.slice(0, signedSize).map((entry) => Buffer.from(entry.checksum, "hex")));
+  const checkpoint = signCheckpoint({ origin: logOrigin(NODE, "orders"), size: BigInt(signedSize), rootHash: root, extensions: [] }, [signer]);
+  return (
+    exportHeaderLine({ logId: "orders", chainLogId: "orders", anchorSeq: 0n, anchorChecksum: GENESIS_CHECKSUM, treeEdge: [] }) +
+    kept.map(exportEntryLine).join("") +
+    exportEndLine(BigInt(kept.length), { seq: last.seq, checksum: last.checksum }, checkpoint)
+  );
+}
+
+function verifyWith(text: string, key = logKey) {
+  const verifier = new ExportVerifier();
+  for (const line of text.split("\n")) verifier.line(line);
+  return verifier.finish({ logKey: key });
+}
+
+test("with the log's key, a complete export is checked against its signed checkpoint", () => {
+  const report = verifyWith(signedExport(makeChain(300)));
+  assert.deepEqual(report.problems, []);
+  assert.equal(report.completenessChecked, true);
+  assert.equal(verify(signedExport(makeChain(300))).completenessChecked, false, "without a key it says completeness was not checked");
+});
+
+test("a dropped tail with a rewritten end line verifies as a chain, and the key catches it", () => {
+  const entries = makeChain(300);
+  // The log signed 300; the file keeps 290 and an end line rewritten to match them.
+  const truncated = signedExport(entries, 290, 300);
+  assert.equal(verify(truncated).valid, true, "the chain alone cannot tell");
+  const report = verifyWith(truncated);
+  assert.equal(report.valid, false);
+  assert.match(report.problems[0]!.detail, /covers 300 entries, the file ends at seq 290/);
+});
+
+test("a checkpoint re-signed by another key, or for another log, does not vouch for the file", () => {
+  const text = signedExport(makeChain(10));
+  const stranger = createNoteSigner(logOrigin(NODE, "orders"), ed25519PrivateKeyFromSeed(new Uint8Array(32).fill(9)));
+  assert.equal(verifyWith(text, stranger.key).valid, false);
+  const otherLog = createNoteSigner(logOrigin(NODE, "payments"), ed25519PrivateKeyFromSeed(new Uint8Array(32).fill(7)));
+  const relabelled = text.replace(/"checkpoint":"[^"]*"/, `"checkpoint":${JSON.stringify(signCheckpoint({ origin: logOrigin(NODE, "payments"), size: 10n, rootHash: rootOfLeaves(makeChain(10).map((e) => Buffer.from(e.checksum, "hex"))), extensions: [] }, [otherLog]))}`);
+  assert.match(verifyWith(relabelled, otherLog.key).problems[0]!.detail, /for log "payments", not "orders"/);
+});
+
+test("without a tree edge or a checkpoint, the key cannot check completeness and says so", () => {
+  const report = verifyWith(exportText(makeChain(5)));
+  assert.equal(report.completenessChecked, false);
+  assert.match(report.problems[0]!.detail, /completeness cannot be checked/);
 });

@@ -1,19 +1,32 @@
 import { ChainError, type JsonValue } from "./canonical-json.js";
 import { ChainVerifier, type EntryProblem, type StoredEntry } from "./chain-verifier.js";
+import { bytesEqual } from "./bytes.js";
+import { openCheckpoint, parseLogOrigin } from "./checkpoint.js";
+import { leafHash } from "./merkle-hash.js";
+import { encodeRightEdge, rightEdgeRoot, type RightEdge } from "./right-edge.js";
+import { appendLeaves } from "./tile-append.js";
+import type { VerifierKey } from "./verifier-key.js";
 
 // The JSON Lines export format (docs/hash-chain.md, "Export format"): a header
 // line, one line per entry, an end line. Integers that may exceed 2^53 are
 // decimal strings, as in the chain envelope.
 
-export const EXPORT_FORMAT = "annals.export.v1";
+export const EXPORT_FORMAT = "annals.export.v2";
 
 export interface ExportHeader {
   logId: string;
   /** The log id the chain was computed with (differs from logId for a mirror). */
   chainLogId: string;
-  /** The entry before the first exported one (or the compaction checkpoint). */
+  /** The entry before the first exported one (or the compaction anchor). */
   anchorSeq: bigint;
   anchorChecksum: string;
+  /**
+   * The log's Merkle tree at anchorSeq leaves, as its right edge (the roots of
+   * its complete subtrees, largest first; docs/merkle.md): with the entries'
+   * checksums it gives the root at the end line's seq, which the end line's
+   * signed checkpoint vouches for. null when the log has no tree.
+   */
+  treeEdge: readonly Uint8Array[] | null;
 }
 
 export interface ExportedEntry extends StoredEntry {
@@ -29,6 +42,7 @@ export function exportHeaderLine(header: ExportHeader): string {
       chain_log_id: header.chainLogId,
       anchor_seq: header.anchorSeq.toString(),
       anchor_checksum: header.anchorChecksum,
+      tree_edge: header.treeEdge === null ? null : header.treeEdge.map((hash) => Buffer.from(hash).toString("hex")),
     }) + "\n"
   );
 }
@@ -45,7 +59,8 @@ export function exportEntryLine(entry: ExportedEntry): string {
       wall_time: entry.wallTimeUs.toString(),
       req_id: entry.reqId,
       metadata: entry.metadata,
-      payload: entry.payload,
+      content_type: entry.contentType,
+      payload: entry.payload instanceof Uint8Array ? Buffer.from(entry.payload).toString("base64") : entry.payload,
       payload_digest: entry.payloadDigest,
       prev_checksum: entry.prevChecksum,
       checksum: entry.checksum,
@@ -54,9 +69,16 @@ export function exportEntryLine(entry: ExportedEntry): string {
   );
 }
 
-/** The last line: how many entries were written and where the chain ended, so truncation is detected. */
-export function exportEndLine(count: bigint, last: { seq: bigint; checksum: string }): string {
-  return JSON.stringify({ type: "end", count: count.toString(), last_seq: last.seq.toString(), last_checksum: last.checksum }) + "\n";
+/**
+ * The last line: how many entries were written and where the chain ended, so
+ * truncation is detected; and the log's signed checkpoint of exactly
+ * last_seq leaves (null when it has none), so that a file whose tail was
+ * dropped, and the end line rewritten to match, is still caught offline.
+ */
+export function exportEndLine(count: bigint, last: { seq: bigint; checksum: string }, checkpoint: string | null = null): string {
+  return (
+    JSON.stringify({ type: "end", count: count.toString(), last_seq: last.seq.toString(), last_checksum: last.checksum, checkpoint }) + "\n"
+  );
 }
 
 /** One finding of an export check. */
@@ -65,7 +87,7 @@ export interface ExportProblem {
   line: number;
   /** The entry's seq when known (for a line that does not parse: the seq it should have held). */
   seq: bigint | null;
-  problem: EntryProblem | "missing" | "malformed" | "truncated";
+  problem: EntryProblem | "missing" | "malformed" | "truncated" | "checkpoint";
   detail: string;
 }
 
@@ -75,6 +97,17 @@ export interface ExportReport {
   checkedCount: number;
   lastSeq: bigint | null;
   problems: ExportProblem[];
+  /**
+   * Whether the file was checked against the log's signed checkpoint (only
+   * with a verifier key, and when the file carries a tree edge and a
+   * checkpoint): only then is a dropped tail with a rewritten end line caught.
+   */
+  completenessChecked: boolean;
+}
+
+/** What finish() checks the file against: the log's verifier key, for its signed checkpoint. */
+export interface ExportCheckOptions {
+  logKey?: VerifierKey;
 }
 
 /**
@@ -89,6 +122,9 @@ export class ExportVerifier {
   private checked = 0;
   private ended = false;
   private readonly problems: ExportProblem[] = [];
+  /** The tree grown from the header's edge by every entry line, when the header has one. */
+  private edge: RightEdge | null = null;
+  private checkpoint: string | null = null;
 
   constructor(private readonly maxProblems = 1000) {}
 
@@ -124,16 +160,42 @@ export class ExportVerifier {
     }
   }
 
-  finish(): ExportReport {
+  finish(options: ExportCheckOptions = {}): ExportReport {
     if (this.header === null) this.report(null, "malformed", "no header line");
     else if (!this.ended) this.report(this.verifier!.position.seq + 1n, "truncated", "no end line: the export is incomplete");
+    const completenessChecked = options.logKey !== undefined && this.checkCheckpoint(options.logKey);
     return {
       valid: this.problems.length === 0,
       logId: this.header?.logId ?? null,
       checkedCount: this.checked,
       lastSeq: this.verifier ? this.verifier.position.seq : null,
       problems: this.problems,
+      completenessChecked,
     };
+  }
+
+  /**
+   * The end line's checkpoint, signed with `logKey` for this log's origin,
+   * must be of exactly the last seq's tree, and its root the one the header's
+   * edge and the entries' checksums give. Returns whether it could be checked.
+   */
+  private checkCheckpoint(logKey: VerifierKey): boolean {
+    if (this.header === null || !this.ended) return false;
+    const seq = this.verifier!.position.seq;
+    if (this.edge === null || this.checkpoint === null) {
+      this.report(seq, "checkpoint", "the file carries no tree edge or no signed checkpoint, so its completeness cannot be checked");
+      return false;
+    }
+    try {
+      const { checkpoint } = openCheckpoint(this.checkpoint, [logKey]);
+      const { logId } = parseLogOrigin(checkpoint.origin);
+      if (logId !== this.header.chainLogId) throw new ChainError(`it is for log "${logId}", not "${this.header.chainLogId}"`);
+      if (checkpoint.size !== seq) throw new ChainError(`it covers ${checkpoint.size} entries, the file ends at seq ${seq}`);
+      if (!bytesEqual(checkpoint.rootHash, rightEdgeRoot(this.edge))) throw new ChainError("its root is not the root of the file's entries");
+    } catch (error) {
+      this.report(seq, "checkpoint", `the signed checkpoint does not vouch for this file: ${(error as Error).message}`);
+    }
+    return true;
   }
 
   private readHeader(record: Record<string, JsonValue>): void {
@@ -145,14 +207,24 @@ export class ExportVerifier {
       chainLogId: text(record, "chain_log_id"),
       anchorSeq: integer(record, "anchor_seq"),
       anchorChecksum: text(record, "anchor_checksum"),
+      treeEdge: hashList(record, "tree_edge"),
     };
     this.verifier = new ChainVerifier({ seq: this.header.anchorSeq, checksum: this.header.anchorChecksum });
+    this.edge = this.header.treeEdge === null ? null : { size: this.header.anchorSeq, hashes: this.header.treeEdge };
+    if (this.edge) checkRightEdgeOf(this.edge);
   }
 
   private readEntry(record: Record<string, JsonValue>, line: string): ExportedEntry {
     if (record["type"] !== "entry") throw new ChainError(`unknown line type ${JSON.stringify(record["type"])}`);
+    const contentType = record["content_type"];
+    if (contentType !== null && typeof contentType !== "string") throw new ChainError("content_type is not a string or null");
     const payload = record["payload"];
-    if (payload !== null && (typeof payload !== "object" || Array.isArray(payload))) throw new ChainError("payload is not an object or null");
+    if (contentType === null && payload !== null && (typeof payload !== "object" || Array.isArray(payload))) {
+      throw new ChainError("payload is not an object or null (the entry has no content_type, so its payload is JSON)");
+    }
+    if (contentType !== null && payload !== null && (typeof payload !== "string" || !BASE64.test(payload))) {
+      throw new ChainError("payload is not base64 or null (the entry has a content_type, so its payload is bytes)");
+    }
     const simTime = record["sim_time"];
     if (simTime !== null && typeof simTime !== "number") throw new ChainError("sim_time is not a number or null");
     const entry: StoredEntry = {
@@ -165,7 +237,8 @@ export class ExportVerifier {
       wallTimeUs: integer(record, "wall_time"),
       reqId: text(record, "req_id"),
       metadata: stringMap(record, "metadata"),
-      payload: payload as { [key: string]: JsonValue } | null,
+      contentType,
+      payload: typeof payload === "string" ? Buffer.from(payload, "base64") : (payload as { [key: string]: JsonValue } | null),
       payloadDigest: text(record, "payload_digest"),
       prevChecksum: text(record, "prev_checksum"),
       checksum: text(record, "checksum"),
@@ -180,6 +253,8 @@ export class ExportVerifier {
     };
     const result = this.verifier!.check(entry);
     this.checked += 1;
+    // The tree grows by the stored checksum, as the log's did; a changed entry shows up in the chain checks.
+    if (this.edge !== null) this.edge = appendLeaves(this.edge, [leafHash(Buffer.from(entry.checksum, "hex"))]).edge;
     // The format is deterministic, so a line that is not exactly the rendering
     // of its own content was edited, even where the edit keeps the meaning
     // (2.3333333333333335 and ...36 parse to the same double).
@@ -195,11 +270,14 @@ export class ExportVerifier {
 
   private readEnd(record: Record<string, JsonValue>): void {
     this.ended = true;
+    const checkpoint = record["checkpoint"];
+    if (checkpoint !== undefined && checkpoint !== null && typeof checkpoint !== "string") throw new ChainError("checkpoint is not a string or null");
+    this.checkpoint = checkpoint ?? null;
     const position = this.verifier!.position;
     const count = integer(record, "count");
     if (count !== BigInt(this.checked)) throw new ChainError(`end line counts ${count} entries, the file holds ${this.checked}`);
     if (integer(record, "last_seq") !== position.seq || text(record, "last_checksum") !== position.checksum) {
-      throw new ChainError(`end line names seq ${record["last_seq"]}, the chain ends at seq ${position.seq}`);
+      throw new ChainError(`end line names seq ${JSON.stringify(record["last_seq"])}, the chain ends at seq ${position.seq}`);
     }
   }
 
@@ -216,6 +294,27 @@ function describe(problem: EntryProblem): string {
       return "the entry does not hash to its checksum";
     case "link":
       return "prev_checksum is not the checksum of the entry before";
+  }
+}
+
+/** Standard base64 with padding, as the export writes bytes. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** A list of 32-byte hashes in hex, or null. */
+function hashList(record: Record<string, JsonValue>, field: string): Uint8Array[] | null {
+  const value = record[field];
+  if (value === null || value === undefined) return null;
+  if (!Array.isArray(value) || !value.every((item) => typeof item === "string" && /^[0-9a-f]{64}$/.test(item))) {
+    throw new ChainError(`${field} is not a list of hex SHA-256 hashes`);
+  }
+  return (value as string[]).map((item) => Buffer.from(item, "hex"));
+}
+
+function checkRightEdgeOf(edge: RightEdge): void {
+  try {
+    encodeRightEdge(edge);
+  } catch (error) {
+    throw new ChainError(`tree_edge is not the right edge of a tree of ${edge.size} leaves: ${(error as Error).message}`);
   }
 }
 

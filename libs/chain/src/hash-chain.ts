@@ -20,6 +20,12 @@ export interface ChainFields {
   /** "" when none. */
   reqId: string;
   metadata: Readonly<Record<string, string>>;
+  /**
+   * The media type of a binary payload; null for a JSON payload. Only a
+   * binary entry's envelope has a `content_type` member, so a JSON entry's
+   * checksum is what it always was, and the two kinds can never be confused.
+   */
+  contentType: string | null;
   payloadDigest: string;
   prevChecksum: string;
 }
@@ -34,6 +40,11 @@ export function payloadDigest(payload: { [key: string]: JsonValue }): string {
   return sha256Hex(canonicalJson(payload));
 }
 
+/** SHA-256 (lowercase hex) of a binary payload's bytes. */
+export function binaryPayloadDigest(payload: Uint8Array): string {
+  return createHash("sha256").update(payload).digest("hex");
+}
+
 /**
  * The envelope an entry's checksum is computed over. Integers that may exceed
  * 2^53 (seq, wall_time) are decimal strings so every JSON library reads them
@@ -41,6 +52,7 @@ export function payloadDigest(payload: { [key: string]: JsonValue }): string {
  */
 export function chainEnvelope(fields: ChainFields): { [key: string]: JsonValue } {
   return {
+    ...(fields.contentType === null ? {} : { content_type: fields.contentType }),
     log_id: fields.logId,
     seq: fields.seq.toString(),
     uuid: fields.uuid,

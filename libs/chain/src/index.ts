@@ -1,8 +1,9 @@
 export { canonicalJson, ChainError } from "./canonical-json.js";
+export { bytesEqual } from "./bytes.js";
 export type { JsonValue } from "./canonical-json.js";
-export { GENESIS_CHECKSUM, chainEnvelope, entryChecksum, payloadDigest, sha256Hex } from "./hash-chain.js";
+export { GENESIS_CHECKSUM, binaryPayloadDigest, chainEnvelope, entryChecksum, payloadDigest, sha256Hex } from "./hash-chain.js";
 export type { ChainFields } from "./hash-chain.js";
-export { MAX_PAYLOAD_DEPTH, payloadProblem, textProblem } from "./payload-rules.js";
+export { MAX_CONTENT_TYPE_LENGTH, MAX_PAYLOAD_DEPTH, contentTypeProblem, payloadProblem, textProblem } from "./payload-rules.js";
 export { ChainVerifier } from "./chain-verifier.js";
 export type { EntryCheck, EntryProblem, StoredEntry } from "./chain-verifier.js";
 export {
@@ -12,7 +13,7 @@ export {
   exportEntryLine,
   exportHeaderLine,
 } from "./export-format.js";
-export type { ExportHeader, ExportProblem, ExportReport, ExportedEntry } from "./export-format.js";
+export type { ExportCheckOptions, ExportHeader, ExportProblem, ExportReport, ExportedEntry } from "./export-format.js";
 
 // Transparency log (docs/merkle.md): RFC 6962 tree, C2SP tiles, signed notes, checkpoints,
 // cosignatures, receipts, witnessing and fork evidence.

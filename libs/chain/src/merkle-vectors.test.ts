@@ -28,7 +28,7 @@ const logKey = parseVerifierKey(log.verifier_key);
 
 test("the worked example is the tree of the hash-chain vectors' checksums", async () => {
   const { example } = vectors;
-  const checksums = chainVectors.chains[0].entries.map((entry: { checksum: string }) => entry.checksum);
+  const checksums = chainVectors.chains[0].entries.slice(0, 4).map((entry: { checksum: string }) => entry.checksum);
   assert.deepEqual(example.leaves.map((leaf: { checksum: string }) => leaf.checksum), checksums);
   const small = createTestLog(checksums.map(hex), 0, log.origin);
   for (const { size, root } of example.roots) assert.equal(toHex(await small.root(BigInt(size))), root, `size ${size}`);

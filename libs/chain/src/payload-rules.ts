@@ -16,6 +16,17 @@ export function textProblem(value: string): string | null {
   return null;
 }
 
+/** The longest content type of a binary payload. */
+export const MAX_CONTENT_TYPE_LENGTH = 255;
+
+/** Why a binary payload's content type is unacceptable, or null: 1–255 printable ASCII characters. */
+export function contentTypeProblem(contentType: string): string | null {
+  if (contentType === "") return "is required with a binary payload (a media type, e.g. application/x-protobuf)";
+  if (contentType.length > MAX_CONTENT_TYPE_LENGTH) return `is longer than ${MAX_CONTENT_TYPE_LENGTH} characters`;
+  if (!/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(contentType)) return "must be printable ASCII with no space at either end";
+  return null;
+}
+
 /**
  * The deepest JSON nesting a payload may have: the payload object is level 1,
  * each object or array inside it one more. Every gRPC reader must be able to
@@ -32,15 +43,24 @@ export const MAX_PAYLOAD_DEPTH = 30;
  * Why a JSON payload cannot be stored and read back everywhere, or null.
  * PostgreSQL's jsonb refuses U+0000 and lone UTF-16 surrogates in strings
  * and keys (in one shared group-commit transaction, that would fail every
- * other writer's entries too), JSON has no NaN or infinities, and nesting is
- * bounded by MAX_PAYLOAD_DEPTH.
+ * other writer's entries too), JSON has no NaN or infinities, numbers beyond
+ * ±(2^53 − 1) may already have lost their value, and nesting is bounded by
+ * MAX_PAYLOAD_DEPTH.
  */
 export function payloadProblem(payload: JsonValue): string | null {
   return jsonProblem(payload, 1, "");
 }
 
 function jsonProblem(value: JsonValue, depth: number, path: string): string | null {
-  if (typeof value === "number") return Number.isFinite(value) ? null : `${at(path)}holds a number JSON cannot carry (NaN or Infinity)`;
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) return `${at(path)}holds a number JSON cannot carry (NaN or Infinity)`;
+    // Doubles hold integers exactly only up to 2^53 − 1; a larger one may
+    // have been rounded before it got here (JSON.parse rounds silently).
+    if (Math.abs(value) > Number.MAX_SAFE_INTEGER) {
+      return `${at(path)}holds the number ${value}, beyond ±(2^53 − 1): JSON numbers are doubles and larger ones may not keep their value; send it as a string`;
+    }
+    return null;
+  }
   if (typeof value === "string") return stringProblem(value, path, "a string");
   if (value === null || typeof value === "boolean") return null;
   if (depth > MAX_PAYLOAD_DEPTH) return `${at(path)}nests deeper than ${MAX_PAYLOAD_DEPTH} levels`;

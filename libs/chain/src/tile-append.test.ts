@@ -15,7 +15,10 @@ const leaves = Array.from({ length: 70_000 }, (_, i) => leafHash(new TextEncoder
 function batches(total: number): number[] {
   const sizes: number[] = [];
   let left = total;
-  for (let next = 1; left > 0; next = next < 300 ? next + 1 : next * 3) sizes.push(Math.min(next, left)), (left -= Math.min(next, left));
+  for (let next = 1; left > 0; next = next < 300 ? next + 1 : next * 3) {
+    sizes.push(Math.min(next, left));
+    left -= Math.min(next, left);
+  }
   return sizes;
 }
 
@@ -42,7 +45,7 @@ test("appends through the right edge and through the tiles write the same tiles 
   for (const tile of treeTiles(BigInt(leaves.length))) {
     const stored = viaEdge.get(tile.level, tile.index);
     assert.equal(stored?.length, tile.width * HASH_SIZE, `tile ${tile.level}/${tile.index}`);
-    assert.equal(toHex(stored!), toHex(viaTiles.get(tile.level, tile.index)!));
+    assert.equal(toHex(stored), toHex(viaTiles.get(tile.level, tile.index)!));
   }
   // Level 0 holds the leaf hashes; level 1 hash j is the root of leaves 256j…256j+255.
   assert.equal(toHex(viaEdge.get(0, 3n)!.subarray(0, 32)), toHex(leaves[768]!));

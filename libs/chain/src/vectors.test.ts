@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { GENESIS_CHECKSUM, canonicalJson, chainEnvelope, entryChecksum, payloadDigest, type JsonValue } from "./index.js";
+import { GENESIS_CHECKSUM, binaryPayloadDigest, canonicalJson, chainEnvelope, entryChecksum, payloadDigest, type JsonValue } from "./index.js";
 
 // docs/hash-chain/vectors.json is also checked by docs/hash-chain/check_vectors.py,
 // an independent implementation in Python; both must agree with the file.
@@ -19,8 +19,9 @@ test("payload digests, envelopes and checksums match every chain vector", () => 
     let prevChecksum: string = chain.anchor_checksum;
     assert.equal(prevChecksum, GENESIS_CHECKSUM);
     for (const entry of chain.entries) {
+      const binary = entry.content_type !== null;
       const payload = entry.payload as { [key: string]: JsonValue };
-      assert.equal(canonicalJson(payload), entry.payload_canonical);
+      if (!binary) assert.equal(canonicalJson(payload), entry.payload_canonical);
       const fields = {
         logId: chain.log_id,
         seq: BigInt(entry.seq),
@@ -31,7 +32,8 @@ test("payload digests, envelopes and checksums match every chain vector", () => 
         wallTimeUs: BigInt(entry.wall_time),
         reqId: entry.req_id,
         metadata: entry.metadata,
-        payloadDigest: payloadDigest(payload),
+        contentType: entry.content_type as string | null,
+        payloadDigest: binary ? binaryPayloadDigest(Buffer.from(entry.payload_base64, "base64")) : payloadDigest(payload),
         prevChecksum,
       };
       assert.equal(fields.payloadDigest, entry.payload_digest, `seq ${entry.seq} digest`);
@@ -47,17 +49,29 @@ test("every envelope field changes the checksum", () => {
   const base = {
     logId: "orders", seq: 7n, uuid: "01936b2e-7c00-7000-8000-000000000007", kind: "a.b", sourceId: "s",
     simTime: 1.5 as number | null, wallTimeUs: 1_000_000n, reqId: "r", metadata: { k: "v" },
-    payloadDigest: payloadDigest({ x: 1 }), prevChecksum: GENESIS_CHECKSUM,
+    contentType: null as string | null, payloadDigest: payloadDigest({ x: 1 }), prevChecksum: GENESIS_CHECKSUM,
   };
   const changes: Partial<typeof base>[] = [
     { logId: "orders2" }, { seq: 8n }, { uuid: "01936b2e-7c00-7000-8000-000000000008" }, { kind: "a.c" },
     { sourceId: "t" }, { simTime: null }, { wallTimeUs: 1_000_001n }, { reqId: "" }, { metadata: { k: "w" } },
-    { payloadDigest: payloadDigest({ x: 2 }) }, { prevChecksum: "1".repeat(64) },
+    { payloadDigest: payloadDigest({ x: 2 }) }, { prevChecksum: "1".repeat(64) }, { contentType: "application/octet-stream" },
   ];
   const original = entryChecksum(base);
   for (const change of changes) {
     assert.notEqual(entryChecksum({ ...base, ...change }), original, `changing ${Object.keys(change)[0]}`);
   }
+});
+
+test("a binary entry differs from a JSON entry with the same digest: the envelope says which it is", () => {
+  const bytes = new TextEncoder().encode('{"x":1}');
+  const common = {
+    logId: "orders", seq: 1n, uuid: "01936b2e-7c00-7000-8000-000000000001", kind: "a.b", sourceId: "", simTime: null,
+    wallTimeUs: 1n, reqId: "", metadata: {}, prevChecksum: GENESIS_CHECKSUM,
+  };
+  assert.equal(binaryPayloadDigest(bytes), payloadDigest({ x: 1 }), "the same digest");
+  const asJson = entryChecksum({ ...common, contentType: null, payloadDigest: payloadDigest({ x: 1 }) });
+  const asBytes = entryChecksum({ ...common, contentType: "application/json", payloadDigest: binaryPayloadDigest(bytes) });
+  assert.notEqual(asJson, asBytes);
 });
 
 test("numbers JSON cannot carry are refused", () => {

@@ -30,6 +30,7 @@ export interface VerifierKey {
 
 // Unicode White_Space is the set Go's unicode.IsSpace uses (signed-note's "Unicode spaces").
 const SPACE = /\p{White_Space}/u;
+// eslint-disable-next-line no-control-regex -- control characters are what this pattern is for
 const CONTROL = /[\u0000-\u001f]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 

@@ -47,10 +47,16 @@ export async function peersCommand(connect: (url: string | undefined) => Federat
       return 0;
     }
     case "list": {
-      for (const peer of (await connect(values.url).listPeers({})).peers) {
-        const status = peer.status === federationV1.PeerStatus.DISABLED ? "disabled" : "active";
-        console.log(`${peer.nodeId}\t${peer.url}\t${status}\tserves: ${peer.servedLogs.join(",") || "-"}\tmirrors: ${peer.mirroredLogs.join(",") || "-"}`);
-      }
+      const federation = connect(values.url);
+      let pageToken = "";
+      do {
+        const page = await federation.listPeers({ pageToken });
+        for (const peer of page.peers) {
+          const status = peer.status === federationV1.PeerStatus.DISABLED ? "disabled" : "active";
+          console.log(`${peer.nodeId}\t${peer.url}\t${status}\tserves: ${peer.servedLogs.join(",") || "-"}\tmirrors: ${peer.mirroredLogs.join(",") || "-"}`);
+        }
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
       return 0;
     }
     case "rm": {
@@ -73,15 +79,23 @@ export async function federationCommand(connect: (url: string | undefined) => Fe
       return 0;
     }
     case "status": {
-      const { replications } = await connect(values.url).getReplicationStatus({ nodeId: values.peer ?? "" });
+      const federation = connect(values.url);
       let broken = false;
-      for (const r of replications) {
-        const state = federationV1.ReplicationState[r.state]?.toLowerCase() ?? "unknown";
-        broken ||= r.state === federationV1.ReplicationState.INTEGRITY_ERROR;
-        const error = r.lastError ? `\terror: ${r.lastError}` : "";
-        console.log(`${r.nodeId}\t${r.logId} → ${r.mirrorLogId}\t${state}\tcursor ${r.cursor}\tpeer head ${r.peerHeadSeq}\tlag ${r.lagEntries} entries, ${r.lagSeconds.toFixed(1)} s${error}`);
-      }
-      if (replications.length === 0) console.log("no replications (no active peer has mirrored logs)");
+      let listed = 0;
+      let pageToken = "";
+      do {
+        const page = await federation.getReplicationStatus({ nodeId: values.peer ?? "", pageToken });
+        for (const r of page.replications) {
+          const state = federationV1.ReplicationState[r.state]?.toLowerCase() ?? "unknown";
+          broken ||= r.state === federationV1.ReplicationState.INTEGRITY_ERROR;
+          const error = r.lastError ? `\terror: ${r.lastError}` : "";
+          const lagSeconds = (Number(r.lagMs) / 1000).toFixed(1);
+          console.log(`${r.nodeId}\t${r.logId} → ${r.mirrorLogId}\t${state}\thead ${r.headSeq}\tpeer head ${r.peerHeadSeq}\tlag ${r.lagEntries} entries, ${lagSeconds} s${error}`);
+          listed += 1;
+        }
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+      if (listed === 0) console.log("no replications (no active peer has mirrored logs)");
       return broken ? 1 : 0;
     }
     default:

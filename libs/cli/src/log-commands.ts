@@ -5,6 +5,8 @@ import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { ExportVerifier, type ExportReport, type ExportedEntry } from "@annals/chain";
 import type { LogClient } from "@annals/client";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { logV1 } from "@annals/proto";
 
 /** The lines of a file (or stdin for "-"), read one at a time. */
 function lines(file: string): AsyncIterable<string> {
@@ -60,10 +62,11 @@ export interface ImportSummary {
 /**
  * Appends the entries of a verified export to `logId` as new entries (new
  * seqs, wall times and checksums in that log's own chain), keeping each
- * entry's uuid, kind, payload, source, sim time, metadata and req_id. The
- * whole file is verified first, so a damaged export appends nothing. Entries
- * go through one AppendStream; a retried import is refused at the first
- * entry whose uuid is already there.
+ * entry's uuid, kind, payload (a JSON object, or bytes with their content
+ * type), source, sim time, metadata and request id. The whole file is
+ * verified first, so a damaged export appends nothing. Entries go through one
+ * AppendStream, which ends at the first refused entry: a retried import is
+ * refused at the first entry whose uuid is already there.
  */
 export async function importExport(log: LogClient, file: string, logId: string): Promise<ImportSummary> {
   const report = await verifyExportFile(file);
@@ -73,32 +76,41 @@ export async function importExport(log: LogClient, file: string, logId: string):
   }
   const summary: ImportSummary = { appended: 0, duplicates: 0, firstSeq: null, lastSeq: null, skippedRedacted: 0, skippedService: 0 };
   const verifier = new ExportVerifier();
-  async function* requests() {
+  async function* requests(): AsyncGenerator<MessageInitShape<typeof logV1.AppendStreamRequestSchema>> {
+    yield { frame: { case: "options", value: { logId } } };
     for await (const line of lines(file)) {
       const entry = verifier.line(line);
       if (!entry) continue;
       if (entry.kind.startsWith("annals.")) summary.skippedService += 1;
       else if (entry.payload === null) summary.skippedRedacted += 1;
-      else yield { logId, entry: entryInput(entry) };
+      else yield { frame: { case: "entry", value: { entry: entryInput(entry) } } };
     }
   }
-  for await (const { result } of log.appendStream(requests())) {
-    if (result!.duplicate) summary.duplicates += 1;
+  for await (const { frame } of log.appendStream(requests())) {
+    // Without continue_on_failure a refusal ends the stream with its status; any other frame is a contract breach.
+    if (frame.case !== "result") throw new Error(`AppendStream answered an entry with a ${frame.case ?? "empty"} frame`);
+    if (frame.value.duplicate) summary.duplicates += 1;
     else summary.appended += 1;
-    summary.firstSeq ??= result!.seq;
-    summary.lastSeq = result!.seq;
+    summary.firstSeq ??= frame.value.seq;
+    summary.lastSeq = frame.value.seq;
   }
   return summary;
 }
 
-function entryInput(entry: ExportedEntry) {
+function entryInput(entry: ExportedEntry): MessageInitShape<typeof logV1.EntryInputSchema> {
+  // A binary entry (content_type set) is appended as bytes with its content
+  // type, so its payload digest (SHA-256 of the bytes) stays what it was.
+  const body =
+    entry.payload instanceof Uint8Array
+      ? { body: { case: "binaryPayload" as const, value: entry.payload }, contentType: entry.contentType ?? "" }
+      : { body: { case: "payload" as const, value: entry.payload! } };
   return {
     uuid: entry.uuid,
     kind: entry.kind,
-    payload: entry.payload!,
+    ...body,
     sourceId: entry.sourceId,
     ...(entry.simTime === null ? {} : { simTime: entry.simTime }),
     metadata: entry.metadata,
-    reqId: entry.reqId,
+    requestId: entry.reqId,
   };
 }

@@ -22,7 +22,8 @@ const USAGE = `usage:
       Streams a log's export to FILE (default stdout).
   annals import FILE --log NAME
       Verifies FILE, then appends its entries to log NAME as new entries
-      (keeping uuid, kind, payload, source, sim time, metadata and req_id).
+      (keeping uuid, kind, payload — JSON or binary with its content type —
+      source, sim time, metadata and request id).
 ${KV_USAGE}
 ${FEDERATION_USAGE}
 

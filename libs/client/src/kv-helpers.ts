@@ -15,7 +15,7 @@ export interface Codec<T> {
 }
 
 /** JSON as UTF-8: the default codec. */
-export const jsonCodec: Codec<any> = {
+export const jsonCodec: Codec<unknown> = {
   encode: (value) => new TextEncoder().encode(JSON.stringify(value)),
   decode: (bytes) => JSON.parse(new TextDecoder().decode(bytes)),
 };
@@ -74,7 +74,7 @@ export async function guardedGet<T>(kv: KvClient, key: KvKey, compute: () => Pro
 export interface IdempotentOptions<T> {
   /** The idempotency key, e.g. the Idempotency-Key header. */
   key: KvKey;
-  /** A digest of the request: the same key with another fingerprint is refused (FAILED_PRECONDITION). */
+  /** A digest of the request: the same key with another fingerprint is refused (ALREADY_EXISTS, reason IDEMPOTENCY_KEY_CONFLICT). */
   fingerprint: string;
   /** How long the claim, then the stored response, are kept, in ms. */
   ttlMs: number;

@@ -88,7 +88,9 @@ test("retries stop after maxRetries (3) and the last error is returned", async (
 test("a call that is not idempotent (Append) is never retried", async () => {
   const { log } = await clients();
   appendCalls = 0;
-  await assert.rejects(log.append({ logId: "orders" }), (error: unknown) => ConnectError.from(error).code === Code.Unavailable);
+  // A complete request: the runtime refuses one without its REQUIRED fields before the handler runs.
+  const request = { logId: "orders", entry: { kind: "order.placed", body: { case: "payload" as const, value: { id: 1 } } } };
+  await assert.rejects(log.append(request), (error: unknown) => ConnectError.from(error).code === Code.Unavailable);
   assert.equal(appendCalls, 1);
 });
 

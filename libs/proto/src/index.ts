@@ -7,4 +7,5 @@ export * as logV1 from "./log-v1.js";
 export * as streamV1 from "./gen/annals/stream/v1/stream_service_pb.js";
 export * as healthV1 from "./gen/grpc/health/v1/health_pb.js";
 export * as rpcDetails from "./gen/google/rpc/error_details_pb.js";
+export * as googleApi from "./gen/google/api/field_behavior_pb.js";
 export { allFiles } from "./files.js";

@@ -160,7 +160,7 @@ function describeJoseError(error: unknown): string {
 function stringList(value: unknown): string[] | undefined {
   if (value === undefined) return undefined;
   if (typeof value === "string") return value.split(/\s+/).filter(Boolean);
-  if (Array.isArray(value) && value.every((v) => typeof v === "string")) return value as string[];
+  if (Array.isArray(value) && value.every((v) => typeof v === "string")) return value;
   return [];
 }
 

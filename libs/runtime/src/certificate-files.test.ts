@@ -64,7 +64,7 @@ describe("a TLS server whose certificate files change", () => {
       nodeOptions: { ca: readFileSync(certs.ca), cert: readFileSync(client.certFile), key: readFileSync(client.keyFile), checkServerIdentity: () => undefined },
       interceptors: [(next) => (request) => (request.header.set("authorization", `Bearer ${token}`), next(request))],
     });
-    const ticks = createClient(diagV1.DiagService, transport).ticks({ count: 20, intervalMs: 100 })[Symbol.asyncIterator]();
+    const ticks = createClient(diagV1.DiagService, transport).ticks({ count: 20, intervalMs: 100n })[Symbol.asyncIterator]();
     assert.equal((await ticks.next()).value?.number, 1n);
 
     writeSecretVolume(volume, volumeFiles(certs["two"]!, certs.ca));

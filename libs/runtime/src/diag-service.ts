@@ -16,9 +16,10 @@ export const diagRegistration = defineService({
       return { data: request.data };
     },
     async *ticks(request, context) {
-      if (request.intervalMs > 60_000) throw invalidArgument("interval_ms", "must be at most 60000");
+      if (request.intervalMs < 0n || request.intervalMs > 60_000n) throw invalidArgument("interval_ms", "must be from 0 to 60000");
+      if (request.count < 0) throw invalidArgument("count", "must not be negative");
       for (let number = 1n; request.count === 0 || number <= BigInt(request.count); number++) {
-        if (number > 1n) await delay(request.intervalMs, undefined, { signal: context.signal });
+        if (number > 1n) await delay(Number(request.intervalMs), undefined, { signal: context.signal });
         yield { number };
       }
     },

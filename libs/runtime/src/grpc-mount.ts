@@ -28,7 +28,7 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
       originalName: method.localName,
     };
   }
-  return definition as grpc.ServiceDefinition;
+  return definition;
 }
 
 /** Responses declared immutable by shareEncoding, with their encoding once it is made. */
@@ -98,7 +98,7 @@ export function decodeGuardedServer(server: grpc.Server): Pick<grpc.Server, "add
         const handler = implementation[name] ?? (method.originalName === undefined ? undefined : implementation[method.originalName]);
         if (handler) guardedImplementation[name] = guardHandler(method, handler as (...args: unknown[]) => void);
       }
-      server.addService(guardedDefinition as grpc.ServiceDefinition, guardedImplementation);
+      server.addService(guardedDefinition, guardedImplementation);
     },
   };
 }
@@ -354,7 +354,7 @@ export function grpcStatus(error: unknown, context?: HandlerContext): Partial<gr
   const trailer = setTrailerStatus(new Headers(), connectError);
   const details = trailer.get("grpc-status-details-bin");
   if (details) metadata.set("grpc-status-details-bin", Buffer.from(details, "base64"));
-  return { code: connectError.code as number as grpc.status, details: connectError.rawMessage, metadata };
+  return { code: connectError.code as number, details: connectError.rawMessage, metadata };
 }
 
 const RESERVED = new Set(["content-type", "grpc-status", "grpc-message", "grpc-status-details-bin", "te", "user-agent", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding"]);

@@ -10,6 +10,7 @@ import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
+import { createCorsPolicy } from "./cors.js";
 import { UndecodableRequest } from "./request-check.js";
 import { listenerKey } from "./call-context.js";
 import type { Telemetry } from "./telemetry.js";
@@ -36,6 +37,8 @@ export interface HttpHandlerOptions {
   onRouteError(error: unknown): void;
   /** Called for a request whose body did not decode, already answered INVALID_ARGUMENT. */
   onUndecodable(service: DescService, method: DescMethod, error: ConnectError): void;
+  /** Browser origins allowed to call the port (CORS); empty: none. */
+  corsOrigins?: readonly string[];
 }
 
 /**
@@ -62,7 +65,9 @@ export function createHttpHandler(options: HttpHandlerOptions) {
   });
   for (const { service, impl } of options.services) router.service(service, impl as never);
   const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
+  const cors = createCorsPolicy(options.corsOrigins ?? []);
   return (request: IncomingMessage, response: ServerResponse) => {
+    if (cors.handle(request, response)) return;
     const path = (request.url ?? "/").split("?", 1)[0] ?? "/";
     if (request.method === "GET" && path === "/metrics") {
       options.telemetry.handleMetrics(request, response);
@@ -114,7 +119,7 @@ async function refuseUndecodable(
 ): Promise<UniversalServerResponse> {
   const contentType = universal.header?.get("content-type") ?? "";
   if (universal.status === 500 && contentType.startsWith("application/json") && universal.body) {
-    const body = await readAllBytes(universal.body as AsyncIterable<Uint8Array>, Number.MAX_SAFE_INTEGER);
+    const body = await readAllBytes(universal.body, Number.MAX_SAFE_INTEGER);
     const parsed = JSON.parse(new TextDecoder().decode(body)) as { code?: string; message?: string };
     // A Connect GET whose `message` parameter does not decode (bad base64, say) fails
     // before any handler runs, as a bare "internal error"; the pipeline never says
@@ -132,7 +137,7 @@ async function refuseUndecodable(
   }
   const grpcWeb = contentType.startsWith("application/grpc-web");
   if ((grpcWeb || contentType.startsWith("application/connect+")) && universal.body) {
-    return { ...universal, body: rewriteEndFrame(universal.body as AsyncIterable<Uint8Array>, grpcWeb, onUndecodable) };
+    return { ...universal, body: rewriteEndFrame(universal.body, grpcWeb, onUndecodable) };
   }
   return universal;
 }

@@ -1,4 +1,5 @@
-import { ScalarType, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { ScalarType, getOption, hasOption, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { googleApi } from "@annals/proto";
 import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { textProblem } from "@annals/chain";
@@ -13,7 +14,9 @@ import { invalidArgument, rpcError } from "./errors.js";
 //   group-commit transaction — and becomes U+FFFD when protobuf encodes it,
 //   so what is stored would differ from what was sent;
 // - every enum holds one of its declared values: an unknown number decodes
-//   without error in proto3 and would otherwise be read as some default.
+//   without error in proto3 and would otherwise be read as some default;
+// - every field the contract marks `(google.api.field_behavior) = REQUIRED`
+//   is set (in nested messages too, when those are set).
 // A payload's numbers and depth are the storing service's to judge.
 
 /** protobuf-es holds a singular Struct field as a plain JSON object (a JsonObject), not as a message. */
@@ -43,16 +46,24 @@ export function requestProblem(desc: DescMessage, message: Message): RequestProb
   return messageProblem(reflect(desc, message, false), "");
 }
 
-/** Throws INVALID_ARGUMENT naming the field when the request has a problem. */
-export function checkRequest(desc: DescMessage, message: Message): void {
+/**
+ * Throws INVALID_ARGUMENT naming the field when the request has a problem;
+ * `at` names the message's place in a client stream (`frame[3]`).
+ */
+export function checkRequest(desc: DescMessage, message: Message, at?: string): void {
   const found = requestProblem(desc, message);
-  if (found) throw invalidArgument(found.field || "request", found.problem);
+  if (!found) return;
+  const field = at === undefined ? found.field || "request" : found.field === "" ? at : `${at}.${found.field}`;
+  throw invalidArgument(field, found.problem);
 }
 
 function messageProblem(message: ReflectMessage, path: string): RequestProblem | null {
   for (const field of message.fields) {
-    if (!message.isSet(field)) continue;
     const name = path === "" ? field.name : `${path}.${field.name}`;
+    if (!message.isSet(field)) {
+      if (isRequired(field)) return { field: name, problem: "is required" };
+      continue;
+    }
     const found = fieldProblem(message, field, name);
     if (found) return found;
   }
@@ -62,12 +73,12 @@ function messageProblem(message: ReflectMessage, path: string): RequestProblem |
 function fieldProblem(message: ReflectMessage, field: DescField, name: string): RequestProblem | null {
   switch (field.fieldKind) {
     case "scalar":
-      return field.scalar === ScalarType.STRING ? stringProblem(message.get(field) as string, name) : null;
+      return field.scalar === ScalarType.STRING ? stringProblem(String(message.get(field)), name) : null;
     case "enum":
-      return enumProblem(field, message.get(field) as number, name);
+      return enumProblem(field, message.get(field), name);
     case "message":
       if (field.message.typeName === STRUCT) return jsonTextProblem(localValue(message, field), name);
-      return messageProblem(message.get(field) as ReflectMessage, name);
+      return messageProblem(message.get(field), name);
     case "list": {
       const list = message.get(field) as Iterable<unknown>;
       let index = 0;
@@ -106,6 +117,18 @@ function fieldProblem(message: ReflectMessage, field: DescField, name: string): 
       return null;
     }
   }
+}
+
+const required = new WeakMap<DescField, boolean>();
+
+/** Whether the contract marks the field `(google.api.field_behavior) = REQUIRED`. */
+function isRequired(field: DescField): boolean {
+  let known = required.get(field);
+  if (known === undefined) {
+    known = hasOption(field, googleApi.field_behavior) && getOption(field, googleApi.field_behavior).includes(googleApi.FieldBehavior.REQUIRED);
+    required.set(field, known);
+  }
+  return known;
 }
 
 /** A field's value as the message holds it (JSON types stay plain JSON there). */

@@ -13,6 +13,8 @@ export interface ServerConfig {
   healthPort?: number;
   /** A plain HTTP port serving only /metrics (then not served on the HTTP port); unset: /metrics on the HTTP port. */
   metricsPort?: number;
+  /** ANNALS_CORS_ORIGINS: browser origins allowed to call the HTTP port; empty: none. */
+  corsOrigins: string[];
   auth: AuthOptions;
   tls: TlsOptions | undefined;
   maxMessageBytes: number;
@@ -58,6 +60,7 @@ export function readServerConfig(env: Env, defaults: ServerConfigDefaults): Serv
     httpPort,
     ...(healthPort === undefined ? {} : { healthPort }),
     ...(metricsPort === undefined ? {} : { metricsPort }),
+    corsOrigins: readCorsOrigins(env),
     auth: readAuth(env, host, defaults.allowAuthOff),
     tls: readTls(env),
     maxMessageBytes: readInteger(env, "ANNALS_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, { min: 1024, max: 256 * 1024 * 1024 }),
@@ -129,4 +132,23 @@ function readTls(env: Env): TlsOptions | undefined {
  */
 export function readTlsReloadIntervalMs(env: Env): number {
   return readInteger(env, "ANNALS_TLS_RELOAD_INTERVAL_MS", DEFAULT_TLS_RELOAD_INTERVAL_MS, { min: 100, max: 3_600_000 });
+}
+
+/** ANNALS_CORS_ORIGINS: comma-separated origins (`https://app.example:8443`), or `*` for any; unset: none. */
+function readCorsOrigins(env: Env): string[] {
+  const value = readString(env, "ANNALS_CORS_ORIGINS");
+  if (value === undefined) return [];
+  return value.split(",").map((item) => item.trim()).filter((item) => item !== "").map((origin) => {
+    if (origin === "*") return origin;
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      throw new ConfigError("ANNALS_CORS_ORIGINS", `expected origins such as https://app.example (comma-separated) or *, got "${origin}"`);
+    }
+    if (!["http:", "https:"].includes(url.protocol) || url.origin !== origin) {
+      throw new ConfigError("ANNALS_CORS_ORIGINS", `"${origin}" is not an origin: scheme://host[:port] with no path or trailing slash`);
+    }
+    return origin;
+  });
 }

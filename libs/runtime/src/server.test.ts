@@ -23,7 +23,7 @@ const protoRoot = fileURLToPath(new URL("../../../proto", import.meta.url));
 // DiagService with roles, so that authorisation has something to refuse.
 const guardedDiag = defineService({
   service: diagV1.DiagService,
-  impl: diagRegistration.impl as never,
+  impl: diagRegistration.impl,
   access: { ping: "diag.ping", ticks: "diag.ping", upload: "diag.ping", echo: "diag.ping" },
 });
 
@@ -120,7 +120,7 @@ describe("one handler on both listeners", () => {
   });
 
   test("errors carry ErrorInfo and BadRequest details on both listeners", async () => {
-    const stream = connectClient(pingToken).ticks({ count: 1, intervalMs: 70_000 });
+    const stream = connectClient(pingToken).ticks({ count: 1, intervalMs: 70_000n });
     const error = await (async () => {
       try {
         for await (const _ of stream) assert.fail("no tick expected");

@@ -60,6 +60,8 @@ export interface ServerOptions {
    * refusing new calls, in ms, so load balancers stop routing here first. Default 0.
    */
   drainDelayMs?: number;
+  /** Browser origins (`https://app.example`, or `*`) allowed to call the HTTP port across origins; default none. */
+  corsOrigins?: readonly string[];
   /** Plain HTTP routes on the HTTP port. */
   httpRoutes?: readonly HttpRoute[];
   errorMapper?: ErrorMapper;
@@ -137,7 +139,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   for (const { service, impl } of mounted) {
     grpcServer.addService(grpcServiceDefinition(service), grpcHandlers(service, impl));
   }
-  health.addToServer(decodeGuardedServer(grpcServer) as grpc.Server);
+  health.addToServer(decodeGuardedServer(grpcServer));
   addReflection(decodeGuardedServer(grpcServer) as grpc.Server, [...allFiles, ...(options.files ?? [])], serviceNames);
 
   const certificates = options.tls
@@ -162,7 +164,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let healthPort: number | undefined;
   if (options.healthPort !== undefined) {
     const server = (healthServer = new grpc.Server());
-    health.addToServer(decodeGuardedServer(server) as grpc.Server);
+    health.addToServer(decodeGuardedServer(server));
     healthPort = await new Promise<number>((resolve, reject) => {
       server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${options.healthPort}`, grpc.ServerCredentials.createInsecure(), (error, port) =>
         error ? reject(new Error(`cannot listen for health on ${host}:${options.healthPort}: ${error.message}`, { cause: error })) : resolve(port),
@@ -177,6 +179,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxMessageBytes,
     onRouteError: (error) => logger.error({ err: error }, "HTTP route failed"),
     onUndecodable: (service, method, error) => pipeline.refused(service, method, "http", error),
+    corsOrigins: options.corsOrigins ?? [],
   });
   const isMetrics = (request: IncomingMessage) => (request.url ?? "/").split("?", 1)[0] === "/metrics";
   // With a metrics port, /metrics is answered there only (metrics-port.test.ts).

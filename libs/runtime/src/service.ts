@@ -18,7 +18,7 @@ export interface ServiceRegistration<S extends DescService = DescService> {
 
 /** Declares a service registration with full type checking of `impl` and `access`. */
 export function defineService<S extends DescService>(registration: ServiceRegistration<S>): ServiceRegistration {
-  return registration as unknown as ServiceRegistration;
+  return registration;
 }
 
 /**

@@ -69,7 +69,7 @@ export async function startServiceProcess(options: StartProcessOptions): Promise
       reject(new Error(`${error.message}; output:\n${output}`));
     };
     let pending = "";
-    child.stdout!.on("data", (chunk: Buffer) => {
+    child.stdout.on("data", (chunk: Buffer) => {
       output += chunk.toString();
       pending += chunk.toString();
       const lines = pending.split("\n");
@@ -82,7 +82,7 @@ export async function startServiceProcess(options: StartProcessOptions): Promise
         }
       }
     });
-    child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
     void exited.then((exit) => fail(new Error(`process exited before listening (${JSON.stringify(exit)})`)));
   });
   return {

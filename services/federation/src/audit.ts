@@ -1,15 +1,33 @@
 import type { Queryable } from "@annals/db";
-import type { federationV1 } from "@annals/proto";
+import { federationV1 } from "@annals/proto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+
+const { AuditReason } = federationV1;
 
 export interface AuditEvent {
   nodeId: string;
   logId?: string;
   seq?: bigint;
-  /** What happened, e.g. "PEER_TOKEN_INVALID: its signature does not verify…". */
-  reason: string;
+  /** What happened. */
+  reason: federationV1.AuditReason;
+  /** The details, e.g. "PEER_TOKEN_INVALID: the peer token of … is refused: its signature does not verify…". */
+  message: string;
   expected?: string;
   actual?: string;
+}
+
+/**
+ * How federation.audit stores a reason: the AuditReason value's name in
+ * lowercase (`pull_refused`), so the table, the proto and the code share one
+ * vocabulary (the table's check constraint lists the same tokens; migration 0006).
+ */
+function reasonToken(reason: federationV1.AuditReason): string {
+  return AuditReason[reason].toLowerCase();
+}
+
+function reasonOf(token: string): federationV1.AuditReason {
+  return AuditReason[token.toUpperCase() as keyof typeof AuditReason] ?? AuditReason.UNSPECIFIED;
 }
 
 export async function audit(db: Queryable, event: AuditEvent): Promise<void> {
@@ -24,6 +42,7 @@ interface AuditRow {
   log_id: string;
   seq: bigint | null;
   reason: string;
+  message: string;
   expected: string;
   actual: string;
   source: string;
@@ -33,21 +52,22 @@ interface AuditRow {
 /** Newest first, `limit` at a time, before the record id in `before` (the page token). */
 export async function listAudit(db: Queryable, options: { nodeId: string; limit: number; before: bigint | undefined }) {
   const { rows } = await db.query<AuditRow>(
-    `select id, time, last_time, node_id, log_id, seq, reason, expected, actual, source, count from federation.audit
+    `select id, time, last_time, node_id, log_id, seq, reason, message, expected, actual, source, count from federation.audit
      where ($1 = '' or node_id = $1) and ($2::bigint is null or id < $2) order by id desc limit $3`,
     [options.nodeId, options.before ?? null, options.limit + 1],
   );
   const records: MessageInitShape<typeof federationV1.AuditRecordSchema>[] = rows.slice(0, options.limit).map((row) => ({
-    timeUs: BigInt(row.time.getTime()) * 1000n,
+    time: timestampFromDate(row.time),
     nodeId: row.node_id,
     logId: row.log_id,
     seq: row.seq ?? 0n,
-    reason: row.reason,
+    reason: reasonOf(row.reason),
+    message: row.message,
     expected: row.expected,
     actual: row.actual,
     source: row.source,
     count: row.count,
-    lastTimeUs: BigInt((row.last_time ?? row.time).getTime()) * 1000n,
+    lastTime: timestampFromDate(row.last_time ?? row.time),
   }));
   // The id of the last record of this page: the next page holds older ones.
   const next = rows.length > options.limit ? rows[options.limit - 1]!.id : undefined;
@@ -118,14 +138,17 @@ export class RefusalAudit {
   async record(refusal: Refusal): Promise<void> {
     if (Date.now() - this.windowStartedMs >= this.options.windowMs) await this.roll();
     const source = refusal.source.replace(/:\d+$/, "");
-    const reason = `${refusal.code}: ${refusal.message}`;
-    let key = JSON.stringify([source, refusal.nodeId, refusal.logId, reason]);
-    let event: AuditEvent & { source: string } = { nodeId: refusal.nodeId, logId: refusal.logId, reason, source };
+    const message = `${refusal.code}: ${refusal.message}`;
+    let key = JSON.stringify([source, refusal.nodeId, refusal.logId, message]);
+    // A client certificate naming another node is a certificate mismatch; every other refusal is a refused Pull.
+    const reason = refusal.code === "PEER_CERT_MISMATCH" ? AuditReason.CERTIFICATE_MISMATCH : AuditReason.PULL_REFUSED;
+    let event: AuditEvent & { source: string } = { nodeId: refusal.nodeId, logId: refusal.logId, reason, message, source };
     if (!this.records.has(key) && this.records.size >= this.options.maxRecordsPerWindow) {
       key = OVERFLOW;
       event = {
         nodeId: "",
-        reason: `REFUSALS_AGGREGATED: more than ${this.options.maxRecordsPerWindow} different Pull refusals within ${this.options.windowMs} ms; this record counts the others`,
+        reason: AuditReason.REFUSALS_AGGREGATED,
+        message: `more than ${this.options.maxRecordsPerWindow} different Pull refusals within ${this.options.windowMs} ms; this record counts the others`,
         source: "*",
       };
     }
@@ -172,8 +195,8 @@ const OVERFLOW = "*";
 
 async function insertAudit(db: Queryable, event: AuditEvent & { source: string }): Promise<bigint | null> {
   const { rows } = await db.query<{ id: bigint }>(
-    "insert into federation.audit (node_id, log_id, seq, reason, expected, actual, source) values ($1, $2, $3, $4, $5, $6, $7) returning id",
-    [event.nodeId, event.logId ?? "", event.seq ?? null, event.reason, event.expected ?? "", event.actual ?? "", event.source],
+    "insert into federation.audit (node_id, log_id, seq, reason, message, expected, actual, source) values ($1, $2, $3, $4, $5, $6, $7, $8) returning id",
+    [event.nodeId, event.logId ?? "", event.seq ?? null, reasonToken(event.reason), event.message, event.expected ?? "", event.actual ?? "", event.source],
   );
   return rows[0]?.id ?? null;
 }

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { federationV1 } from "@annals/proto";
-import { headOf, startTestNode, until, type TestNode } from "./federation-harness.js";
+import { headOf, jsonEntry, startTestNode, until, type TestNode } from "./federation-harness.js";
 import { mirrorLogId } from "./identity.js";
 
 const A = "spiffe://acme.example/annals/eu-1";
@@ -18,7 +18,7 @@ let b: TestNode;
 const status = async () => (await b.federation.getReplicationStatus({ nodeId: A })).replications[0];
 const mirrorHead = () => headOf(b.log, mirrorLogId(A, "orders"));
 const append = async (count: number) => {
-  for (let i = 0; i < count; i++) await a.log.append({ logId: "orders", entry: { kind: "order.placed", payload: { i } } });
+  for (let i = 0; i < count; i++) await a.log.append({ logId: "orders", entry: jsonEntry("order.placed", { i }) });
 };
 
 before(async () => {
@@ -44,13 +44,13 @@ test("a rate-limited puller waits (capped), and catches up once the peer lets it
   assert.equal(refused.backoffMs, BigInt(CAP_MS), "the peer asked for most of a minute; the wait is the cap");
   await append(10);
   await a.restart({ pullsPerMinute: 100 });
-  await b.federation.updatePeer({ peer: { nodeId: A, url: a.baseUrl }, updateMask: ["url"] });
+  await b.federation.updatePeer({ peer: { nodeId: A, url: a.baseUrl }, updateMask: { paths: ["url"] } });
   await until("B to catch up", async () => (await mirrorHead()) === 20n);
   assert.equal((await status())?.state, federationV1.ReplicationState.RUNNING);
 });
 
 test("an unreachable peer is retried after growing delays that stay under the cap", async () => {
-  await b.federation.updatePeer({ peer: { nodeId: A, url: "http://127.0.0.1:1" }, updateMask: ["url"] });
+  await b.federation.updatePeer({ peer: { nodeId: A, url: "http://127.0.0.1:1" }, updateMask: { paths: ["url"] } });
   const waits: number[] = [];
   const deadline = Date.now() + 8000;
   let last = -1;
@@ -64,7 +64,7 @@ test("an unreachable peer is retried after growing delays that stay under the ca
   assert.ok(waits.length >= 4, `waits seen: ${waits}`);
   assert.ok(waits.every((wait) => wait <= CAP_MS), `waits ${waits} stay under ${CAP_MS}`);
   assert.ok(Math.max(...waits.slice(-2)) >= 2 * waits[0]!, `waits ${waits} grow`);
-  await b.federation.updatePeer({ peer: { nodeId: A, url: a.baseUrl }, updateMask: ["url"] });
+  await b.federation.updatePeer({ peer: { nodeId: A, url: a.baseUrl }, updateMask: { paths: ["url"] } });
   await append(5);
   await until("B to catch up after the outage", async () => (await mirrorHead()) === 25n);
 });

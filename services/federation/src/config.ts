@@ -1,7 +1,5 @@
 import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
-import { ConfigError, readDatabaseConfig, readDurationMs, readFilePath, readInteger, readServerConfig, readString, readTlsReloadIntervalMs, readUrl, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
-import { nodeIdProblem } from "./identity.js";
+import { ConfigError, readDatabaseConfig, readDurationMs, readFilePath, readInteger, readNodeId, readServerConfig, readString, readTlsReloadIntervalMs, readUrl, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
 
 /** Everything the standalone federation service reads from its environment. */
 export interface FederationServiceConfig {
@@ -52,12 +50,8 @@ export function readFederationServiceConfig(env: Env): FederationServiceConfig {
 
 /** ANNALS_NODE_ID and ANNALS_FEDERATION_KEY_FILE; the node reads them too. */
 export function readFederationOptions(env: Env): FederationOptions {
-  const host = hostname().toLowerCase().replace(/[^a-z0-9._-]/g, "-") || "localhost";
-  const nodeId = readString(env, "ANNALS_NODE_ID", `spiffe://annals.local/node/${host}`);
-  const problem = nodeIdProblem(nodeId);
-  if (problem) throw new ConfigError("ANNALS_NODE_ID", problem);
   return {
-    nodeId,
+    nodeId: readNodeId(env),
     keyFile: readKeyFile(env),
     pullsPerMinute: readInteger(env, "ANNALS_FEDERATION_PULLS_PER_MINUTE", 60, { min: 1, max: 1_000_000 }),
     auditRetentionMs: readDurationMs(env, "ANNALS_FEDERATION_AUDIT_RETENTION", DEFAULT_AUDIT_RETENTION_MS),

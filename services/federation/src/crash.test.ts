@@ -1,5 +1,8 @@
-// B is a real node process, SIGKILLed while it replicates A's log: once
-// restarted, its mirror ends identical to A's, with no gap and no duplicate.
+// B runs as real processes — its log service and its federation service, each
+// on a database of its own — SIGKILLed together while B replicates A's log:
+// once restarted, its mirror ends identical to A's, with no gap and no
+// duplicate. (The standalone services, not the all-in-one node, so that this
+// package's tests need only what it depends on.)
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -7,38 +10,44 @@ import { createAnnalsClients, type FederationClient, type LogClient } from "@ann
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { signDevToken } from "@annals/runtime";
 import { startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
-import { TEST_SECRET, chainOf, headOf, startTestNode, type TestNode } from "./federation-harness.js";
-
-const mirrorHead = () => headOf(bClients.log, mirrorLogId(A, "orders"));
+import { TEST_SECRET, chainOf, headOf, jsonEntry, startTestNode, until, type TestNode } from "./federation-harness.js";
 import { mirrorLogId } from "./identity.js";
 
-const NODE_MAIN = fileURLToPath(new URL("../../node/dist/main.js", import.meta.url));
+const LOG_MAIN = fileURLToPath(new URL("main.js", import.meta.resolve("@annals/log")));
+const FEDERATION_MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
 const A = "spiffe://acme.example/annals/eu-1";
 const B = "spiffe://acme.example/annals/us-1";
 const TOTAL = 20_000;
 
 let a: TestNode;
-let bDatabase: TestDatabase;
-let b: ServiceProcess | undefined;
+let bDatabases: { log: TestDatabase; federation: TestDatabase };
+let bProcesses: ServiceProcess[] = [];
 let bClients: { log: LogClient; federation: FederationClient };
 
+const mirrorHead = () => headOf(bClients.log, mirrorLogId(A, "orders"));
+
 async function startB(): Promise<void> {
-  b = await startServiceProcess({
-    script: NODE_MAIN,
+  const env = { ANNALS_AUTH_JWT_SECRET: TEST_SECRET };
+  const log = await startServiceProcess({ script: LOG_MAIN, env: { ...env, ...bDatabases.log.env } });
+  const federation = await startServiceProcess({
+    script: FEDERATION_MAIN,
     env: {
-      ...bDatabase.env,
-      ANNALS_AUTH_JWT_SECRET: TEST_SECRET,
-      ANNALS_INTERNAL_TOKEN: await signDevToken({ secret: TEST_SECRET, subject: "node-b", roles: ["log.read", "log.write", "log.replicate", "log.relay"], expiresIn: "2h" }),
+      ...env,
+      ...bDatabases.federation.env,
       ANNALS_NODE_ID: B,
+      ANNALS_LOG_URL: `http://127.0.0.1:${log.grpcPort}`,
+      ANNALS_LOG_TOKEN: await signDevToken({ secret: TEST_SECRET, subject: "federation-b", roles: ["log.read", "log.replicate"], expiresIn: "2h" }),
     },
   });
-  const clients = createAnnalsClients({ baseUrl: `http://127.0.0.1:${b.grpcPort}`, token: await signDevToken({ secret: TEST_SECRET, subject: "ops", roles: ["admin"] }), unaryTimeoutMs: 60_000 });
-  bClients = { log: clients.log, federation: clients.federation };
+  bProcesses = [log, federation];
+  const token = await signDevToken({ secret: TEST_SECRET, subject: "ops", roles: ["admin"] });
+  const clients = (port: number) => createAnnalsClients({ baseUrl: `http://127.0.0.1:${port}`, token, unaryTimeoutMs: 60_000 });
+  bClients = { log: clients(log.grpcPort).log, federation: clients(federation.grpcPort).federation };
 }
 
 before(async () => {
   a = await startTestNode("federation_crash_a", A);
-  bDatabase = await createTestDatabase("federation_crash_b");
+  bDatabases = { log: await createTestDatabase("federation_crash_bl"), federation: await createTestDatabase("federation_crash_bf") };
   await startB();
   const keyOf = async (federation: FederationClient) => (await federation.getNodeInfo({})).publicKeyJwk;
   await a.federation.registerPeer({ peer: { nodeId: B, url: "http://127.0.0.1:1", publicKeyJwk: await keyOf(bClients.federation), servedLogs: ["orders"] } });
@@ -46,30 +55,25 @@ before(async () => {
 });
 
 after(async () => {
-  await b?.stop("SIGKILL");
-  await bDatabase?.drop();
+  await Promise.all(bProcesses.map((process) => process.stop("SIGKILL")));
+  await bDatabases?.log.drop();
+  await bDatabases?.federation.drop();
   await a?.close();
 });
 
 test("SIGKILL of B mid-replication, then a restart: the mirror ends identical to A, no gap, no duplicate", async () => {
   const appending = (async () => {
     for (let first = 0; first < TOTAL; first += 1000) {
-      await a.log.appendBatch({ logId: "orders", entries: Array.from({ length: 1000 }, (_, i) => ({ kind: "order.placed", payload: { n: first + i } })) });
+      await a.log.appendBatch({ logId: "orders", entries: Array.from({ length: 1000 }, (_, i) => jsonEntry("order.placed", { n: first + i })) });
     }
   })();
-  for (const deadline = Date.now() + 60_000; (await mirrorHead()) < 3000n; ) {
-    if (Date.now() > deadline) assert.fail("replication did not start");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await until("replication to start", async () => (await mirrorHead()) >= 3000n);
   const killedAt = await mirrorHead();
-  const exit = await b!.stop("SIGKILL");
-  assert.equal(exit.signal, "SIGKILL");
+  const exits = await Promise.all(bProcesses.map((process) => process.stop("SIGKILL")));
+  assert.deepEqual(exits.map((exit) => exit.signal), ["SIGKILL", "SIGKILL"]);
   await startB();
   await appending;
-  for (const deadline = Date.now() + 120_000; (await mirrorHead()) !== BigInt(TOTAL); ) {
-    if (Date.now() > deadline) assert.fail(`the mirror stopped at ${await mirrorHead()}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await until(`the mirror to reach ${TOTAL}`, async () => (await mirrorHead()) === BigInt(TOTAL), 120_000);
   assert.ok(killedAt < BigInt(TOTAL), `killed mid-way, at ${killedAt}`);
   assert.deepEqual(await chainOf(bClients.log, mirrorLogId(A, "orders")), await chainOf(a.log, "orders"));
   const verified = await bClients.log.verify({ logId: mirrorLogId(A, "orders") });

@@ -2,6 +2,8 @@
 // tests — the log and federation services in this process on a database of
 // their own, the federation service calling the log service over gRPC.
 import { createAnnalsClients, type FederationClient, type LogClient } from "@annals/client";
+import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
+import type { logV1 } from "@annals/proto";
 import type { Database } from "@annals/db";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { createLogComponent } from "@annals/log";
@@ -108,4 +110,9 @@ export async function chainOf(log: LogClient, logId: string): Promise<string[]> 
     pageToken = page.entries.length > 0 ? page.nextPageToken : "";
   } while (pageToken);
   return out;
+}
+
+/** An entry to append with a JSON payload. */
+export function jsonEntry(kind: string, payload: JsonObject): MessageInitShape<typeof logV1.EntryInputSchema> {
+  return { kind, body: { case: "payload", value: payload } };
 }

@@ -1,8 +1,8 @@
+import { Code } from "@connectrpc/connect";
 import { metrics, type Counter } from "@opentelemetry/api";
 import type { federationV1 } from "@annals/proto";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 
-type Status = MessageInitShape<typeof federationV1.ReplicationStatusSchema>;
+type Status = federationV1.ReplicationStatus;
 
 /** The federation service's instruments (exported on /metrics and over OTLP by the runtime). */
 export class FederationMetrics {
@@ -22,17 +22,17 @@ export class FederationMetrics {
     meter
       .createObservableGauge("annals.federation.lag.entries", { description: "Entries the peer has that the mirror does not, per peer and log" })
       .addCallback((result) => {
-        for (const status of statuses()) result.observe(Number(status.lagEntries ?? 0n), { peer: status.nodeId ?? "", log: status.logId ?? "" });
+        for (const status of statuses()) result.observe(Number(status.lagEntries), { peer: status.nodeId, log: status.logId });
       });
     meter
-      .createObservableGauge("annals.federation.lag.seconds", { description: "Age of the mirror's newest entry while it lags, per peer and log", unit: "s" })
+      .createObservableGauge("annals.federation.lag.seconds", { description: "Wall time between the peer's head entry and the mirror's newest entry while it lags (lag_ms), per peer and log", unit: "s" })
       .addCallback((result) => {
-        for (const status of statuses()) result.observe(status.lagSeconds ?? 0, { peer: status.nodeId ?? "", log: status.logId ?? "" });
+        for (const status of statuses()) result.observe(Number(status.lagMs) / 1000, { peer: status.nodeId, log: status.logId });
       });
     meter
       .createObservableGauge("annals.federation.integrity_errors", { description: "Replications stopped by an integrity error (1) or not (0), per peer and log" })
       .addCallback((result) => {
-        for (const status of statuses()) result.observe(status.lastErrorCode === 15 ? 1 : 0, { peer: status.nodeId ?? "", log: status.logId ?? "" });
+        for (const status of statuses()) result.observe(status.lastErrorCode === Code.DataLoss ? 1 : 0, { peer: status.nodeId, log: status.logId });
       });
   }
 

@@ -12,16 +12,8 @@ export interface NodeIdentity {
   publicJwk: JWK;
 }
 
-/** Why a node id is not a SPIFFE-style URI (`spiffe://trust-domain/path`), or null. */
-export function nodeIdProblem(nodeId: string): string | null {
-  if (nodeId === "") return "is required";
-  if (nodeId.length > 100) return "is longer than 100 characters";
-  // Path segments are limited to letters, digits, '.', '_' and '-' so that a mirror log can be named after the node.
-  const match = /^spiffe:\/\/([a-z0-9._-]+)(\/[A-Za-z0-9._-]+)+$/.exec(nodeId);
-  if (!match) return "must be a SPIFFE ID: spiffe://<trust domain, lower case>/<path of letters, digits, . _ ->, e.g. spiffe://acme.example/annals/eu-1";
-  if (nodeId.split("/").slice(3).some((segment) => segment === "." || segment === "..")) return "must not have . or .. path segments";
-  return null;
-}
+/** Node ids follow one rule in every service (see @annals/runtime). */
+export { nodeIdProblem } from "@annals/runtime";
 
 /** The public half of a JWK: the members a verifier needs, nothing private. */
 export function publicPart(jwk: JWK): JWK {

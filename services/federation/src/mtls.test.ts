@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { federationV1 } from "@annals/proto";
 import { makeTestCertificates } from "@annals/runtime/testing";
-import { headOf, startTestNode, until, type TestNode } from "./federation-harness.js";
+import { headOf, jsonEntry, startTestNode, until, type TestNode } from "./federation-harness.js";
 import { mirrorLogId } from "./identity.js";
 
 const A = "spiffe://acme.example/annals/eu-1";
@@ -45,18 +45,20 @@ describe("federation under mTLS", () => {
 
   test("with certificates naming their nodes, B mirrors A over mTLS", async () => {
     assert.match(a.baseUrl, /^https:/);
-    for (let i = 0; i < 50; i++) await a.log.append({ logId: "orders", entry: { kind: "order.placed", payload: { i } } });
+    for (let i = 0; i < 50; i++) await a.log.append({ logId: "orders", entry: jsonEntry("order.placed", { i }) });
     await until("the mirror to reach seq 50", async () => (await mirrorHead()) === 50n);
     assert.equal((await status())?.state, federationV1.ReplicationState.RUNNING);
   });
 
   test("a client certificate naming another node is refused by A, and audited there", async () => {
     await b.restart({ ...FAST, tls: credentials("rogue") });
-    await a.log.append({ logId: "orders", entry: { kind: "order.placed", payload: { i: 50 } } });
+    await a.log.append({ logId: "orders", entry: jsonEntry("order.placed", { i: 50 }) });
     await until("B to be refused", async () => /client certificate must name exactly/.test((await status())?.lastError ?? ""));
     assert.equal(await mirrorHead(), 50n, "nothing arrived over the refused connection");
     const records = (await a.federation.listAuditRecords({ nodeId: B })).records;
-    assert.ok(records.some((record) => /^PEER_CERT_MISMATCH: .*names spiffe:\/\/acme\.example\/annals\/rogue/.test(record.reason)), JSON.stringify(records.map((r) => r.reason)));
+    const mismatch = (record: federationV1.AuditRecord) =>
+      record.reason === federationV1.AuditReason.CERTIFICATE_MISMATCH && /^PEER_CERT_MISMATCH: .*names spiffe:\/\/acme\.example\/annals\/rogue/.test(record.message);
+    assert.ok(records.some(mismatch), JSON.stringify(records.map((r) => [r.reason, r.message])));
   });
 
   test("a server certificate naming another node is refused by B, and audited there", async () => {
@@ -64,11 +66,13 @@ describe("federation under mTLS", () => {
     await until("B to catch up again", async () => (await mirrorHead()) === 51n);
     // A now presents B's certificate: it chains to the CA but names the wrong node.
     await a.restart(FAST, serverEnv("b"));
-    await b.federation.updatePeer({ peer: { nodeId: A, url: a.baseUrl }, updateMask: ["url"] });
-    await a.log.append({ logId: "orders", entry: { kind: "order.placed", payload: { i: 51 } } });
+    await b.federation.updatePeer({ peer: { nodeId: A, url: a.baseUrl }, updateMask: { paths: ["url"] } });
+    await a.log.append({ logId: "orders", entry: jsonEntry("order.placed", { i: 51 }) });
     await until("B to refuse A's certificate", async () => /server's certificate names spiffe:\/\/acme\.example\/annals\/us-1, not exactly/.test((await status())?.lastError ?? ""));
     assert.equal(await mirrorHead(), 51n);
     const records = (await b.federation.listAuditRecords({ nodeId: A })).records;
-    assert.ok(records.some((record) => /^PEER_CERT_REFUSED/.test(record.reason)), JSON.stringify(records.map((r) => r.reason)));
+    const refused = (record: federationV1.AuditRecord) =>
+      record.reason === federationV1.AuditReason.CERTIFICATE_MISMATCH && /server's certificate names spiffe:\/\/acme\.example\/annals\/us-1/.test(record.message);
+    assert.ok(records.some(refused), JSON.stringify(records.map((r) => [r.reason, r.message])));
   });
 });

@@ -6,6 +6,7 @@ import { federationV1 } from "@annals/proto";
 import { invalidArgument, rpcError } from "@annals/runtime";
 import { logIdProblem } from "@annals/topics";
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { algorithmOf, mirrorLogId, nodeIdProblem } from "./identity.js";
 
 export type PeerStatus = "active" | "disabled";
@@ -54,8 +55,8 @@ export function peerMessage(peer: PeerRecord): MessageInitShape<typeof federatio
     servedLogs: peer.servedLogs,
     mirroredLogs: peer.mirroredLogs,
     status: peer.status === "active" ? federationV1.PeerStatus.ACTIVE : federationV1.PeerStatus.DISABLED,
-    createdAtUs: BigInt(peer.createdAt.getTime()) * 1000n,
-    updatedAtUs: BigInt(peer.updatedAt.getTime()) * 1000n,
+    createTime: timestampFromDate(peer.createdAt),
+    updateTime: timestampFromDate(peer.updatedAt),
   };
 }
 
@@ -67,6 +68,12 @@ export async function getPeer(db: Queryable, nodeId: string): Promise<PeerRecord
 export async function listPeers(db: Queryable): Promise<PeerRecord[]> {
   const { rows } = await db.query<PeerRow>(`select ${COLUMNS} from federation.peers order by node_id`);
   return rows.map(fromRow);
+}
+
+/** Up to `limit` peers by node id, after the node id `after` (the page token's position); `more` when others follow. */
+export async function listPeerPage(db: Queryable, options: { after: string; limit: number }): Promise<{ peers: PeerRecord[]; more: boolean }> {
+  const { rows } = await db.query<PeerRow>(`select ${COLUMNS} from federation.peers where node_id > $1 order by node_id limit $2`, [options.after, options.limit + 1]);
+  return { peers: rows.slice(0, options.limit).map(fromRow), more: rows.length > options.limit };
 }
 
 /** Inserts a peer; ALREADY_EXISTS when its node id is registered. */

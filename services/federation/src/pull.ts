@@ -1,5 +1,6 @@
 // The serving side of federation: Pull streams a local log to an authorised
-// peer, from a seq, then follows it live, through the local log service.
+// peer after a seq, then follows it live, through the local log service's
+// Subscribe, whose frames it forwards as they come.
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { LogClient } from "@annals/client";
 import type { federationV1 } from "@annals/proto";
@@ -8,38 +9,31 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 
 type Frame = MessageInitShape<typeof federationV1.PullResponseSchema>;
 
-/** Heartbeats asked of the log service while the log is idle. */
-const HEARTBEAT_MS = 5000;
+/** The most entries the contract lets one `entries` frame of Pull carry (PullRequest.max_entries_per_frame). */
+export const MAX_ENTRIES_PER_FRAME = 1000;
+
+/** Heartbeats asked of the log service while the log is idle, in ms. */
+const HEARTBEAT_MS = 5000n;
 
 /**
- * The Pull stream of `logId` from `fromSeq`. When entries before `fromSeq`
- * were compacted away, the stream starts with the checkpoint they left, so
- * the puller can anchor its mirror's chain there.
+ * The Pull stream of `request.logId` after `request.afterSeq`. Subscribe
+ * answers the start as Pull promises (an `anchor` frame first for after_seq 0
+ * on a compacted log; OUT_OF_RANGE with SEQ_COMPACTED or SEQ_PAST_HEAD), and
+ * sends `entries` frames only when asked with max_entries_per_frame > 0, which
+ * is passed on as the puller gave it: a puller that did not ask never gets
+ * one (pull.test.ts "without batch frames").
  */
-export async function* pullFrames(log: LogClient, logId: string, fromSeq: bigint, signal: AbortSignal): AsyncGenerator<Frame> {
-  let head;
+export async function* pullFrames(log: LogClient, request: federationV1.PullRequest, signal: AbortSignal): AsyncGenerator<Frame> {
+  const { logId, afterSeq, maxEntriesPerFrame } = request;
   try {
-    head = (await log.getLog({ logId }, { signal })).head;
+    // Subscribe waits for a log that does not exist yet; a peer must be told it is not here.
+    await log.getLog({ logId }, { signal });
   } catch (error) {
     if (ConnectError.from(error).code === Code.NotFound) throw rpcError(Code.NotFound, `log "${logId}" does not exist here`, { reason: "LOG_NOT_FOUND", metadata: { log: logId } });
     throw error;
   }
-  let start = fromSeq < 1n ? 1n : fromSeq;
-  if (head && head.checkpointSeq > 0n && start <= head.checkpointSeq) {
-    yield { frame: { case: "checkpoint", value: { seq: head.checkpointSeq, checksum: head.checkpointChecksum } } };
-    start = head.checkpointSeq + 1n;
-  }
-  let headSeq = head?.lastSeq ?? 0n;
-  let headWallTimeUs = 0n;
-  for await (const message of log.subscribe({ logId, fromSeq: start, heartbeatIntervalMs: HEARTBEAT_MS }, { signal })) {
-    if (message.event.case === "entry") {
-      const entry = message.event.value;
-      if (entry.seq > headSeq) headSeq = entry.seq;
-      headWallTimeUs = entry.wallTimeUs;
-      yield { frame: { case: "entry", value: entry } };
-    } else if (message.event.case === "heartbeat") {
-      if (message.event.value.seq > headSeq) headSeq = message.event.value.seq;
-      yield { frame: { case: "heartbeat", value: { headSeq, headWallTimeUs } } };
-    }
+  for await (const message of log.subscribe({ logId, afterSeq, heartbeatIntervalMs: HEARTBEAT_MS, maxEntriesPerFrame }, { signal })) {
+    // Pull's frames are Subscribe's (the same shared messages under the same names).
+    if (message.frame.case !== undefined) yield { frame: message.frame };
   }
 }

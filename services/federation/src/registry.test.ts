@@ -8,7 +8,9 @@ import { Code } from "@connectrpc/connect";
 import { exportJWK, generateKeyPair } from "jose";
 import type { FederationClient } from "@annals/client";
 import { federationV1 } from "@annals/proto";
+import { errorReason } from "@annals/runtime";
 import { rejects } from "@annals/runtime/testing";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { startTestNode, type TestNode } from "./federation-harness.js";
 
 const SELF = "spiffe://acme.example/annals/eu-1";
@@ -63,18 +65,101 @@ describe("federation: identity and peer registry", () => {
 
   test("register, get, list, update by mask and remove a peer", async () => {
     const key = await peerKey();
+    const startedMs = Date.now() - 1000;
     const registered = await admin.registerPeer({ peer: { nodeId: PEER, url: "https://annals.us-1.acme.example:50051", publicKeyJwk: key, servedLogs: ["orders", "eu/*"], mirroredLogs: ["payments"] } });
     assert.equal(registered.peer?.status, federationV1.PeerStatus.ACTIVE);
-    assert.ok(registered.peer!.createdAtUs > 0n);
-    await rejects(admin.registerPeer({ peer: { nodeId: PEER, url: "https://x.example", publicKeyJwk: key } }), Code.AlreadyExists, /already registered/);
+    assert.ok(timestampMs(registered.peer!.createTime!) >= startedMs);
+    assert.deepEqual(registered.peer!.updateTime, registered.peer!.createTime);
+    const duplicate = await rejects(admin.registerPeer({ peer: { nodeId: PEER, url: "https://x.example", publicKeyJwk: key } }), Code.AlreadyExists, /already registered/);
+    assert.equal(errorReason(duplicate), "PEER_EXISTS");
     assert.deepEqual((await reader.getPeer({ nodeId: PEER })).peer?.servedLogs, ["orders", "eu/*"]);
-    const updated = await admin.updatePeer({ peer: { nodeId: PEER, url: "https://ignored.example", status: federationV1.PeerStatus.DISABLED, servedLogs: ["orders"] }, updateMask: ["status", "served_logs"] });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const updated = await admin.updatePeer({
+      peer: { nodeId: PEER, url: "https://ignored.example", status: federationV1.PeerStatus.DISABLED, servedLogs: ["orders"] },
+      updateMask: { paths: ["status", "served_logs"] },
+    });
     assert.deepEqual([updated.peer?.status, updated.peer?.url, updated.peer?.servedLogs], [federationV1.PeerStatus.DISABLED, "https://annals.us-1.acme.example:50051", ["orders"]]);
+    assert.deepEqual(updated.peer!.createTime, registered.peer!.createTime);
+    assert.ok(timestampMs(updated.peer!.updateTime!) > timestampMs(updated.peer!.createTime!));
     assert.deepEqual((await reader.listPeers({})).peers.map((p) => p.nodeId), [PEER]);
     assert.equal((await admin.removePeer({ nodeId: PEER })).removed, true);
     assert.equal((await admin.removePeer({ nodeId: PEER })).removed, false);
-    await rejects(reader.getPeer({ nodeId: PEER }), Code.NotFound);
-    await rejects(admin.updatePeer({ peer: { nodeId: PEER, url: "https://x.example" }, updateMask: ["url"] }), Code.NotFound);
+    assert.equal(errorReason(await rejects(reader.getPeer({ nodeId: PEER }), Code.NotFound)), "PEER_NOT_FOUND");
+    assert.equal(errorReason(await rejects(admin.updatePeer({ peer: { nodeId: PEER, url: "https://x.example" }, updateMask: { paths: ["url"] } }), Code.NotFound)), "PEER_NOT_FOUND");
+  });
+
+  test("update_mask is a FieldMask of proto field names: empty, unknown or blank paths are INVALID_ARGUMENT naming the path", async () => {
+    const base = { nodeId: PEER, url: "https://annals.us-1.acme.example:50051", publicKeyJwk: await peerKey() };
+    await admin.registerPeer({ peer: base });
+    try {
+      await rejects(admin.updatePeer({ peer: base }), Code.InvalidArgument, /^update_mask: /);
+      await rejects(admin.updatePeer({ peer: base, updateMask: { paths: [] } }), Code.InvalidArgument, /^update_mask: name the fields to change: url, public_key_jwk, served_logs, mirrored_logs, status$/);
+      await rejects(admin.updatePeer({ peer: base, updateMask: { paths: ["node_id"] } }), Code.InvalidArgument, /^update_mask\.paths\[0\]: "node_id" cannot be changed/);
+      await rejects(admin.updatePeer({ peer: base, updateMask: { paths: ["url", ""] } }), Code.InvalidArgument, /^update_mask\.paths\[1\]: /);
+      // JSON names are not proto names.
+      await rejects(admin.updatePeer({ peer: base, updateMask: { paths: ["servedLogs"] } }), Code.InvalidArgument, /^update_mask\.paths\[0\]: /);
+      const changed = await admin.updatePeer({ peer: { ...base, url: "https://annals-2.us-1.acme.example" }, updateMask: { paths: ["url"] } });
+      assert.equal(changed.peer?.url, "https://annals-2.us-1.acme.example");
+    } finally {
+      await admin.removePeer({ nodeId: PEER });
+    }
+  });
+
+  test("ListPeers pages by node id; a token is refused by another listing and a page size beyond 1000", async () => {
+    const key = await peerKey();
+    const ids = ["e", "a", "d", "c", "b"].map((name) => `spiffe://acme.example/annals/${name}`);
+    for (const nodeId of ids) await admin.registerPeer({ peer: { nodeId, url: "http://127.0.0.1:1", publicKeyJwk: key } });
+    try {
+      const seen: string[][] = [];
+      let pageToken = "";
+      do {
+        const page = await reader.listPeers({ pageSize: 2, pageToken });
+        seen.push(page.peers.map((peer) => peer.nodeId.slice(-1)));
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      assert.deepEqual(seen, [["a", "b"], ["c", "d"], ["e"]]);
+      assert.equal((await reader.listPeers({})).peers.length, 5, "0 means 100");
+      assert.equal((await reader.listPeers({ pageSize: 5 })).nextPageToken, "", "no token when the page reached the end");
+      const token = (await reader.listPeers({ pageSize: 1 })).nextPageToken;
+      await rejects(reader.getReplicationStatus({ pageToken: token }), Code.InvalidArgument, /^page_token: /);
+      await rejects(reader.listAuditRecords({ pageToken: token }), Code.InvalidArgument, /^page_token: /);
+      await rejects(reader.listPeers({ pageToken: "not-a-token" }), Code.InvalidArgument, /^page_token: /);
+      await rejects(reader.listPeers({ pageSize: 1001 }), Code.InvalidArgument, /^page_size: /);
+      await rejects(reader.listPeers({ pageSize: -1 }), Code.InvalidArgument, /^page_size: /);
+    } finally {
+      for (const nodeId of ids) await admin.removePeer({ nodeId });
+    }
+  });
+
+  test("GetReplicationStatus pages by node id then log id; a token holds only for the node_id filter it was made with", async () => {
+    const key = await peerKey();
+    const [p1, p2] = ["spiffe://acme.example/annals/p1", "spiffe://acme.example/annals/p2"];
+    // Unreachable peers: their replications exist (backing off) and have heard nothing from the peer.
+    await admin.registerPeer({ peer: { nodeId: p2, url: "http://127.0.0.1:1", publicKeyJwk: key, mirroredLogs: ["zeta", "alpha"] } });
+    await admin.registerPeer({ peer: { nodeId: p1, url: "http://127.0.0.1:1", publicKeyJwk: key, mirroredLogs: ["orders", "beta", "audit"] } });
+    try {
+      const pages: string[][] = [];
+      let pageToken = "";
+      do {
+        const page = await reader.getReplicationStatus({ pageSize: 2, pageToken });
+        pages.push(page.replications.map((r) => `${r.nodeId.slice(-2)}/${r.logId}`));
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      assert.deepEqual(pages, [["p1/audit", "p1/beta"], ["p1/orders", "p2/alpha"], ["p2/zeta"]]);
+      const [status] = (await reader.getReplicationStatus({ nodeId: p2, pageSize: 1 })).replications;
+      assert.deepEqual([status?.mirrorLogId, status?.headSeq, status?.peerHeadSeq, status?.lagEntries, status?.lagMs, status?.lastSuccessTime], [
+        "mirror/acme.example/annals/p2/alpha", 0n, 0n, 0n, 0n, undefined,
+      ]);
+      const filtered = await reader.getReplicationStatus({ nodeId: p2, pageSize: 1 });
+      assert.deepEqual(filtered.replications.map((r) => r.logId), ["alpha"]);
+      assert.deepEqual((await reader.getReplicationStatus({ nodeId: p2, pageToken: filtered.nextPageToken })).replications.map((r) => r.logId), ["zeta"]);
+      await rejects(reader.getReplicationStatus({ nodeId: p1, pageToken: filtered.nextPageToken }), Code.InvalidArgument, /^page_token: /);
+      await rejects(reader.getReplicationStatus({ pageToken: filtered.nextPageToken }), Code.InvalidArgument, /^page_token: /);
+      await rejects(reader.getReplicationStatus({ pageSize: 1001 }), Code.InvalidArgument, /^page_size: /);
+    } finally {
+      await admin.removePeer({ nodeId: p1 });
+      await admin.removePeer({ nodeId: p2 });
+    }
   });
 
   test("bad peers are refused with INVALID_ARGUMENT naming the field, and nothing is stored", async () => {
@@ -100,8 +185,6 @@ describe("federation: identity and peer registry", () => {
       await rejects(admin.registerPeer({ peer: { ...base, ...change } as typeof base }), Code.InvalidArgument, message);
     }
     await rejects(admin.registerPeer({}), Code.InvalidArgument, /^peer: is required/);
-    await rejects(admin.updatePeer({ peer: base, updateMask: [] }), Code.InvalidArgument, /^update_mask: /);
-    await rejects(admin.updatePeer({ peer: base, updateMask: ["node_id"] }), Code.InvalidArgument, /^update_mask\[0\]: /);
     assert.deepEqual((await reader.listPeers({})).peers, []);
   });
 

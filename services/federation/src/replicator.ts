@@ -1,19 +1,22 @@
 // The pulling side of federation: one loop per (active peer, mirrored log)
-// that pulls the peer's log from the mirror's head and hands verified batches
+// that pulls the peer's log after the mirror's head and hands verified batches
 // to the local log service (AppendReplicated checks every checksum and link and
-// stores a batch whole or not at all; the mirror's head is the cursor).
+// stores a batch whole or not at all; the mirror's head is where pulling resumes).
 import { setTimeout as delay } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createAnnalsClients, type LogClient } from "@annals/client";
 import type { Database } from "@annals/db";
-import { federationV1, rpcDetails, type logV1 } from "@annals/proto";
+import { federationV1, logV1, rpcDetails } from "@annals/proto";
 import { retryDelayMs, type CertificateFiles, type CertificateMaterial, type Logger } from "@annals/runtime";
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs, timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { audit } from "./audit.js";
 import type { FederationMetrics } from "./federation-metrics.js";
 import { mirrorLogId, type NodeIdentity } from "./identity.js";
 import { signPeerToken } from "./peer-token.js";
-import { listPeers, type PeerRecord } from "./peers.js";
+import { getPeer, listPeers, type PeerRecord } from "./peers.js";
+
+const { AuditReason, ReplicationState } = federationV1;
 
 export interface ReplicatorSettings {
   /** Backoff after a failed connection: first delay and cap, in ms (with jitter; RetryInfo is honoured). */
@@ -21,13 +24,33 @@ export interface ReplicatorSettings {
   backoffMaxMs: number;
   /** Most entries handed to the log service in one AppendReplicated. */
   batchEntries: number;
+  /**
+   * Roughly the most bytes of entries handed to the log service in one
+   * AppendReplicated, so that a batch of large payloads stays under the log
+   * service's message limit (4 MiB by default).
+   */
+  batchBytes: number;
+  /**
+   * The max_entries_per_frame the puller asks of Pull (1–1000). Frames are
+   * bounded by count only (the log service's Subscribe batches so), and a
+   * frame must fit the 4 MiB message limit of both hops: 100 entries of up to
+   * 40 KB each do.
+   */
+  entriesPerFrame: number;
   /** How often the registry is read again for added, changed or removed peers, in ms. */
   reconcileMs: number;
 }
 
-export const DEFAULT_REPLICATOR_SETTINGS: ReplicatorSettings = { backoffFirstMs: 200, backoffMaxMs: 30_000, batchEntries: 500, reconcileMs: 5000 };
+export const DEFAULT_REPLICATOR_SETTINGS: ReplicatorSettings = {
+  backoffFirstMs: 200,
+  backoffMaxMs: 30_000,
+  batchEntries: 500,
+  batchBytes: 1024 * 1024,
+  entriesPerFrame: 100,
+  reconcileMs: 5000,
+};
 
-type Status = MessageInitShape<typeof federationV1.ReplicationStatusSchema>;
+type Status = federationV1.ReplicationStatus;
 
 interface Deps {
   db: Database;
@@ -50,17 +73,54 @@ const pemOf = ({ ca, cert, key }: CertificateMaterial) => ({ cert, key, ...(ca ?
 /** Waits `ms`, or less when `signal` aborts (never rejects). */
 const sleep = (ms: number, signal: AbortSignal) => delay(ms, undefined, { signal }).catch(() => undefined);
 
+/**
+ * An upper estimate of an entry's encoded size: a Struct's protobuf encoding
+ * is at most about twice its JSON text, and the other fields are small.
+ */
+function entryBytes(entry: logV1.Entry): number {
+  const body = entry.body.case === "binaryPayload" ? entry.body.value.byteLength : entry.body.case === "payload" ? 2 * JSON.stringify(entry.body.value).length : 0;
+  return 1024 + body;
+}
+
+/**
+ * What an entry the mirror refused is, for the audit trail, from the
+ * ErrorInfo of AppendReplicated's DATA_LOSS: CHAIN_MISMATCH names the
+ * `problem` (MISSING, DIGEST, CHECKSUM, LINK or CHAIN_LOG_ID).
+ */
+function integrityReason(info: rpcDetails.ErrorInfo | undefined): federationV1.AuditReason {
+  const problem = info?.metadata["problem"] ?? "";
+  if (info?.reason === "ENTRIES_MISSING" || problem === "MISSING") return AuditReason.SEQ_GAP;
+  if (problem === "CHECKSUM" || problem === "DIGEST") return AuditReason.CHECKSUM_MISMATCH;
+  if (problem === "LINK") return AuditReason.BROKEN_LINK;
+  return AuditReason.CHECKSUM_MISMATCH;
+}
+
+const microsOf = (time: Timestamp | undefined) => (time ? BigInt(timestampMs(time)) * 1000n : 0n);
+
+/** Replications in GetReplicationStatus order: by node id, then log id. */
+export function compareReplications(a: { nodeId: string; logId: string }, b: { nodeId: string; logId: string }): number {
+  if (a.nodeId !== b.nodeId) return a.nodeId < b.nodeId ? -1 : 1;
+  return a.logId === b.logId ? 0 : a.logId < b.logId ? -1 : 1;
+}
+
 class ReplicationLoop {
   readonly mirror: string;
   private readonly stopped = new AbortController();
-  state = federationV1.ReplicationState.IDLE;
-  cursor = 0n;
-  peerHead = 0n;
+  state = ReplicationState.IDLE;
+  /** The mirror's head: the last seq stored, where pulling resumes. */
+  head = 0n;
+  /** The mirror's last entry's wall time, in µs (0 when unknown). */
   lastWallTimeUs = 0n;
+  /** The peer's head as the peer reported it (heartbeats, caught_up, the entries it sent); 0 until it has. */
+  peerHead = 0n;
+  /** The peer's head entry's wall time, in µs (0 when unknown). */
+  peerHeadWallTimeUs = 0n;
   lastError = "";
   lastErrorCode = 0;
-  lastSuccessUs = 0n;
+  lastSuccessMs: number | undefined;
   backoffMs = 0;
+  /** Settled once the mirror's head was read (or could not be), so that a status tells it. */
+  readonly ready: Promise<void>;
   readonly done: Promise<void>;
 
   constructor(
@@ -69,7 +129,8 @@ class ReplicationLoop {
     private readonly deps: Deps,
   ) {
     this.mirror = mirrorLogId(peer.nodeId, logId);
-    this.done = this.run();
+    this.ready = this.readMirror().catch(() => undefined);
+    this.done = this.ready.then(() => this.run());
   }
 
   stop(): Promise<void> {
@@ -78,22 +139,22 @@ class ReplicationLoop {
   }
 
   status(): Status {
-    const lag = this.peerHead > this.cursor ? this.peerHead - this.cursor : 0n;
-    const nowUs = BigInt(Date.now()) * 1000n;
-    return {
+    const lag = this.peerHead > this.head ? this.peerHead - this.head : 0n;
+    const lagUs = lag > 0n && this.lastWallTimeUs > 0n && this.peerHeadWallTimeUs > this.lastWallTimeUs ? this.peerHeadWallTimeUs - this.lastWallTimeUs : 0n;
+    return create(federationV1.ReplicationStatusSchema, {
       nodeId: this.peer.nodeId,
       logId: this.logId,
       mirrorLogId: this.mirror,
       state: this.state,
-      cursor: this.cursor,
+      headSeq: this.head,
       peerHeadSeq: this.peerHead,
       lagEntries: lag,
-      lagSeconds: lag > 0n && this.lastWallTimeUs > 0n ? Number(nowUs - this.lastWallTimeUs) / 1e6 : 0,
+      lagMs: lagUs / 1000n,
       lastError: this.lastError,
       lastErrorCode: this.lastErrorCode,
-      lastSuccessUs: this.lastSuccessUs,
-      backoffMs: BigInt(this.state === federationV1.ReplicationState.BACKOFF ? this.backoffMs : 0),
-    };
+      ...(this.lastSuccessMs === undefined ? {} : { lastSuccessTime: timestampFromMs(this.lastSuccessMs) }),
+      backoffMs: BigInt(this.state === ReplicationState.BACKOFF ? this.backoffMs : 0),
+    });
   }
 
   private async run(): Promise<void> {
@@ -116,11 +177,11 @@ class ReplicationLoop {
           return;
         }
         if (failure.rawMessage !== this.lastError && /certificate/i.test(failure.rawMessage)) {
-          await audit(this.deps.db, { nodeId: this.peer.nodeId, logId: this.logId, reason: `PEER_CERT_REFUSED: ${failure.rawMessage}` }).catch(() => undefined);
+          await audit(this.deps.db, { nodeId: this.peer.nodeId, logId: this.logId, reason: AuditReason.CERTIFICATE_MISMATCH, message: failure.rawMessage }).catch(() => undefined);
         }
         this.lastError = failure.rawMessage;
         this.lastErrorCode = failure.code;
-        this.state = federationV1.ReplicationState.BACKOFF;
+        this.state = ReplicationState.BACKOFF;
         // Honour the peer's retry delay; otherwise exponential, with jitter, capped.
         const wait = Math.min(settings.backoffMaxMs, Math.max(retryDelayMs(failure) ?? 0, delay / 2 + Math.random() * (delay / 2)));
         this.backoffMs = Math.round(wait);
@@ -131,10 +192,10 @@ class ReplicationLoop {
     }
   }
 
-  /** One connection: pull from the mirror's head, store in batches, until the stream fails. */
+  /** One connection: pull after the mirror's head, store in batches, until the stream fails. */
   private async follow(signal: AbortSignal, connected: () => void): Promise<void> {
     const { identity, log, settings } = this.deps;
-    this.cursor = await this.mirrorHead();
+    await this.readMirror();
     const tls = this.deps.tls;
     if (tls && !this.peer.url.startsWith("https:")) {
       // Fail closed: with mTLS on, never pull over plain text.
@@ -146,46 +207,59 @@ class ReplicationLoop {
       ...(tls ? { tls: { ...pemOf(tls.current()), serverUri: this.peer.nodeId } } : {}),
     }).federation;
     let batch: logV1.Entry[] = [];
-    let anchor: { seq: bigint; checksum: string } | undefined;
+    let batchBytes = 0;
+    let anchor: logV1.Anchor | undefined;
     let flushing: Promise<void> = Promise.resolve();
     const flush = async () => {
       if (batch.length === 0) return;
       const entries = batch;
       batch = [];
-      const { head } = await log().appendReplicated(
-        { logId: this.mirror, originNode: this.peer.nodeId, entries, ...(anchor ? { anchorSeq: anchor.seq, anchorChecksum: anchor.checksum } : {}) },
-        { signal },
-      );
+      batchBytes = 0;
+      const { head } = await log().appendReplicated({ logId: this.mirror, originNode: this.peer.nodeId, entries, ...(anchor ? { anchor } : {}) }, { signal });
       anchor = undefined;
-      this.cursor = head?.lastSeq ?? this.cursor;
+      this.head = head?.lastSeq ?? this.head;
       this.lastWallTimeUs = entries.at(-1)!.wallTimeUs;
-      this.lastSuccessUs = BigInt(Date.now()) * 1000n;
+      this.lastSuccessMs = Date.now();
       this.deps.metrics.entriesReceived(this.peer.nodeId, entries.length);
     };
     /** Flushes after the ones already queued, so batches are stored in order; a failure ends the connection. */
     const queueFlush = () => (flushing = flushing.then(flush));
     let timer: NodeJS.Timeout | undefined;
+    const receive = async (entries: readonly logV1.Entry[]) => {
+      for (const entry of entries) {
+        batch.push(entry);
+        batchBytes += entryBytes(entry);
+        this.peerReported(entry.seq, entry.wallTimeUs);
+        if (batch.length >= settings.batchEntries || batchBytes >= settings.batchBytes) await queueFlush();
+      }
+      // A quiet moment flushes what came so far.
+      if (batch.length > 0 && !timer) timer = setTimeout(() => ((timer = undefined), void queueFlush().catch(() => undefined)), 20);
+    };
     try {
-      for await (const frame of peer.pull({ logId: this.logId, fromSeq: this.cursor + 1n }, { signal })) {
-        if (this.state !== federationV1.ReplicationState.RUNNING) {
-          this.state = federationV1.ReplicationState.RUNNING;
+      const request = { logId: this.logId, afterSeq: this.head, maxEntriesPerFrame: settings.entriesPerFrame };
+      for await (const { frame } of peer.pull(request, { signal })) {
+        if (this.state !== ReplicationState.RUNNING) {
+          this.state = ReplicationState.RUNNING;
           this.lastError = "";
           this.lastErrorCode = 0;
           connected();
         }
-        switch (frame.frame.case) {
-          case "checkpoint":
-            anchor = { seq: frame.frame.value.seq, checksum: frame.frame.value.checksum };
+        switch (frame.case) {
+          case "anchor":
+            anchor = frame.value;
             break;
           case "entry":
-            batch.push(frame.frame.value);
-            if (frame.frame.value.seq > this.peerHead) this.peerHead = frame.frame.value.seq;
-            if (batch.length >= settings.batchEntries) await queueFlush();
-            // A quiet moment flushes what came so far.
-            else if (!timer) timer = setTimeout(() => ((timer = undefined), void queueFlush().catch(() => undefined)), 20);
+            await receive([frame.value]);
+            break;
+          case "entries":
+            await receive(frame.value.entries);
             break;
           case "heartbeat":
-            this.peerHead = frame.frame.value.headSeq;
+            this.peerReported(frame.value.headSeq, microsOf(frame.value.headTime));
+            await queueFlush();
+            break;
+          case "caughtUp":
+            this.peerReported(frame.value.seq, 0n);
             await queueFlush();
             break;
         }
@@ -198,18 +272,29 @@ class ReplicationLoop {
     }
   }
 
-  private async mirrorHead(): Promise<bigint> {
+  /** Notes a position the peer has reached, with its entry's wall time in µs (0 when not told). */
+  private peerReported(seq: bigint, wallTimeUs: bigint): void {
+    if (seq < this.peerHead) return;
+    if (seq > this.peerHead) this.peerHeadWallTimeUs = 0n;
+    if (wallTimeUs > 0n) this.peerHeadWallTimeUs = wallTimeUs;
+    this.peerHead = seq;
+  }
+
+  /** Reads the mirror's head and last entry's wall time (nothing yet when the mirror does not exist). */
+  private async readMirror(): Promise<void> {
     try {
-      return (await this.deps.log().getLog({ logId: this.mirror })).head?.lastSeq ?? 0n;
+      const page = await this.deps.log().read({ logId: this.mirror, direction: logV1.ReadDirection.BACKWARD, pageSize: 1 });
+      this.head = page.head?.lastSeq ?? 0n;
+      this.lastWallTimeUs = page.entries[0]?.wallTimeUs ?? 0n;
     } catch (error) {
-      if (ConnectError.from(error).code === Code.NotFound) return 0n;
-      throw error;
+      if (ConnectError.from(error).code !== Code.NotFound) throw error;
     }
   }
 
   private async recordIntegrityError(failure: ConnectError): Promise<void> {
-    const facts = failure.findDetails(rpcDetails.ErrorInfoSchema)[0]?.metadata ?? {};
-    const badSeq = /^[0-9]+$/.test(facts["seq"] ?? "") ? BigInt(facts["seq"]!) : this.cursor + 1n;
+    const info = failure.findDetails(rpcDetails.ErrorInfoSchema)[0];
+    const facts = info?.metadata ?? {};
+    const badSeq = /^[0-9]+$/.test(facts["seq"] ?? "") ? BigInt(facts["seq"]!) : this.head + 1n;
     const detail = failure.rawMessage;
     await this.deps.db.query(
       "insert into federation.replication_errors (node_id, log_id, seq, detail) values ($1, $2, $3, $4) on conflict (node_id, log_id) do nothing",
@@ -219,7 +304,8 @@ class ReplicationLoop {
       nodeId: this.peer.nodeId,
       logId: this.logId,
       seq: badSeq,
-      reason: `ENTRY_REJECTED: ${detail}`,
+      reason: integrityReason(info),
+      message: detail,
       expected: `seq ${badSeq} with a checksum that recomputes from its fields and links to seq ${badSeq - 1n}`,
       actual: facts["problem"] ?? detail,
     });
@@ -229,7 +315,7 @@ class ReplicationLoop {
   }
 
   private integrityError(detail: string): void {
-    this.state = federationV1.ReplicationState.INTEGRITY_ERROR;
+    this.state = ReplicationState.INTEGRITY_ERROR;
     this.lastError = detail;
     this.lastErrorCode = Code.DataLoss;
   }
@@ -281,15 +367,23 @@ export class Replicator {
     return this.reconciling;
   }
 
+  /** The replications of one peer ("" for all), by node id and then log id. */
   statuses(nodeId: string): Status[] {
-    return [...this.loops.values()].filter((loop) => nodeId === "" || loop.peer.nodeId === nodeId).map((loop) => loop.status());
+    return [...this.loops.values()]
+      .filter((loop) => nodeId === "" || loop.peer.nodeId === nodeId)
+      .map((loop) => loop.status())
+      .sort(compareReplications);
   }
 
-  /** Clears an integrity error and starts the replication again from the mirror's head; false when there was none. */
-  async reset(nodeId: string, logId: string, operator: string): Promise<boolean> {
+  /**
+   * Clears an integrity error and starts the replication again from the
+   * mirror's head; returns its status then, or undefined when there was no
+   * error to clear.
+   */
+  async reset(nodeId: string, logId: string, operator: string): Promise<Status | undefined> {
     const { rowCount } = await this.deps.db.query("delete from federation.replication_errors where node_id = $1 and log_id = $2", [nodeId, logId]);
-    if (rowCount === 0) return false;
-    await audit(this.deps.db, { nodeId, logId, reason: `RESET: integrity error cleared by ${operator}` });
+    if (rowCount === 0) return undefined;
+    await audit(this.deps.db, { nodeId, logId, reason: AuditReason.RESET, message: `integrity error cleared by ${operator}` });
     const key = `${nodeId} ${logId}`;
     const loop = this.loops.get(key);
     if (loop) {
@@ -297,7 +391,19 @@ export class Replicator {
       await loop.stop();
     }
     await this.reconcile();
-    return true;
+    const restarted = this.loops.get(key);
+    if (restarted) {
+      await restarted.ready;
+      return restarted.status();
+    }
+    // Not replicating now: the peer is disabled, removed, or no longer mirrors the log.
+    const peer = await getPeer(this.deps.db, nodeId);
+    return create(federationV1.ReplicationStatusSchema, {
+      nodeId,
+      logId,
+      mirrorLogId: mirrorLogId(nodeId, logId),
+      state: peer?.status === "disabled" ? ReplicationState.DISABLED : ReplicationState.IDLE,
+    });
   }
 
   async close(): Promise<void> {

@@ -23,10 +23,10 @@ import { logIdProblem } from "@annals/topics";
 import { listAudit, type RefusalAudit } from "./audit.js";
 import type { NodeIdentity } from "./identity.js";
 import { authenticatePeer, claimedPeer } from "./peer-token.js";
-import { UPDATABLE_FIELDS, checkPeer, getPeer, insertPeer, listPeers, peerMessage, removePeer, servesLog, updatePeer } from "./peers.js";
-import { pullFrames } from "./pull.js";
+import { UPDATABLE_FIELDS, checkPeer, getPeer, insertPeer, listPeerPage, peerMessage, removePeer, servesLog, updatePeer } from "./peers.js";
+import { MAX_ENTRIES_PER_FRAME, pullFrames } from "./pull.js";
 import type { FederationMetrics } from "./federation-metrics.js";
-import type { Replicator } from "./replicator.js";
+import { compareReplications, type Replicator } from "./replicator.js";
 
 /** Roles of the federation service. */
 export const FEDERATION_READ = "federation.read";
@@ -46,7 +46,15 @@ export interface FederationServiceDeps {
   requirePeerCertificate: boolean;
 }
 
-const MAX_AUDIT_PAGE = 1000;
+/** The page sizes of ListPeers, GetReplicationStatus and ListAuditRecords (AIP-158): 1 to this; 0 means DEFAULT_PAGE_SIZE. */
+const MAX_PAGE_SIZE = 1000;
+const DEFAULT_PAGE_SIZE = 100;
+
+function pageSize(requested: number): number {
+  if (requested === 0) return DEFAULT_PAGE_SIZE;
+  if (requested < 0 || requested > MAX_PAGE_SIZE) throw invalidArgument("page_size", `is ${requested}; it must be from 1 to ${MAX_PAGE_SIZE} (0 means ${DEFAULT_PAGE_SIZE})`);
+  return requested;
+}
 
 /** The FederationService registration: who may call what, and the handlers. */
 export function federationRegistration(deps: FederationServiceDeps): ServiceRegistration {
@@ -138,15 +146,18 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
 
       async updatePeer(request) {
         if (!request.peer) throw invalidArgument("peer", "is required");
-        if (request.updateMask.length === 0) throw invalidArgument("update_mask", `name the fields to change: ${UPDATABLE_FIELDS.join(", ")}`);
-        request.updateMask.forEach((field, i) => {
-          if (!(UPDATABLE_FIELDS as readonly string[]).includes(field)) throw invalidArgument(`update_mask[${i}]`, `"${field}" cannot be changed; use ${UPDATABLE_FIELDS.join(", ")}`);
+        const paths = request.updateMask?.paths ?? [];
+        if (paths.length === 0) throw invalidArgument("update_mask", `name the fields to change: ${UPDATABLE_FIELDS.join(", ")}`);
+        paths.forEach((path, i) => {
+          if (!(UPDATABLE_FIELDS as readonly string[]).includes(path)) {
+            throw invalidArgument(`update_mask.paths[${i}]`, `"${path}" cannot be changed; use ${UPDATABLE_FIELDS.join(", ")}`);
+          }
         });
         const current = await getPeer(db, request.peer.nodeId);
         if (!current) throw notFound("peer", request.peer.nodeId);
         // The stored peer with the masked fields taken from the request, then checked as a whole.
         const merged = peerMessage(current);
-        const mask = new Set(request.updateMask);
+        const mask = new Set(paths);
         const next = {
           ...merged,
           ...(mask.has("url") ? { url: request.peer.url } : {}),
@@ -173,22 +184,40 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
         return { peer: peerMessage(peer) };
       },
 
-      async listPeers() {
-        return { peers: (await listPeers(db)).map(peerMessage) };
+      async listPeers(request) {
+        const limit = pageSize(request.pageSize);
+        const after = request.pageToken === "" ? "" : decodePageToken("page_token", "peers", [], request.pageToken)[0]!;
+        const page = await listPeerPage(db, { after, limit });
+        const last = page.peers.at(-1);
+        return { peers: page.peers.map(peerMessage), nextPageToken: page.more && last ? encodePageToken("peers", [], [last.nodeId]) : "" };
       },
 
       pull(request, context) {
         const problem = logIdProblem(request.logId);
         if (problem) throw invalidArgument("log_id", problem);
-        if (request.fromSeq < 0n) throw invalidArgument("from_seq", "must not be negative");
+        if (request.afterSeq < 0n) throw invalidArgument("after_seq", "must not be negative (the mirror's head; 0 for an empty mirror)");
+        if (request.maxEntriesPerFrame < 0 || request.maxEntriesPerFrame > MAX_ENTRIES_PER_FRAME) {
+          throw invalidArgument("max_entries_per_frame", `must be from 1 to ${MAX_ENTRIES_PER_FRAME}, or 0 for one entry per frame`);
+        }
         return (async function* () {
           await authorisePull(context.requestHeader.get("authorization"), callInfo(context), request.logId);
-          yield* pullFrames(deps.log(), request.logId, request.fromSeq, context.signal);
+          yield* pullFrames(deps.log(), request, context.signal);
         })();
       },
 
       async getReplicationStatus(request) {
-        return { replications: deps.replicator.statuses(request.nodeId) };
+        const limit = pageSize(request.pageSize);
+        // A token belongs to the node_id filter it was made for.
+        const scope = [request.nodeId];
+        const after = request.pageToken === "" ? undefined : decodePageToken("page_token", "replications", scope, request.pageToken, 2);
+        const all = deps.replicator.statuses(request.nodeId);
+        const rest = after ? all.filter((status) => compareReplications(status, { nodeId: after[0]!, logId: after[1]! }) > 0) : all;
+        const replications = rest.slice(0, limit);
+        const last = replications.at(-1);
+        return {
+          replications,
+          nextPageToken: rest.length > limit && last ? encodePageToken("replications", scope, [last.nodeId, last.logId]) : "",
+        };
       },
 
       async resetReplication(request, context) {
@@ -200,16 +229,15 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
             reason: "NOTHING_TO_RESET",
           });
         }
-        const status = deps.replicator.statuses(request.nodeId).find((replication) => replication.logId === request.logId);
-        return status ? { status } : {};
+        return { status: reset };
       },
 
       async listAuditRecords(request) {
-        if (request.pageSize > MAX_AUDIT_PAGE) throw invalidArgument("page_size", `must be at most ${MAX_AUDIT_PAGE}`);
+        const limit = pageSize(request.pageSize);
         await deps.refusals.syncCounts();
         const scope = [request.nodeId];
         const before = request.pageToken === "" ? undefined : pagePositionInteger("page_token", decodePageToken("page_token", "audit", scope, request.pageToken)[0]!);
-        const page = await listAudit(db, { nodeId: request.nodeId, limit: request.pageSize || 100, before });
+        const page = await listAudit(db, { nodeId: request.nodeId, limit, before });
         return { records: page.records, nextPageToken: page.next === undefined ? "" : encodePageToken("audit", scope, [String(page.next)]) };
       },
     },

@@ -77,7 +77,7 @@ for (const { backend, skip } of BACKENDS) {
       assert.deepEqual([later.replayed, later.status], [true, 201]);
       await rejects(
         idempotentExecute(harness.admin, { key: "idem:order-1", fingerprint: "sha256:2", ttlMs: 60_000 }, async () => ({ status: 200, body: null })),
-        Code.FailedPrecondition,
+        Code.AlreadyExists,
         /different request/,
       );
     });

@@ -39,7 +39,7 @@ for (const { backend, skip } of BACKENDS) {
       const info = await kv.getInfo({});
       assert.equal(info.backend, backend);
       assert.deepEqual([info.supportsTtl, info.supportsScan, info.supportsBatch], [true, true, true]);
-      assert.equal(info.maxValueBytes, 1024 * 1024);
+      assert.equal(info.maxValueBytes, 1024n * 1024n);
     });
 
     test("Set, Get, Exists and Delete with binary keys and values, the empty value included", async () => {
@@ -215,7 +215,7 @@ for (const { backend, skip } of BACKENDS) {
       const seen: string[] = [];
       let cursor: Uint8Array = new Uint8Array();
       for (let pages = 0; pages === 0 || (cursor.length > 0 && pages < 500); pages++) {
-        const page = await kv.scan({ prefix: bytes(`${prefix}match:`), limit: 7, cursor });
+        const page = await kv.scan({ prefix: bytes(`${prefix}match:`), pageSize: 7, cursor });
         const keys = page.entries.map((entry) => text(entry.key));
         assert.deepEqual(keys, [...keys].sort(), "a page is in byte order");
         seen.push(...keys);
@@ -233,7 +233,7 @@ for (const { backend, skip } of BACKENDS) {
       let cursor: Uint8Array = new Uint8Array();
       let pages = 0;
       do {
-        const page = await kv.scan({ prefix: bytes(prefix), limit: 7, cursor, includeValues: true });
+        const page = await kv.scan({ prefix: bytes(prefix), pageSize: 7, cursor, includeValues: true });
         const keys = page.entries.map((entry) => text(entry.key));
         assert.ok(keys.length <= 7, `page of ${keys.length}`);
         assert.deepEqual(keys, [...keys].sort(), "a page is in byte order");
@@ -243,7 +243,7 @@ for (const { backend, skip } of BACKENDS) {
         pages++;
       } while (cursor.length > 0 && pages < 50);
       assert.deepEqual([...new Set(seen)].sort(), names);
-      const keysOnly = await kv.scan({ prefix: bytes(prefix), limit: 100 });
+      const keysOnly = await kv.scan({ prefix: bytes(prefix), pageSize: 100 });
       assert.equal(keysOnly.entries.length, 25);
       assert.equal(keysOnly.nextCursor.length, 0, "a scan that fits one page ends with an empty cursor");
       assert.ok(keysOnly.entries.every((entry) => entry.value.length === 0));
@@ -257,7 +257,7 @@ for (const { backend, skip } of BACKENDS) {
       let cursor: Uint8Array = new Uint8Array();
       let round = 0;
       do {
-        const page = await kv.scan({ prefix: bytes(prefix), limit: 9, cursor });
+        const page = await kv.scan({ prefix: bytes(prefix), pageSize: 9, cursor });
         for (const entry of page.entries) seen.add(text(entry.key));
         cursor = page.nextCursor;
         // Churn: add keys on both sides of the cursor and delete some that were added before.
@@ -289,7 +289,7 @@ for (const { backend, skip } of BACKENDS) {
       let round = 0;
       try {
         do {
-          const page = await kv.scan({ prefix: bytes(prefix), limit: 37, cursor });
+          const page = await kv.scan({ prefix: bytes(prefix), pageSize: 37, cursor });
           returned.push(...page.entries.map((entry) => text(entry.key)));
           cursor = page.nextCursor;
           // Between pages, 300 keys arrive on both sides of the cursor and the previous 300 leave.
@@ -322,7 +322,7 @@ for (const { backend, skip } of BACKENDS) {
       const all = new Set<string>();
       let cursor: Uint8Array = new Uint8Array();
       do {
-        const page = await kv.scan({ limit: 500, cursor });
+        const page = await kv.scan({ pageSize: 500, cursor });
         for (const entry of page.entries) all.add(text(entry.key));
         cursor = page.nextCursor;
       } while (cursor.length > 0);
@@ -332,10 +332,10 @@ for (const { backend, skip } of BACKENDS) {
     test("Scan refuses a cursor that no scan of this prefix handed out", async () => {
       const prefix = `cursor:${++n}:`;
       await kv.mSet({ entries: ["a", "b", "c"].map((name) => ({ key: bytes(prefix + name), value: bytes("v") })) });
-      const page = await kv.scan({ prefix: bytes(prefix), limit: 1 });
+      const page = await kv.scan({ prefix: bytes(prefix), pageSize: 1 });
       assert.ok(page.nextCursor.length > 0);
       await rejects(kv.scan({ prefix: bytes("other:"), cursor: page.nextCursor }), Code.InvalidArgument, /^cursor: /);
-      await rejects(kv.scan({ limit: 10_001 }), Code.InvalidArgument, /^limit: /);
+      await rejects(kv.scan({ pageSize: 10_001 }), Code.InvalidArgument, /^page_size: /);
     });
 
     test("50 concurrent SetNx on one key: exactly one wins", async () => {
@@ -494,7 +494,7 @@ for (const { backend, skip } of BACKENDS) {
       const concurrent = await kv.beginIdempotent({ key, fingerprint: "sha256:aa", ttlMs: 60_000n });
       assert.equal(concurrent.state, kvV1.IdempotencyState.IN_PROGRESS);
       assert.ok(concurrent.retryAfterMs > 0n && concurrent.retryAfterMs <= 60_000n);
-      await rejects(kv.beginIdempotent({ key, fingerprint: "sha256:bb", ttlMs: 60_000n }), Code.FailedPrecondition, /different request/);
+      await rejects(kv.beginIdempotent({ key, fingerprint: "sha256:bb", ttlMs: 60_000n }), Code.AlreadyExists, /different request/);
       await rejects(kv.completeIdempotent({ key, token: "someone-else", response: { body: bytes("x"), status: 200 } }), Code.FailedPrecondition, /does not hold/);
       await kv.completeIdempotent({ key, token: begin.token, response: { body: bytes('{"id":7}'), status: 201 } });
       await kv.completeIdempotent({ key, token: begin.token, response: { body: bytes('{"id":7}'), status: 201 } });
@@ -502,7 +502,7 @@ for (const { backend, skip } of BACKENDS) {
       const replay = await kv.beginIdempotent({ key, fingerprint: "sha256:aa", ttlMs: 60_000n });
       assert.equal(replay.state, kvV1.IdempotencyState.COMPLETED);
       assert.deepEqual([text(replay.response!.body), replay.response!.status], ['{"id":7}', 201]);
-      await rejects(kv.beginIdempotent({ key, fingerprint: "sha256:bb", ttlMs: 60_000n }), Code.FailedPrecondition);
+      await rejects(kv.beginIdempotent({ key, fingerprint: "sha256:bb", ttlMs: 60_000n }), Code.AlreadyExists);
       assert.equal((await kv.abortIdempotent({ key, token: begin.token })).aborted, false, "a completed key stays completed");
     });
 

@@ -176,7 +176,7 @@ async function viaService(kv: KvClient, step: Step): Promise<unknown> {
         const found: string[] = [];
         let cursor: Uint8Array = new Uint8Array();
         do {
-          const page = await kv.scan({ limit: 4, cursor });
+          const page = await kv.scan({ pageSize: 4, cursor });
           found.push(...page.entries.map((entry) => text(entry.key)));
           cursor = page.nextCursor;
         } while (cursor.length > 0);

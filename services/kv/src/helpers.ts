@@ -215,9 +215,9 @@ export type BeginOutcome =
 
 function fingerprintMismatch(): Error {
   return rpcError(
-    Code.FailedPrecondition,
+    Code.AlreadyExists,
     "this idempotency key was used with a different request (fingerprint differs); use a new key for a different request",
-    { reason: "IDEMPOTENCY_FINGERPRINT_MISMATCH" },
+    { reason: "IDEMPOTENCY_KEY_CONFLICT" },
   );
 }
 

@@ -5,7 +5,7 @@ import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { kvV1 } from "@annals/proto";
+import type { kvV1 } from "@annals/proto";
 import { signDevToken } from "@annals/runtime";
 import { PROTO_ROOT } from "@annals/runtime/testing";
 import { TEST_SECRET, bytes, rejects, sleep, startKvHarness, text, type KvHarness } from "./kv-harness.js";
@@ -28,7 +28,7 @@ describe("kv service: bad input", () => {
     await kv.set({ key: new Uint8Array(1024).fill(1), value: new Uint8Array(MAX_VALUE) });
     await rejects(kv.set({ key: bytes("k"), value: new Uint8Array(MAX_VALUE + 1) }), Code.InvalidArgument, /^value: is 1001 bytes; this server accepts at most 1000/);
     await rejects(kv.alreadyProcessed({ eventId: new Uint8Array(), ttlMs: 1000n }), Code.InvalidArgument, /^event_id: /);
-    assert.equal((await kv.getInfo({})).maxValueBytes, MAX_VALUE);
+    assert.equal((await kv.getInfo({})).maxValueBytes, BigInt(MAX_VALUE));
   });
 
   test("TTLs: negative where a TTL is optional, zero where one is required, and beyond 100 years are refused", async () => {
@@ -76,7 +76,7 @@ describe("kv service: bad input", () => {
     await rejects(kv.releaseLock({ key: bytes("k"), token: "" }), Code.InvalidArgument, /^token: must not be empty/);
     await rejects(kv.completeIdempotent({ key: bytes("k"), token: "" }), Code.InvalidArgument, /^token: /);
     await rejects(kv.beginIdempotent({ key: bytes("k"), fingerprint: "f".repeat(257), ttlMs: 1000n }), Code.InvalidArgument, /^fingerprint: /);
-    await rejects(kv.scan({ limit: 10_001 }), Code.InvalidArgument, /^limit: must be at most 10000/);
+    await rejects(kv.scan({ pageSize: 10_001 }), Code.InvalidArgument, /^page_size: must be from 0 \(1000\) to 10000/);
     await rejects(kv.scan({ prefix: new Uint8Array(1025) }), Code.InvalidArgument, /^prefix: /);
   });
 });

@@ -30,7 +30,7 @@ const KEPT_EXPIRY = "case when e.expires_at_ms > kv.now_ms() then e.expires_at_m
 const OPTIMISTIC_ATTEMPTS = 2;
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
-const toNumber = (value: unknown) => (value === null ? null : Number(value as bigint));
+const toNumber = (value: unknown) => (value === null ? null : Number(value));
 
 /** A table the read-modify-write path works on: the entries, or one space of states. */
 interface Row {

@@ -115,7 +115,7 @@ export function kvRegistration(deps: KvServiceDeps): ServiceRegistration {
     },
     impl: measured(deps, {
       async getInfo() {
-        return { backend: backend.name, supportsTtl: backend.supports.ttl, supportsScan: backend.supports.scan, supportsBatch: backend.supports.batch, maxValueBytes: limits.maxValueBytes };
+        return { backend: backend.name, supportsTtl: backend.supports.ttl, supportsScan: backend.supports.scan, supportsBatch: backend.supports.batch, maxValueBytes: BigInt(limits.maxValueBytes) };
       },
 
       async get(request, context) {
@@ -195,10 +195,10 @@ export function kvRegistration(deps: KvServiceDeps): ServiceRegistration {
 
       async scan(request, context) {
         if (request.prefix.length > MAX_KEY_BYTES) throw invalidArgument("prefix", `is ${request.prefix.length} bytes; at most ${MAX_KEY_BYTES} are allowed`);
-        if (request.limit > MAX_SCAN_LIMIT) throw invalidArgument("limit", `must be at most ${MAX_SCAN_LIMIT}`);
+        if (request.pageSize < 0 || request.pageSize > MAX_SCAN_LIMIT) throw invalidArgument("page_size", `must be from 0 (${DEFAULT_SCAN_LIMIT}) to ${MAX_SCAN_LIMIT}`);
         if (request.cursor.length > MAX_KEY_BYTES + 32) throw invalidArgument("cursor", "is too long to be a cursor this server handed out");
         requireKeyGrant(context, request.prefix, "prefix");
-        const page = await backend.scan(request.prefix, request.cursor, request.limit || DEFAULT_SCAN_LIMIT, request.includeValues);
+        const page = await backend.scan(request.prefix, request.cursor, request.pageSize || DEFAULT_SCAN_LIMIT, request.includeValues);
         return page;
       },
 
@@ -295,7 +295,7 @@ function measured(deps: KvServiceDeps, impl: Required<Impl>): Impl {
       }
     };
   }
-  return wrapped as Impl;
+  return wrapped;
 }
 
 /** PERMISSION_DENIED unless the token's `kv_prefixes` (if any) cover the key. */

@@ -3,7 +3,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { rpcError } from "@annals/runtime";
 import { planAppends, type AppendRequest, type AppendedEntry } from "./append-plan.js";
 import type { LogMetrics } from "./log-metrics.js";
-import { findByKeys, insertEntries, lockHead, type HeadRow } from "./store.js";
+import { growTree, treeMismatch } from "./merkle-tree.js";
+import { findByKeys, insertEntries, lockHead, TreeTilesMismatch, type HeadRow } from "./store.js";
 
 /** How concurrent appends to one log share a transaction. */
 export interface GroupCommitOptions {
@@ -116,10 +117,11 @@ export class AppendBatcher {
         }
         const existing = reqIds.length + uuids.length > 0 ? await findByKeys(tx, logId, reqIds, uuids) : [];
         const planned = planAppends(logId, head!, group, existing);
-        if (planned.rows.length > 0) await insertEntries(tx, logId, planned.rows, planned.head);
+        if (planned.rows.length > 0) await insertEntries(tx, logId, planned.rows, planned.head, growTree(head!, planned.rows.map((row) => row.checksum)));
         return planned;
       });
-    } catch (error) {
+    } catch (caught) {
+      const error = caught instanceof TreeTilesMismatch ? treeMismatch(logId, -1n, -1n, "and its stored tiles disagree") : caught;
       if (group.length > 1 && isDataError(error)) {
         // Defence in depth: validation keeps what the database refuses out of
         // the queue, but should a row still be refused, one request's data

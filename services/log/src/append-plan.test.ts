@@ -22,6 +22,7 @@ function head(lastSeq = 0n, lastChecksum = GENESIS_CHECKSUM, lastWallTimeUs = 0n
     checkpoint_checksum: GENESIS_CHECKSUM,
     last_wall_time_us: lastWallTimeUs,
     redacted_count: 0n,
+    tree_edge: null,
   };
 }
 
@@ -29,7 +30,7 @@ function request(...entries: { kind?: string; payload?: Record<string, unknown>;
   return {
     entries: entries.map((e, i) =>
       prepareEntry(
-        create(logV1.EntryInputSchema, { kind: e.kind ?? "plan.e", payload: (e.payload ?? {}) as never, reqId: e.reqId ?? "", uuid: e.uuid ?? "" }),
+        create(logV1.EntryInputSchema, { kind: e.kind ?? "plan.e", body: { case: "payload", value: (e.payload ?? {}) as never }, requestId: e.reqId ?? "", uuid: e.uuid ?? "" }),
         DEFAULT_LOG_LIMITS,
         `entry[${i}]`,
       ),
@@ -60,6 +61,7 @@ test("requests are sequenced after the head, chained, and share one wall time", 
     simTime: first.sim_time,
     wallTimeUs: first.wall_time_us,
     reqId: "",
+    contentType: null,
     metadata: first.metadata,
     payloadDigest: first.payload_digest,
     prevChecksum: first.prev_checksum,

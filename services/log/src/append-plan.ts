@@ -53,7 +53,7 @@ export function planAppends(
   for (const row of existing) {
     const result = { seq: row.seq, checksum: row.checksum, wallTimeUs: row.wall_time_us, uuid: row.uuid, duplicate: true };
     if (row.req_id !== null) {
-      const content = contentKey(row.kind, row.payload_digest, row.source_id, row.sim_time, row.metadata);
+      const content = contentKey(row.kind, row.content_type, row.payload_digest, row.source_id, row.sim_time, row.metadata);
       byReqId.set(row.req_id, { content, uuid: row.uuid, result });
     }
     uuids.set(row.uuid, row.seq);
@@ -74,7 +74,7 @@ export function planAppends(
     }
     const results: AppendedEntry[] = [];
     for (const entry of request.entries) {
-      const content = contentKey(entry.kind, entry.payloadDigest, entry.sourceId, entry.simTime, entry.metadata);
+      const content = contentKey(entry.kind, entry.contentType, entry.payloadDigest, entry.sourceId, entry.simTime, entry.metadata);
       const original = entry.reqId === null ? undefined : byReqId.get(entry.reqId);
       if (original) {
         results.push(original.result);
@@ -92,6 +92,7 @@ export function planAppends(
         wallTimeUs,
         reqId: entry.reqId ?? "",
         metadata: entry.metadata,
+        contentType: entry.contentType,
         payloadDigest: entry.payloadDigest,
         prevChecksum: lastChecksum,
       });
@@ -104,7 +105,9 @@ export function planAppends(
         wall_time_us: wallTimeUs,
         req_id: entry.reqId,
         metadata: entry.metadata,
-        payloadJson: entry.payloadJson,
+        payloadJson: entry.payloadJson ?? "null",
+        content_type: entry.contentType,
+        binary_payload: entry.binaryPayload,
         payload_digest: entry.payloadDigest,
         prev_checksum: lastChecksum,
         checksum,
@@ -130,15 +133,15 @@ function findConflict(
   const ownReqIds = new Map<string, { content: string; uuid: string | null }>();
   const ownUuids = new Set<string>();
   for (const [index, entry] of request.entries.entries()) {
-    const content = contentKey(entry.kind, entry.payloadDigest, entry.sourceId, entry.simTime, entry.metadata);
+    const content = contentKey(entry.kind, entry.contentType, entry.payloadDigest, entry.sourceId, entry.simTime, entry.metadata);
     if (entry.reqId !== null) {
       const earlier = byReqId.get(entry.reqId) ?? ownReqIds.get(entry.reqId);
       if (earlier) {
         const sameUuid = entry.uuid === null || earlier.uuid === null || entry.uuid === earlier.uuid;
         if (earlier.content !== content || !sameUuid) {
-          return rpcError(Code.AlreadyExists, `req_id "${entry.reqId}" was already used for an entry with other content`, {
-            reason: "REQ_ID_CONFLICT",
-            metadata: { req_id: entry.reqId, index: String(index) },
+          return rpcError(Code.AlreadyExists, `request_id "${entry.reqId}" was already used for an entry with other content`, {
+            reason: "REQUEST_ID_CONFLICT",
+            metadata: { request_id: entry.reqId, index: String(index) },
           });
         }
         continue; // a retry: resolves to the original, takes no uuid
@@ -160,6 +163,13 @@ function findConflict(
   return null;
 }
 
-function contentKey(kind: string, digest: string, sourceId: string, simTime: number | null, metadata: Record<string, string>): string {
-  return canonicalJson({ kind, digest, sourceId, simTime, metadata });
+function contentKey(
+  kind: string,
+  contentType: string | null,
+  digest: string,
+  sourceId: string,
+  simTime: number | null,
+  metadata: Record<string, string>,
+): string {
+  return canonicalJson({ kind, contentType, digest, sourceId, simTime, metadata });
 }

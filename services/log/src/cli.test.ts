@@ -33,7 +33,7 @@ test("annals export, verify and import: the copy holds the same entries and veri
   await harness.admin.appendBatch({
     logId: "source",
     entries: [
-      entry("order.placed", { id: 1, total: 2.5 }, { reqId: "o-1", sourceId: "shop", simTime: 10.25, metadata: { region: "eu" } }),
+      entry("order.placed", { id: 1, total: 2.5 }, { requestId: "o-1", sourceId: "shop", simTime: 10.25, metadata: { region: "eu" } }),
       entry("order.paid", { id: 1, note: "ünïcödé ✓" }, { sourceId: "shop" }),
       entry("order.secret", { card: "4111" }),
       entry("order.shipped", { id: 1 }),
@@ -55,7 +55,7 @@ test("annals export, verify and import: the copy holds the same entries and veri
   const source = (await harness.admin.read({ logId: "source" })).entries;
   const copy = (await harness.admin.read({ logId: "copy" })).entries;
   const kept = source.filter((e) => e.redaction === undefined && !e.kind.startsWith("annals."));
-  const fields = (e: (typeof copy)[number]) => ({ uuid: e.uuid, kind: e.kind, payload: e.payload, sourceId: e.sourceId, simTime: e.simTime, metadata: e.metadata, reqId: e.reqId });
+  const fields = (e: (typeof copy)[number]) => ({ uuid: e.uuid, kind: e.kind, body: e.body, contentType: e.contentType, sourceId: e.sourceId, simTime: e.simTime, metadata: e.metadata, requestId: e.requestId });
   assert.deepEqual(copy.map(fields), kept.map(fields));
   assert.equal((await harness.admin.verify({ logId: "copy" })).valid, true);
 

@@ -1,11 +1,15 @@
 import { fileURLToPath } from "node:url";
 import { loadMigrations, migrate, type Database } from "@annals/db";
-import type { ServiceComponent } from "@annals/runtime";
+import type { JsonWebKey } from "node:crypto";
+import { createAuthenticator, createLogger, readNodeId, type AuthOptions, type ServiceComponent } from "@annals/runtime";
+import { tileRoutes } from "./tile-routes.js";
+import { Checkpointer, DEFAULT_CHECKPOINT_INTERVAL_MS } from "./checkpointer.js";
+import { loadNodeSigner } from "./signing-key.js";
 import { AppendBatcher, DEFAULT_GROUP_COMMIT, type GroupCommitOptions } from "./append-batcher.js";
 import { AppendNotifier } from "./append-notifier.js";
 import { DEFAULT_LOG_LIMITS, type LogLimits } from "./entry-input.js";
 import { LogMetrics } from "./log-metrics.js";
-import { logRegistration } from "./service.js";
+import { LOG_READ, logRegistration } from "./service.js";
 
 export const LOG_SERVICE_NAME = "annals-log";
 
@@ -19,6 +23,14 @@ export interface LogComponentOptions {
   limits?: Partial<LogLimits>;
   /** Group commit settings; defaults in DEFAULT_GROUP_COMMIT. */
   groupCommit?: GroupCommitOptions;
+  /** This node's SPIFFE ID, which names its logs' checkpoints (their origin). Default: readNodeId of an empty environment. */
+  nodeId?: string;
+  /** The node's Ed25519 checkpoint signing key as a private JWK; undefined: one generated once and kept in the database. */
+  signingKey?: JsonWebKey;
+  /** The longest an append waits for a signed checkpoint that covers it, in ms. Default 1000. */
+  checkpointIntervalMs?: number;
+  /** How the tile routes check tokens: the server's own auth settings. Default: auth off (tests, the node on loopback). */
+  auth?: AuthOptions;
 }
 
 /** Applies the log service's migrations, starts listening for appends and builds the handlers. */
@@ -26,15 +38,35 @@ export async function createLogComponent(options: LogComponentOptions): Promise<
   const { db } = options;
   const migrations = await loadMigrations(fileURLToPath(new URL("../migrations", import.meta.url)));
   await migrate(db, { schema: LOG_SCHEMA, migrations });
+  const logger = createLogger({ name: LOG_SERVICE_NAME });
   const metrics = new LogMetrics();
   const notifier = new AppendNotifier(db);
   await notifier.start();
-  const batcher = new AppendBatcher(db, options.groupCommit ?? DEFAULT_GROUP_COMMIT, metrics, (logId) => notifier.announce(logId));
+  const signer = await loadNodeSigner({
+    db,
+    nodeId: options.nodeId ?? readNodeId({}),
+    jwk: options.signingKey,
+    onGenerated: () => logger.warn("generated this node's checkpoint signing key and stored it in the database; set ANNALS_LOG_SIGNING_KEY_FILE in production"),
+  });
+  const checkpointer = new Checkpointer({
+    db,
+    signerFor: (logId) => signer.forLog(logId),
+    intervalMs: options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
+    logger,
+  });
+  const batcher = new AppendBatcher(db, options.groupCommit ?? DEFAULT_GROUP_COMMIT, metrics, (logId) => {
+    notifier.announce(logId);
+    checkpointer.grown(logId);
+  });
   return {
     name: "log",
-    registrations: [logRegistration({ db, batcher, notifier, limits: { ...DEFAULT_LOG_LIMITS, ...options.limits }, metrics })],
+    registrations: [
+      logRegistration({ db, batcher, checkpointer, signer, notifier, limits: { ...DEFAULT_LOG_LIMITS, ...options.limits }, metrics }),
+    ],
+    httpRoutes: tileRoutes({ db, checkpointer, authenticator: createAuthenticator(options.auth ?? { mode: "off" }), readRole: LOG_READ }),
     close: async () => {
       await batcher.settled();
+      checkpointer.close();
       await notifier.close();
     },
   };

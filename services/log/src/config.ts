@@ -1,5 +1,10 @@
+import { createPrivateKey, type JsonWebKey } from "node:crypto";
+import { readFileSync } from "node:fs";
 import {
+  ConfigError,
   readDatabaseConfig,
+  readFilePath,
+  readNodeId,
   readInteger,
   readServerConfig,
   type DatabaseConfig,
@@ -8,6 +13,7 @@ import {
 } from "@annals/runtime";
 import { DEFAULT_LOG_LIMITS, type LogLimits } from "./entry-input.js";
 import { DEFAULT_GROUP_COMMIT, type GroupCommitOptions } from "./append-batcher.js";
+import { DEFAULT_CHECKPOINT_INTERVAL_MS } from "./checkpointer.js";
 
 /** Everything the standalone log service reads from its environment. */
 export interface LogServiceConfig {
@@ -20,6 +26,12 @@ export interface LogServiceConfig {
 export interface LogOptions {
   limits: LogLimits;
   groupCommit: GroupCommitOptions;
+  /** ANNALS_NODE_ID: names the node's checkpoints. */
+  nodeId: string;
+  /** ANNALS_LOG_SIGNING_KEY_FILE, read and checked: an Ed25519 private JWK. */
+  signingKey: JsonWebKey | undefined;
+  /** ANNALS_LOG_CHECKPOINT_INTERVAL_MS. */
+  checkpointIntervalMs: number;
 }
 
 /** Default ports of the standalone log service (the all-in-one node has its own). */
@@ -51,5 +63,24 @@ export function readLogOptions(env: Env): LogOptions {
       maxEntries: readInteger(env, "ANNALS_LOG_GROUP_COMMIT_MAX_ENTRIES", DEFAULT_GROUP_COMMIT.maxEntries, { min: 1, max: 100_000 }),
       maxWaitMs: readInteger(env, "ANNALS_LOG_GROUP_COMMIT_WAIT_MS", DEFAULT_GROUP_COMMIT.maxWaitMs, { min: 0, max: 1000 }),
     },
+    nodeId: readNodeId(env),
+    signingKey: readSigningKeyFile(env),
+    checkpointIntervalMs: readInteger(env, "ANNALS_LOG_CHECKPOINT_INTERVAL_MS", DEFAULT_CHECKPOINT_INTERVAL_MS, { min: 10, max: 1000 }),
   };
+}
+
+/** ANNALS_LOG_SIGNING_KEY_FILE, checked now: an Ed25519 private JWK ({"kty":"OKP","crv":"Ed25519","d":…,"x":…}). */
+function readSigningKeyFile(env: Env): JsonWebKey | undefined {
+  const name = "ANNALS_LOG_SIGNING_KEY_FILE";
+  const path = readFilePath(env, name);
+  if (path === undefined) return undefined;
+  let jwk: JsonWebKey;
+  try {
+    jwk = JSON.parse(readFileSync(path, "utf8")) as JsonWebKey;
+    const key = createPrivateKey({ key: jwk, format: "jwk" });
+    if (key.asymmetricKeyType !== "ed25519") throw new Error(`it is a ${key.asymmetricKeyType} key`);
+  } catch (cause) {
+    throw new ConfigError(name, `file ${path} is not an Ed25519 private JWK (${cause instanceof Error ? cause.message : String(cause)})`, { cause });
+  }
+  return jwk;
 }

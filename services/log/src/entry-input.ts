@@ -1,4 +1,4 @@
-import { canonicalJson, payloadProblem, sha256Hex, textProblem, type JsonValue } from "@annals/chain";
+import { binaryPayloadDigest, canonicalJson, contentTypeProblem, payloadProblem, sha256Hex, textProblem, type JsonValue } from "@annals/chain";
 import type { logV1 } from "@annals/proto";
 import { Code } from "@connectrpc/connect";
 import { invalidArgument, rpcError } from "@annals/runtime";
@@ -7,7 +7,7 @@ import { isCanonicalUuid } from "./uuid-v7.js";
 
 /** Size limits on what a producer may append. */
 export interface LogLimits {
-  /** Largest payload, in bytes of its canonical JSON. Default 262144 (256 KiB). */
+  /** Largest payload, in bytes of its canonical JSON or of its bytes. Default 262144 (256 KiB). */
   maxPayloadBytes: number;
   /** Largest metadata, in UTF-8 bytes of all keys and values together. Default 16384. */
   maxMetadataBytes: number;
@@ -35,8 +35,12 @@ export interface PreparedEntry {
   /** null: the server assigns a UUIDv7 when it sequences the entry. */
   uuid: string | null;
   kind: string;
-  /** The payload's canonical JSON (stored as it is; valid JSON). */
-  payloadJson: string;
+  /** A JSON payload's canonical JSON (stored as it is; valid JSON); null for a binary one. */
+  payloadJson: string | null;
+  /** A binary payload's bytes; null for a JSON one. */
+  binaryPayload: Uint8Array | null;
+  /** A binary payload's media type; null for a JSON payload (the chain envelope tells them apart by it). */
+  contentType: string | null;
   payloadDigest: string;
   sourceId: string;
   simTime: number | null;
@@ -85,18 +89,11 @@ export function prepareEntry(input: logV1.EntryInput | undefined, limits: LogLim
     throw invalidArgument(`${field}.uuid`, "must be empty or a lowercase hyphenated UUID");
   }
   checkText(input.sourceId, `${field}.source_id`);
-  checkText(input.reqId, `${field}.req_id`);
+  checkText(input.requestId, `${field}.request_id`);
   if (input.simTime !== undefined && !Number.isFinite(input.simTime)) {
     throw invalidArgument(`${field}.sim_time`, "must be a finite number");
   }
-  if (input.payload === undefined) throw invalidArgument(`${field}.payload`, "is required (a JSON object; {} for none)");
-  const payloadJson = canonicalPayload(input.payload, `${field}.payload`);
-  const payloadBytes = Buffer.byteLength(payloadJson, "utf8");
-  if (payloadBytes > limits.maxPayloadBytes) {
-    throw invalidArgument(`${field}.payload`, `is ${payloadBytes} bytes of canonical JSON; the limit is ${limits.maxPayloadBytes}`, {
-      limit: String(limits.maxPayloadBytes),
-    });
-  }
+  const body = preparedBody(input, limits, field);
   let metadataBytes = 0;
   for (const [key, value] of Object.entries(input.metadata)) {
     if (key === "") throw invalidArgument(`${field}.metadata`, "has an empty key");
@@ -112,13 +109,43 @@ export function prepareEntry(input: logV1.EntryInput | undefined, limits: LogLim
   return {
     uuid: input.uuid === "" ? null : input.uuid,
     kind: input.kind,
-    payloadJson,
-    payloadDigest: sha256Hex(payloadJson),
+    ...body,
     sourceId: input.sourceId,
     simTime: input.simTime ?? null,
     metadata: input.metadata,
-    reqId: input.reqId === "" ? null : input.reqId,
+    reqId: input.requestId === "" ? null : input.requestId,
   };
+}
+
+/** The payload of an entry, checked against the limits and hashed: JSON (canonicalised) or bytes (with a content type). */
+function preparedBody(
+  input: logV1.EntryInput,
+  limits: LogLimits,
+  field: string,
+): Pick<PreparedEntry, "payloadJson" | "binaryPayload" | "contentType" | "payloadDigest"> {
+  const body = input.body;
+  if (body.case === undefined) {
+    throw invalidArgument(`${field}.payload`, "is required: a JSON object ({} for none) in payload, or bytes in binary_payload");
+  }
+  if (body.case === "binaryPayload") {
+    const problem = contentTypeProblem(input.contentType);
+    if (problem) throw invalidArgument(`${field}.content_type`, problem);
+    if (body.value.byteLength > limits.maxPayloadBytes) {
+      throw invalidArgument(`${field}.binary_payload`, `is ${body.value.byteLength} bytes; the limit is ${limits.maxPayloadBytes}`, {
+        limit: String(limits.maxPayloadBytes),
+      });
+    }
+    return { payloadJson: null, binaryPayload: body.value, contentType: input.contentType, payloadDigest: binaryPayloadDigest(body.value) };
+  }
+  if (input.contentType !== "") throw invalidArgument(`${field}.content_type`, "must be empty for a JSON payload (it types a binary_payload)");
+  const payloadJson = canonicalPayload(body.value, `${field}.payload`);
+  const payloadBytes = Buffer.byteLength(payloadJson, "utf8");
+  if (payloadBytes > limits.maxPayloadBytes) {
+    throw invalidArgument(`${field}.payload`, `is ${payloadBytes} bytes of canonical JSON; the limit is ${limits.maxPayloadBytes}`, {
+      limit: String(limits.maxPayloadBytes),
+    });
+  }
+  return { payloadJson, binaryPayload: null, contentType: null, payloadDigest: sha256Hex(payloadJson) };
 }
 
 function checkText(value: string, field: string): void {

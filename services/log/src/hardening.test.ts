@@ -11,7 +11,7 @@ import { AppendBatcher } from "./append-batcher.js";
 import { MAX_PAYLOAD_DEPTH } from "@annals/chain";
 import { prepareEntry, DEFAULT_LOG_LIMITS, type PreparedEntry } from "./entry-input.js";
 import type { LogMetrics } from "./log-metrics.js";
-import { entry, rejects, startLogHarness, TEST_SECRET, type LogHarness } from "./log-harness.js";
+import { entry, payloadOf, rejects, startLogHarness, TEST_SECRET, type LogHarness } from "./log-harness.js";
 
 let harness: LogHarness;
 
@@ -61,7 +61,7 @@ describe("poison appends", () => {
     const metrics = { groupCommitted: (entries: number) => groups.push(entries), appendFinished: () => {} } as unknown as LogMetrics;
     // A long wait so that every request below lands in the first group.
     const batcher = new AppendBatcher(harness.db, { maxEntries: 1000, maxWaitMs: 50 }, metrics, () => {});
-    const good = (i: number) => prepareEntry(create(logV1.EntryInputSchema, { kind: "good.one", payload: { i } }), DEFAULT_LOG_LIMITS, "entry");
+    const good = (i: number) => prepareEntry(create(logV1.EntryInputSchema, entry("good.one", { i })), DEFAULT_LOG_LIMITS, "entry");
     // Validation keeps this out in the service; here it is built by hand to
     // reach the database: jsonb refuses a lone surrogate escape.
     const poison: PreparedEntry = { ...good(-1), payloadJson: '{"s":"\\ud800"}' };
@@ -88,12 +88,12 @@ describe("payload depth", () => {
     const payload = nested(MAX_PAYLOAD_DEPTH);
     const { result } = await harness.admin.append({ logId: "deep", entry: entry("deep.one", payload) });
     const read = await harness.admin.read({ logId: "deep" });
-    assert.deepEqual(read.entries[0]!.payload, payload);
+    assert.deepEqual(payloadOf(read.entries[0]), payload);
     const got = await harness.admin.getEntry({ logId: "deep", selector: { case: "seq", value: result!.seq } });
-    assert.deepEqual(got.entry!.payload, payload);
-    for await (const message of harness.admin.subscribe({ logId: "deep", fromSeq: 0n })) {
-      assert.equal(message.event.case, "entry");
-      assert.deepEqual(message.event.value!.payload as never, payload);
+    assert.deepEqual(payloadOf(got.entry), payload);
+    for await (const message of harness.admin.subscribe({ logId: "deep", afterSeq: 0n })) {
+      assert.equal(message.frame.case, "entry");
+      assert.deepEqual(payloadOf(message.frame.value as logV1.Entry), payload);
       break;
     }
     let exported = "";
@@ -142,15 +142,15 @@ describe("positions", () => {
     await harness.admin.appendBatch({ logId: "positions", entries: Array.from({ length: 40 }, (_, i) => entry("p.x", { i })) });
   });
 
-  test("Subscribe from_seq past the head is OUT_OF_RANGE naming the head, also for a log that does not exist yet", async () => {
-    for (const [logId, fromSeq, last] of [
-      ["positions", 42n, "40"],
+  test("Subscribe after_seq past the head is OUT_OF_RANGE naming the head, also for a log that does not exist yet", async () => {
+    for (const [logId, afterSeq, last] of [
+      ["positions", 41n, "40"],
       ["positions", 9223372036854775807n, "40"],
-      ["no-such-log", 2n, "0"],
+      ["no-such-log", 1n, "0"],
     ] as const) {
       const error = await rejects(
         (async () => {
-          for await (const _ of harness.admin.subscribe({ logId, fromSeq })) break;
+          for await (const _ of harness.admin.subscribe({ logId, afterSeq })) break;
         })(),
         Code.OutOfRange,
         /past the head/,
@@ -158,25 +158,25 @@ describe("positions", () => {
       assert.equal(errorReason(error), "SEQ_PAST_HEAD");
     }
     // The next seq to be written is fine: the stream waits for it.
-    const stream = harness.admin.subscribe({ logId: "positions", fromSeq: 41n });
+    const stream = harness.admin.subscribe({ logId: "positions", afterSeq: 40n });
     for await (const message of stream) {
-      assert.equal(message.event.case, "caughtUp");
+      assert.equal(message.frame.case, "caughtUp");
       break;
     }
   });
 
-  test("Subscribe from_seq 0 means the first stored entry, as for Read and Export", async () => {
-    for await (const message of harness.admin.subscribe({ logId: "positions", fromSeq: 0n })) {
-      assert.equal(message.event.case, "entry");
-      assert.equal((message.event.value as logV1.Entry).seq, 1n);
+  test("Subscribe after_seq 0 means from the first stored entry, as 0 does for Read and Export", async () => {
+    for await (const message of harness.admin.subscribe({ logId: "positions", afterSeq: 0n })) {
+      assert.equal(message.frame.case, "entry");
+      assert.equal((message.frame.value as logV1.Entry).seq, 1n);
       break;
     }
     await rejects(
       (async () => {
-        for await (const _ of harness.admin.subscribe({ logId: "positions", fromSeq: -1n })) break;
+        for await (const _ of harness.admin.subscribe({ logId: "positions", afterSeq: -1n })) break;
       })(),
       Code.InvalidArgument,
-      /^from_seq/,
+      /^after_seq/,
     );
   });
 });
@@ -198,9 +198,9 @@ describe("page tokens belong to their listing and its request", () => {
     const logs = await harness.admin.listLogs({ prefix: "tokens", pageSize: 1 });
     await rejects(harness.admin.listLogs({ prefix: "t", pageToken: logs.nextPageToken }), Code.InvalidArgument);
     const wall = read.entries[0]!.wallTimeUs;
-    const byTime = await harness.admin.listByTimeRange({ logId: "tokens", range: { case: "wallTime", value: { fromUs: wall, toUs: wall } }, pageSize: 2 });
+    const byTime = await harness.admin.listByTimeRange({ logId: "tokens", range: { case: "wallTime", value: { startUs: wall, endUs: wall } }, pageSize: 2 });
     await rejects(
-      harness.admin.listByTimeRange({ logId: "tokens", range: { case: "wallTime", value: { fromUs: wall - 1n, toUs: wall } }, pageToken: byTime.nextPageToken }),
+      harness.admin.listByTimeRange({ logId: "tokens", range: { case: "wallTime", value: { startUs: wall - 1n, endUs: wall } }, pageToken: byTime.nextPageToken }),
       Code.InvalidArgument,
     );
     // The right request takes it.
@@ -242,17 +242,18 @@ describe("Export compares with the head", () => {
 describe("AppendStream", () => {
   test("entries sent after a refused one are not appended", async () => {
     async function* messages() {
-      yield { logId: "stream-stop", entry: entry("s.e", { i: 0 }) };
-      yield { logId: "stream-stop", entry: entry("", { bad: true }) };
-      for (let i = 2; i < 50; i++) yield { logId: "stream-stop", entry: entry("s.e", { i }) };
+      yield { frame: { case: "options" as const, value: { logId: "stream-stop" } } };
+      yield { frame: { case: "entry" as const, value: { entry: entry("s.e", { i: 0 }) } } };
+      yield { frame: { case: "entry" as const, value: { entry: entry("", { bad: true }) } } };
+      for (let i = 2; i < 50; i++) yield { frame: { case: "entry" as const, value: { entry: entry("s.e", { i }) } } };
     }
     const acked: bigint[] = [];
     await rejects(
       (async () => {
-        for await (const ack of harness.admin.appendStream(messages())) acked.push(ack.result!.seq);
+        for await (const ack of harness.admin.appendStream(messages())) acked.push((ack.frame.value as logV1.AppendResult).seq);
       })(),
       Code.InvalidArgument,
-      /message\[1\]\.entry\.kind/,
+      /frame\[2\]\.entry\.entry\.kind/,
     );
     assert.deepEqual(acked, [1n]);
     assert.equal((await harness.admin.getLog({ logId: "stream-stop" })).head!.lastSeq, 1n, "nothing after the refused entry was written");
@@ -264,7 +265,7 @@ describe("Subscribe streams per subject", () => {
     const reader = await harness.clientWith(["log.read"]);
     const controllers = [new AbortController(), new AbortController()];
     const open = async (signal: AbortSignal) => {
-      for await (const message of reader.subscribe({ logId: "capped" }, { signal })) if (message.event.case === "caughtUp") return;
+      for await (const message of reader.subscribe({ logId: "capped" }, { signal })) if (message.frame.case === "caughtUp") return;
     };
     await Promise.all(controllers.map((controller) => open(controller.signal)));
     const error = await rejects(open(new AbortController().signal), Code.ResourceExhausted, /limit is 2/);
@@ -273,7 +274,7 @@ describe("Subscribe streams per subject", () => {
     const relays = Array.from({ length: 4 }, () => new AbortController());
     await Promise.all(
       relays.map(async (controller) => {
-        for await (const message of relay.subscribe({ logId: "capped" }, { signal: controller.signal })) if (message.event.case === "caughtUp") return;
+        for await (const message of relay.subscribe({ logId: "capped" }, { signal: controller.signal })) if (message.frame.case === "caughtUp") return;
       }),
     );
     controllers[0]!.abort();

@@ -1,6 +1,7 @@
 // Test support (not exported by the package): the log service in this process
 // on a database of its own, and connect clients with tokens of chosen roles.
 import { createAnnalsClients, type LogClient } from "@annals/client";
+import type { logV1 } from "@annals/proto";
 import type { Database } from "@annals/db";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
@@ -32,7 +33,7 @@ export async function startLogHarness(label: string, options: Omit<LogComponentO
   const server = await serveComponents({
     name: `test-${label}`,
     server: config,
-    components: async () => [await createLogComponent({ db, ...options })],
+    components: async () => [await createLogComponent({ db, auth: config.auth, ...options })],
   });
   const baseUrl = `http://127.0.0.1:${server.grpcPort}`;
   const clientWith = async (roles: string[], logs?: string[]) => {
@@ -54,8 +55,26 @@ export async function startLogHarness(label: string, options: Omit<LogComponentO
 }
 
 
-export type EntryInit = { uuid?: string; sourceId?: string; simTime?: number; metadata?: Record<string, string>; reqId?: string };
+export type EntryInit = { uuid?: string; sourceId?: string; simTime?: number; metadata?: Record<string, string>; requestId?: string };
 
+/** An EntryInput with a JSON payload. */
 export function entry(kind: string, payload: Record<string, unknown>, extra: EntryInit = {}) {
-  return { kind, payload: payload as never, ...extra };
+  return { kind, body: { case: "payload" as const, value: payload as never }, ...extra };
+}
+
+/** An EntryInput with a binary payload. */
+export function binaryEntry(kind: string, bytes: Uint8Array, contentType: string, extra: EntryInit = {}) {
+  return { kind, body: { case: "binaryPayload" as const, value: bytes }, contentType, ...extra };
+}
+
+/** An entry's JSON payload (undefined when it is binary or redacted). */
+export function payloadOf(entry: logV1.Entry | undefined): unknown {
+  return entry?.body.case === "payload" ? entry.body.value : undefined;
+}
+
+/** The entries of Subscribe frames, whether sent one per frame or in batches. */
+export function entriesOf(response: logV1.SubscribeResponse): logV1.Entry[] {
+  if (response.frame.case === "entry") return [response.frame.value];
+  if (response.frame.case === "entries") return response.frame.value.entries;
+  return [];
 }

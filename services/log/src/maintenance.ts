@@ -3,6 +3,7 @@ import { Code } from "@connectrpc/connect";
 import type { Database, Queryable } from "@annals/db";
 import { notFound, rpcError } from "@annals/runtime";
 import { refuseMirror } from "./append-batcher.js";
+import { growTree } from "./merkle-tree.js";
 import { planAppends, type AppendedEntry } from "./append-plan.js";
 import { seqCompacted, seqPastHead } from "./log-errors.js";
 import { RESERVED_KIND_PREFIX, type PreparedEntry } from "./entry-input.js";
@@ -29,8 +30,8 @@ export async function compactLog(db: Database, logId: string, target: CompactTar
     const checkpointChecksum = await checksumAt(tx, logId, beforeSeq - 1n);
     if (checkpointChecksum === null) {
       throw rpcError(Code.DataLoss, `entry ${beforeSeq - 1n} of log "${logId}" is missing; run Verify`, {
-        reason: "ENTRY_MISSING",
-        metadata: { log: logId, seq: String(beforeSeq - 1n) },
+        reason: "ENTRIES_MISSING",
+        metadata: { log: logId, first_missing_seq: String(beforeSeq - 1n), last_missing_seq: String(beforeSeq - 1n) },
       });
     }
     const { removed } = await compactBefore(tx, logId, beforeSeq, checkpointChecksum);
@@ -63,6 +64,8 @@ export async function redactEntry(
     uuid: null,
     kind: REDACTION_KIND,
     payloadJson,
+    binaryPayload: null,
+    contentType: null,
     payloadDigest: sha256Hex(payloadJson),
     sourceId: options.subject,
     simTime: null,
@@ -80,7 +83,7 @@ export async function redactEntry(
     const appended = outcome![0]!;
     if (appended.duplicate) return appended;
     const target = await redactionTarget(tx, head, seq);
-    await insertEntries(tx, logId, plan.rows, plan.head);
+    await insertEntries(tx, logId, plan.rows, plan.head, growTree(head, plan.rows.map((row) => row.checksum)));
     await markRedacted(tx, logId, target, appended.seq, reason);
     return appended;
   });

@@ -54,12 +54,12 @@ async function startCluster(label: string) {
 async function readAll(client: LogClient, logId: string) {
   const entries = [];
   let pageToken = "";
-  do {
+  for (;;) {
     const page = await client.read({ logId, pageSize: 1000, pageToken });
     entries.push(...page.entries);
     pageToken = page.nextPageToken;
-  } while (pageToken);
-  return entries;
+    if (page.entries.length === 0 || page.entries.at(-1)!.seq >= page.head!.lastSeq) return entries;
+  }
 }
 
 function range(count: number): number[] {
@@ -75,7 +75,7 @@ describe(`replicas: ${where}`, () => {
       Array.from({ length: callers }, async (_, caller) => {
         const client = clients[caller % clients.length]!;
         for (let n = caller; n < total; n += callers) {
-          const { result } = await client.append({ logId: "shared", entry: entry("replica.append", { n }, { reqId: `r-${n}` }) });
+          const { result } = await client.append({ logId: "shared", entry: entry("replica.append", { n }, { requestId: `r-${n}` }) });
           assert.equal(result!.duplicate, false);
         }
       }),
@@ -85,7 +85,7 @@ describe(`replicas: ${where}`, () => {
       entries.map((e) => Number(e.seq)),
       range(total),
     );
-    assert.equal(new Set(entries.map((e) => e.reqId)).size, total);
+    assert.equal(new Set(entries.map((e) => e.requestId)).size, total);
     for (const client of clients) {
       const verify = await client.verify({ logId: "shared" });
       assert.equal(verify.valid, true);
@@ -113,9 +113,9 @@ describe(`replicas: ${where}`, () => {
     const controller = new AbortController();
     const seqs: number[] = [];
     let caughtUpAt = -1;
-    for await (const message of clients[0]!.subscribe({ logId: "live", fromSeq: 1n }, { signal: controller.signal })) {
-      if (message.event.case === "entry") seqs.push(Number(message.event.value.seq));
-      if (message.event.case === "caughtUp") caughtUpAt = seqs.length;
+    for await (const message of clients[0]!.subscribe({ logId: "live", afterSeq: 0n }, { signal: controller.signal })) {
+      if (message.frame.case === "entry") seqs.push(Number(message.frame.value.seq));
+      if (message.frame.case === "caughtUp") caughtUpAt = seqs.length;
       if (seqs.length === total) break;
     }
     controller.abort();
@@ -138,7 +138,7 @@ describe(`replicas: ${where}`, () => {
         for (let n = 0; ; n++) {
           const reqId = `k-${writer}-${n}`;
           attempted.add(reqId);
-          const { result } = await client.append({ logId: "burst", entry: entry("replica.burst", { writer, n }, { reqId }) });
+          const { result } = await client.append({ logId: "burst", entry: entry("replica.burst", { writer, n }, { requestId: reqId }) });
           acked.set(reqId, result!.seq);
           if (acked.size === 1500) killed();
         }
@@ -155,7 +155,7 @@ describe(`replicas: ${where}`, () => {
     // Retry everything that was attempted, acknowledged or not, as a client would.
     for (const reqId of attempted) {
       const [, writer, n] = reqId.split("-");
-      const { result } = await revived.append({ logId: "burst", entry: entry("replica.burst", { writer: Number(writer), n: Number(n) }, { reqId }) });
+      const { result } = await revived.append({ logId: "burst", entry: entry("replica.burst", { writer: Number(writer), n: Number(n) }, { requestId: reqId }) });
       const before = acked.get(reqId);
       if (before !== undefined) {
         assert.equal(result!.seq, before, `${reqId} keeps its seq`);
@@ -167,7 +167,7 @@ describe(`replicas: ${where}`, () => {
       entries.map((e) => Number(e.seq)),
       range(attempted.size),
     );
-    assert.deepEqual(new Set(entries.map((e) => e.reqId)), attempted);
+    assert.deepEqual(new Set(entries.map((e) => e.requestId)), attempted);
     const verify = await revived.verify({ logId: "burst" });
     assert.equal(verify.valid, true);
     assert.equal(verify.checkedCount, BigInt(attempted.size));

@@ -1,4 +1,5 @@
-import { ChainVerifier, canonicalJson, type JsonValue } from "@annals/chain";
+import { ChainVerifier, canonicalJson, encodeRightEdge, type EntryProblem, type JsonValue } from "@annals/chain";
+import { growTree } from "./merkle-tree.js";
 import { Code } from "@connectrpc/connect";
 import type { Database } from "@annals/db";
 import type { logV1 } from "@annals/proto";
@@ -6,11 +7,20 @@ import { rpcError } from "@annals/runtime";
 import { REDACTION_KIND } from "./maintenance.js";
 import { anchorMirror, entryBySeq, insertEntries, lockHead, markRedacted, type HeadRow, type NewEntryRow } from "./store.js";
 
+/** The VerifyFindingKind name of each problem the chain verifier reports. */
+const FINDING_OF: Record<EntryProblem, string> = { payload_digest: "DIGEST", checksum: "CHECKSUM", link: "LINK" };
+
 export interface ReplicatedBatch {
   logId: string;
   originNode: string;
   entries: readonly logV1.Entry[];
-  anchor: { seq: bigint; checksum: string } | null;
+  anchor: { seq: bigint; checksum: string; treeEdge: readonly Uint8Array[] } | null;
+}
+
+/** The right edge the origin sent with its anchor, encoded; null when it sent none (the mirror then has no tree). */
+function anchorEdge(anchor: { seq: bigint; treeEdge: readonly Uint8Array[] }): Uint8Array | null {
+  if (anchor.treeEdge.length === 0) return null;
+  return encodeRightEdge({ size: anchor.seq, hashes: anchor.treeEdge });
 }
 
 /**
@@ -24,7 +34,7 @@ export async function appendReplicated(
   onCommitted: (logId: string) => void,
 ): Promise<HeadRow> {
   const { logId, originNode, entries } = batch;
-  const chainLogId = entries[0]!.logId;
+  const chainLogId = entries[0]!.chainLogId;
   const head = await db.transaction(async (tx) => {
     let head = (await lockHead(tx, logId, { origin: "mirror", originNode, chainLogId }))!;
     if (head.origin !== "mirror") {
@@ -38,8 +48,17 @@ export async function appendReplicated(
       );
     }
     if (batch.anchor && head.last_seq === 0n && head.entry_count === 0n && batch.anchor.seq > 0n) {
-      await anchorMirror(tx, logId, batch.anchor);
-      head = { ...head, last_seq: batch.anchor.seq, last_checksum: batch.anchor.checksum, checkpoint_seq: batch.anchor.seq, checkpoint_checksum: batch.anchor.checksum };
+      // The origin's tree at the anchor, when it sent one that fits: the mirror grows the same tree from there.
+      const edge = anchorEdge(batch.anchor);
+      await anchorMirror(tx, logId, { ...batch.anchor, treeEdge: edge });
+      head = {
+        ...head,
+        last_seq: batch.anchor.seq,
+        last_checksum: batch.anchor.checksum,
+        checkpoint_seq: batch.anchor.seq,
+        checkpoint_checksum: batch.anchor.checksum,
+        tree_edge: edge,
+      };
     }
     if (entries[0]!.seq !== head.last_seq + 1n) {
       throw rpcError(
@@ -52,36 +71,34 @@ export async function appendReplicated(
     const rows: NewEntryRow[] = [];
     let lastWallTimeUs = head.last_wall_time_us;
     for (const entry of entries) {
-      const payload = (entry.payload ?? null) as { [key: string]: JsonValue } | null;
-      if (payload === null && !entry.redaction) {
-        throw rpcError(Code.InvalidArgument, `entry ${entry.seq} has no payload and is not marked redacted`, {
-          reason: "PAYLOAD_MISSING",
-          metadata: { seq: String(entry.seq) },
-        });
-      }
+      const json = entry.body.case === "payload" ? (entry.body.value as { [key: string]: JsonValue }) : null;
+      const bytes = entry.body.case === "binaryPayload" ? entry.body.value : null;
       const fields = {
         logId: chainLogId, seq: entry.seq, uuid: entry.uuid, kind: entry.kind, sourceId: entry.sourceId,
-        simTime: entry.simTime ?? null, wallTimeUs: entry.wallTimeUs, reqId: entry.reqId, metadata: entry.metadata,
-        payloadDigest: entry.payloadDigest, prevChecksum: entry.prevChecksum, checksum: entry.checksum, payload,
+        simTime: entry.simTime ?? null, wallTimeUs: entry.wallTimeUs, reqId: entry.requestId, metadata: entry.metadata,
+        contentType: entry.contentType === "" ? null : entry.contentType,
+        payloadDigest: entry.payloadDigest, prevChecksum: entry.prevChecksum, checksum: entry.checksum, payload: json ?? bytes,
       };
       const check = verifier.check(fields);
-      if (check.missingBefore || check.problems.length > 0 || entry.logId !== chainLogId) {
-        const what = check.missingBefore ? `seqs ${check.missingBefore.from}..${check.missingBefore.to} are missing` : check.problems.join(", ") || "log id differs";
+      if (check.missingBefore || check.problems.length > 0 || entry.chainLogId !== chainLogId) {
+        // `problem` is a fixed token (a VerifyFindingKind name, or CHAIN_LOG_ID) that callers can act on.
+        const problem = check.missingBefore ? "MISSING" : (check.problems.map((found) => FINDING_OF[found])[0] ?? "CHAIN_LOG_ID");
+        const what = check.missingBefore ? `seqs ${check.missingBefore.from}..${check.missingBefore.to} are missing` : check.problems.join(", ") || "chain log id differs";
         throw rpcError(Code.DataLoss, `replicated entry ${entry.seq} of "${chainLogId}" does not verify: ${what}`, {
           reason: "CHAIN_MISMATCH",
-          metadata: { log: logId, seq: String(entry.seq), problem: what },
+          metadata: { log: logId, seq: String(entry.seq), problem },
         });
       }
       rows.push({
         seq: entry.seq, uuid: entry.uuid, kind: entry.kind, source_id: entry.sourceId, sim_time: entry.simTime ?? null,
-        wall_time_us: entry.wallTimeUs, req_id: entry.reqId === "" ? null : entry.reqId, metadata: entry.metadata,
-        payloadJson: payload === null ? "null" : canonicalJson(payload), payload_digest: entry.payloadDigest,
-        prev_checksum: entry.prevChecksum, checksum: entry.checksum,
+        wall_time_us: entry.wallTimeUs, req_id: entry.requestId === "" ? null : entry.requestId, metadata: entry.metadata,
+        payloadJson: json === null ? "null" : canonicalJson(json), content_type: fields.contentType, binary_payload: bytes,
+        payload_digest: entry.payloadDigest, prev_checksum: entry.prevChecksum, checksum: entry.checksum,
       });
       if (entry.wallTimeUs > lastWallTimeUs) lastWallTimeUs = entry.wallTimeUs;
     }
     const last = verifier.position;
-    await insertEntries(tx, logId, rows, { lastSeq: last.seq, lastChecksum: last.checksum, lastWallTimeUs });
+    await insertEntries(tx, logId, rows, { lastSeq: last.seq, lastChecksum: last.checksum, lastWallTimeUs }, growTree(head, rows.map((row) => row.checksum)));
     // A redaction entry erases its target's payload here too, as it did at the origin (the chain keeps the digest).
     for (const row of rows) {
       if (row.kind !== REDACTION_KIND || row.payloadJson === "null") continue;

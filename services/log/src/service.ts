@@ -1,38 +1,38 @@
-import { create } from "@bufbuild/protobuf";
-import type { HandlerContext } from "@connectrpc/connect";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { contentTypeProblem, encodeRightEdge, payloadProblem } from "@annals/chain";
 import type { Database } from "@annals/db";
-import { logV1 } from "@annals/proto";
+import { logV1, rpcDetails } from "@annals/proto";
 import {
   ADMIN_ROLE,
   callPrincipal,
-  decodePageToken,
   defineService,
-  encodePageToken,
-  grantsLog,
   invalidArgument,
   isAllowed,
   notFound,
-  pagePositionInteger,
   requireLogAccess,
   resourceExhausted,
   type Principal,
   type ServiceRegistration,
 } from "@annals/runtime";
+import { KindFilter, patternProblem } from "@annals/topics";
 import type { AppendBatcher } from "./append-batcher.js";
 import type { AppendNotifier } from "./append-notifier.js";
 import type { AppendedEntry } from "./append-plan.js";
-import { payloadProblem } from "@annals/chain";
-import { checkLocalLogId, checkLogId, prepareEntry, type LogLimits, type PreparedEntry } from "./entry-input.js";
 import { OrderedAcks } from "./append-stream.js";
+import { checkLocalLogId, checkLogId, prepareEntry, type LogLimits, type PreparedEntry } from "./entry-input.js";
 import { appendResult, entryMessage, headMessage } from "./entry-mapping.js";
 import { exportLines } from "./export.js";
 import { seqCompacted, seqPastHead } from "./log-errors.js";
 import type { LogMetrics } from "./log-metrics.js";
+import type { Checkpointer } from "./checkpointer.js";
 import { compactLog, redactEntry } from "./maintenance.js";
+import { checkpointAt, consistencyBetween, inclusionAt, receipts } from "./proofs.js";
+import type { NodeSigner } from "./signing-key.js";
+import { listByTimeRangePage, listBySourcePage, listLogsPage, readPage } from "./reads.js";
 import { appendReplicated } from "./replicate.js";
 import * as store from "./store.js";
 import { subscription } from "./subscription.js";
-import { KindFilter, patternProblem } from "@annals/topics";
 import { isCanonicalUuid } from "./uuid-v7.js";
 import { verifyRange } from "./verify.js";
 
@@ -47,14 +47,16 @@ export const LOG_RELAY = "log.relay";
 export interface LogServiceDeps {
   db: Database;
   batcher: AppendBatcher;
+  checkpointer: Checkpointer;
+  signer: NodeSigner;
   notifier: AppendNotifier;
   limits: LogLimits;
   metrics: LogMetrics;
 }
 
-const DEFAULT_PAGE_SIZE = 100;
-const MAX_PAGE_SIZE = 1000;
 const MAX_PATTERNS = 64;
+/** The most entries a client may ask for in one `entries` frame. */
+const MAX_ENTRIES_PER_FRAME = 1000;
 const MAX_REASON_LENGTH = 1024;
 /** Entries one AppendStream keeps in flight before it stops reading (bounds memory per stream). */
 const APPEND_STREAM_WINDOW = 1024;
@@ -90,6 +92,15 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
     return batcher.append(logId, { entries });
   }
 
+  /** The entries of a batch, checked: 1 to the configured limit, each valid. */
+  function prepareBatch(entries: readonly logV1.EntryInput[], field: string): PreparedEntry[] {
+    if (entries.length === 0) throw invalidArgument(field, "must hold at least one entry");
+    if (entries.length > limits.maxBatchEntries) {
+      throw invalidArgument(field, `holds ${entries.length} entries; the limit is ${limits.maxBatchEntries}`, { limit: String(limits.maxBatchEntries) });
+    }
+    return entries.map((entry, index) => prepareEntry(entry, limits, `${field}[${index}]`));
+  }
+
   return defineService({
     service: logV1.LogService,
     access: {
@@ -111,6 +122,10 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
       redact: ADMIN_ROLE,
       export: LOG_READ,
       appendReplicated: LOG_REPLICATE,
+      getCheckpoint: LOG_READ,
+      getInclusionProof: LOG_READ,
+      getConsistencyProof: LOG_READ,
+      getVerifierKey: LOG_READ,
     },
     impl: {
       async createLog(request, context) {
@@ -123,83 +138,73 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
       },
 
       async listLogs(request, context) {
-        const size = pageSize(request.pageSize);
-        const scope = [request.prefix];
-        const after = request.pageToken ? decodePageToken("page_token", "logs", scope, request.pageToken)[0]! : "";
-        const principal = callPrincipal(context);
-        const heads = await store.listHeads(db, request.prefix, after, size);
-        const visible = heads.filter((head) => grantsLog(principal, head.log_id));
-        return {
-          logs: visible.map(headMessage),
-          nextPageToken: heads.length === size ? encodePageToken("logs", scope, [heads.at(-1)!.log_id]) : "",
-        };
+        return listLogsPage(db, callPrincipal(context), request);
       },
 
       async append(request, context) {
         const logId = localLogFor(context, request.logId);
         const [result] = await append(logId, [prepareEntry(request.entry, limits, "entry")]);
-        return { result: appendResult(result!) };
+        const [receipt] = request.wantReceipt ? await receipts(db, deps.checkpointer, logId, [result!.seq]) : [""];
+        return { result: appendResult(result!), receipt };
       },
 
       async appendBatch(request, context) {
         const logId = localLogFor(context, request.logId);
-        if (request.entries.length === 0) throw invalidArgument("entries", "must hold at least one entry");
-        if (request.entries.length > limits.maxBatchEntries) {
-          throw invalidArgument("entries", `holds ${request.entries.length} entries; the limit is ${limits.maxBatchEntries}`, {
-            limit: String(limits.maxBatchEntries),
-          });
-        }
-        const prepared = request.entries.map((entry, index) => prepareEntry(entry, limits, `entries[${index}]`));
-        return { results: (await append(logId, prepared)).map(appendResult) };
+        const results = await append(logId, prepareBatch(request.entries, "entries"));
+        return {
+          results: results.map(appendResult),
+          receipts: request.wantReceipt ? await receipts(db, deps.checkpointer, logId, results.map((result) => result.seq)) : [],
+        };
       },
 
       async *appendStream(requests, context) {
-        const acks = new OrderedAcks<AppendedEntry>(APPEND_STREAM_WINDOW);
+        const acks = new OrderedAcks<AppendStreamAnswer>(APPEND_STREAM_WINDOW);
+        const options = { logId: "", continueOnFailure: false };
+        /** One entry or batch frame, appended; its answer, or with continue_on_failure its failure. */
+        const answer = async (frame: logV1.AppendStreamRequest["frame"], index: number): Promise<AppendStreamAnswer> => {
+          const field = `frame[${index}]`;
+          try {
+            if (frame.case === "entry") {
+              const logId = localLogFor(context, frame.value.logId || options.logId, `${field}.entry.log_id`);
+              const [appended] = await append(logId, [prepareEntry(frame.value.entry, limits, `${field}.entry.entry`)]);
+              return { frame: { case: "result", value: appendResult(appended!) } };
+            }
+            if (frame.case === "batch") {
+              const logId = localLogFor(context, frame.value.logId || options.logId, `${field}.batch.log_id`);
+              const appended = await append(logId, prepareBatch(frame.value.entries, `${field}.batch.entries`));
+              return { frame: { case: "batchResult", value: { results: appended.map(appendResult) } } };
+            }
+            throw invalidArgument(field, frame.case === "options" ? "options may only be the first frame" : "is empty: send an entry or a batch");
+          } catch (error) {
+            if (!options.continueOnFailure) throw error;
+            return { frame: { case: "failure", value: streamFailure(index, error) } };
+          }
+        };
         void (async () => {
           let index = 0;
           for await (const request of requests) {
-            const field = `message[${index++}]`;
+            if (index === 0 && request.frame.case === "options") {
+              options.logId = request.frame.value.logId;
+              options.continueOnFailure = request.frame.value.continueOnFailure;
+              index++;
+              continue;
+            }
             await acks.room();
-            // The first refused entry ends the stream; what arrives after it
-            // is not appended (the proto says how a client resends by req_id).
+            // The first refused frame ends the stream (unless the options say
+            // to go on); what arrives after it is not appended (the proto says
+            // how a client resends by request_id).
             if (acks.failed) return;
-            acks.push(
-              (async () => {
-                const logId = localLogFor(context, request.logId, `${field}.log_id`);
-                const [appended] = await append(logId, [prepareEntry(request.entry, limits, `${field}.entry`)]);
-                return appended!;
-              })(),
-            );
+            acks.push(answer(request.frame, index++));
           }
         })().then(
           () => acks.end(),
           (error: unknown) => acks.fail(error),
         );
-        for await (const appended of acks) yield { result: appendResult(appended) };
+        yield* acks;
       },
 
       async read(request, context) {
-        const logId = logFor(context, request.logId);
-        const size = pageSize(request.pageSize);
-        if (request.fromSeq < 0n) throw invalidArgument("from_seq", "must not be negative");
-        const head = await existingHead(logId);
-        const backward = request.direction === logV1.ReadDirection.BACKWARD;
-        const listing = backward ? "read-backward" : "read-forward";
-        const token = request.pageToken ? pagePositionInteger("page_token", decodePageToken("page_token", listing, [logId], request.pageToken)[0]!) : null;
-        const first = head.checkpoint_seq + 1n;
-        let from = token ?? request.fromSeq;
-        if (from === 0n) from = backward ? head.last_seq : first;
-        if (backward && head.entry_count === 0n) return { entries: [], nextPageToken: "", head: headMessage(head) };
-        if (from < first) throw seqCompacted(logId, from, first);
-        if (from > head.last_seq + 1n || (backward && from > head.last_seq)) throw seqPastHead(logId, "from_seq", from, head.last_seq);
-        const rows = backward ? await store.readBackward(db, logId, from, size) : await store.readForward(db, logId, from, size);
-        const last = rows.at(-1);
-        let nextPageToken = "";
-        if (last && rows.length === size) {
-          if (!backward) nextPageToken = encodePageToken(listing, [logId], [String(last.seq + 1n)]);
-          else if (last.seq > first) nextPageToken = encodePageToken(listing, [logId], [String(last.seq - 1n)]);
-        }
-        return { entries: rows.map((row) => entryMessage(logId, row)), nextPageToken, head: headMessage(head) };
+        return readPage(db, await existingHead(logFor(context, request.logId)), request);
       },
 
       async getEntry(request, context) {
@@ -211,72 +216,33 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
           if (selector.value <= head.checkpoint_seq) throw seqCompacted(logId, selector.value, head.checkpoint_seq + 1n);
           const row = await store.entryBySeq(db, logId, selector.value);
           if (!row) throw notFound("entry", `${logId}#${selector.value}`);
-          return { entry: entryMessage(logId, row) };
+          return { entry: entryMessage(head, row) };
         }
         if (selector.case === "uuid") {
           const uuid = selector.value.toLowerCase();
           if (!isCanonicalUuid(uuid)) throw invalidArgument("uuid", "must be a hyphenated UUID");
-          await existingHead(logId);
+          const head = await existingHead(logId);
           const row = await store.entryByUuid(db, logId, uuid);
           if (!row) throw notFound("entry", `${logId}/${uuid}`);
-          return { entry: entryMessage(logId, row) };
+          return { entry: entryMessage(head, row) };
         }
         throw invalidArgument("selector", "set seq or uuid");
       },
 
       async findByRequestId(request, context) {
         const logId = logFor(context, request.logId);
-        if (request.reqId === "") throw invalidArgument("req_id", "is required");
-        await existingHead(logId);
-        const row = await store.entryByReqId(db, logId, request.reqId);
-        if (!row) throw notFound("req_id", request.reqId);
-        return { entry: entryMessage(logId, row) };
+        const head = await existingHead(logId);
+        const row = await store.entryByReqId(db, logId, request.requestId);
+        if (!row) throw notFound("request_id", request.requestId);
+        return { entry: entryMessage(head, row) };
       },
 
       async listBySource(request, context) {
-        const logId = logFor(context, request.logId);
-        const size = pageSize(request.pageSize);
-        await existingHead(logId);
-        const scope = [logId, request.sourceId];
-        const after = request.pageToken ? pagePositionInteger("page_token", decodePageToken("page_token", "source", scope, request.pageToken)[0]!) : 0n;
-        const rows = await store.listBySource(db, logId, request.sourceId, after, size);
-        return {
-          entries: rows.map((row) => entryMessage(logId, row)),
-          nextPageToken: rows.length === size ? encodePageToken("source", scope, [String(rows.at(-1)!.seq)]) : "",
-        };
+        return listBySourcePage(db, await existingHead(logFor(context, request.logId)), request);
       },
 
       async listByTimeRange(request, context) {
-        const logId = logFor(context, request.logId);
-        const size = pageSize(request.pageSize);
-        const range = request.range;
-        if (range.case === undefined) throw invalidArgument("range", "set sim_time or wall_time");
-        await existingHead(logId);
-        let rows: store.EntryRow[];
-        let nextPageToken = "";
-        if (range.case === "simTime") {
-          const { from, to } = range.value;
-          if (!Number.isFinite(from) || !Number.isFinite(to)) throw invalidArgument("sim_time", "bounds must be finite numbers");
-          if (from > to) throw invalidArgument("sim_time", `from (${from}) is after to (${to})`);
-          const scope = [logId, from, to];
-          const position = request.pageToken ? decodePageToken("page_token", "sim-time", scope, request.pageToken, 2) : null;
-          const after = position ? { time: pageTime(position[0]!), seq: pagePositionInteger("page_token", position[1]!) } : null;
-          rows = await store.listBySimTime(db, logId, { from, to }, after, size);
-          const last = rows.at(-1);
-          if (last && rows.length === size) nextPageToken = encodePageToken("sim-time", scope, [last.sim_time!, String(last.seq)]);
-        } else {
-          const { fromUs, toUs } = range.value;
-          if (fromUs > toUs) throw invalidArgument("wall_time", `from_us (${fromUs}) is after to_us (${toUs})`);
-          const scope = [logId, fromUs, toUs];
-          const position = request.pageToken ? decodePageToken("page_token", "wall-time", scope, request.pageToken, 2) : null;
-          const after = position
-            ? { time: pagePositionInteger("page_token", position[0]!, { signed: true }), seq: pagePositionInteger("page_token", position[1]!) }
-            : null;
-          rows = await store.listByWallTime(db, logId, { fromUs, toUs }, after, size);
-          const last = rows.at(-1);
-          if (last && rows.length === size) nextPageToken = encodePageToken("wall-time", scope, [String(last.wall_time_us), String(last.seq)]);
-        }
-        return { entries: rows.map((row) => entryMessage(logId, row)), nextPageToken };
+        return listByTimeRangePage(db, await existingHead(logFor(context, request.logId)), request);
       },
 
       async stats(request, context) {
@@ -296,14 +262,20 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
 
       async *subscribe(request, context) {
         const logId = logFor(context, request.logId);
-        if (request.fromSeq !== undefined && request.fromSeq < 0n) throw invalidArgument("from_seq", "must not be negative (0: the first stored entry; omit it to start at the tail)");
+        if (request.afterSeq !== undefined && request.afterSeq < 0n) {
+          throw invalidArgument("after_seq", "must not be negative (0: from the first stored entry; leave it out to start at the tail)");
+        }
         if (request.kinds.length > MAX_PATTERNS) throw invalidArgument("kinds", `holds more than ${MAX_PATTERNS} patterns`);
         request.kinds.forEach((pattern, index) => {
           const problem = patternProblem(pattern);
           if (problem) throw invalidArgument(`kinds[${index}]`, `"${pattern}" ${problem}`);
         });
-        const heartbeatMs = request.heartbeatIntervalMs === 0 ? 15_000 : request.heartbeatIntervalMs;
+        const heartbeatMs = request.heartbeatIntervalMs === 0n ? 15_000 : Number(request.heartbeatIntervalMs);
         if (heartbeatMs < 1000 || heartbeatMs > 300_000) throw invalidArgument("heartbeat_interval_ms", "must be 0 (15000) or from 1000 to 300000");
+        const maxEntriesPerFrame = request.maxEntriesPerFrame;
+        if (maxEntriesPerFrame < 0 || maxEntriesPerFrame > MAX_ENTRIES_PER_FRAME) {
+          throw invalidArgument("max_entries_per_frame", `must be from 0 (one entry per frame) to ${MAX_ENTRIES_PER_FRAME}`);
+        }
         const release = subscriptionCaps.open(callPrincipal(context));
         deps.metrics.subscriberOpened();
         try {
@@ -311,9 +283,10 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
             db,
             notifier: deps.notifier,
             logId,
-            fromSeq: request.fromSeq,
+            afterSeq: request.afterSeq,
             filter: new KindFilter(request.kinds),
             heartbeatMs,
+            maxEntriesPerFrame,
             signal: context.signal,
           });
         } finally {
@@ -328,7 +301,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
         const [from, to] = seqRange(head, request.fromSeq, request.toSeq);
         const report = await verifyRange(db, head, from, to);
         deps.metrics.verified(report.valid);
-        return create(logV1.VerifyResponseSchema, report);
+        return report;
       },
 
       async compact(request, context) {
@@ -351,10 +324,9 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
         if (request.seq < 1n) throw invalidArgument("seq", "must be 1 or more");
         if (request.reason.trim() === "") throw invalidArgument("reason", "is required");
         if (request.reason.length > MAX_REASON_LENGTH) throw invalidArgument("reason", `is longer than ${MAX_REASON_LENGTH} characters`);
-        if (request.reason.includes("\u0000") || request.reqId.includes("\u0000")) throw invalidArgument("reason", "contains a NUL character");
         const result = await redactEntry(
           db,
-          { logId, seq: request.seq, reason: request.reason, reqId: request.reqId || null, subject: callPrincipal(context).subject },
+          { logId, seq: request.seq, reason: request.reason, reqId: request.requestId || null, subject: callPrincipal(context).subject },
           announce,
         );
         return { redaction: appendResult(result) };
@@ -364,7 +336,10 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
         const logId = logFor(context, request.logId);
         const head = await existingHead(logId);
         const [from, to] = seqRange(head, request.fromSeq, request.toSeq);
-        for await (const chunk of exportLines(db, head, from, to)) yield { chunk };
+        // The end line's checkpoint: a local log signs one of exactly the last seq; a mirror has its origin's, if one of that size arrived.
+        const checkpointAt = async (size: bigint) =>
+          head.origin === "local" ? (await deps.checkpointer.at(logId, size)).note : ((await store.getCheckpoint(db, logId, size))?.note ?? null);
+        for await (const chunk of exportLines(db, head, from, to, checkpointAt)) yield { chunk };
       },
 
       async appendReplicated(request, context) {
@@ -374,18 +349,72 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
         if (request.entries.length > limits.maxBatchEntries) {
           throw invalidArgument("entries", `holds ${request.entries.length} entries; the limit is ${limits.maxBatchEntries}`);
         }
-        request.entries.forEach((entry, index) => {
-          if (entry.logId !== request.entries[0]!.logId) throw invalidArgument(`entries[${index}].log_id`, "differs from the first entry's");
-          if (entry.payload === undefined && !entry.redaction) throw invalidArgument(`entries[${index}].payload`, "is required unless the entry is redacted");
-          const problem = entry.payload === undefined ? null : payloadProblem(entry.payload);
-          if (problem) throw invalidArgument(`entries[${index}].payload`, problem);
-        });
-        const anchor = request.anchorSeq > 0n ? { seq: request.anchorSeq, checksum: request.anchorChecksum } : null;
+        request.entries.forEach((entry, index) => checkReplicatedEntry(entry, request.entries[0]!.chainLogId, `entries[${index}]`));
+        if (request.anchor && request.anchor.treeEdge.length > 0) {
+          try {
+            encodeRightEdge({ size: request.anchor.seq, hashes: request.anchor.treeEdge });
+          } catch (error) {
+            throw invalidArgument("anchor.tree_edge", `is not the right edge of a tree of ${request.anchor.seq} leaves (${(error as Error).message})`);
+          }
+        }
+        const anchor = request.anchor && request.anchor.seq > 0n ? { seq: request.anchor.seq, checksum: request.anchor.checksum, treeEdge: request.anchor.treeEdge } : null;
         const head = await appendReplicated(db, { logId, originNode: request.originNode, entries: request.entries, anchor }, announce);
         return { head: headMessage(head) };
       },
+
+      async getCheckpoint(request, context) {
+        const head = await existingHead(logFor(context, request.logId));
+        const checkpoint = await checkpointAt(db, deps.checkpointer, head, request.treeSize);
+        return { ...checkpoint, verifierKey: head.origin === "local" ? deps.signer.verifierKey(head.log_id) : "" };
+      },
+
+      async getInclusionProof(request, context) {
+        const head = await existingHead(logFor(context, request.logId));
+        return inclusionAt(db, deps.checkpointer, head, request.seq, request.treeSize);
+      },
+
+      async getConsistencyProof(request, context) {
+        const head = await existingHead(logFor(context, request.logId));
+        return consistencyBetween(db, head, request.fromSize, request.toSize);
+      },
+
+      async getVerifierKey(request, context) {
+        if (request.logId === "") return { verifierKey: deps.signer.verifierKey() };
+        const logId = localLogFor(context, request.logId);
+        return { verifierKey: deps.signer.verifierKey(logId) };
+      },
     },
   });
+}
+
+/** What one AppendStream frame is answered with. */
+type AppendStreamAnswer = MessageInitShape<typeof logV1.AppendStreamResponseSchema>;
+
+/** A refused AppendStream frame, said as a failure frame (with continue_on_failure). */
+function streamFailure(frameIndex: number, error: unknown): MessageInitShape<typeof logV1.AppendStreamFailureSchema> {
+  const failure = ConnectError.from(error);
+  const [info] = failure.findDetails(rpcDetails.ErrorInfoSchema);
+  if (failure.code === Code.Internal || failure.code === Code.Unknown) {
+    // Not the frame's fault: the stream ends instead, with the server's error.
+    throw error;
+  }
+  return { frameIndex: BigInt(frameIndex), code: failure.code, message: failure.rawMessage, reason: info?.reason ?? "", metadata: info?.metadata ?? {} };
+}
+
+/** An entry AppendReplicated takes: the same chain log as the batch's first, and a payload unless it was redacted. */
+function checkReplicatedEntry(entry: logV1.Entry, chainLogId: string, field: string): void {
+  if (entry.chainLogId === "") throw invalidArgument(`${field}.chain_log_id`, "is required (the origin's log id)");
+  if (entry.chainLogId !== chainLogId) throw invalidArgument(`${field}.chain_log_id`, "differs from the first entry's");
+  const body = entry.body;
+  if (body.case === undefined && !entry.redaction) throw invalidArgument(`${field}.payload`, "is required unless the entry is redacted");
+  if (body.case === "payload") {
+    const problem = payloadProblem(body.value);
+    if (problem) throw invalidArgument(`${field}.payload`, problem);
+  }
+  if (entry.contentType !== "" || body.case === "binaryPayload") {
+    const problem = contentTypeProblem(entry.contentType);
+    if (problem) throw invalidArgument(`${field}.content_type`, problem);
+  }
 }
 
 /** Open Subscribe streams per token subject, capped unless the caller relays for others. */
@@ -420,19 +449,6 @@ class SubscriptionCaps {
 
 /** How long a capped subscriber is told to wait before trying again. */
 const SUBSCRIPTION_RETRY_MS = 1000;
-
-/** A sim_time position of a page token: a finite number. */
-function pageTime(value: string): number {
-  const time = Number(value);
-  if (value === "" || !Number.isFinite(time)) throw invalidArgument("page_token", "is not a page token of this listing (pass next_page_token unchanged, with the same request)");
-  return time;
-}
-
-function pageSize(requested: number): number {
-  if (requested === 0) return DEFAULT_PAGE_SIZE;
-  if (requested > MAX_PAGE_SIZE) throw invalidArgument("page_size", `is ${requested}; the most is ${MAX_PAGE_SIZE} (0 means ${DEFAULT_PAGE_SIZE})`);
-  return requested;
-}
 
 /** [from, to] of Verify and Export: 0 means the first stored entry / the head. */
 function seqRange(head: store.HeadRow, fromSeq: bigint, toSeq: bigint): [bigint, bigint] {

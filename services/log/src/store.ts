@@ -1,6 +1,7 @@
+import type { JsonWebKey } from "node:crypto";
 // All SQL of the log service. Handlers and the append path call these
 // functions; they take a Queryable so the caller decides the transaction.
-import type { JsonValue } from "@annals/chain";
+import { emptyRightEdge, encodeRightEdge, type JsonValue, type TileId } from "@annals/chain";
 import type { Queryable } from "@annals/db";
 
 /** The channel every commit that adds entries notifies, with payload "<log_id> <last_seq>". */
@@ -21,6 +22,8 @@ export interface HeadRow {
   checkpoint_checksum: string;
   last_wall_time_us: bigint;
   redacted_count: bigint;
+  /** The Merkle tree's right edge (encodeRightEdge); null when the log has no tree. */
+  tree_edge: Uint8Array | null;
 }
 
 export interface EntryRow {
@@ -32,7 +35,12 @@ export interface EntryRow {
   wall_time_us: bigint;
   req_id: string | null;
   metadata: Record<string, string>;
+  /** A JSON payload; null when the payload is binary or was redacted. */
   payload: { [key: string]: JsonValue } | null;
+  /** A binary payload's media type; null for a JSON payload (kept after redaction: the checksum covers it). */
+  content_type: string | null;
+  /** A binary payload; null when the payload is JSON or was redacted. */
+  binary_payload: Uint8Array | null;
   payload_digest: string;
   prev_checksum: string;
   checksum: string;
@@ -40,15 +48,18 @@ export interface EntryRow {
   redaction_reason: string | null;
 }
 
-/** A row to insert; the payload is already canonical JSON text ("null" for a redacted one). */
+/** A row to insert; a JSON payload is already canonical JSON text ("null" for a binary or a redacted one). */
 export interface NewEntryRow extends Omit<EntryRow, "payload" | "redacted_by_seq" | "redaction_reason"> {
   payloadJson: string;
 }
 
 const HEAD_COLUMNS = `log_id, origin, origin_node, chain_log_id, created_at, last_seq, last_checksum, entry_count,
-  checkpoint_seq, checkpoint_checksum, last_wall_time_us, redacted_count`;
+  checkpoint_seq, checkpoint_checksum, last_wall_time_us, redacted_count, tree_edge`;
 const ENTRY_COLUMNS = `seq, uuid::text as uuid, kind, source_id, sim_time, wall_time_us, req_id, metadata, payload,
-  payload_digest, prev_checksum, checksum, redacted_by_seq, redaction_reason`;
+  content_type, binary_payload, payload_digest, prev_checksum, checksum, redacted_by_seq, redaction_reason`;
+
+/** encodeRightEdge of the empty tree: a new log's tree. */
+const EMPTY_TREE_EDGE = Buffer.from(encodeRightEdge(emptyRightEdge()));
 
 export async function getHead(db: Queryable, logId: string): Promise<HeadRow | null> {
   const { rows } = await db.query<HeadRow>(`select ${HEAD_COLUMNS} from log.logs where log_id = $1`, [logId]);
@@ -58,8 +69,8 @@ export async function getHead(db: Queryable, logId: string): Promise<HeadRow | n
 /** Creates a local log unless it exists; `created` says which. */
 export async function createLog(db: Queryable, logId: string): Promise<{ head: HeadRow; created: boolean }> {
   const inserted = await db.query<HeadRow>(
-    `insert into log.logs (log_id) values ($1) on conflict (log_id) do nothing returning ${HEAD_COLUMNS}`,
-    [logId],
+    `insert into log.logs (log_id, tree_edge) values ($1, $2) on conflict (log_id) do nothing returning ${HEAD_COLUMNS}`,
+    [logId, EMPTY_TREE_EDGE],
   );
   if (inserted.rows[0]) return { head: inserted.rows[0], created: true };
   return { head: (await getHead(db, logId))!, created: false };
@@ -80,8 +91,8 @@ export async function lockHead(
   const { rows } = await tx.query<HeadRow>(select, [logId]);
   if (rows[0] || !create) return rows[0] ?? null;
   await tx.query(
-    `insert into log.logs (log_id, origin, origin_node, chain_log_id) values ($1, $2, $3, $4) on conflict (log_id) do nothing`,
-    [logId, create.origin, create.originNode, create.chainLogId],
+    `insert into log.logs (log_id, origin, origin_node, chain_log_id, tree_edge) values ($1, $2, $3, $4, $5) on conflict (log_id) do nothing`,
+    [logId, create.origin, create.originNode, create.chainLogId, EMPTY_TREE_EDGE],
   );
   return (await tx.query<HeadRow>(select, [logId])).rows[0] ?? null;
 }
@@ -116,24 +127,119 @@ export async function insertEntries(
   logId: string,
   rows: readonly NewEntryRow[],
   head: { lastSeq: bigint; lastChecksum: string; lastWallTimeUs: bigint },
+  tree: TreeGrowth | null,
 ): Promise<void> {
   const json = "[" + rows.map(rowJson).join(",") + "]";
-  await tx.query(
+  const tiles = tree?.tiles ?? [];
+  const { rows: outcome } = await tx.query<{ grown: { level: number; idx: string; bytes: number }[] | null }>(
     `with inserted as (
        insert into log.entries (log_id, seq, uuid, kind, source_id, sim_time, wall_time_us, req_id, metadata, payload,
-                            payload_digest, prev_checksum, checksum)
+                            content_type, binary_payload, payload_digest, prev_checksum, checksum)
        select $1, r.seq, r.uuid, r.kind, r.source_id, r.sim_time, r.wall_time_us, r.req_id, r.metadata, nullif(r.payload, 'null'),
-              r.payload_digest, r.prev_checksum, r.checksum
+              r.content_type, decode(r.binary_payload, 'base64'), r.payload_digest, r.prev_checksum, r.checksum
          from jsonb_to_recordset($2::jsonb) as r(seq bigint, uuid uuid, kind text, source_id text, sim_time float8,
-              wall_time_us bigint, req_id text, metadata jsonb, payload jsonb, payload_digest text,
-              prev_checksum text, checksum text)
+              wall_time_us bigint, req_id text, metadata jsonb, payload jsonb, content_type text, binary_payload text,
+              payload_digest text, prev_checksum text, checksum text)
      ), moved as (
-       update log.logs set last_seq = $3, last_checksum = $4, last_wall_time_us = $5, entry_count = entry_count + $6
+       update log.logs set last_seq = $3, last_checksum = $4, last_wall_time_us = $5, entry_count = entry_count + $6,
+                           tree_edge = coalesce($8, tree_edge)
         where log_id = $1
+     ), grown as (
+       -- Each tile grows at its end, and only from the width the append planned on.
+       insert into log.tiles as t (log_id, level, idx, hashes)
+       select $1, g.level, g.idx, g.appended from unnest($9::smallint[], $10::bigint[], $11::int[], $12::bytea[]) as g(level, idx, from_width, appended)
+       on conflict (log_id, level, idx) do update set hashes = t.hashes || excluded.hashes
+        where length(t.hashes) = (select g.from_width * 32 from unnest($9::smallint[], $10::bigint[], $11::int[]) as g(level, idx, from_width)
+                                   where g.level = excluded.level and g.idx = excluded.idx)
+       returning level, idx, length(hashes) as bytes
      )
-     select pg_notify($7, $1 || ' ' || $3::text)`,
-    [logId, json, head.lastSeq, head.lastChecksum, head.lastWallTimeUs, rows.length, APPENDED_CHANNEL],
+     select (select json_agg(json_build_object('level', level, 'idx', idx::text, 'bytes', bytes)) from grown) as grown,
+            pg_notify($7, $1 || ' ' || $3::text)`,
+    [
+      logId,
+      json,
+      head.lastSeq,
+      head.lastChecksum,
+      head.lastWallTimeUs,
+      rows.length,
+      APPENDED_CHANNEL,
+      tree ? Buffer.from(tree.edge) : null,
+      tiles.map((update) => update.tile.level),
+      tiles.map((update) => update.tile.index),
+      tiles.map((update) => update.fromWidth),
+      tiles.map((update) => Buffer.from(update.appended)),
+    ],
   );
+  // Every tile must now be exactly as wide as the tree's edge says: a tile that
+  // did not grow, or that was created where one should have been, means the
+  // stored tiles and the edge disagree.
+  const grown = new Map((outcome[0]!.grown ?? []).map((tile) => [`${tile.level}/${tile.idx}`, tile.bytes]));
+  for (const update of tiles) {
+    if (grown.get(`${update.tile.level}/${update.tile.index}`) !== update.fromWidth * 32 + update.appended.byteLength) throw new TreeTilesMismatch(logId);
+  }
+}
+
+/** How an append grows the tree: the new right edge and what each changed tile gets at its end. */
+export interface TreeGrowth {
+  edge: Uint8Array;
+  tiles: readonly { tile: TileId; fromWidth: number; appended: Uint8Array }[];
+}
+
+/** The stored tiles are not as wide as the log's tree edge says they are. */
+export class TreeTilesMismatch extends Error {
+  override name = "TreeTilesMismatch";
+  constructor(readonly logId: string) {
+    super(`the Merkle tiles of log "${logId}" disagree with its tree`);
+  }
+}
+
+/** The stored contents of tiles, in the order asked (empty for a tile never written). */
+export async function readTiles(db: Queryable, logId: string, tiles: readonly TileId[]): Promise<Uint8Array[]> {
+  if (tiles.length === 0) return [];
+  const { rows } = await db.query<{ level: number; idx: bigint; hashes: Uint8Array }>(
+    `select level, idx, hashes from log.tiles
+      where log_id = $1 and (level, idx) in (select * from unnest($2::smallint[], $3::bigint[]))`,
+    [logId, tiles.map((tile) => tile.level), tiles.map((tile) => tile.index)],
+  );
+  const found = new Map(rows.map((row) => [`${row.level}/${row.idx}`, row.hashes]));
+  return tiles.map((tile) => found.get(`${tile.level}/${tile.index}`) ?? new Uint8Array(0));
+}
+
+export interface CheckpointRow {
+  tree_size: bigint;
+  root_hash: Uint8Array;
+  note: string;
+}
+
+/** The checkpoint with the largest tree size, or one of exactly `size`. */
+export async function getCheckpoint(db: Queryable, logId: string, size?: bigint): Promise<CheckpointRow | null> {
+  const { rows } =
+    size === undefined
+      ? await db.query<CheckpointRow>(`select tree_size, root_hash, note from log.checkpoints where log_id = $1 order by tree_size desc limit 1`, [logId])
+      : await db.query<CheckpointRow>(`select tree_size, root_hash, note from log.checkpoints where log_id = $1 and tree_size = $2`, [logId, size]);
+  return rows[0] ?? null;
+}
+
+/** Stores a signed checkpoint (a second one of the same size is ignored: the tree at a size never changes). */
+export async function insertCheckpoint(tx: Queryable, logId: string, checkpoint: CheckpointRow): Promise<void> {
+  await tx.query(`insert into log.checkpoints (log_id, tree_size, root_hash, note) values ($1, $2, $3, $4) on conflict do nothing`, [
+    logId,
+    checkpoint.tree_size,
+    Buffer.from(checkpoint.root_hash),
+    checkpoint.note,
+  ]);
+}
+
+/** The node's stored checkpoint signing key (a private JWK), or null before one was generated. */
+export async function getSigningKey(db: Queryable): Promise<JsonWebKey | null> {
+  const { rows } = await db.query<{ private_jwk: JsonWebKey }>(`select private_jwk from log.signing_key`);
+  return rows[0]?.private_jwk ?? null;
+}
+
+/** Keeps a generated key unless another replica stored one first; returns the key in use. */
+export async function storeSigningKey(db: Queryable, jwk: JsonWebKey): Promise<JsonWebKey> {
+  await db.query(`insert into log.signing_key (private_jwk) values ($1::jsonb) on conflict do nothing`, [JSON.stringify(jwk)]);
+  return (await getSigningKey(db))!;
 }
 
 function rowJson(row: NewEntryRow): string {
@@ -141,7 +247,9 @@ function rowJson(row: NewEntryRow): string {
     `{"seq":"${row.seq}","uuid":"${row.uuid}","kind":${JSON.stringify(row.kind)},"source_id":${JSON.stringify(row.source_id)},` +
     `"sim_time":${row.sim_time === null ? "null" : JSON.stringify(row.sim_time)},"wall_time_us":"${row.wall_time_us}",` +
     `"req_id":${row.req_id === null ? "null" : JSON.stringify(row.req_id)},"metadata":${JSON.stringify(row.metadata)},` +
-    `"payload":${row.payloadJson},"payload_digest":"${row.payload_digest}","prev_checksum":"${row.prev_checksum}",` +
+    `"payload":${row.payloadJson},"content_type":${row.content_type === null ? "null" : JSON.stringify(row.content_type)},` +
+    `"binary_payload":${row.binary_payload === null ? "null" : `"${Buffer.from(row.binary_payload).toString("base64")}"`},` +
+    `"payload_digest":"${row.payload_digest}","prev_checksum":"${row.prev_checksum}",` +
     `"checksum":"${row.checksum}"}`
   );
 }
@@ -300,17 +408,21 @@ export async function compactBefore(
 export async function markRedacted(tx: Queryable, logId: string, seq: bigint, redactionSeq: bigint, reason: string): Promise<void> {
   await tx.query(
     `with erased as (
-       update log.entries set payload = null, redacted_by_seq = $3, redaction_reason = $4 where log_id = $1 and seq = $2
+       update log.entries set payload = null, binary_payload = null, redacted_by_seq = $3, redaction_reason = $4 where log_id = $1 and seq = $2
      )
      update log.logs set redacted_count = redacted_count + 1 where log_id = $1`,
     [logId, seq, redactionSeq, reason],
   );
 }
 
-/** Starts an empty mirror at its origin's compaction checkpoint. */
-export async function anchorMirror(tx: Queryable, logId: string, anchor: { seq: bigint; checksum: string }): Promise<void> {
+/** Starts an empty mirror at its origin's compaction anchor, with the origin's tree edge there (null: no tree). */
+export async function anchorMirror(
+  tx: Queryable,
+  logId: string,
+  anchor: { seq: bigint; checksum: string; treeEdge: Uint8Array | null },
+): Promise<void> {
   await tx.query(
-    `update log.logs set checkpoint_seq = $2, checkpoint_checksum = $3, last_seq = $2, last_checksum = $3 where log_id = $1`,
-    [logId, anchor.seq, anchor.checksum],
+    `update log.logs set checkpoint_seq = $2, checkpoint_checksum = $3, last_seq = $2, last_checksum = $3, tree_edge = $4 where log_id = $1`,
+    [logId, anchor.seq, anchor.checksum, anchor.treeEdge === null ? null : Buffer.from(anchor.treeEdge)],
   );
 }

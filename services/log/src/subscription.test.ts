@@ -17,7 +17,7 @@ after(async () => {
   await harness?.close();
 });
 
-type Event = logV1.SubscribeResponse["event"];
+type Event = logV1.SubscribeResponse["frame"];
 type SubscribeInit = MessageInitShape<typeof logV1.SubscribeRequestSchema>;
 
 /**
@@ -30,7 +30,7 @@ function subscribe(client: LogClient, request: SubscribeInit) {
   let waiter = null as { check: () => boolean; resolve: () => void } | null; // set by until()
   const done = (async () => {
     for await (const message of client.subscribe(request, { signal: controller.signal })) {
-      events.push(message.event);
+      events.push(message.frame);
       if (waiter?.check()) waiter.resolve();
     }
   })();
@@ -38,7 +38,7 @@ function subscribe(client: LogClient, request: SubscribeInit) {
   return {
     events,
     done,
-    entries: () => events.flatMap((event) => (event.case === "entry" ? [event.value] : [])),
+    entries: () => events.flatMap((event) => (event.case === "entry" ? [event.value] : event.case === "entries" ? event.value.entries : [])),
     /** Resolves once `check` holds over the events received so far (fails after 20 s). */
     until(check: () => boolean): Promise<void> {
       if (check()) return Promise.resolve();
@@ -77,7 +77,7 @@ async function appendMany(logId: string, count: number, kind = "sub.e"): Promise
 describe("Subscribe", () => {
   test("catches up across pages, marks caught-up once, then follows concurrent appends without gap or duplicate", async () => {
     await appendMany("follow", 2500);
-    const stream = subscribe(harness.admin, { logId: "follow", fromSeq: 1n });
+    const stream = subscribe(harness.admin, { logId: "follow", afterSeq: 0n });
     await stream.until(() => stream.events.some((event) => event.case === "caughtUp"));
     const caughtUp = stream.events.filter((event) => event.case === "caughtUp");
     assert.equal(caughtUp.length, 1);
@@ -98,14 +98,14 @@ describe("Subscribe", () => {
     assert.ok(live.every((e) => e.kind === "sub.live"));
   });
 
-  test("without from_seq it starts at the tail, and it waits for a log that does not exist yet", async () => {
+  test("without after_seq it starts at the tail, and it waits for a log that does not exist yet", async () => {
     await appendMany("tail", 5);
     const tail = subscribe(harness.admin, { logId: "tail" });
     await tail.until(() => tail.events.length > 0);
     assert.deepEqual(tail.events[0], { case: "caughtUp", value: tail.events[0]!.value });
     assert.equal((tail.events[0]!.value as logV1.CaughtUp).seq, 5n);
 
-    const fresh = subscribe(harness.admin, { logId: "not-yet", fromSeq: 1n });
+    const fresh = subscribe(harness.admin, { logId: "not-yet", afterSeq: 0n });
     await fresh.until(() => fresh.events.some((event) => event.case === "caughtUp"));
     assert.equal((fresh.events[0]!.value as logV1.CaughtUp).seq, 0n);
 
@@ -122,7 +122,7 @@ describe("Subscribe", () => {
   test("a kind filter with NATS wildcards passes only matching entries and still reports its position", async () => {
     const kinds = ["order.created", "order.item.added", "audit.login", "audit.user.deleted", "orders.created", "order", "billing.paid"];
     await harness.admin.appendBatch({ logId: "filtered", entries: kinds.map((kind) => entry(kind, {})) });
-    const stream = subscribe(harness.admin, { logId: "filtered", fromSeq: 1n, kinds: ["order.*", "audit.>"] });
+    const stream = subscribe(harness.admin, { logId: "filtered", afterSeq: 0n, kinds: ["order.*", "audit.>"] });
     await stream.until(() => stream.events.some((event) => event.case === "caughtUp"));
     assert.deepEqual(
       stream.entries().map((e) => e.kind),
@@ -139,15 +139,48 @@ describe("Subscribe", () => {
 
   test("an idle stream sends heartbeats carrying its position", async () => {
     await appendMany("idle", 3);
-    const stream = subscribe(harness.admin, { logId: "idle", fromSeq: 1n, heartbeatIntervalMs: 1000 });
+    const stream = subscribe(harness.admin, { logId: "idle", afterSeq: 0n, heartbeatIntervalMs: 1000n });
     await stream.until(() => stream.events.some((event) => event.case === "heartbeat"));
     stream.cancel();
-    const heartbeat = stream.events.find((event) => event.case === "heartbeat")!;
-    assert.equal((heartbeat.value as logV1.Heartbeat).seq, 3n);
+    const heartbeat = stream.events.find((event) => event.case === "heartbeat")!.value as logV1.Heartbeat;
+    assert.deepEqual([heartbeat.lastSeq, heartbeat.headSeq], [3n, 3n]);
+    const head = (await harness.admin.read({ logId: "idle", fromSeq: 3n })).entries[0]!;
+    assert.equal(heartbeat.headTime!.seconds * 1_000_000n + BigInt(heartbeat.headTime!.nanos / 1000), head.wallTimeUs, "head_time is the head entry's wall time");
     assert.deepEqual(
       stream.events.map((event) => event.case),
       ["entry", "entry", "entry", "caughtUp", "heartbeat"],
     );
+  });
+
+  test("entries frames only for a client that asked: every entry once, in order, at most max_entries_per_frame a frame", async () => {
+    await appendMany("batched", 2500);
+    const batched = subscribe(harness.admin, { logId: "batched", afterSeq: 0n, maxEntriesPerFrame: 300 });
+    const single = subscribe(harness.admin, { logId: "batched", afterSeq: 0n });
+    await batched.until(() => batched.entries().length === 2500);
+    await single.until(() => single.entries().length === 2500);
+    batched.cancel();
+    single.cancel();
+    assert.deepEqual(seqsOf(batched.entries()), range(1, 2500));
+    const frames = batched.events.filter((event) => event.case === "entries");
+    assert.ok(frames.length >= 9, `${frames.length} entries frames`);
+    assert.ok(frames.every((frame) => frame.value.entries.length <= 300 && frame.value.entries.length > 0));
+    assert.ok(frames.some((frame) => frame.value.entries.length === 300));
+    assert.equal(batched.events.filter((event) => event.case === "entry").length, 0);
+    assert.equal(single.events.filter((event) => event.case === "entries").length, 0, "a client that did not ask never gets a batch");
+  });
+
+  test("after_seq 0 on a compacted log starts with the anchor the first entry links to", async () => {
+    await appendMany("anchored", 12);
+    await harness.admin.compact({ logId: "anchored", retain: { case: "beforeSeq", value: 8n } });
+    const head = (await harness.admin.getLog({ logId: "anchored" })).head!;
+    const stream = subscribe(harness.admin, { logId: "anchored", afterSeq: 0n });
+    await stream.until(() => stream.events.some((event) => event.case === "caughtUp"));
+    stream.cancel();
+    assert.deepEqual(stream.events[0], { case: "anchor", value: stream.events[0]!.value });
+    const anchor = stream.events[0]!.value as logV1.Anchor;
+    assert.deepEqual([anchor.seq, anchor.checksum], [7n, head.anchor!.checksum]);
+    assert.equal(stream.entries()[0]!.prevChecksum, anchor.checksum);
+    assert.deepEqual(seqsOf(stream.entries()), range(8, 12));
   });
 
   test("a cancelled stream ends on the server: the subscriber gauge returns to zero", async () => {
@@ -174,10 +207,10 @@ describe("Subscribe", () => {
   test("from a compacted seq it is OUT_OF_RANGE naming the first available seq", async () => {
     await appendMany("compacted", 20);
     await harness.admin.compact({ logId: "compacted", retain: { case: "beforeSeq", value: 11n } });
-    const stream = subscribe(harness.admin, { logId: "compacted", fromSeq: 5n });
+    const stream = subscribe(harness.admin, { logId: "compacted", afterSeq: 4n });
     const error = await rejects(stream.done, Code.OutOfRange, /first available seq is 11/);
     assert.equal(errorReason(error), "SEQ_COMPACTED");
-    const ok = subscribe(harness.admin, { logId: "compacted", fromSeq: 11n });
+    const ok = subscribe(harness.admin, { logId: "compacted", afterSeq: 10n });
     await ok.until(() => ok.events.some((event) => event.case === "caughtUp"));
     ok.cancel();
     assert.deepEqual(seqsOf(ok.entries()), range(11, 20));
@@ -185,14 +218,15 @@ describe("Subscribe", () => {
 
   test("bad requests and missing rights are refused before anything is sent", async () => {
     const cases: [SubscribeInit, Code, RegExp][] = [
-      [{ logId: "", fromSeq: 1n }, Code.InvalidArgument, /log_id/],
-      [{ logId: "x", fromSeq: -1n }, Code.InvalidArgument, /from_seq: must not be negative/],
-      [{ logId: "x", fromSeq: 2n }, Code.OutOfRange, /from_seq 2 is past the head of log "x" \(last seq 0\)/],
+      [{ logId: "", afterSeq: 0n }, Code.InvalidArgument, /^log_id: is required/],
+      [{ logId: "x", afterSeq: -1n }, Code.InvalidArgument, /after_seq: must not be negative/],
+      [{ logId: "x", afterSeq: 1n }, Code.OutOfRange, /after_seq 1 is past the head of log "x" \(last seq 0\)/],
+      [{ logId: "x", maxEntriesPerFrame: 1001 }, Code.InvalidArgument, /max_entries_per_frame/],
       [{ logId: "x", kinds: ["a..b"] }, Code.InvalidArgument, /kinds\[0\]/],
       [{ logId: "x", kinds: ["ok.*", "a.>.b"] }, Code.InvalidArgument, /kinds\[1\]/],
       [{ logId: "x", kinds: ["a.*x"] }, Code.InvalidArgument, /kinds\[0\]/],
-      [{ logId: "x", heartbeatIntervalMs: 999 }, Code.InvalidArgument, /heartbeat_interval_ms/],
-      [{ logId: "x", heartbeatIntervalMs: 300_001 }, Code.InvalidArgument, /heartbeat_interval_ms/],
+      [{ logId: "x", heartbeatIntervalMs: 999n }, Code.InvalidArgument, /heartbeat_interval_ms/],
+      [{ logId: "x", heartbeatIntervalMs: 300_001n }, Code.InvalidArgument, /heartbeat_interval_ms/],
     ];
     for (const [request, code, message] of cases) {
       await rejects(subscribe(harness.admin, request).done, code, message);

@@ -1,11 +1,15 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Database } from "@annals/db";
 import { logV1 } from "@annals/proto";
+import type { KindFilter } from "@annals/topics";
 import type { AppendNotifier } from "./append-notifier.js";
 import { entryMessage } from "./entry-mapping.js";
 import { seqCompacted, seqPastHead } from "./log-errors.js";
 import { getHead, readForward } from "./store.js";
-import type { KindFilter } from "@annals/topics";
+import { payloadBytes } from "./reads.js";
+import { tileReader } from "./merkle-tree.js";
+import { rightEdgeFromTiles } from "@annals/chain";
 
 /** Rows read per query while catching up. */
 const PAGE = 1000;
@@ -14,10 +18,12 @@ export interface SubscriptionOptions {
   db: Database;
   notifier: AppendNotifier;
   logId: string;
-  /** undefined: start after the current head (the tail); 0: at the first stored entry. */
-  fromSeq: bigint | undefined;
+  /** undefined: start after the current head (the tail); 0: from the first stored entry; else after this seq. */
+  afterSeq: bigint | undefined;
   filter: KindFilter;
   heartbeatMs: number;
+  /** 0: one `entry` frame per entry; more: up to this many entries per `entries` frame. */
+  maxEntriesPerFrame: number;
   signal: AbortSignal;
 }
 
@@ -32,15 +38,26 @@ export interface SubscriptionOptions {
 export async function* subscription(options: SubscriptionOptions): AsyncGenerator<logV1.SubscribeResponse> {
   const { db, notifier, logId, filter, signal } = options;
   const head = await getHead(db, logId);
+  const log = head ?? { log_id: logId, chain_log_id: null };
   const lastSeq = head?.last_seq ?? 0n;
+  const anchorSeq = head?.checkpoint_seq ?? 0n;
   let cursor: bigint;
-  if (options.fromSeq === undefined) {
+  if (options.afterSeq === undefined) {
     cursor = lastSeq + 1n;
   } else {
-    cursor = options.fromSeq === 0n ? (head?.checkpoint_seq ?? 0n) + 1n : options.fromSeq;
-    if (head) refuseCompacted(logId, cursor, head.checkpoint_seq);
     // A position past the head would silently skip the entries up to it once they are written.
-    if (cursor > lastSeq + 1n) throw seqPastHead(logId, "from_seq", cursor, lastSeq);
+    if (options.afterSeq > lastSeq) throw seqPastHead(logId, "after_seq", options.afterSeq, lastSeq);
+    if (options.afterSeq === 0n) {
+      cursor = anchorSeq + 1n;
+      if (anchorSeq > 0n) {
+        // With the tree at the anchor, a reader that starts here (a mirror) grows the same tree.
+        const treeEdge = head!.tree_edge === null ? [] : (await rightEdgeFromTiles(anchorSeq, tileReader(db, logId))).hashes;
+        yield frame({ case: "anchor", value: { seq: anchorSeq, checksum: head!.checkpoint_checksum, treeEdge: [...treeEdge] } });
+      }
+    } else {
+      cursor = options.afterSeq + 1n;
+      refuseCompacted(logId, cursor, anchorSeq);
+    }
   }
   let caughtUp = false;
   while (!signal.aborted) {
@@ -58,28 +75,80 @@ export async function* subscription(options: SubscriptionOptions): AsyncGenerato
       const latest = await getHead(db, logId);
       refuseCompacted(logId, cursor, latest?.checkpoint_seq ?? rows[0]!.seq - 1n);
     }
+    const matching: { entry: logV1.Entry; payloadBytes: number }[] = [];
     for (const row of rows) {
       cursor = row.seq + 1n;
-      if (filter.matches(row.kind)) yield create(logV1.SubscribeResponseSchema, { event: { case: "entry", value: entryMessage(logId, row) } });
+      if (filter.matches(row.kind)) matching.push({ entry: entryMessage(log, row), payloadBytes: options.maxEntriesPerFrame > 0 ? payloadBytes(row) : 0 });
     }
+    yield* entryFrames(matching, options.maxEntriesPerFrame);
     if (rows.length === PAGE) {
       armed.cancel();
       continue;
     }
     if (!caughtUp) {
       caughtUp = true;
-      yield create(logV1.SubscribeResponseSchema, { event: { case: "caughtUp", value: { seq: cursor - 1n } } });
+      yield frame({ case: "caughtUp", value: { seq: cursor - 1n } });
     }
     const woke = await waitForWake(armed.appended, options.heartbeatMs, signal);
     armed.cancel();
-    if (woke === "heartbeat") {
-      yield create(logV1.SubscribeResponseSchema, { event: { case: "heartbeat", value: { seq: cursor - 1n } } });
-    }
+    if (woke === "heartbeat") yield await heartbeat(db, logId, cursor - 1n);
   }
 }
 
-function refuseCompacted(logId: string, seq: bigint, checkpointSeq: bigint): void {
-  if (seq <= checkpointSeq) throw seqCompacted(logId, seq, checkpointSeq + 1n);
+function frame(value: MessageInitShape<typeof logV1.SubscribeResponseSchema>["frame"]): logV1.SubscribeResponse {
+  return create(logV1.SubscribeResponseSchema, { frame: value });
+}
+
+/**
+ * The most payload bytes one `entries` frame carries: with 256 KiB payloads a
+ * frame of many entries would pass the 4 MiB message limit of both hops of a
+ * federation pull.
+ */
+const MAX_FRAME_PAYLOAD_BYTES = 1024 * 1024;
+
+/**
+ * Entries as `entry` frames, or as `entries` frames when the client asked for
+ * batches: at most `perFrame` entries and about MAX_FRAME_PAYLOAD_BYTES of
+ * payload each (an entry larger than that goes alone).
+ */
+function* entryFrames(entries: readonly { entry: logV1.Entry; payloadBytes: number }[], perFrame: number): Generator<logV1.SubscribeResponse> {
+  if (perFrame === 0) {
+    for (const { entry } of entries) yield frame({ case: "entry", value: entry });
+    return;
+  }
+  let batch: logV1.Entry[] = [];
+  let bytes = 0;
+  for (const { entry, payloadBytes } of entries) {
+    if (batch.length > 0 && (batch.length === perFrame || bytes + payloadBytes > MAX_FRAME_PAYLOAD_BYTES)) {
+      yield frame({ case: "entries", value: create(logV1.EntryBatchSchema, { entries: batch }) });
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(entry);
+    bytes += payloadBytes;
+  }
+  if (batch.length > 0) yield frame({ case: "entries", value: create(logV1.EntryBatchSchema, { entries: batch }) });
+}
+
+async function heartbeat(db: Database, logId: string, lastConsidered: bigint): Promise<logV1.SubscribeResponse> {
+  const head = await getHead(db, logId);
+  return frame({
+    case: "heartbeat",
+    value: create(logV1.HeartbeatSchema, {
+      lastSeq: lastConsidered,
+      headSeq: head?.last_seq ?? 0n,
+      headTime: head && head.last_seq > 0n ? timestampFromMicros(head.last_wall_time_us) : undefined,
+    }),
+  });
+}
+
+/** A Timestamp with the full precision of a wall time in µs. */
+function timestampFromMicros(us: bigint): Timestamp {
+  return create(TimestampSchema, { seconds: us / 1_000_000n, nanos: Number(us % 1_000_000n) * 1000 });
+}
+
+function refuseCompacted(logId: string, seq: bigint, anchorSeq: bigint): void {
+  if (seq <= anchorSeq) throw seqCompacted(logId, seq, anchorSeq + 1n);
 }
 
 function waitForWake(appended: Promise<void>, heartbeatMs: number, signal: AbortSignal): Promise<"append" | "heartbeat" | "aborted"> {

@@ -233,7 +233,7 @@ describe(`fuzz (seed ${SEED}; ANNALS_FUZZ_SEED, ANNALS_FUZZ_CASES, ANNALS_FUZZ_O
       const canaries = await writeCanaries(started.clients.log, target.kv ? started.clients.kv : undefined);
       for (const [i, logId] of LOG_IDS.entries()) {
         for (let n = 0; n < 3; n++) {
-          await started.clients.log.append({ logId, entry: { kind: "fuzz.seeded", payload: { n } as never, sourceId: `source-${n % 2}`, simTime: i * 10 + n } });
+          await started.clients.log.append({ logId, entry: { kind: "fuzz.seeded", body: { case: "payload", value: { n } }, sourceId: `source-${n % 2}`, simTime: i * 10 + n } });
         }
       }
       const context = { logIds: LOG_IDS, pageTokens: await harvestPageTokens(methods, started.transport), serviceNames: services.map((service) => service.typeName) };

@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { createAnnalsClients } from "@annals/client";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { PROTO_ROOT, inspectService, runProcessToExit, startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
 
@@ -112,7 +116,7 @@ describe("the all-in-one node started by the README's command (npm start)", () =
     const definition = protoLoader.loadSync("annals/stream/v1/stream_service.proto", { includeDirs: [PROTO_ROOT] });
     const Stream = (grpc.loadPackageDefinition(definition) as any).annals.stream.v1.StreamService;
     const client = new Stream(`127.0.0.1:${node.grpcPort}`, grpc.credentials.createInsecure());
-    const call = client.Subscribe({ logId: "greetings", topics: ["greeting.>"] });
+    const call = client.Subscribe({ logId: "greetings", kinds: ["greeting.>"] });
     const frames: any[] = [];
     const event = new Promise<any>((resolve, reject) => {
       call.on("data", (frame: any) => {
@@ -122,18 +126,79 @@ describe("the all-in-one node started by the README's command (npm start)", () =
       call.on("error", reject);
     });
     try {
-      while (!frames.some((frame) => frame.snapshotDone)) await new Promise((resolve) => setTimeout(resolve, 20));
+      while (!frames.some((frame) => frame.caughtUp)) await new Promise((resolve) => setTimeout(resolve, 20));
       const published = await fetch(`http://127.0.0.1:${node.httpPort}/annals.stream.v1.StreamService/Publish`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ logId: "greetings", topic: "greeting.sent", payload: { to: "world" } }),
+        body: JSON.stringify({ logId: "greetings", entry: { kind: "greeting.sent", payload: { to: "world" } } }),
       });
       assert.equal(published.status, 200, await published.clone().text());
       const received = await event;
-      assert.deepEqual([received.topic, received.event, received.payload.fields.to.stringValue], ["greeting.sent", "sent", "world"]);
+      assert.deepEqual([received.entry.kind, received.name, received.entry.payload.fields.to.stringValue], ["greeting.sent", "sent", "world"]);
     } finally {
       call.cancel();
       client.close();
+    }
+  });
+
+  test("annals export → verify → import carries binary entries: the copy's payload digests, bytes and content types equal the original's", async () => {
+    const url = `http://127.0.0.1:${node.grpcPort}`;
+    const { log } = createAnnalsClients({ baseUrl: url });
+    // A protobuf-encoded event (with a NUL and a 0xff byte, which no text encoding would carry) and one to be redacted.
+    const encoded = Uint8Array.from([0x08, 0x96, 0x01, 0x12, 0x03, 0x66, 0x6f, 0x6f, 0x00, 0xff]);
+    const contentType = "application/x-protobuf; messageType=acme.orders.v1.OrderPlaced";
+    await log.appendBatch({
+      logId: "cli-binary",
+      entries: [
+        { kind: "order.placed", body: { case: "payload", value: { id: 1, note: "json" } }, requestId: "o-1" },
+        { kind: "order.encoded", body: { case: "binaryPayload", value: encoded }, contentType, requestId: "o-2", metadata: { region: "eu" } },
+        { kind: "order.secret", body: { case: "binaryPayload", value: Uint8Array.from([1, 2, 3]) }, contentType: "application/octet-stream" },
+      ],
+    });
+    await log.redact({ logId: "cli-binary", seq: 3n, reason: "secret" });
+    const dir = mkdtempSync(join(tmpdir(), "annals-node-cli-"));
+    try {
+      const annals = (...args: string[]) => runProcessToExit([CLI, ...args], {});
+      const file = join(dir, "cli-binary.jsonl");
+      const exported = await annals("export", "--url", url, "--log", "cli-binary", "--out", file);
+      assert.equal(exported.code, 0, exported.stderr);
+      const lines = readFileSync(file, "utf8").split("\n");
+      const binaryLine = JSON.parse(lines[2]!) as { seq: string; content_type: string; payload: string };
+      assert.deepEqual([binaryLine.content_type, binaryLine.payload], [contentType, Buffer.from(encoded).toString("base64")], "the export holds the bytes as base64 with their content type");
+
+      const verified = await annals("verify", file);
+      assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+      assert.match(verified.stdout, /valid export of log "cli-binary", 4 entries up to seq 4/);
+
+      const imported = await annals("import", file, "--url", url, "--log", "cli-binary-copy");
+      assert.equal(imported.code, 0, imported.stderr);
+      assert.match(imported.stdout, /imported 2 entries into log "cli-binary-copy" \(seqs 1\.\.2\); already there: 0; skipped 1 redacted and 1 service entries/);
+      const source = (await log.read({ logId: "cli-binary" })).entries.filter((entry) => entry.redaction === undefined && !entry.kind.startsWith("annals."));
+      const copy = (await log.read({ logId: "cli-binary-copy" })).entries;
+      const fields = (entry: (typeof copy)[number]) => ({
+        uuid: entry.uuid,
+        kind: entry.kind,
+        body: entry.body.case,
+        bytes: entry.body.case === "binaryPayload" ? Buffer.from(entry.body.value).toString("hex") : null,
+        contentType: entry.contentType,
+        payloadDigest: entry.payloadDigest,
+        requestId: entry.requestId,
+        metadata: entry.metadata,
+      });
+      assert.deepEqual(copy.map(fields), source.map(fields));
+      assert.deepEqual(copy.map((entry) => entry.body.case), ["payload", "binaryPayload"]);
+      assert.equal((await log.verify({ logId: "cli-binary-copy" })).valid, true);
+
+      // One changed byte of the binary payload is caught offline.
+      const tampered = join(dir, "tampered.jsonl");
+      const changed = Buffer.from(encoded);
+      changed[changed.length - 1] = 0xfe;
+      writeFileSync(tampered, lines.map((line, i) => (i === 2 ? JSON.stringify({ ...JSON.parse(line), payload: changed.toString("base64") }) : line)).join("\n"));
+      const refused = await annals("verify", tampered);
+      assert.equal(refused.code, 1, refused.stdout);
+      assert.match(refused.stdout, /line 3, seq 2: payload_digest/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

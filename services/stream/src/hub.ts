@@ -9,14 +9,16 @@ import { resourceExhausted, rpcError, unavailable, type Logger, type Principal }
 import { SubjectTree } from "@annals/topics";
 import { sleepWithJitter } from "./backoff.js";
 import { LogReader } from "./log-reader.js";
-import { EntryFrames, Session, type FeedLink, type SessionRequest, type SessionSettings } from "./session.js";
+import { EntryFrames, Session, type FeedLink, type HeadPosition, type SessionRequest, type SessionSettings } from "./session.js";
 import type { StreamMetrics } from "./stream-metrics.js";
 
 /** Reconnects of a feed: first delay, doubled up to the cap, with jitter; reset by a message. */
 const RECONNECT_FIRST_MS = 100;
 const RECONNECT_MAX_MS = 5000;
 /** Heartbeats asked of the log service, so that a dead upstream is noticed by the transport. */
-const UPSTREAM_HEARTBEAT_MS = 5000;
+const UPSTREAM_HEARTBEAT_MS = 5000n;
+/** Most entries per upstream frame: batches cost the log service and this feed less per entry. */
+const UPSTREAM_ENTRIES_PER_FRAME = 1000;
 /** What a refused stream is told to wait before trying again. */
 const CAP_RETRY_MS = 5000;
 
@@ -36,12 +38,15 @@ class LogFeed implements FeedLink {
   private started: Promise<void>;
   /** The last seq received (or the head when the feed started). */
   position = 0n;
+  readonly head: HeadPosition = { seq: 0n, wallTimeUs: undefined };
 
   constructor(
     private readonly logId: string,
     private readonly log: LogClient,
     private readonly metrics: StreamMetrics,
     private readonly logger: Logger,
+    /** Entries per upstream frame. */
+    private readonly entriesPerFrame: number,
     private readonly onIdle: () => void,
   ) {
     let markStarted!: () => void;
@@ -83,14 +88,20 @@ class LogFeed implements FeedLink {
     while (!signal.aborted) {
       try {
         if (!started) {
-          this.position = await this.head();
+          this.position = await this.startSeq();
+          this.head.seq = this.position;
           started = true;
           markStarted();
         }
-        const stream = this.log.subscribe({ logId: this.logId, fromSeq: this.position + 1n, heartbeatIntervalMs: UPSTREAM_HEARTBEAT_MS }, { signal });
-        for await (const message of stream) {
+        const stream = this.log.subscribe(
+          { logId: this.logId, afterSeq: this.position, heartbeatIntervalMs: UPSTREAM_HEARTBEAT_MS, maxEntriesPerFrame: this.entriesPerFrame },
+          { signal },
+        );
+        for await (const { frame } of stream) {
           delay = RECONNECT_FIRST_MS;
-          if (message.event.case === "entry") this.deliver(message.event.value);
+          if (frame.case === "entries") for (const entry of frame.value.entries) this.deliver(entry);
+          else if (frame.case === "entry") this.deliver(frame.value);
+          else if (frame.case === "heartbeat") this.heardOfHead(frame.value);
         }
       } catch (error) {
         if (signal.aborted) return;
@@ -110,7 +121,8 @@ class LogFeed implements FeedLink {
     }
   }
 
-  private async head(): Promise<bigint> {
+  /** The log's last seq, where the feed starts. */
+  private async startSeq(): Promise<bigint> {
     try {
       return (await this.log.getLog({ logId: this.logId }, { signal: this.stopped.signal })).head?.lastSeq ?? 0n;
     } catch (error) {
@@ -123,10 +135,21 @@ class LogFeed implements FeedLink {
   private deliver(entry: logV1.Entry): void {
     if (entry.seq <= this.position) return;
     this.position = entry.seq;
+    if (entry.seq >= this.head.seq) {
+      this.head.seq = entry.seq;
+      this.head.wallTimeUs = entry.wallTimeUs;
+    }
     const lagMs = Date.now() - Number(entry.wallTimeUs / 1000n);
     const frames = new EntryFrames(entry);
     for (const session of this.tree.match(entry.kind)) session.offer(frames);
     this.metrics.entryFannedOut(lagMs);
+  }
+
+  /** An upstream heartbeat: where the log's head is, and when its entry was sequenced. */
+  private heardOfHead({ headSeq, headTime }: logV1.Heartbeat): void {
+    if (headSeq < this.head.seq) return;
+    this.head.seq = headSeq;
+    this.head.wallTimeUs = headTime ? headTime.seconds * 1_000_000n + BigInt(Math.floor(headTime.nanos / 1000)) : undefined;
   }
 }
 
@@ -172,7 +195,9 @@ export class StreamHub {
     this.metrics.subscriberOpened();
     let feed = this.feeds.get(request.logId);
     if (!feed) {
-      const created = new LogFeed(request.logId, this.log(), this.metrics, this.logger, () => {
+      // A frame's entries are offered at once: half a buffer at most, so that one frame never fills a subscriber's buffer by itself.
+      const entriesPerFrame = Math.max(1, Math.min(UPSTREAM_ENTRIES_PER_FRAME, Math.floor(this.settings.bufferFrames / 2)));
+      const created = new LogFeed(request.logId, this.log(), this.metrics, this.logger, entriesPerFrame, () => {
         if (this.feeds.get(request.logId) === created) this.feeds.delete(request.logId);
       });
       this.feeds.set(request.logId, created);
@@ -191,13 +216,13 @@ export class StreamHub {
    * OUT_OF_RANGE when a subscriber asks to resume after a seq the log has not
    * reached: taken at its word, every entry up to that seq would be skipped.
    */
-  async refusePastHead(logId: string, resumeAfterSeq: bigint | undefined, signal: AbortSignal): Promise<void> {
-    if (resumeAfterSeq === undefined) return;
+  async refusePastHead(logId: string, afterSeq: bigint | undefined, signal: AbortSignal): Promise<void> {
+    if (afterSeq === undefined) return;
     const lastSeq = await this.reader.lastSeq(logId, signal);
-    if (resumeAfterSeq > lastSeq) {
-      throw rpcError(Code.OutOfRange, `resume_after_seq ${resumeAfterSeq} is past the head of log "${logId}" (last seq ${lastSeq})`, {
+    if (afterSeq > lastSeq) {
+      throw rpcError(Code.OutOfRange, `after_seq ${afterSeq} is past the head of log "${logId}" (last seq ${lastSeq})`, {
         reason: "SEQ_PAST_HEAD",
-        metadata: { log: logId, field: "resume_after_seq", last_seq: String(lastSeq) },
+        metadata: { log: logId, field: "after_seq", last_seq: String(lastSeq) },
       });
     }
   }

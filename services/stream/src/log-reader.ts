@@ -6,9 +6,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { LogClient } from "@annals/client";
 import type { logV1 } from "@annals/proto";
+import { retryDelayMs } from "@annals/runtime";
 import { sleepWithJitter } from "./backoff.js";
 
-/** Entries read per Read call. */
+/** Most entries read per Read call. */
 const READ_PAGE = 1000;
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 5000;
@@ -25,6 +26,8 @@ export interface PageRequest {
 export class LogReader {
   private active = 0;
   private readonly waiting: (() => void)[] = [];
+  /** Entries asked per page: halved when a page does not fit in a message, doubled back after each page that did. */
+  private pageSize = READ_PAGE;
 
   constructor(
     private readonly log: () => LogClient,
@@ -33,7 +36,28 @@ export class LogReader {
 
   /** One page; a log that does not exist yet reads as empty. Gives up only when `signal` aborts or the error is not transient. */
   page(request: PageRequest, signal: AbortSignal): Promise<Page> {
-    return this.retried(() => this.log().read({ ...request, pageSize: READ_PAGE }, { signal }), { entries: [], nextPageToken: "" }, signal);
+    return this.retried(() => this.fittingPage(request, signal), { entries: [], nextPageToken: "" }, signal);
+  }
+
+  /**
+   * A page of as many entries as fit in one message. Read cuts a page by
+   * count only, so 1000 entries with large payloads pass the gRPC message
+   * limit (RESOURCE_EXHAUSTED without RetryInfo): ask for half as many
+   * (stream-service.test.ts "slow consumers": the resume reads 4 KB entries).
+   */
+  private async fittingPage(request: PageRequest, signal: AbortSignal): Promise<Page> {
+    for (;;) {
+      const pageSize = this.pageSize;
+      try {
+        const page = await this.log().read({ ...request, pageSize }, { signal });
+        this.pageSize = Math.min(READ_PAGE, pageSize * 2);
+        return page;
+      } catch (error) {
+        const failure = ConnectError.from(error);
+        if (pageSize === 1 || failure.code !== Code.ResourceExhausted || retryDelayMs(failure) !== undefined) throw error;
+        this.pageSize = Math.max(1, Math.floor(pageSize / 2));
+      }
+    }
   }
 
   /** The log's last seq; 0 for a log that does not exist yet. */

@@ -10,7 +10,7 @@ import { serveComponents, signDevToken, type RunningServer } from "@annals/runti
 import { startServiceProcess, testServerConfig, type ServiceProcess } from "@annals/runtime/testing";
 import { createStreamComponent } from "./component.js";
 import { DEFAULT_STREAM_SETTINGS } from "./config.js";
-import { TEST_SECRET, sleep, subscribe } from "./stream-harness.js";
+import { TEST_SECRET, jsonEntry, seqs, sleep, subscribe } from "./stream-harness.js";
 
 const LOG_MAIN = fileURLToPath(new URL("../../log/dist/main.js", import.meta.url));
 
@@ -61,25 +61,26 @@ after(async () => {
 });
 
 async function append(from: number, to: number): Promise<void> {
-  for (let i = from; i <= to; i++) await log.append({ logId: "orders", entry: { kind: i % 2 ? "order.placed" : "order.paid", payload: { i } } });
+  for (let i = from; i <= to; i++) await log.append({ logId: "orders", entry: jsonEntry(i % 2 ? "order.placed" : "order.paid", { i }) });
 }
 
-test("restarting the log service: the streams stay open with keepalives and continue with no gap and no duplicate", async () => {
-  const everything = subscribe(stream, { logId: "orders", topics: [">"] });
-  const paid = subscribe(stream, { logId: "orders", topics: ["order.paid"] });
-  await Promise.all([everything, paid].map((s) => s.until((r) => r.snapshotDone !== undefined)));
+test("restarting the log service: the streams stay open with heartbeats and continue with no gap and no duplicate", async () => {
+  const everything = subscribe(stream, { logId: "orders", kinds: [">"] });
+  const paid = subscribe(stream, { logId: "orders", kinds: ["order.paid"] });
+  await Promise.all([everything, paid].map((s) => s.until((r) => r.caughtUp !== undefined)));
   await append(1, 40);
   await everything.until((r) => r.events.length === 40);
 
   await logService!.stop("SIGTERM");
   logService = undefined;
-  const keepalivesBefore = everything.keepalives.length;
+  const heartbeatsBefore = everything.heartbeats.length;
   await sleep(1500);
   assert.equal(everything.ended, undefined, "the stream stayed open while the log service was down");
   assert.equal(paid.ended, undefined);
-  assert.ok(everything.keepalives.length >= keepalivesBefore + 3, `keepalives went on (${everything.keepalives.length - keepalivesBefore})`);
+  assert.ok(everything.heartbeats.length >= heartbeatsBefore + 3, `heartbeats went on (${everything.heartbeats.length - heartbeatsBefore})`);
+  assert.equal(everything.heartbeats.at(-1)!.lastSeq, 40n);
   // A subscriber arriving during the outage waits for the log service too.
-  const late = subscribe(stream, { logId: "orders", topics: ["order.placed"], resumeAfterSeq: 0n });
+  const late = subscribe(stream, { logId: "orders", kinds: ["order.placed"], afterSeq: 0n });
 
   logService = await startLog();
   await append(41, 80);
@@ -87,9 +88,9 @@ test("restarting the log service: the streams stay open with keepalives and cont
   await paid.until((r) => r.events.length === 40, 30_000);
   await late.until((r) => r.events.length === 40, 30_000);
   await sleep(200);
-  assert.deepEqual(everything.events.map((e) => Number(e.seq)), Array.from({ length: 80 }, (_, i) => i + 1));
-  assert.deepEqual(paid.events.map((e) => Number(e.seq)), Array.from({ length: 40 }, (_, i) => 2 * (i + 1)));
-  assert.deepEqual(late.events.map((e) => Number(e.seq)), Array.from({ length: 40 }, (_, i) => 2 * i + 1));
+  assert.deepEqual(seqs(everything.events).map(Number), Array.from({ length: 80 }, (_, i) => i + 1));
+  assert.deepEqual(seqs(paid.events).map(Number), Array.from({ length: 40 }, (_, i) => 2 * (i + 1)));
+  assert.deepEqual(seqs(late.events).map(Number), Array.from({ length: 40 }, (_, i) => 2 * i + 1));
   for (const s of [everything, paid, late]) s.cancel();
   assert.match(await fetch(`http://127.0.0.1:${streamServer.httpPort}/metrics`).then((r) => r.text()), /annals_stream_upstream_reconnects_total(\{[^}]*\})? [1-9]/);
 });

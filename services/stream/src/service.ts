@@ -1,7 +1,7 @@
 import { streamV1 } from "@annals/proto";
 import type { LogClient } from "@annals/client";
 import { callPrincipal, defineService, invalidArgument, requireLogAccess, type Principal, type ServiceRegistration } from "@annals/runtime";
-import { kindProblem, logIdProblem, patternProblem } from "@annals/topics";
+import { logIdProblem, patternProblem } from "@annals/topics";
 import type { StreamHub } from "./hub.js";
 import type { SessionRequest } from "./session.js";
 
@@ -12,6 +12,7 @@ export const STREAM_PUBLISH = "log.write";
 export const MAX_PATTERNS = 32;
 export const DEFAULT_SNAPSHOT_LIMIT = 50;
 export const MAX_SNAPSHOT_LIMIT = 1000;
+export const MAX_EVENTS_PER_FRAME = 1000;
 
 export interface StreamServiceDeps {
   hub: StreamHub;
@@ -22,32 +23,40 @@ export interface StreamServiceDeps {
 /** What Subscribe and the SSE endpoint ask for, before it is checked. */
 export interface SubscribeInput {
   logId: string;
-  topics: readonly string[];
-  resumeAfterSeq: bigint | undefined;
+  kinds: readonly string[];
+  afterSeq: bigint | undefined;
   snapshotLimit: number;
+  maxEventsPerFrame: number;
+}
+
+/** INVALID_ARGUMENT naming `field` unless `min ≤ value ≤ max`. */
+function checkRange(field: string, value: number, min: number, max: number): void {
+  if (value < min || value > max) throw invalidArgument(field, `must be between ${min} and ${max}`, { limit: String(max) });
 }
 
 /**
  * Checks a subscription and the caller's grant for its log; throws
- * INVALID_ARGUMENT naming the field (`topics[2]`), or PERMISSION_DENIED.
+ * INVALID_ARGUMENT naming the field (`kinds[2]`), or PERMISSION_DENIED.
  */
 export function checkSubscription(input: SubscribeInput, principal: Principal): SessionRequest {
   const logProblem = logIdProblem(input.logId);
   if (logProblem) throw invalidArgument("log_id", logProblem);
-  if (input.topics.length === 0) throw invalidArgument("topics", "name at least one topic pattern (`>` for every topic)");
-  if (input.topics.length > MAX_PATTERNS) throw invalidArgument("topics", `has ${input.topics.length} patterns; at most ${MAX_PATTERNS} are allowed`);
-  input.topics.forEach((pattern, i) => {
+  if (input.kinds.length === 0) throw invalidArgument("kinds", "name at least one kind pattern (`>` for every kind)");
+  if (input.kinds.length > MAX_PATTERNS) throw invalidArgument("kinds", `has ${input.kinds.length} patterns; at most ${MAX_PATTERNS} are allowed`, { limit: String(MAX_PATTERNS) });
+  input.kinds.forEach((pattern, i) => {
     const problem = patternProblem(pattern);
-    if (problem) throw invalidArgument(`topics[${i}]`, problem);
+    if (problem) throw invalidArgument(`kinds[${i}]`, problem);
   });
-  if (input.resumeAfterSeq !== undefined && input.resumeAfterSeq < 0n) throw invalidArgument("resume_after_seq", "must not be negative");
-  if (input.snapshotLimit > MAX_SNAPSHOT_LIMIT) throw invalidArgument("snapshot_limit", `must be at most ${MAX_SNAPSHOT_LIMIT}`);
+  if (input.afterSeq !== undefined && input.afterSeq < 0n) throw invalidArgument("after_seq", "must not be negative");
+  checkRange("snapshot_limit", input.snapshotLimit, 0, MAX_SNAPSHOT_LIMIT);
+  checkRange("max_events_per_frame", input.maxEventsPerFrame, 0, MAX_EVENTS_PER_FRAME);
   requireLogAccess(principal, input.logId);
   return {
     logId: input.logId,
-    patterns: [...input.topics],
-    resumeAfterSeq: input.resumeAfterSeq,
+    patterns: [...input.kinds],
+    afterSeq: input.afterSeq,
     snapshotLimit: input.snapshotLimit || DEFAULT_SNAPSHOT_LIMIT,
+    maxEventsPerFrame: input.maxEventsPerFrame,
   };
 }
 
@@ -59,30 +68,22 @@ export function streamRegistration(deps: StreamServiceDeps): ServiceRegistration
     impl: {
       subscribe(request, context) {
         const principal = callPrincipal(context);
-        const { logId, topics, resumeAfterSeq, snapshotLimit } = request;
-        const checked = checkSubscription({ logId, topics, resumeAfterSeq, snapshotLimit }, principal);
+        const { logId, kinds, afterSeq, snapshotLimit, maxEventsPerFrame } = request;
+        const checked = checkSubscription({ logId, kinds, afterSeq, snapshotLimit, maxEventsPerFrame }, principal);
         // The session's frames as they are: no generator of our own around them (one step less per frame).
-        if (checked.resumeAfterSeq === undefined) return deps.hub.subscribe(principal, checked).frames(context.signal);
+        if (checked.afterSeq === undefined) return deps.hub.subscribe(principal, checked).frames(context.signal);
         return (async function* () {
-          await deps.hub.refusePastHead(checked.logId, checked.resumeAfterSeq, context.signal);
+          await deps.hub.refusePastHead(checked.logId, checked.afterSeq, context.signal);
           yield* deps.hub.subscribe(principal, checked).frames(context.signal);
         })();
       },
 
       async publish(request, context) {
-        const logProblem = logIdProblem(request.logId);
-        if (logProblem) throw invalidArgument("log_id", logProblem);
-        const topicProblem = kindProblem(request.topic);
-        if (topicProblem) throw invalidArgument("topic", topicProblem);
         requireLogAccess(callPrincipal(context), request.logId);
-        const { result } = await deps.log().append(
-          {
-            logId: request.logId,
-            entry: { kind: request.topic, payload: request.payload ?? {}, sourceId: request.sourceId, metadata: request.metadata, reqId: request.reqId },
-          },
-          { signal: context.signal },
-        );
-        return { seq: result?.seq ?? 0n, checksum: result?.checksum ?? "", duplicate: result?.duplicate ?? false };
+        // The entry goes to Append as it came: the log service alone judges it, and its
+        // refusals reach the caller with their code and details (stream-service.test.ts "Publish").
+        const { result } = await deps.log().append({ logId: request.logId, entry: request.entry }, { signal: context.signal });
+        return { result };
       },
     },
   });

@@ -1,22 +1,44 @@
 // One subscriber's stream: a snapshot or a catch-up read from the log, then
 // the live entries its log's feed offers, through a bounded queue of frames.
-import { logV1, type streamV1 } from "@annals/proto";
-import { resourceExhausted, shareEncoding } from "@annals/runtime";
-import { KindFilter } from "@annals/topics";
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { logV1 } from "@annals/proto";
+import { rpcError, shareEncoding } from "@annals/runtime";
+import { EventNames } from "./event-name.js";
 import type { LogReader } from "./log-reader.js";
 import type { StreamMetrics } from "./stream-metrics.js";
 
-export type Frame = MessageInitShape<typeof streamV1.SubscribeResponseSchema>;
-/** A frame waiting to be sent; with the seq of the entry it carries, and that entry's wall time when it came live. */
-type Queued = { frame: Frame; seq?: bigint; liveWallTimeUs?: bigint };
-type EventFrame = Extract<NonNullable<Frame["frame"]>, { case: "event" }>["value"];
+/** One entry as a subscriber sees it: the fields of a streamV1.Event. */
+export interface EventValue {
+  entry: logV1.Entry;
+  name: string;
+  snapshot: boolean;
+}
 
+/** A SubscribeResponse as the session makes it (an init shape of streamV1.SubscribeResponse). */
+export interface Frame {
+  frame:
+    | { case: "event"; value: EventValue }
+    | { case: "events"; value: { events: EventValue[] } }
+    | { case: "caughtUp"; value: { seq: bigint } }
+    | { case: "heartbeat"; value: { lastSeq: bigint; headSeq: bigint; headTime?: Timestamp } };
+}
+
+/** A frame waiting to be sent, with the event it carries; `live` when the event came from the feed (not a read). */
+type Queued = { readonly frame: Frame; readonly event?: EventValue; readonly live?: true };
+
+/** The log's head as a feed last heard of it. */
+export interface HeadPosition {
+  seq: bigint;
+  /** The head entry's wall time in µs since the epoch; undefined until known. */
+  wallTimeUs: bigint | undefined;
+}
 
 export interface SessionSettings {
   /** Frames a subscriber may have waiting before it counts as too slow. */
   bufferFrames: number;
-  /** Idle time after which a keepalive is sent, in ms. */
+  /** Idle time after which a heartbeat is sent, in ms. */
   keepaliveMs: number;
   /** Most entries read backwards when looking for a snapshot's matching entries. */
   snapshotScanLimit: number;
@@ -26,9 +48,11 @@ export interface SessionRequest {
   logId: string;
   /** Valid patterns (see patternProblem), 1 or more. */
   patterns: string[];
-  /** Resume after this seq; undefined: snapshot first. */
-  resumeAfterSeq: bigint | undefined;
+  /** Resume after this seq (0: from the first stored entry); undefined: snapshot first. */
+  afterSeq: bigint | undefined;
   snapshotLimit: number;
+  /** Most events in one `events` frame; 0: one `event` frame per event. */
+  maxEventsPerFrame: number;
 }
 
 /** What the session needs of its log's feed. */
@@ -37,21 +61,17 @@ export interface FeedLink {
   join(session: Session): Promise<bigint>;
   /** The last seq the feed has received. */
   readonly position: bigint;
+  /** The log's head as the feed last heard of it (from an entry or an upstream heartbeat). */
+  readonly head: HeadPosition;
   leave(session: Session): void;
 }
 
-/** An Event frame for an entry as one subscriber sees it. */
-function eventFrame(entry: logV1.Entry, name: string, snapshot: boolean): Frame {
-  const value: EventFrame = {
-    seq: entry.seq,
-    topic: entry.kind,
-    event: name,
-    wallTimeUs: entry.wallTimeUs,
-    snapshot,
-    uuid: entry.uuid,
-    ...(entry.payload ? { payload: entry.payload } : {}),
-  };
-  return { frame: { case: "event", value } };
+function eventFrame(event: EventValue): Frame {
+  return { frame: { case: "event", value: event } };
+}
+
+function timestampFromMicros(us: bigint): Timestamp {
+  return create(TimestampSchema, { seconds: us / 1_000_000n, nanos: Number(us % 1_000_000n) * 1000 });
 }
 
 /**
@@ -59,35 +79,29 @@ function eventFrame(entry: logV1.Entry, name: string, snapshot: boolean): Frame 
  * subscriber that gets the entry, so that each is encoded once for all.
  */
 export class EntryFrames {
-  private readonly byName = new Map<string, Frame>();
+  private readonly byName = new Map<string, Queued>();
 
   constructor(readonly entry: logV1.Entry) {}
 
-  frame(name: string): Frame {
-    let frame = this.byName.get(name);
-    if (!frame) this.byName.set(name, (frame = shareEncoding(eventFrame(this.entry, name, false))));
-    return frame;
+  queued(name: string): Queued {
+    let queued = this.byName.get(name);
+    if (!queued) {
+      const event = { entry: this.entry, name, snapshot: false };
+      this.byName.set(name, (queued = { frame: shareEncoding(eventFrame(event)), event, live: true }));
+    }
+    return queued;
   }
-}
-
-/** The topic minus the literal tokens the pattern starts with (at least the last token stays). */
-export function eventName(pattern: string, topic: string): string {
-  const patternTokens = pattern.split(".");
-  const topicTokens = topic.split(".");
-  let literal = 0;
-  while (literal < patternTokens.length && patternTokens[literal] !== "*" && patternTokens[literal] !== ">") literal++;
-  return topicTokens.slice(Math.min(literal, topicTokens.length - 1)).join(".");
 }
 
 export class Session {
   readonly patterns: readonly string[];
-  private readonly filters: readonly KindFilter[];
+  private readonly names: EventNames;
   private phase: "catching-up" | "live" | "ended" = "catching-up";
   /** Live entries offered while catching up, in seq order. */
   private pending: EntryFrames[] = [];
   /** Set when `pending` overflowed: its entries are read from the log instead. */
   private overflowed = false;
-  /** Frames waiting to be sent; those that carry an entry with its seq, and its wall time when it came live. */
+  /** Frames waiting to be sent. */
   private readonly out: Queued[] = [];
   private failure: Error | undefined;
   /** The last seq delivered or skipped; later entries only are sent. */
@@ -95,7 +109,7 @@ export class Session {
   private lastFrameAt = Date.now();
   private wake: (() => void) | undefined;
   private roomWake: (() => void) | undefined;
-  private readonly keepalive: NodeJS.Timeout;
+  private readonly heartbeatTimer: NodeJS.Timeout;
   private readonly stopped = new AbortController();
 
   constructor(
@@ -108,13 +122,13 @@ export class Session {
     private readonly onEnd: (session: Session, reason: "closed" | "slow" | "failed") => void,
   ) {
     this.patterns = request.patterns;
-    this.filters = request.patterns.map((pattern) => new KindFilter([pattern]));
-    this.keepalive = setInterval(() => this.keepaliveDue(), Math.max(10, Math.floor(settings.keepaliveMs / 4)));
-    this.keepalive.unref();
+    this.names = new EventNames(request.patterns);
+    this.heartbeatTimer = setInterval(() => this.heartbeatDue(), Math.max(10, Math.floor(settings.keepaliveMs / 4)));
+    this.heartbeatTimer.unref();
     void this.run();
   }
 
-  /** A live entry from the feed whose topic matches one of the patterns. Synchronous: never waits. */
+  /** A live entry from the feed whose kind matches one of the patterns. Synchronous: never waits. */
   offer(frames: EntryFrames): void {
     const entry = frames.entry;
     if (this.phase === "catching-up") {
@@ -128,14 +142,15 @@ export class Session {
       this.pending.push(frames);
     } else if (this.phase === "live" && entry.seq > this.lastSeq) {
       this.lastSeq = entry.seq;
-      this.push({ frame: frames.frame(this.eventNameOf(entry.kind)), seq: entry.seq, liveWallTimeUs: entry.wallTimeUs });
+      this.push(frames.queued(this.names.nameOf(entry.kind) ?? entry.kind));
       if (this.out.length > this.settings.bufferFrames) {
-        const resumeAfter = this.lastDelivered();
+        // ABORTED, not RESOURCE_EXHAUSTED: the client should resume at once, not back off (stream_service.proto, SLOW_CONSUMER).
+        const afterSeq = this.lastDelivered();
         this.end(
-          resourceExhausted(
-            `this subscriber fell more than ${this.settings.bufferFrames} events behind and was disconnected; resume after seq ${resumeAfter} to continue`,
-            { reason: "SLOW_CONSUMER", metadata: { resume_after_seq: String(resumeAfter) } },
-            0,
+          rpcError(
+            Code.Aborted,
+            `this subscriber fell more than ${this.settings.bufferFrames} events behind and was disconnected; resume at once with after_seq ${afterSeq}`,
+            { reason: "SLOW_CONSUMER", metadata: { after_seq: String(afterSeq) } },
           ),
           "slow",
         );
@@ -152,9 +167,10 @@ export class Session {
         const next = this.out.shift();
         if (next) {
           this.lastFrameAt = Date.now();
+          this.delivered(next);
+          const batch = next.event && this.request.maxEventsPerFrame > 0 && this.out[0]?.event ? this.batchAfter(next.event) : undefined;
           this.roomWake?.();
-          if (next.seq !== undefined) this.metrics.eventDelivered(next.liveWallTimeUs);
-          yield next.frame;
+          yield batch ?? next.frame;
           continue;
         }
         if (this.failure) throw this.failure;
@@ -184,7 +200,7 @@ export class Session {
     this.failure = error;
     if (error) this.out.length = 0;
     this.pending = [];
-    clearInterval(this.keepalive);
+    clearInterval(this.heartbeatTimer);
     this.stopped.abort();
     this.feed.leave(this);
     this.onEnd(this, reason);
@@ -192,56 +208,67 @@ export class Session {
     this.roomWake?.();
   }
 
+  /** An `events` frame of `first` and the events queued right after it, up to the subscriber's maximum. */
+  private batchAfter(first: EventValue): Frame {
+    const events = [first];
+    while (events.length < this.request.maxEventsPerFrame && this.out[0]?.event) {
+      const queued = this.out.shift()!;
+      events.push(queued.event!);
+      this.delivered(queued);
+    }
+    return { frame: { case: "events", value: { events } } };
+  }
+
+  private delivered(queued: Queued): void {
+    if (queued.event) this.metrics.eventDelivered(queued.live ? queued.event.entry.wallTimeUs : undefined);
+  }
+
   private push(queued: Queued): void {
     this.out.push(queued);
     this.wake?.();
   }
 
-  private keepaliveDue(): void {
+  private heartbeatDue(): void {
     if (this.out.length > 0 || Date.now() - this.lastFrameAt < this.settings.keepaliveMs) return;
-    const seq = this.phase === "live" && this.feed.position > this.lastSeq ? this.feed.position : this.lastSeq;
+    // Live with nothing queued, every entry the feed received was sent or filtered out.
+    const lastSeq = this.phase === "live" && this.feed.position > this.lastSeq ? this.feed.position : this.lastSeq;
+    const head = this.feed.head;
+    const headSeq = head.seq > lastSeq ? head.seq : lastSeq;
+    const headTime = head.seq === headSeq && head.wallTimeUs !== undefined ? timestampFromMicros(head.wallTimeUs) : undefined;
     this.lastFrameAt = Date.now();
-    this.push({ frame: { frame: { case: "keepalive", value: { seq } } } });
+    this.push({ frame: { frame: { case: "heartbeat", value: { lastSeq, headSeq, ...(headTime ? { headTime } : {}) } } } });
   }
 
   /** The seq to resume after: the one before the first entry still waiting to be sent. */
   private lastDelivered(): bigint {
-    const firstWaiting = this.out.find((queued) => queued.seq !== undefined)?.seq;
+    const firstWaiting = this.out.find((queued) => queued.event !== undefined)?.event?.entry.seq;
     return firstWaiting === undefined ? this.lastSeq : firstWaiting - 1n;
-  }
-
-  private eventFrame(entry: logV1.Entry, snapshot: boolean): Frame {
-    return eventFrame(entry, this.eventNameOf(entry.kind), snapshot);
-  }
-
-  /** The event name of a topic under the first of this subscriber's patterns that matches it. */
-  private eventNameOf(topic: string): string {
-    const index = this.filters.findIndex((filter) => filter.matches(topic));
-    return eventName(this.patterns[Math.max(0, index)]!, topic);
-  }
-
-  private matches(kind: string): boolean {
-    return this.filters.some((filter) => filter.matches(kind));
   }
 
   private async run(): Promise<void> {
     try {
       let joinedAt = await this.feed.join(this);
-      if (this.request.resumeAfterSeq === undefined) {
+      if (this.request.afterSeq === undefined) {
         await this.snapshot(joinedAt);
-        this.push({ frame: { frame: { case: "snapshotDone", value: { seq: joinedAt } } } });
+        this.push({ frame: { frame: { case: "caughtUp", value: { seq: joinedAt } } } });
       } else {
-        this.lastSeq = this.request.resumeAfterSeq;
-        this.push({ frame: { frame: { case: "snapshotDone", value: { seq: this.lastSeq } } } });
+        this.lastSeq = this.request.afterSeq;
+        this.push({ frame: { frame: { case: "caughtUp", value: { seq: this.lastSeq } } } });
         await this.catchUp(joinedAt);
       }
-      // Entries offered while reading overflowed the pending list: read on from the log up to where the feed is now.
-      while (this.overflowed && this.phase === "catching-up") {
-        this.overflowed = false;
-        joinedAt = this.feed.position;
-        await this.catchUp(joinedAt);
+      for (;;) {
+        // Entries offered while reading overflowed the pending list: read on from the log up to where the feed is now.
+        while (this.overflowed && this.phase === "catching-up") {
+          this.overflowed = false;
+          joinedAt = this.feed.position;
+          await this.catchUp(joinedAt);
+        }
+        if (this.phase !== "catching-up") return;
+        // A read queues whole pages: go live once they and the pending entries fit in the buffer, or
+        // a subscriber that keeps up would count as slow (stream-service.test.ts "max_events_per_frame").
+        if (this.out.length + this.pending.length <= this.settings.bufferFrames) break;
+        await this.bufferRoom(this.settings.bufferFrames - this.pending.length + 1);
       }
-      if (this.phase !== "catching-up") return;
       this.phase = "live";
       const pending = this.pending;
       this.pending = [];
@@ -253,7 +280,7 @@ export class Session {
 
   /** The latest matching entries up to `headSeq`, oldest first. */
   private async snapshot(headSeq: bigint): Promise<void> {
-    const found: logV1.Entry[] = [];
+    const found: EventValue[] = [];
     let scanned = 0;
     let pageToken = "";
     if (headSeq > 0n && this.request.snapshotLimit > 0) {
@@ -261,7 +288,8 @@ export class Session {
         const page = await this.reader.page({ logId: this.request.logId, fromSeq: headSeq, direction: logV1.ReadDirection.BACKWARD, pageToken }, this.stopped.signal);
         for (const entry of page.entries) {
           scanned++;
-          if (this.matches(entry.kind)) found.push(entry);
+          const name = this.names.nameOf(entry.kind);
+          if (name !== undefined) found.push({ entry, name, snapshot: true });
           if (found.length === this.request.snapshotLimit) break;
         }
         pageToken = page.nextPageToken;
@@ -269,33 +297,46 @@ export class Session {
       }
     }
     this.lastSeq = headSeq;
-    for (const entry of found.reverse()) await this.send(this.eventFrame(entry, true), entry.seq);
+    for (const event of found.reverse()) {
+      if (this.out.length >= this.settings.bufferFrames) await this.bufferRoom();
+      if (this.phase !== "catching-up") return;
+      this.push({ frame: eventFrame(event), event });
+    }
   }
 
   /** Every matching entry after lastSeq up to `toSeq`, read from the log. */
   private async catchUp(toSeq: bigint): Promise<void> {
     let pageToken = "";
+    // A forward read has no end (a page at the head still carries a token): stop at toSeq or on an empty page.
     while (this.lastSeq < toSeq && this.phase === "catching-up") {
-      const page = await this.reader.page(
-        { logId: this.request.logId, fromSeq: this.lastSeq + 1n, direction: logV1.ReadDirection.FORWARD, pageToken },
-        this.stopped.signal,
-      );
+      // after_seq 0 reads from the first stored entry, wherever compaction left it.
+      const fromSeq = this.lastSeq === 0n ? 0n : this.lastSeq + 1n;
+      const page = await this.reader.page({ logId: this.request.logId, fromSeq, direction: logV1.ReadDirection.FORWARD, pageToken }, this.stopped.signal);
       for (const entry of page.entries) {
         if (entry.seq <= this.lastSeq) continue;
         this.lastSeq = entry.seq;
-        if (this.matches(entry.kind)) await this.send(this.eventFrame(entry, false), entry.seq);
+        const name = this.names.nameOf(entry.kind);
+        if (name === undefined) continue;
+        if (this.out.length >= this.settings.bufferFrames) await this.bufferRoom();
+        if (this.phase !== "catching-up") return;
+        const event = { entry, name, snapshot: false };
+        this.push({ frame: eventFrame(event), event });
       }
       pageToken = page.nextPageToken;
       if (page.entries.length === 0) break;
     }
   }
 
-  /** Queues a catch-up frame, waiting while the client has a full buffer of them. */
-  private async send(frame: Frame, seq: bigint): Promise<void> {
-    while (this.out.length >= this.settings.bufferFrames && this.phase === "catching-up") {
+  /**
+   * Waits while `limit` or more frames are queued (by default a full buffer),
+   * or until the session stops catching up. Called only when they are:
+   * awaiting would yield even with room, and a page's events are to be
+   * queued together so that they can leave in one `events` frame.
+   */
+  private async bufferRoom(limit = this.settings.bufferFrames): Promise<void> {
+    while (this.out.length >= limit && this.phase === "catching-up") {
       await new Promise<void>((resolve) => (this.roomWake = resolve));
       this.roomWake = undefined;
     }
-    if (this.phase === "catching-up") this.push({ frame, seq });
   }
 }

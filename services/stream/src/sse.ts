@@ -1,17 +1,40 @@
-// Server-Sent Events for browsers: GET /v1/logs/{log}/events?topics=a.>,b.*
-// with the token in the query (EventSource cannot set headers) or in an
-// Authorization header; the same sessions as Subscribe.
+// Server-Sent Events for browsers: GET /v1/logs/{log}/events?kinds=a.>,b.*
+// (comma-separated or repeated) and `snapshot=N`, with the token in the query
+// (`token=`: EventSource cannot set headers) or in an Authorization header;
+// `Last-Event-ID` is the after_seq to resume after. The same sessions as
+// Subscribe, one event per entry (never batched).
+//
+// Data events: `id:` the seq, `event:` the event name, `data:` one JSON object
+// {"seq": "…", "name": "…", "snapshot": bool, "entry": <the annals.log.v1.Entry
+// in protobuf JSON: int64 as strings, binary_payload as base64>}.
+//
+// Event names are reserved so that no kind can produce a control event: a
+// data event's name is dotted tokens of letters, digits, `_` and `-` (the
+// kind rules), so it never contains `:`, and every control event's does:
+//   annals:caught-up  {"seq": "…"}: the snapshot (or resume) is done; live follows
+//   annals:error      {"code": "…", "message": "…"}: why the stream ends
+// A data event whose name would be one of EventSource's own types (`error`,
+// `open`, `message`; `error` would fire onerror) goes out as `kind:` and its
+// full kind instead, e.g. `kind:identity.error` (sse.test.ts "reserved names").
+// Heartbeats are comment lines (`: keepalive <last seq>`), which EventSource ignores.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { once } from "node:events";
+import { toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { logV1 } from "@annals/proto";
 import { isAllowed, retryDelayMs, type Authenticator, type HttpRoute } from "@annals/runtime";
 import type { StreamHub } from "./hub.js";
 import { STREAM_VIEW, checkSubscription } from "./service.js";
+import type { EventValue } from "./session.js";
 
 const PATH = /^\/v1\/logs\/(.+)\/events$/;
 /** What EventSource waits before reconnecting, in ms (sent as `retry:`). */
 const CLIENT_RETRY_MS = 3000;
+/** Event types EventSource dispatches itself: a data event may not take their names. */
+const EVENTSOURCE_TYPES = new Set(["error", "open", "message"]);
+/** An entry's protobuf JSON, made once for all the streams it is written to. */
+const entryJson = new WeakMap<logV1.Entry, string>();
 
 const STATUS: Partial<Record<Code, number>> = {
   [Code.InvalidArgument]: 400,
@@ -42,13 +65,14 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
         const subscription = checkSubscription(
           {
             logId: pathLogId(path),
-            topics: searchParams.getAll("topics").flatMap((value) => value.split(",")).filter((topic) => topic !== ""),
-            resumeAfterSeq: lastEventId(request),
+            kinds: searchParams.getAll("kinds").flatMap((value) => value.split(",")).filter((kind) => kind !== ""),
+            afterSeq: lastEventId(request),
             snapshotLimit: snapshotParameter(searchParams.get("snapshot")),
+            maxEventsPerFrame: 0,
           },
           principal,
         );
-        await hub.refusePastHead(subscription.logId, subscription.resumeAfterSeq, gone.signal);
+        await hub.refusePastHead(subscription.logId, subscription.afterSeq, gone.signal);
         session = hub.subscribe(principal, subscription);
       } catch (error) {
         refuse(response, ConnectError.from(error));
@@ -64,18 +88,18 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
       try {
         for await (const { frame } of session.frames(gone.signal)) {
           let text: string;
-          switch (frame?.case) {
-            case "event": {
-              const event = frame.value;
-              const data = { seq: String(event.seq), topic: event.topic, event: event.event, wallTimeUs: String(event.wallTimeUs), payload: event.payload ?? null, snapshot: event.snapshot ?? false, uuid: event.uuid };
-              text = `id: ${event.seq}\nevent: ${event.event}\ndata: ${JSON.stringify(data)}\n\n`;
+          switch (frame.case) {
+            case "event":
+              text = dataEvent(frame.value);
               break;
-            }
-            case "snapshotDone":
-              text = `event: snapshot-done\ndata: ${JSON.stringify({ seq: String(frame.value.seq) })}\n\n`;
+            case "events":
+              text = frame.value.events.map(dataEvent).join("");
               break;
-            default:
-              text = `: keepalive ${String(frame?.value?.seq ?? "")}\n\n`;
+            case "caughtUp":
+              text = `event: annals:caught-up\ndata: ${JSON.stringify({ seq: String(frame.value.seq) })}\n\n`;
+              break;
+            case "heartbeat":
+              text = `: keepalive ${frame.value.lastSeq}\n\n`;
           }
           if (!response.write(text)) await once(response, "drain", { signal: gone.signal }).catch(() => undefined);
         }
@@ -83,10 +107,18 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
       } catch (error) {
         // The stream already started: say why it ends as an event, then close.
         const failure = ConnectError.from(error);
-        response.end(`event: error\ndata: ${JSON.stringify({ code: codeToString(failure.code), message: failure.rawMessage })}\n\n`);
+        response.end(`event: annals:error\ndata: ${JSON.stringify({ code: codeToString(failure.code), message: failure.rawMessage })}\n\n`);
       }
     },
   };
+}
+
+/** One data event (see the module comment). */
+function dataEvent({ entry, name, snapshot }: EventValue): string {
+  let json = entryJson.get(entry);
+  if (json === undefined) entryJson.set(entry, (json = toJsonString(logV1.EntrySchema, entry)));
+  const type = EVENTSOURCE_TYPES.has(name) ? `kind:${entry.kind}` : name;
+  return `id: ${entry.seq}\nevent: ${type}\ndata: {"seq":"${entry.seq}","name":${JSON.stringify(name)},"snapshot":${snapshot},"entry":${json}}\n\n`;
 }
 
 /** The log id in the path, percent-decoded; INVALID_ARGUMENT when it does not decode (`%ZZ`, a lone surrogate). */

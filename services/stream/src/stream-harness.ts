@@ -5,8 +5,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { createAnnalsClients, type LogClient, type StreamClient } from "@annals/client";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { createLogComponent } from "@annals/log";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { streamV1 } from "@annals/proto";
+import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
+import type { logV1, streamV1 } from "@annals/proto";
 import { serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
 import { createStreamComponent } from "./component.js";
 import { DEFAULT_STREAM_SETTINGS } from "./config.js";
@@ -76,9 +76,12 @@ export async function startStreamHarness(label: string, settings: Partial<HubSet
 
 /** What one Subscribe stream received, read in the background. */
 export interface Received {
+  /** Every event, from `event` and `events` frames alike, in the order received. */
   events: streamV1.Event[];
-  keepalives: bigint[];
-  snapshotDone: bigint | undefined;
+  /** The number of events in each `events` frame. */
+  batchSizes: number[];
+  heartbeats: logV1.Heartbeat[];
+  caughtUp: bigint | undefined;
   /** How the stream ended: undefined while open; null when it ended cleanly. */
   ended: ConnectError | null | undefined;
   /** Stops reading (cancels the call). */
@@ -92,8 +95,9 @@ export function subscribe(client: StreamClient, request: MessageInitShape<typeof
   const waiters = new Set<() => void>();
   const received: Received = {
     events: [],
-    keepalives: [],
-    snapshotDone: undefined,
+    batchSizes: [],
+    heartbeats: [],
+    caughtUp: undefined,
     ended: undefined,
     cancel: () => controller.abort(),
     until: (predicate, timeoutMs = 30_000) =>
@@ -122,10 +126,13 @@ export function subscribe(client: StreamClient, request: MessageInitShape<typeof
   };
   void (async () => {
     try {
-      for await (const response of client.subscribe(request, { signal: controller.signal })) {
-        if (response.frame.case === "event") received.events.push(response.frame.value);
-        else if (response.frame.case === "keepalive") received.keepalives.push(response.frame.value.seq);
-        else if (response.frame.case === "snapshotDone") received.snapshotDone = response.frame.value.seq;
+      for await (const { frame } of client.subscribe(request, { signal: controller.signal })) {
+        if (frame.case === "event") received.events.push(frame.value);
+        else if (frame.case === "events") {
+          received.events.push(...frame.value.events);
+          received.batchSizes.push(frame.value.events.length);
+        } else if (frame.case === "heartbeat") received.heartbeats.push(frame.value);
+        else if (frame.case === "caughtUp") received.caughtUp = frame.value.seq;
         notify();
       }
       received.ended = null;
@@ -139,3 +146,15 @@ export function subscribe(client: StreamClient, request: MessageInitShape<typeof
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** An EntryInput with a JSON payload, plus any other fields. */
+export function jsonEntry(
+  kind: string,
+  payload: JsonObject,
+  more: { sourceId?: string; requestId?: string; metadata?: Record<string, string> } = {},
+): MessageInitShape<typeof logV1.EntryInputSchema> {
+  return { ...more, kind, body: { case: "payload", value: payload } };
+}
+
+/** The seqs of events, in order. */
+export const seqs = (events: readonly streamV1.Event[]): bigint[] => events.map((event) => event.entry!.seq);

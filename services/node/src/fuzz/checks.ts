@@ -5,6 +5,7 @@
 import { Buffer } from "node:buffer";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { KvClient, LogClient } from "@annals/client";
+import { logV1 } from "@annals/proto";
 
 /** Entries written before the fuzzing, to compare with afterwards. */
 export interface Canaries {
@@ -17,7 +18,7 @@ export async function writeCanaries(log: LogClient, kv: KvClient | undefined): P
   const logId = "fuzz-canary";
   const checksums: string[] = [];
   for (let n = 1; n <= 5; n++) {
-    const { result } = await log.append({ logId, entry: { kind: "canary.written", payload: { n, text: `canary ${n}` } as never, reqId: `canary-${n}` } });
+    const { result } = await log.append({ logId, entry: { kind: "canary.written", body: { case: "payload", value: { n, text: `canary ${n}` } }, requestId: `canary-${n}` } });
     checksums.push(result!.checksum);
   }
   const entries = [];
@@ -36,12 +37,17 @@ function describeError(error: unknown): string {
   return `${Code[connectError.code]}: ${connectError.rawMessage.slice(0, 200)}`;
 }
 
-/** Reads every entry of a log forward; a page too large for one message is read again one entry at a time. */
+/**
+ * Reads every entry of a log forward; a page too large for one message is
+ * read again one entry at a time. A forward Read always hands out a next
+ * page token, so the end is an empty page or one whose last seq reaches the
+ * head the page came with.
+ */
 async function readAll(log: LogClient, logId: string, limit: number) {
   const entries = [];
   let pageToken = "";
   let pageSize = 200;
-  do {
+  for (;;) {
     let page;
     try {
       page = await log.read({ logId, pageSize, pageToken });
@@ -53,10 +59,12 @@ async function readAll(log: LogClient, logId: string, limit: number) {
       throw error;
     }
     entries.push(...page.entries);
+    const last = page.entries.at(-1);
+    if (last === undefined || last.seq >= (page.head?.lastSeq ?? 0n)) return { entries, complete: true };
+    if (entries.length >= limit) return { entries, complete: false };
     pageToken = page.nextPageToken;
     pageSize = 200;
-  } while (pageToken && entries.length < limit);
-  return { entries, complete: !pageToken };
+  }
 }
 
 /** Every log: Verify says valid and the head matches, and Read returns exactly the entries the head describes. */
@@ -80,10 +88,12 @@ export async function checkLogs(log: LogClient, canaries: Canaries | undefined, 
     const name = JSON.stringify(head.logId);
     try {
       const verify = await log.verify({ logId: head.logId });
-      if (!verify.valid || !verify.headMatches) {
-        problems.push(
-          `log ${name}: Verify valid=${verify.valid} head_matches=${verify.headMatches}, corrupted ${JSON.stringify(verify.corruptedSeqs.map(String))}, missing ${JSON.stringify(verify.missingSeqs.map(String))}`,
-        );
+      if (!verify.valid) {
+        const findings = verify.findings.slice(0, 10).map((finding) => {
+          const range = finding.endSeq > finding.seq ? `${finding.seq}..${finding.endSeq}` : String(finding.seq);
+          return `${logV1.VerifyFindingKind[finding.kind] ?? finding.kind} at ${range}`;
+        });
+        problems.push(`log ${name}: Verify valid=false, findings: ${findings.join(", ")}${verify.findingsTruncated || verify.findings.length > 10 ? ", …" : ""}`);
       }
     } catch (error) {
       problems.push(`log ${name}: Verify failed: ${describeError(error)}`);
@@ -124,7 +134,7 @@ export async function checkKv(kv: KvClient, canaries: Canaries | undefined, dead
   let cursor: Uint8Array = new Uint8Array();
   try {
     do {
-      const page = await kv.scan({ limit: 500, cursor, includeValues: true });
+      const page = await kv.scan({ pageSize: 500, cursor, includeValues: true });
       scanned.push(...page.entries.map((entry) => ({ key: entry.key, value: entry.value })));
       cursor = page.nextCursor;
     } while (cursor.length > 0 && scanned.length < 100_000);

@@ -530,9 +530,9 @@ export function buildSseCase(plan: CasePlan, context: BuildContext): FuzzRequest
     [1, rng.pick(["%2E%2E", "..", ".", "%2e", "a%2F..%2Fb", "%00", "%ZZ", "%", "%ED%A0%80", "%C0%AE", "mirror%2Fx", "a".repeat(300), "", "a/b/c", "%2F", "%E2%80%AE"])],
   ]);
   const query: string[] = [];
-  if (rng.chance(0.85)) query.push(`topics=${rng.pick([">", "fuzz.>", "", "a..b", "%00", Array(200).fill(">").join(","), "%ED%A0%80", "*", "%ZZ", "fuzz.*,order.>"])}`);
+  if (rng.chance(0.85)) query.push(`kinds=${rng.pick([">", "fuzz.>", "", "a..b", "%00", Array(200).fill(">").join(","), "%ED%A0%80", "*", "%ZZ", "fuzz.*,order.>"])}`);
   if (rng.chance(0.3)) query.push(`snapshot=${rng.pick(["-1", "1e3", "abc", "99999999999999999999", "0", "5", "1001", ""])}`);
-  if (rng.chance(0.1)) query.push(rng.pick(["topics", "=", "&&", "token", "%ZZ=1"]));
+  if (rng.chance(0.1)) query.push(rng.pick(["kinds", "topics", "=", "&&", "token", "%ZZ=1"]));
   const headers: Record<string, string> = {};
   if (rng.chance(0.4)) {
     headers["last-event-id"] = rng.pick(["-1", "0", "3", "999999", "9223372036854775807", "9223372036854775808", "18446744073709551616", "1e3", " 5", "abc", "0x10", "", "\u00ff"]);

@@ -44,6 +44,9 @@ export interface Generated {
   mutated: number;
 }
 
+/** The content type a generated binary payload carries. */
+const PLAUSIBLE_CONTENT_TYPE = "application/octet-stream";
+
 /** Nesting of plain messages beyond which fields are left unset. */
 const MAX_MESSAGE_DEPTH = 4;
 
@@ -77,6 +80,16 @@ class MessageBuilder {
       const value = this.field(field, depth);
       if (value !== undefined) out[field.jsonName] = value;
     }
+    // A content type goes with a binary payload, and only with one
+    // (EntryInput, Entry): a plausible one is set or dropped to match, so that
+    // well-formed requests stay well-formed; a mutated one is kept.
+    const contentType = desc.fields.find((field) => fieldRole(field) === "content-type");
+    const current = contentType && out[contentType.jsonName];
+    if (contentType && (current === undefined || current === PLAUSIBLE_CONTENT_TYPE)) {
+      const binary = desc.fields.some((field) => field.oneof && field.scalar === ScalarType.BYTES && out[field.jsonName] !== undefined);
+      if (binary) out[contentType.jsonName] = PLAUSIBLE_CONTENT_TYPE;
+      else delete out[contentType.jsonName];
+    }
     const extra = this.mutation.extraKeys?.(desc);
     if (extra) {
       this.state.mutated++;
@@ -92,6 +105,7 @@ class MessageBuilder {
       case "enum":
         return this.enumValue(field);
       case "message":
+        if (field.message.typeName === "google.protobuf.FieldMask") return this.replaceString(this.fieldMaskPaths(field.parent, "jsonName"), "field-mask");
         return this.messageValue(field.message, depth);
       case "list": {
         const items: Json[] = [];
@@ -145,6 +159,19 @@ class MessageBuilder {
       return inner.fieldKind === "scalar" ? this.scalar(inner, inner.scalar, "text") : undefined;
     }
     return this.message(desc, depth + 1);
+  }
+
+  /**
+   * One to three comma-separated field names of the message the mask sits
+   * next to (the first non-google message field of `parent`), so that an
+   * update names real fields; lowerCamel for a google.protobuf.FieldMask in
+   * JSON, as declared for a string mask.
+   */
+  private fieldMaskPaths(parent: DescMessage, form: "name" | "jsonName"): string {
+    const sibling = parent.fields.find((candidate) => candidate.message && !candidate.message.typeName.startsWith("google."));
+    if (!sibling?.message) return "";
+    const names = sibling.message.fields.map((candidate) => candidate[form]);
+    return [...new Set(Array.from({ length: this.rng.between(1, 3) }, () => this.rng.pick(names)))].join(",");
   }
 
   private enumValue(field: DescField): Json {
@@ -212,11 +239,10 @@ class MessageBuilder {
         return rng.hex(32);
       case "jwk":
         return JSON.stringify({ kty: "OKP", crv: "Ed25519", x: Buffer.from(rng.bytes(32)).toString("base64url") });
-      case "field-mask": {
-        // Names of the fields of the message this mask sits next to.
-        const sibling = field.parent.fields.find((candidate) => candidate.message && !candidate.message.typeName.startsWith("google."));
-        return sibling?.message ? rng.pick(sibling.message.fields).name : "";
-      }
+      case "field-mask":
+        return this.fieldMaskPaths(field.parent, "name");
+      case "content-type":
+        return PLAUSIBLE_CONTENT_TYPE;
       case "service-name":
         return rng.pick(["", ...this.context.serviceNames]);
       default:

@@ -87,7 +87,7 @@ export function nestedStruct(levels: number): Uint8Array {
 /** A wire type that does not fit the field (varint for a length-delimited field and vice versa), or one that does not exist. */
 export function wrongWireTypeRecord(field: DescField, pick: (items: number[]) => number): number[] {
   const expectsLength = field.fieldKind !== "scalar" && field.fieldKind !== "enum" ? true : field.scalar === ScalarType.STRING || field.scalar === ScalarType.BYTES;
-  const wireType = pick(expectsLength ? [WireType.Varint, WireType.Bit32, 6, 7] : [WireType.LengthDelimited, WireType.EndGroup, 6, 7]);
+  const wireType: WireType = pick(expectsLength ? [WireType.Varint, WireType.Bit32, 6, 7] : [WireType.LengthDelimited, WireType.EndGroup, 6, 7]);
   if (wireType === WireType.Varint) return [...tag(field.number, wireType), 0x01];
   if (wireType === WireType.Bit32) return [...tag(field.number, wireType), 1, 2, 3, 4];
   if (wireType === WireType.LengthDelimited) return lengthDelimited(field.number, [1, 2, 3]);

@@ -20,6 +20,7 @@ export type FieldRole =
   | "secret"
   | "jwk"
   | "field-mask"
+  | "content-type"
   | "service-name"
   | "position"
   | "size"
@@ -42,13 +43,14 @@ export function fieldRole(field: DescField): FieldRole {
   if (/(^|_)log_id$|^(served|mirrored)_logs$/.test(name)) return "log-id";
   if (/node_id$|^origin_node$/.test(name)) return "node-id";
   if (/page_token$|cursor$/.test(name)) return "page-token";
-  if (/^(kind|topic)$/.test(name)) return "kind";
-  if (/^(kinds|topics)$/.test(name)) return "kind-pattern";
+  if (name === "kind") return "kind";
+  if (name === "kinds") return "kind-pattern";
+  if (name === "content_type") return "content-type";
   if (/url$/.test(name)) return "url";
   if (/uuid$/.test(name)) return "uuid";
   if (/checksum$|digest$/.test(name)) return "checksum";
   if (/jwk$/.test(name)) return "jwk";
-  if (/mask$/.test(name)) return "field-mask";
+  if (/mask$/.test(name) || field.message?.typeName === "google.protobuf.FieldMask") return "field-mask";
   if (/token$|fingerprint$/.test(name)) return "secret";
   if (name === "service") return "service-name";
   return "text";

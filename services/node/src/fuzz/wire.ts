@@ -49,8 +49,9 @@ function grpcCodeName(code: number): string {
   return grpc.status[code] ?? `CODE_${code}`;
 }
 
-function decodeGrpcMessage(value: unknown): string {
-  const text = Array.isArray(value) ? String(value[0]) : String(value ?? "");
+/** A grpc-message header or trailer (percent-encoded), as node:http2 hands it over: a string, or several. */
+function decodeGrpcMessage(value: string | string[] | undefined): string {
+  const text = (Array.isArray(value) ? value[0] : value) ?? "";
   try {
     return decodeURIComponent(text);
   } catch {

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file annals/diag/v1/diag_service.proto.
  */
 export const file_annals_diag_v1_diag_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFhbm5hbHMvZGlhZy92MS9kaWFnX3NlcnZpY2UucHJvdG8SDmFubmFscy5kaWFnLnYxIhsKC1BpbmdSZXF1ZXN0EgwKBGRhdGEYASABKAwiHAoMUGluZ1Jlc3BvbnNlEgwKBGRhdGEYASABKAwiMgoMVGlja3NSZXF1ZXN0Eg0KBWNvdW50GAEgASgNEhMKC2ludGVydmFsX21zGAIgASgNIh8KDVRpY2tzUmVzcG9uc2USDgoGbnVtYmVyGAEgASgEIh0KDVVwbG9hZFJlcXVlc3QSDAoEZGF0YRgBIAEoDCIvCg5VcGxvYWRSZXNwb25zZRIOCgZjaHVua3MYASABKAQSDQoFYnl0ZXMYAiABKAQiGwoLRWNob1JlcXVlc3QSDAoEZGF0YRgBIAEoDCIcCgxFY2hvUmVzcG9uc2USDAoEZGF0YRgBIAEoDDK0AgoLRGlhZ1NlcnZpY2USRgoEUGluZxIbLmFubmFscy5kaWFnLnYxLlBpbmdSZXF1ZXN0GhwuYW5uYWxzLmRpYWcudjEuUGluZ1Jlc3BvbnNlIgOQAgESSwoFVGlja3MSHC5hbm5hbHMuZGlhZy52MS5UaWNrc1JlcXVlc3QaHS5hbm5hbHMuZGlhZy52MS5UaWNrc1Jlc3BvbnNlIgOQAgEwARJJCgZVcGxvYWQSHS5hbm5hbHMuZGlhZy52MS5VcGxvYWRSZXF1ZXN0Gh4uYW5uYWxzLmRpYWcudjEuVXBsb2FkUmVzcG9uc2UoARJFCgRFY2hvEhsuYW5uYWxzLmRpYWcudjEuRWNob1JlcXVlc3QaHC5hbm5hbHMuZGlhZy52MS5FY2hvUmVzcG9uc2UoATABYgZwcm90bzM");
+  fileDesc("CiFhbm5hbHMvZGlhZy92MS9kaWFnX3NlcnZpY2UucHJvdG8SDmFubmFscy5kaWFnLnYxIhsKC1BpbmdSZXF1ZXN0EgwKBGRhdGEYASABKAwiHAoMUGluZ1Jlc3BvbnNlEgwKBGRhdGEYASABKAwiMgoMVGlja3NSZXF1ZXN0Eg0KBWNvdW50GAEgASgFEhMKC2ludGVydmFsX21zGAIgASgDIh8KDVRpY2tzUmVzcG9uc2USDgoGbnVtYmVyGAEgASgDIh0KDVVwbG9hZFJlcXVlc3QSDAoEZGF0YRgBIAEoDCIvCg5VcGxvYWRSZXNwb25zZRIOCgZjaHVua3MYASABKAMSDQoFYnl0ZXMYAiABKAMiGwoLRWNob1JlcXVlc3QSDAoEZGF0YRgBIAEoDCIcCgxFY2hvUmVzcG9uc2USDAoEZGF0YRgBIAEoDDK0AgoLRGlhZ1NlcnZpY2USRgoEUGluZxIbLmFubmFscy5kaWFnLnYxLlBpbmdSZXF1ZXN0GhwuYW5uYWxzLmRpYWcudjEuUGluZ1Jlc3BvbnNlIgOQAgESSwoFVGlja3MSHC5hbm5hbHMuZGlhZy52MS5UaWNrc1JlcXVlc3QaHS5hbm5hbHMuZGlhZy52MS5UaWNrc1Jlc3BvbnNlIgOQAgEwARJJCgZVcGxvYWQSHS5hbm5hbHMuZGlhZy52MS5VcGxvYWRSZXF1ZXN0Gh4uYW5uYWxzLmRpYWcudjEuVXBsb2FkUmVzcG9uc2UoARJFCgRFY2hvEhsuYW5uYWxzLmRpYWcudjEuRWNob1JlcXVlc3QaHC5hbm5hbHMuZGlhZy52MS5FY2hvUmVzcG9uc2UoATABYgZwcm90bzM");
 
 /**
  * PingRequest is the input of Ping.
@@ -63,16 +63,16 @@ export type TicksRequest = Message<"annals.diag.v1.TicksRequest"> & {
   /**
    * How many ticks to send; 0 means until the client cancels.
    *
-   * @generated from field: uint32 count = 1;
+   * @generated from field: int32 count = 1;
    */
   count: number;
 
   /**
    * Milliseconds between ticks (0 to 60000).
    *
-   * @generated from field: uint32 interval_ms = 2;
+   * @generated from field: int64 interval_ms = 2;
    */
-  intervalMs: number;
+  intervalMs: bigint;
 };
 
 /**
@@ -91,7 +91,7 @@ export type TicksResponse = Message<"annals.diag.v1.TicksResponse"> & {
   /**
    * The tick's number, starting at 1.
    *
-   * @generated from field: uint64 number = 1;
+   * @generated from field: int64 number = 1;
    */
   number: bigint;
 };
@@ -133,14 +133,14 @@ export type UploadResponse = Message<"annals.diag.v1.UploadResponse"> & {
   /**
    * How many chunks were received.
    *
-   * @generated from field: uint64 chunks = 1;
+   * @generated from field: int64 chunks = 1;
    */
   chunks: bigint;
 
   /**
    * How many bytes were received in all.
    *
-   * @generated from field: uint64 bytes = 2;
+   * @generated from field: int64 bytes = 2;
    */
   bytes: bigint;
 };

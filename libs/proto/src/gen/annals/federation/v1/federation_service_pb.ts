@@ -4,15 +4,18 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Entry } from "../../log/v1/entry_pb.js";
+import type { Anchor, CaughtUp, Entry, EntryBatch, Heartbeat } from "../../log/v1/entry_pb.js";
 import { file_annals_log_v1_entry } from "../../log/v1/entry_pb.js";
+import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file annals/federation/v1/federation_service.proto.
  */
 export const file_annals_federation_v1_federation_service: GenFile = /*@__PURE__*/
-  fileDesc("Ci1hbm5hbHMvZmVkZXJhdGlvbi92MS9mZWRlcmF0aW9uX3NlcnZpY2UucHJvdG8SFGFubmFscy5mZWRlcmF0aW9uLnYxIsgBCgRQZWVyEg8KB25vZGVfaWQYASABKAkSCwoDdXJsGAIgASgJEhYKDnB1YmxpY19rZXlfandrGAMgASgJEhMKC3NlcnZlZF9sb2dzGAQgAygJEhUKDW1pcnJvcmVkX2xvZ3MYBSADKAkSMAoGc3RhdHVzGAYgASgOMiAuYW5uYWxzLmZlZGVyYXRpb24udjEuUGVlclN0YXR1cxIVCg1jcmVhdGVkX2F0X3VzGAcgASgDEhUKDXVwZGF0ZWRfYXRfdXMYCCABKAMiFAoSR2V0Tm9kZUluZm9SZXF1ZXN0Ij4KE0dldE5vZGVJbmZvUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoCRIWCg5wdWJsaWNfa2V5X2p3axgCIAEoCSI/ChNSZWdpc3RlclBlZXJSZXF1ZXN0EigKBHBlZXIYASABKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyIkAKFFJlZ2lzdGVyUGVlclJlc3BvbnNlEigKBHBlZXIYASABKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyIlIKEVVwZGF0ZVBlZXJSZXF1ZXN0EigKBHBlZXIYASABKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyEhMKC3VwZGF0ZV9tYXNrGAIgAygJIj4KElVwZGF0ZVBlZXJSZXNwb25zZRIoCgRwZWVyGAEgASgLMhouYW5uYWxzLmZlZGVyYXRpb24udjEuUGVlciIkChFSZW1vdmVQZWVyUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJIiUKElJlbW92ZVBlZXJSZXNwb25zZRIPCgdyZW1vdmVkGAEgASgIIiEKDkdldFBlZXJSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkiOwoPR2V0UGVlclJlc3BvbnNlEigKBHBlZXIYASABKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyIhIKEExpc3RQZWVyc1JlcXVlc3QiPgoRTGlzdFBlZXJzUmVzcG9uc2USKQoFcGVlcnMYASADKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyIi8KC1B1bGxSZXF1ZXN0Eg4KBmxvZ19pZBgBIAEoCRIQCghmcm9tX3NlcRgCIAEoAyK0AQoMUHVsbFJlc3BvbnNlEiUKBWVudHJ5GAEgASgLMhQuYW5uYWxzLmxvZy52MS5FbnRyeUgAEjgKCWhlYXJ0YmVhdBgCIAEoCzIjLmFubmFscy5mZWRlcmF0aW9uLnYxLlB1bGxIZWFydGJlYXRIABI6CgpjaGVja3BvaW50GAMgASgLMiQuYW5uYWxzLmZlZGVyYXRpb24udjEuUHVsbENoZWNrcG9pbnRIAEIHCgVmcmFtZSI8Cg1QdWxsSGVhcnRiZWF0EhAKCGhlYWRfc2VxGAEgASgDEhkKEWhlYWRfd2FsbF90aW1lX3VzGAIgASgDIi8KDlB1bGxDaGVja3BvaW50EgsKA3NlcRgBIAEoAxIQCghjaGVja3N1bRgCIAEoCSKtAgoRUmVwbGljYXRpb25TdGF0dXMSDwoHbm9kZV9pZBgBIAEoCRIOCgZsb2dfaWQYAiABKAkSFQoNbWlycm9yX2xvZ19pZBgDIAEoCRI1CgVzdGF0ZRgEIAEoDjImLmFubmFscy5mZWRlcmF0aW9uLnYxLlJlcGxpY2F0aW9uU3RhdGUSDgoGY3Vyc29yGAUgASgDEhUKDXBlZXJfaGVhZF9zZXEYBiABKAMSEwoLbGFnX2VudHJpZXMYByABKAMSEwoLbGFnX3NlY29uZHMYCCABKAESEgoKbGFzdF9lcnJvchgJIAEoCRIXCg9sYXN0X2Vycm9yX2NvZGUYCiABKAUSFwoPbGFzdF9zdWNjZXNzX3VzGAsgASgDEhIKCmJhY2tvZmZfbXMYDCABKAMiLgobR2V0UmVwbGljYXRpb25TdGF0dXNSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkiXQocR2V0UmVwbGljYXRpb25TdGF0dXNSZXNwb25zZRI9CgxyZXBsaWNhdGlvbnMYASADKAsyJy5hbm5hbHMuZmVkZXJhdGlvbi52MS5SZXBsaWNhdGlvblN0YXR1cyI6ChdSZXNldFJlcGxpY2F0aW9uUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEg4KBmxvZ19pZBgCIAEoCSJTChhSZXNldFJlcGxpY2F0aW9uUmVzcG9uc2USNwoGc3RhdHVzGAEgASgLMicuYW5uYWxzLmZlZGVyYXRpb24udjEuUmVwbGljYXRpb25TdGF0dXMiswEKC0F1ZGl0UmVjb3JkEg8KB3RpbWVfdXMYASABKAMSDwoHbm9kZV9pZBgCIAEoCRIOCgZsb2dfaWQYAyABKAkSCwoDc2VxGAQgASgDEg4KBnJlYXNvbhgFIAEoCRIQCghleHBlY3RlZBgGIAEoCRIOCgZhY3R1YWwYByABKAkSDgoGc291cmNlGAggASgJEg0KBWNvdW50GAkgASgDEhQKDGxhc3RfdGltZV91cxgKIAEoAyJRChdMaXN0QXVkaXRSZWNvcmRzUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJImcKGExpc3RBdWRpdFJlY29yZHNSZXNwb25zZRIyCgdyZWNvcmRzGAEgAygLMiEuYW5uYWxzLmZlZGVyYXRpb24udjEuQXVkaXRSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKlsKClBlZXJTdGF0dXMSGwoXUEVFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJQRUVSX1NUQVRVU19BQ1RJVkUQARIYChRQRUVSX1NUQVRVU19ESVNBQkxFRBACKtYBChBSZXBsaWNhdGlvblN0YXRlEiEKHVJFUExJQ0FUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWUkVQTElDQVRJT05fU1RBVEVfSURMRRABEh0KGVJFUExJQ0FUSU9OX1NUQVRFX1JVTk5JTkcQAhIdChlSRVBMSUNBVElPTl9TVEFURV9CQUNLT0ZGEAMSJQohUkVQTElDQVRJT05fU1RBVEVfSU5URUdSSVRZX0VSUk9SEAQSHgoaUkVQTElDQVRJT05fU1RBVEVfRElTQUJMRUQQBTKwCAoRRmVkZXJhdGlvblNlcnZpY2USZwoLR2V0Tm9kZUluZm8SKC5hbm5hbHMuZmVkZXJhdGlvbi52MS5HZXROb2RlSW5mb1JlcXVlc3QaKS5hbm5hbHMuZmVkZXJhdGlvbi52MS5HZXROb2RlSW5mb1Jlc3BvbnNlIgOQAgESZQoMUmVnaXN0ZXJQZWVyEikuYW5uYWxzLmZlZGVyYXRpb24udjEuUmVnaXN0ZXJQZWVyUmVxdWVzdBoqLmFubmFscy5mZWRlcmF0aW9uLnYxLlJlZ2lzdGVyUGVlclJlc3BvbnNlEl8KClVwZGF0ZVBlZXISJy5hbm5hbHMuZmVkZXJhdGlvbi52MS5VcGRhdGVQZWVyUmVxdWVzdBooLmFubmFscy5mZWRlcmF0aW9uLnYxLlVwZGF0ZVBlZXJSZXNwb25zZRJkCgpSZW1vdmVQZWVyEicuYW5uYWxzLmZlZGVyYXRpb24udjEuUmVtb3ZlUGVlclJlcXVlc3QaKC5hbm5hbHMuZmVkZXJhdGlvbi52MS5SZW1vdmVQZWVyUmVzcG9uc2UiA5ACAhJbCgdHZXRQZWVyEiQuYW5uYWxzLmZlZGVyYXRpb24udjEuR2V0UGVlclJlcXVlc3QaJS5hbm5hbHMuZmVkZXJhdGlvbi52MS5HZXRQZWVyUmVzcG9uc2UiA5ACARJhCglMaXN0UGVlcnMSJi5hbm5hbHMuZmVkZXJhdGlvbi52MS5MaXN0UGVlcnNSZXF1ZXN0GicuYW5uYWxzLmZlZGVyYXRpb24udjEuTGlzdFBlZXJzUmVzcG9uc2UiA5ACARJUCgRQdWxsEiEuYW5uYWxzLmZlZGVyYXRpb24udjEuUHVsbFJlcXVlc3QaIi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QdWxsUmVzcG9uc2UiA5ACATABEoIBChRHZXRSZXBsaWNhdGlvblN0YXR1cxIxLmFubmFscy5mZWRlcmF0aW9uLnYxLkdldFJlcGxpY2F0aW9uU3RhdHVzUmVxdWVzdBoyLmFubmFscy5mZWRlcmF0aW9uLnYxLkdldFJlcGxpY2F0aW9uU3RhdHVzUmVzcG9uc2UiA5ACARJxChBSZXNldFJlcGxpY2F0aW9uEi0uYW5uYWxzLmZlZGVyYXRpb24udjEuUmVzZXRSZXBsaWNhdGlvblJlcXVlc3QaLi5hbm5hbHMuZmVkZXJhdGlvbi52MS5SZXNldFJlcGxpY2F0aW9uUmVzcG9uc2USdgoQTGlzdEF1ZGl0UmVjb3JkcxItLmFubmFscy5mZWRlcmF0aW9uLnYxLkxpc3RBdWRpdFJlY29yZHNSZXF1ZXN0Gi4uYW5uYWxzLmZlZGVyYXRpb24udjEuTGlzdEF1ZGl0UmVjb3Jkc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_annals_log_v1_entry]);
+  fileDesc("Ci1hbm5hbHMvZmVkZXJhdGlvbi92MS9mZWRlcmF0aW9uX3NlcnZpY2UucHJvdG8SFGFubmFscy5mZWRlcmF0aW9uLnYxIosCCgRQZWVyEhQKB25vZGVfaWQYASABKAlCA+BBAhILCgN1cmwYAiABKAkSFgoOcHVibGljX2tleV9qd2sYAyABKAkSEwoLc2VydmVkX2xvZ3MYBCADKAkSFQoNbWlycm9yZWRfbG9ncxgFIAMoCRIwCgZzdGF0dXMYBiABKA4yIC5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyU3RhdHVzEjQKC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEjQKC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDIhQKEkdldE5vZGVJbmZvUmVxdWVzdCI+ChNHZXROb2RlSW5mb1Jlc3BvbnNlEg8KB25vZGVfaWQYASABKAkSFgoOcHVibGljX2tleV9qd2sYAiABKAkiRAoTUmVnaXN0ZXJQZWVyUmVxdWVzdBItCgRwZWVyGAEgASgLMhouYW5uYWxzLmZlZGVyYXRpb24udjEuUGVlckID4EECIkAKFFJlZ2lzdGVyUGVlclJlc3BvbnNlEigKBHBlZXIYASABKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyIngKEVVwZGF0ZVBlZXJSZXF1ZXN0Ei0KBHBlZXIYASABKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyQgPgQQISNAoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgPgQQIiPgoSVXBkYXRlUGVlclJlc3BvbnNlEigKBHBlZXIYASABKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyIikKEVJlbW92ZVBlZXJSZXF1ZXN0EhQKB25vZGVfaWQYASABKAlCA+BBAiIlChJSZW1vdmVQZWVyUmVzcG9uc2USDwoHcmVtb3ZlZBgBIAEoCCImCg5HZXRQZWVyUmVxdWVzdBIUCgdub2RlX2lkGAEgASgJQgPgQQIiOwoPR2V0UGVlclJlc3BvbnNlEigKBHBlZXIYASABKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyIjkKEExpc3RQZWVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVwoRTGlzdFBlZXJzUmVzcG9uc2USKQoFcGVlcnMYASADKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJUCgtQdWxsUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIRCglhZnRlcl9zZXEYAiABKAMSHQoVbWF4X2VudHJpZXNfcGVyX2ZyYW1lGAMgASgFIvIBCgxQdWxsUmVzcG9uc2USJQoFZW50cnkYASABKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5SAASLQoJaGVhcnRiZWF0GAIgASgLMhguYW5uYWxzLmxvZy52MS5IZWFydGJlYXRIABInCgZhbmNob3IYAyABKAsyFS5hbm5hbHMubG9nLnYxLkFuY2hvckgAEiwKCWNhdWdodF91cBgEIAEoCzIXLmFubmFscy5sb2cudjEuQ2F1Z2h0VXBIABIsCgdlbnRyaWVzGAUgASgLMhkuYW5uYWxzLmxvZy52MS5FbnRyeUJhdGNoSABCBwoFZnJhbWUiyAIKEVJlcGxpY2F0aW9uU3RhdHVzEg8KB25vZGVfaWQYASABKAkSDgoGbG9nX2lkGAIgASgJEhUKDW1pcnJvcl9sb2dfaWQYAyABKAkSNQoFc3RhdGUYBCABKA4yJi5hbm5hbHMuZmVkZXJhdGlvbi52MS5SZXBsaWNhdGlvblN0YXRlEhAKCGhlYWRfc2VxGAUgASgDEhUKDXBlZXJfaGVhZF9zZXEYBiABKAMSEwoLbGFnX2VudHJpZXMYByABKAMSDgoGbGFnX21zGAggASgDEhIKCmxhc3RfZXJyb3IYCSABKAkSFwoPbGFzdF9lcnJvcl9jb2RlGAogASgFEjUKEWxhc3Rfc3VjY2Vzc190aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpiYWNrb2ZmX21zGAwgASgDIlUKG0dldFJlcGxpY2F0aW9uU3RhdHVzUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJInYKHEdldFJlcGxpY2F0aW9uU3RhdHVzUmVzcG9uc2USPQoMcmVwbGljYXRpb25zGAEgAygLMicuYW5uYWxzLmZlZGVyYXRpb24udjEuUmVwbGljYXRpb25TdGF0dXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkQKF1Jlc2V0UmVwbGljYXRpb25SZXF1ZXN0EhQKB25vZGVfaWQYASABKAlCA+BBAhITCgZsb2dfaWQYAiABKAlCA+BBAiJTChhSZXNldFJlcGxpY2F0aW9uUmVzcG9uc2USNwoGc3RhdHVzGAEgASgLMicuYW5uYWxzLmZlZGVyYXRpb24udjEuUmVwbGljYXRpb25TdGF0dXMimQIKC0F1ZGl0UmVjb3JkEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB25vZGVfaWQYAiABKAkSDgoGbG9nX2lkGAMgASgJEgsKA3NlcRgEIAEoAxIxCgZyZWFzb24YBSABKA4yIS5hbm5hbHMuZmVkZXJhdGlvbi52MS5BdWRpdFJlYXNvbhIPCgdtZXNzYWdlGAsgASgJEhAKCGV4cGVjdGVkGAYgASgJEg4KBmFjdHVhbBgHIAEoCRIOCgZzb3VyY2UYCCABKAkSDQoFY291bnQYCSABKAMSLQoJbGFzdF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJRChdMaXN0QXVkaXRSZWNvcmRzUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImcKGExpc3RBdWRpdFJlY29yZHNSZXNwb25zZRIyCgdyZWNvcmRzGAEgAygLMiEuYW5uYWxzLmZlZGVyYXRpb24udjEuQXVkaXRSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKlsKClBlZXJTdGF0dXMSGwoXUEVFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJQRUVSX1NUQVRVU19BQ1RJVkUQARIYChRQRUVSX1NUQVRVU19ESVNBQkxFRBACKtYBChBSZXBsaWNhdGlvblN0YXRlEiEKHVJFUExJQ0FUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWUkVQTElDQVRJT05fU1RBVEVfSURMRRABEh0KGVJFUExJQ0FUSU9OX1NUQVRFX1JVTk5JTkcQAhIdChlSRVBMSUNBVElPTl9TVEFURV9CQUNLT0ZGEAMSJQohUkVQTElDQVRJT05fU1RBVEVfSU5URUdSSVRZX0VSUk9SEAQSHgoaUkVQTElDQVRJT05fU1RBVEVfRElTQUJMRUQQBSqLAgoLQXVkaXRSZWFzb24SHAoYQVVESVRfUkVBU09OX1VOU1BFQ0lGSUVEEAASIgoeQVVESVRfUkVBU09OX0NIRUNLU1VNX01JU01BVENIEAESHAoYQVVESVRfUkVBU09OX0JST0tFTl9MSU5LEAISGAoUQVVESVRfUkVBU09OX1NFUV9HQVAQAxIlCiFBVURJVF9SRUFTT05fQ0VSVElGSUNBVEVfTUlTTUFUQ0gQBBIdChlBVURJVF9SRUFTT05fUFVMTF9SRUZVU0VEEAUSFgoSQVVESVRfUkVBU09OX1JFU0VUEAYSJAogQVVESVRfUkVBU09OX1JFRlVTQUxTX0FHR1JFR0FURUQQByqgAwoLRXJyb3JSZWFzb24SHAoYRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASIwofRVJST1JfUkVBU09OX1BFRVJfVE9LRU5fTUlTU0lORxABEiMKH0VSUk9SX1JFQVNPTl9QRUVSX1RPS0VOX0lOVkFMSUQQAhIdChlFUlJPUl9SRUFTT05fUEVFUl9VTktOT1dOEAMSHgoaRVJST1JfUkVBU09OX1BFRVJfRElTQUJMRUQQBBIjCh9FUlJPUl9SRUFTT05fUEVFUl9DRVJUX01JU01BVENIEAUSHwobRVJST1JfUkVBU09OX0xPR19OT1RfU0VSVkVEEAYSIgoeRVJST1JfUkVBU09OX1BVTExfUkFURV9MSU1JVEVEEAcSHgoaRVJST1JfUkVBU09OX0xPR19OT1RfRk9VTkQQCBIfChtFUlJPUl9SRUFTT05fUEVFUl9OT1RfRk9VTkQQCRIcChhFUlJPUl9SRUFTT05fUEVFUl9FWElTVFMQChIhCh1FUlJPUl9SRUFTT05fTk9USElOR19UT19SRVNFVBALMrAIChFGZWRlcmF0aW9uU2VydmljZRJnCgtHZXROb2RlSW5mbxIoLmFubmFscy5mZWRlcmF0aW9uLnYxLkdldE5vZGVJbmZvUmVxdWVzdBopLmFubmFscy5mZWRlcmF0aW9uLnYxLkdldE5vZGVJbmZvUmVzcG9uc2UiA5ACARJlCgxSZWdpc3RlclBlZXISKS5hbm5hbHMuZmVkZXJhdGlvbi52MS5SZWdpc3RlclBlZXJSZXF1ZXN0GiouYW5uYWxzLmZlZGVyYXRpb24udjEuUmVnaXN0ZXJQZWVyUmVzcG9uc2USXwoKVXBkYXRlUGVlchInLmFubmFscy5mZWRlcmF0aW9uLnYxLlVwZGF0ZVBlZXJSZXF1ZXN0GiguYW5uYWxzLmZlZGVyYXRpb24udjEuVXBkYXRlUGVlclJlc3BvbnNlEmQKClJlbW92ZVBlZXISJy5hbm5hbHMuZmVkZXJhdGlvbi52MS5SZW1vdmVQZWVyUmVxdWVzdBooLmFubmFscy5mZWRlcmF0aW9uLnYxLlJlbW92ZVBlZXJSZXNwb25zZSIDkAICElsKB0dldFBlZXISJC5hbm5hbHMuZmVkZXJhdGlvbi52MS5HZXRQZWVyUmVxdWVzdBolLmFubmFscy5mZWRlcmF0aW9uLnYxLkdldFBlZXJSZXNwb25zZSIDkAIBEmEKCUxpc3RQZWVycxImLmFubmFscy5mZWRlcmF0aW9uLnYxLkxpc3RQZWVyc1JlcXVlc3QaJy5hbm5hbHMuZmVkZXJhdGlvbi52MS5MaXN0UGVlcnNSZXNwb25zZSIDkAIBElQKBFB1bGwSIS5hbm5hbHMuZmVkZXJhdGlvbi52MS5QdWxsUmVxdWVzdBoiLmFubmFscy5mZWRlcmF0aW9uLnYxLlB1bGxSZXNwb25zZSIDkAIBMAESggEKFEdldFJlcGxpY2F0aW9uU3RhdHVzEjEuYW5uYWxzLmZlZGVyYXRpb24udjEuR2V0UmVwbGljYXRpb25TdGF0dXNSZXF1ZXN0GjIuYW5uYWxzLmZlZGVyYXRpb24udjEuR2V0UmVwbGljYXRpb25TdGF0dXNSZXNwb25zZSIDkAIBEnEKEFJlc2V0UmVwbGljYXRpb24SLS5hbm5hbHMuZmVkZXJhdGlvbi52MS5SZXNldFJlcGxpY2F0aW9uUmVxdWVzdBouLmFubmFscy5mZWRlcmF0aW9uLnYxLlJlc2V0UmVwbGljYXRpb25SZXNwb25zZRJ2ChBMaXN0QXVkaXRSZWNvcmRzEi0uYW5uYWxzLmZlZGVyYXRpb24udjEuTGlzdEF1ZGl0UmVjb3Jkc1JlcXVlc3QaLi5hbm5hbHMuZmVkZXJhdGlvbi52MS5MaXN0QXVkaXRSZWNvcmRzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_annals_log_v1_entry, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Peer is a registered annals node.
@@ -21,15 +24,16 @@ export const file_annals_federation_v1_federation_service: GenFile = /*@__PURE__
  */
 export type Peer = Message<"annals.federation.v1.Peer"> & {
   /**
-   * The peer's identity, a SPIFFE-style URI such as
-   * `spiffe://acme.example/annals/eu-1`.
+   * The peer's identity, a SPIFFE ID such as
+   * `spiffe://acme.example/annals/eu-1` (at most 100 characters).
    *
    * @generated from field: string node_id = 1;
    */
   nodeId: string;
 
   /**
-   * The peer's gRPC endpoint, e.g. `https://annals.eu-1.acme.example:50051`.
+   * The peer's gRPC endpoint, e.g. `https://annals.eu-1.acme.example:50051`;
+   * required by RegisterPeer.
    *
    * @generated from field: string url = 2;
    */
@@ -37,46 +41,46 @@ export type Peer = Message<"annals.federation.v1.Peer"> & {
 
   /**
    * The peer's public key as a JWK (JSON text); it verifies the tokens the
-   * peer signs to pull from us.
+   * peer signs to pull from us. Required by RegisterPeer.
    *
    * @generated from field: string public_key_jwk = 3;
    */
   publicKeyJwk: string;
 
   /**
-   * Logs this peer may pull from us (exact names, or `prefix/*`).
+   * Logs this peer may pull from us (exact names, `prefix/*`, or `*`).
    *
    * @generated from field: repeated string served_logs = 4;
    */
   servedLogs: string[];
 
   /**
-   * Logs we pull from this peer into local mirrors.
+   * Logs we pull from this peer into local mirrors (exact names).
    *
    * @generated from field: repeated string mirrored_logs = 5;
    */
   mirroredLogs: string[];
 
   /**
-   * Active or disabled.
+   * Active or disabled; unspecified on RegisterPeer means active.
    *
    * @generated from field: annals.federation.v1.PeerStatus status = 6;
    */
   status: PeerStatus;
 
   /**
-   * When the peer was registered, in µs since the Unix epoch.
+   * When the peer was registered.
    *
-   * @generated from field: int64 created_at_us = 7;
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
    */
-  createdAtUs: bigint;
+  createTime?: Timestamp | undefined;
 
   /**
-   * When the peer was last changed, in µs since the Unix epoch.
+   * When the peer was last changed.
    *
-   * @generated from field: int64 updated_at_us = 8;
+   * @generated from field: google.protobuf.Timestamp update_time = 8;
    */
-  updatedAtUs: bigint;
+  updateTime?: Timestamp | undefined;
 };
 
 /**
@@ -115,7 +119,7 @@ export type GetNodeInfoResponse = Message<"annals.federation.v1.GetNodeInfoRespo
   nodeId: string;
 
   /**
-   * This node's public signing key as a JWK (JSON text).
+   * This node's public signing key as a JWK (JSON text), as a peer registers it.
    *
    * @generated from field: string public_key_jwk = 2;
    */
@@ -136,7 +140,7 @@ export const GetNodeInfoResponseSchema: GenMessage<GetNodeInfoResponse> = /*@__P
  */
 export type RegisterPeerRequest = Message<"annals.federation.v1.RegisterPeerRequest"> & {
   /**
-   * The peer to add; timestamps are ignored; status defaults to ACTIVE.
+   * The peer to add.
    *
    * @generated from field: annals.federation.v1.Peer peer = 1;
    */
@@ -178,7 +182,7 @@ export const RegisterPeerResponseSchema: GenMessage<RegisterPeerResponse> = /*@_
  */
 export type UpdatePeerRequest = Message<"annals.federation.v1.UpdatePeerRequest"> & {
   /**
-   * The peer with its node id and the new values.
+   * The peer, by its node_id, with the new values of the masked fields.
    *
    * @generated from field: annals.federation.v1.Peer peer = 1;
    */
@@ -188,9 +192,9 @@ export type UpdatePeerRequest = Message<"annals.federation.v1.UpdatePeerRequest"
    * Which fields to change: any of `url`, `public_key_jwk`, `served_logs`,
    * `mirrored_logs`, `status`. Empty is INVALID_ARGUMENT.
    *
-   * @generated from field: repeated string update_mask = 2;
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
-  updateMask: string[];
+  updateMask?: FieldMask | undefined;
 };
 
 /**
@@ -311,6 +315,19 @@ export const GetPeerResponseSchema: GenMessage<GetPeerResponse> = /*@__PURE__*/
  * @generated from message annals.federation.v1.ListPeersRequest
  */
 export type ListPeersRequest = Message<"annals.federation.v1.ListPeersRequest"> & {
+  /**
+   * Most peers to return (1–1000; 0 means 100).
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -327,11 +344,18 @@ export const ListPeersRequestSchema: GenMessage<ListPeersRequest> = /*@__PURE__*
  */
 export type ListPeersResponse = Message<"annals.federation.v1.ListPeersResponse"> & {
   /**
-   * Every registered peer, by node id.
+   * Registered peers, by node id.
    *
    * @generated from field: repeated annals.federation.v1.Peer peers = 1;
    */
   peers: Peer[];
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -355,12 +379,19 @@ export type PullRequest = Message<"annals.federation.v1.PullRequest"> & {
   logId: string;
 
   /**
-   * The first seq to send (the mirror's head + 1). Below the first stored
-   * seq after compaction: the stream starts with the checkpoint (see PullResponse).
+   * Send the entries after this seq: the mirror's head (0 for an empty mirror).
    *
-   * @generated from field: int64 from_seq = 2;
+   * @generated from field: int64 after_seq = 2;
    */
-  fromSeq: bigint;
+  afterSeq: bigint;
+
+  /**
+   * Send up to this many consecutive entries in one `entries` frame when
+   * more than one is ready (1–1000); 0: one `entry` frame per entry.
+   *
+   * @generated from field: int32 max_entries_per_frame = 3;
+   */
+  maxEntriesPerFrame: number;
 };
 
 /**
@@ -371,13 +402,13 @@ export const PullRequestSchema: GenMessage<PullRequest> = /*@__PURE__*/
   messageDesc(file_annals_federation_v1_federation_service, 13);
 
 /**
- * PullResponse is one message of a Pull stream.
+ * PullResponse is one frame of a Pull stream.
  *
  * @generated from message annals.federation.v1.PullResponse
  */
 export type PullResponse = Message<"annals.federation.v1.PullResponse"> & {
   /**
-   * What this message carries.
+   * What this frame carries.
    *
    * @generated from oneof annals.federation.v1.PullResponse.frame
    */
@@ -393,19 +424,36 @@ export type PullResponse = Message<"annals.federation.v1.PullResponse"> & {
     /**
      * Sent while idle, with the log's head so the puller can compute its lag.
      *
-     * @generated from field: annals.federation.v1.PullHeartbeat heartbeat = 2;
+     * @generated from field: annals.log.v1.Heartbeat heartbeat = 2;
      */
-    value: PullHeartbeat;
+    value: Heartbeat;
     case: "heartbeat";
   } | {
     /**
-     * Sent first when from_seq was compacted away: the chain anchor the next
-     * entry links to.
+     * Sent first when after_seq is 0 and the log was compacted: the anchor
+     * the first entry links to.
      *
-     * @generated from field: annals.federation.v1.PullCheckpoint checkpoint = 3;
+     * @generated from field: annals.log.v1.Anchor anchor = 3;
      */
-    value: PullCheckpoint;
-    case: "checkpoint";
+    value: Anchor;
+    case: "anchor";
+  } | {
+    /**
+     * Sent once, when the stream has sent everything that existed when it
+     * reached the head; live entries follow.
+     *
+     * @generated from field: annals.log.v1.CaughtUp caught_up = 4;
+     */
+    value: CaughtUp;
+    case: "caughtUp";
+  } | {
+    /**
+     * The next entries (only when max_entries_per_frame > 0).
+     *
+     * @generated from field: annals.log.v1.EntryBatch entries = 5;
+     */
+    value: EntryBatch;
+    case: "entries";
   } | { case: undefined; value?: undefined };
 };
 
@@ -415,62 +463,6 @@ export type PullResponse = Message<"annals.federation.v1.PullResponse"> & {
  */
 export const PullResponseSchema: GenMessage<PullResponse> = /*@__PURE__*/
   messageDesc(file_annals_federation_v1_federation_service, 14);
-
-/**
- * PullHeartbeat keeps a Pull stream alive and reports the serving log's head.
- *
- * @generated from message annals.federation.v1.PullHeartbeat
- */
-export type PullHeartbeat = Message<"annals.federation.v1.PullHeartbeat"> & {
-  /**
-   * The serving log's last seq.
-   *
-   * @generated from field: int64 head_seq = 1;
-   */
-  headSeq: bigint;
-
-  /**
-   * When the last entry was sequenced, in µs since the Unix epoch.
-   *
-   * @generated from field: int64 head_wall_time_us = 2;
-   */
-  headWallTimeUs: bigint;
-};
-
-/**
- * Describes the message annals.federation.v1.PullHeartbeat.
- * Use `create(PullHeartbeatSchema)` to create a new message.
- */
-export const PullHeartbeatSchema: GenMessage<PullHeartbeat> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 15);
-
-/**
- * PullCheckpoint anchors a Pull stream that starts after a compaction.
- *
- * @generated from message annals.federation.v1.PullCheckpoint
- */
-export type PullCheckpoint = Message<"annals.federation.v1.PullCheckpoint"> & {
-  /**
-   * The seq of the last removed entry.
-   *
-   * @generated from field: int64 seq = 1;
-   */
-  seq: bigint;
-
-  /**
-   * Its checksum.
-   *
-   * @generated from field: string checksum = 2;
-   */
-  checksum: string;
-};
-
-/**
- * Describes the message annals.federation.v1.PullCheckpoint.
- * Use `create(PullCheckpointSchema)` to create a new message.
- */
-export const PullCheckpointSchema: GenMessage<PullCheckpoint> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 16);
 
 /**
  * ReplicationStatus describes one (peer, log) replication.
@@ -507,32 +499,33 @@ export type ReplicationStatus = Message<"annals.federation.v1.ReplicationStatus"
   state: ReplicationState;
 
   /**
-   * The mirror's head seq: the last entry stored (the cursor).
+   * The mirror's head: the last seq stored, where pulling resumes.
    *
-   * @generated from field: int64 cursor = 5;
+   * @generated from field: int64 head_seq = 5;
    */
-  cursor: bigint;
+  headSeq: bigint;
 
   /**
-   * The peer's head seq as last reported.
+   * The peer's head seq as the peer last reported it (0 until it has).
    *
    * @generated from field: int64 peer_head_seq = 6;
    */
   peerHeadSeq: bigint;
 
   /**
-   * peer_head_seq - cursor.
+   * peer_head_seq - head_seq (0 until the peer has reported).
    *
    * @generated from field: int64 lag_entries = 7;
    */
   lagEntries: bigint;
 
   /**
-   * Seconds between the peer's head wall time and the mirror's last entry's.
+   * Milliseconds between the peer's head entry's wall time and the mirror's
+   * last entry's.
    *
-   * @generated from field: double lag_seconds = 8;
+   * @generated from field: int64 lag_ms = 8;
    */
-  lagSeconds: number;
+  lagMs: bigint;
 
   /**
    * The last error, empty when none; for INTEGRITY_ERROR it names the seq.
@@ -549,11 +542,11 @@ export type ReplicationStatus = Message<"annals.federation.v1.ReplicationStatus"
   lastErrorCode: number;
 
   /**
-   * When an entry was last stored, in µs since the Unix epoch; 0 when never.
+   * When an entry was last stored; absent when never.
    *
-   * @generated from field: int64 last_success_us = 11;
+   * @generated from field: google.protobuf.Timestamp last_success_time = 11;
    */
-  lastSuccessUs: bigint;
+  lastSuccessTime?: Timestamp | undefined;
 
   /**
    * In BACKOFF: how long this wait before reconnecting lasts, in ms
@@ -570,7 +563,7 @@ export type ReplicationStatus = Message<"annals.federation.v1.ReplicationStatus"
  * Use `create(ReplicationStatusSchema)` to create a new message.
  */
 export const ReplicationStatusSchema: GenMessage<ReplicationStatus> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 17);
+  messageDesc(file_annals_federation_v1_federation_service, 15);
 
 /**
  * GetReplicationStatusRequest is the input of GetReplicationStatus.
@@ -584,6 +577,20 @@ export type GetReplicationStatusRequest = Message<"annals.federation.v1.GetRepli
    * @generated from field: string node_id = 1;
    */
   nodeId: string;
+
+  /**
+   * Most replications to return (1–1000; 0 means 100).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page (same node_id); empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -591,7 +598,7 @@ export type GetReplicationStatusRequest = Message<"annals.federation.v1.GetRepli
  * Use `create(GetReplicationStatusRequestSchema)` to create a new message.
  */
 export const GetReplicationStatusRequestSchema: GenMessage<GetReplicationStatusRequest> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 18);
+  messageDesc(file_annals_federation_v1_federation_service, 16);
 
 /**
  * GetReplicationStatusResponse is the output of GetReplicationStatus.
@@ -600,11 +607,18 @@ export const GetReplicationStatusRequestSchema: GenMessage<GetReplicationStatusR
  */
 export type GetReplicationStatusResponse = Message<"annals.federation.v1.GetReplicationStatusResponse"> & {
   /**
-   * One status per (peer, mirrored log).
+   * One status per (peer, mirrored log), by peer and then log.
    *
    * @generated from field: repeated annals.federation.v1.ReplicationStatus replications = 1;
    */
   replications: ReplicationStatus[];
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -612,7 +626,7 @@ export type GetReplicationStatusResponse = Message<"annals.federation.v1.GetRepl
  * Use `create(GetReplicationStatusResponseSchema)` to create a new message.
  */
 export const GetReplicationStatusResponseSchema: GenMessage<GetReplicationStatusResponse> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 19);
+  messageDesc(file_annals_federation_v1_federation_service, 17);
 
 /**
  * ResetReplicationRequest is the input of ResetReplication.
@@ -640,7 +654,7 @@ export type ResetReplicationRequest = Message<"annals.federation.v1.ResetReplica
  * Use `create(ResetReplicationRequestSchema)` to create a new message.
  */
 export const ResetReplicationRequestSchema: GenMessage<ResetReplicationRequest> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 20);
+  messageDesc(file_annals_federation_v1_federation_service, 18);
 
 /**
  * ResetReplicationResponse is the output of ResetReplication.
@@ -661,7 +675,7 @@ export type ResetReplicationResponse = Message<"annals.federation.v1.ResetReplic
  * Use `create(ResetReplicationResponseSchema)` to create a new message.
  */
 export const ResetReplicationResponseSchema: GenMessage<ResetReplicationResponse> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 21);
+  messageDesc(file_annals_federation_v1_federation_service, 19);
 
 /**
  * AuditRecord is one entry of the federation audit trail.
@@ -670,14 +684,15 @@ export const ResetReplicationResponseSchema: GenMessage<ResetReplicationResponse
  */
 export type AuditRecord = Message<"annals.federation.v1.AuditRecord"> & {
   /**
-   * When it happened, in µs since the Unix epoch.
+   * When it (first) happened.
    *
-   * @generated from field: int64 time_us = 1;
+   * @generated from field: google.protobuf.Timestamp time = 1;
    */
-  timeUs: bigint;
+  time?: Timestamp | undefined;
 
   /**
-   * The peer involved.
+   * The peer involved, or the peer a refused caller claimed to be (cut to
+   * 100 characters); empty when it could not be told.
    *
    * @generated from field: string node_id = 2;
    */
@@ -698,12 +713,18 @@ export type AuditRecord = Message<"annals.federation.v1.AuditRecord"> & {
   seq: bigint;
 
   /**
-   * What happened: `checksum_mismatch`, `broken_link`, `seq_gap`,
-   * `certificate_mismatch`, `token_rejected`, `reset`.
+   * What happened.
    *
-   * @generated from field: string reason = 5;
+   * @generated from field: annals.federation.v1.AuditReason reason = 5;
    */
-  reason: string;
+  reason: AuditReason;
+
+  /**
+   * The details: the refusal's ErrorInfo reason and message, the operator, ….
+   *
+   * @generated from field: string message = 11;
+   */
+  message: string;
 
   /**
    * What was expected (e.g. the recomputed checksum).
@@ -727,19 +748,19 @@ export type AuditRecord = Message<"annals.federation.v1.AuditRecord"> & {
   source: string;
 
   /**
-   * How many times this happened: refusals of the same caller, claimed peer
-   * and reason within a minute are one record.
+   * How many times this happened: refusals of the same caller, claimed peer,
+   * log and message within a minute are one record.
    *
    * @generated from field: int64 count = 9;
    */
   count: bigint;
 
   /**
-   * When it last happened, in µs since the Unix epoch (time_us is the first).
+   * When it last happened.
    *
-   * @generated from field: int64 last_time_us = 10;
+   * @generated from field: google.protobuf.Timestamp last_time = 10;
    */
-  lastTimeUs: bigint;
+  lastTime?: Timestamp | undefined;
 };
 
 /**
@@ -747,7 +768,7 @@ export type AuditRecord = Message<"annals.federation.v1.AuditRecord"> & {
  * Use `create(AuditRecordSchema)` to create a new message.
  */
 export const AuditRecordSchema: GenMessage<AuditRecord> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 22);
+  messageDesc(file_annals_federation_v1_federation_service, 20);
 
 /**
  * ListAuditRecordsRequest is the input of ListAuditRecords.
@@ -765,12 +786,12 @@ export type ListAuditRecordsRequest = Message<"annals.federation.v1.ListAuditRec
   /**
    * Most records to return (1–1000; 0 means 100).
    *
-   * @generated from field: uint32 page_size = 2;
+   * @generated from field: int32 page_size = 2;
    */
   pageSize: number;
 
   /**
-   * The next_page_token of the previous page; empty for the first page.
+   * The next_page_token of the previous page (same node_id); empty for the first page.
    *
    * @generated from field: string page_token = 3;
    */
@@ -782,7 +803,7 @@ export type ListAuditRecordsRequest = Message<"annals.federation.v1.ListAuditRec
  * Use `create(ListAuditRecordsRequestSchema)` to create a new message.
  */
 export const ListAuditRecordsRequestSchema: GenMessage<ListAuditRecordsRequest> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 23);
+  messageDesc(file_annals_federation_v1_federation_service, 21);
 
 /**
  * ListAuditRecordsResponse is the output of ListAuditRecords.
@@ -810,7 +831,7 @@ export type ListAuditRecordsResponse = Message<"annals.federation.v1.ListAuditRe
  * Use `create(ListAuditRecordsResponseSchema)` to create a new message.
  */
 export const ListAuditRecordsResponseSchema: GenMessage<ListAuditRecordsResponse> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 24);
+  messageDesc(file_annals_federation_v1_federation_service, 22);
 
 /**
  * PeerStatus says whether a peer takes part in replication.
@@ -902,15 +923,194 @@ export const ReplicationStateSchema: GenEnum<ReplicationState> = /*@__PURE__*/
   enumDesc(file_annals_federation_v1_federation_service, 1);
 
 /**
+ * AuditReason says what an audit record is about.
+ *
+ * @generated from enum annals.federation.v1.AuditReason
+ */
+export enum AuditReason {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: AUDIT_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A replicated entry's payload or checksum did not recompute.
+   *
+   * @generated from enum value: AUDIT_REASON_CHECKSUM_MISMATCH = 1;
+   */
+  CHECKSUM_MISMATCH = 1,
+
+  /**
+   * A replicated entry did not link to the one before.
+   *
+   * @generated from enum value: AUDIT_REASON_BROKEN_LINK = 2;
+   */
+  BROKEN_LINK = 2,
+
+  /**
+   * Replicated entries skipped sequence numbers.
+   *
+   * @generated from enum value: AUDIT_REASON_SEQ_GAP = 3;
+   */
+  SEQ_GAP = 3,
+
+  /**
+   * A peer's certificate did not name its node id (either side).
+   *
+   * @generated from enum value: AUDIT_REASON_CERTIFICATE_MISMATCH = 4;
+   */
+  CERTIFICATE_MISMATCH = 4,
+
+  /**
+   * A Pull was refused: no, unknown, expired or forged peer token, a
+   * disabled peer, or a log not served to it.
+   *
+   * @generated from enum value: AUDIT_REASON_PULL_REFUSED = 5;
+   */
+  PULL_REFUSED = 5,
+
+  /**
+   * An operator reset an integrity error.
+   *
+   * @generated from enum value: AUDIT_REASON_RESET = 6;
+   */
+  RESET = 6,
+
+  /**
+   * More different Pull refusals in a minute than are recorded one by one;
+   * the record counts the rest.
+   *
+   * @generated from enum value: AUDIT_REASON_REFUSALS_AGGREGATED = 7;
+   */
+  REFUSALS_AGGREGATED = 7,
+}
+
+/**
+ * Describes the enum annals.federation.v1.AuditReason.
+ */
+export const AuditReasonSchema: GenEnum<AuditReason> = /*@__PURE__*/
+  enumDesc(file_annals_federation_v1_federation_service, 2);
+
+/**
+ * ErrorReason lists the `google.rpc.ErrorInfo` reasons of the federation
+ * service (domain `annals.dev`). Besides these, the reasons every service
+ * may answer are listed in annals.log.v1.ErrorReason (and Pull passes on
+ * the log service's SEQ_COMPACTED and SEQ_PAST_HEAD). ErrorInfo.reason is the value's name
+ * without the `ERROR_REASON_` prefix.
+ *
+ * @generated from enum annals.federation.v1.ErrorReason
+ */
+export enum ErrorReason {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: ERROR_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * UNAUTHENTICATED: Pull without a peer token.
+   *
+   * @generated from enum value: ERROR_REASON_PEER_TOKEN_MISSING = 1;
+   */
+  PEER_TOKEN_MISSING = 1,
+
+  /**
+   * UNAUTHENTICATED: the peer token is not a JWT, does not verify with the
+   * registered key, has the wrong audience, has expired or is too old.
+   *
+   * @generated from enum value: ERROR_REASON_PEER_TOKEN_INVALID = 2;
+   */
+  PEER_TOKEN_INVALID = 2,
+
+  /**
+   * UNAUTHENTICATED: the token's issuer is not a registered peer.
+   *
+   * @generated from enum value: ERROR_REASON_PEER_UNKNOWN = 3;
+   */
+  PEER_UNKNOWN = 3,
+
+  /**
+   * PERMISSION_DENIED: the peer is disabled; metadata `node_id`.
+   *
+   * @generated from enum value: ERROR_REASON_PEER_DISABLED = 4;
+   */
+  PEER_DISABLED = 4,
+
+  /**
+   * PERMISSION_DENIED: the client certificate does not name exactly the
+   * peer's node id; metadata `node_id`.
+   *
+   * @generated from enum value: ERROR_REASON_PEER_CERT_MISMATCH = 5;
+   */
+  PEER_CERT_MISMATCH = 5,
+
+  /**
+   * PERMISSION_DENIED: the log is not among the peer's served_logs;
+   * metadata `node_id`, `log`.
+   *
+   * @generated from enum value: ERROR_REASON_LOG_NOT_SERVED = 6;
+   */
+  LOG_NOT_SERVED = 6,
+
+  /**
+   * RESOURCE_EXHAUSTED (with RetryInfo): the peer started too many Pull
+   * calls this minute; metadata `node_id`. Back off.
+   *
+   * @generated from enum value: ERROR_REASON_PULL_RATE_LIMITED = 7;
+   */
+  PULL_RATE_LIMITED = 7,
+
+  /**
+   * NOT_FOUND: the log does not exist on this node; metadata `log`.
+   *
+   * @generated from enum value: ERROR_REASON_LOG_NOT_FOUND = 8;
+   */
+  LOG_NOT_FOUND = 8,
+
+  /**
+   * NOT_FOUND: no such peer; metadata `peer`.
+   *
+   * @generated from enum value: ERROR_REASON_PEER_NOT_FOUND = 9;
+   */
+  PEER_NOT_FOUND = 9,
+
+  /**
+   * ALREADY_EXISTS: a peer with this node id is registered.
+   *
+   * @generated from enum value: ERROR_REASON_PEER_EXISTS = 10;
+   */
+  PEER_EXISTS = 10,
+
+  /**
+   * FAILED_PRECONDITION: ResetReplication of a replication without an
+   * integrity error.
+   *
+   * @generated from enum value: ERROR_REASON_NOTHING_TO_RESET = 11;
+   */
+  NOTHING_TO_RESET = 11,
+}
+
+/**
+ * Describes the enum annals.federation.v1.ErrorReason.
+ */
+export const ErrorReasonSchema: GenEnum<ErrorReason> = /*@__PURE__*/
+  enumDesc(file_annals_federation_v1_federation_service, 3);
+
+/**
  * FederationService replicates logs between annals nodes by verified pull.
  * A node serves Pull to registered peers whose token grants the log; its
  * puller runs one loop per active peer and mirrored log, verifies every entry
- * and stores it in a local read-only mirror log together with the cursor.
+ * and stores it in a local read-only mirror log, whose head is the
+ * replication's position.
  *
  * Roles: the peer registry and status need `admin` (reads: `federation.read`);
  * Pull needs a peer token (signed by the pulling node's registered key, with
  * audience = this node) and, under mTLS, a client certificate whose single
- * URI SAN is the peer's node id.
+ * URI SAN is the peer's node id. Errors carry a `google.rpc.ErrorInfo` whose
+ * reasons ErrorReason lists.
  *
  * @generated from service annals.federation.v1.FederationService
  */
@@ -936,7 +1136,7 @@ export const FederationService: GenService<{
     output: typeof RegisterPeerResponseSchema;
   },
   /**
-   * UpdatePeer changes a peer's URL, key, logs or status (fields in update_mask).
+   * UpdatePeer changes the fields of a peer that update_mask names.
    *
    * @generated from rpc annals.federation.v1.FederationService.UpdatePeer
    */
@@ -966,7 +1166,7 @@ export const FederationService: GenService<{
     output: typeof GetPeerResponseSchema;
   },
   /**
-   * ListPeers returns every registered peer.
+   * ListPeers returns the registered peers by node id, a page at a time.
    *
    * @generated from rpc annals.federation.v1.FederationService.ListPeers
    */
@@ -976,10 +1176,12 @@ export const FederationService: GenService<{
     output: typeof ListPeersResponseSchema;
   },
   /**
-   * Pull streams one local log to a peer from a sequence number, with the
-   * chain fields, then follows live, with heartbeats while idle. Redactions
-   * arrive as the `annals.redaction` entries that record them.
-   * RESOURCE_EXHAUSTED with RetryInfo when the peer pulls too often.
+   * Pull streams one local log to a peer after a seq, with the chain fields,
+   * then follows live, with heartbeats while idle. Redactions arrive as the
+   * `annals.redaction` entries that record them. RESOURCE_EXHAUSTED with
+   * RetryInfo when the peer pulls too often; OUT_OF_RANGE when after_seq is
+   * past the head or entries after it were compacted away (after_seq 0 on a
+   * compacted log starts with the Anchor frame).
    *
    * @generated from rpc annals.federation.v1.FederationService.Pull
    */
@@ -989,7 +1191,7 @@ export const FederationService: GenService<{
     output: typeof PullResponseSchema;
   },
   /**
-   * GetReplicationStatus reports every (peer, log) replication of this node.
+   * GetReplicationStatus reports this node's (peer, log) replications, a page at a time.
    *
    * @generated from rpc annals.federation.v1.FederationService.GetReplicationStatus
    */
@@ -1001,6 +1203,7 @@ export const FederationService: GenService<{
   /**
    * ResetReplication clears an integrity error after an operator has dealt
    * with its cause, so the replication runs again from the mirror's head.
+   * FAILED_PRECONDITION (NOTHING_TO_RESET) when there is none.
    *
    * @generated from rpc annals.federation.v1.FederationService.ResetReplication
    */

@@ -4,14 +4,16 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
+import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file annals/log/v1/entry.proto.
  */
 export const file_annals_log_v1_entry: GenFile = /*@__PURE__*/
-  fileDesc("Chlhbm5hbHMvbG9nL3YxL2VudHJ5LnByb3RvEg1hbm5hbHMubG9nLnYxIoUCCgpFbnRyeUlucHV0EgwKBHV1aWQYASABKAkSDAoEa2luZBgCIAEoCRIoCgdwYXlsb2FkGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIRCglzb3VyY2VfaWQYBCABKAkSFQoIc2ltX3RpbWUYBSABKAFIAIgBARI5CghtZXRhZGF0YRgGIAMoCzInLmFubmFscy5sb2cudjEuRW50cnlJbnB1dC5NZXRhZGF0YUVudHJ5Eg4KBnJlcV9pZBgHIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCwoJX3NpbV90aW1lIpwDCgVFbnRyeRIOCgZsb2dfaWQYASABKAkSCwoDc2VxGAIgASgDEgwKBHV1aWQYAyABKAkSDAoEa2luZBgEIAEoCRIoCgdwYXlsb2FkGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIRCglzb3VyY2VfaWQYBiABKAkSFQoIc2ltX3RpbWUYByABKAFIAIgBARIUCgx3YWxsX3RpbWVfdXMYCCABKAMSNAoIbWV0YWRhdGEYCSADKAsyIi5hbm5hbHMubG9nLnYxLkVudHJ5Lk1ldGFkYXRhRW50cnkSDgoGcmVxX2lkGAogASgJEhYKDnBheWxvYWRfZGlnZXN0GAsgASgJEhUKDXByZXZfY2hlY2tzdW0YDCABKAkSEAoIY2hlY2tzdW0YDSABKAkSKwoJcmVkYWN0aW9uGA4gASgLMhguYW5uYWxzLmxvZy52MS5SZWRhY3Rpb24aLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgsKCV9zaW1fdGltZSIyCglSZWRhY3Rpb24SFQoNcmVkYWN0aW9uX3NlcRgBIAEoAxIOCgZyZWFzb24YAiABKAki9QEKB0xvZ0hlYWQSDgoGbG9nX2lkGAEgASgJEhAKCGxhc3Rfc2VxGAIgASgDEhUKDWxhc3RfY2hlY2tzdW0YAyABKAkSEwoLZW50cnlfY291bnQYBCABKAMSEQoJZmlyc3Rfc2VxGAUgASgDEhYKDmNoZWNrcG9pbnRfc2VxGAYgASgDEhsKE2NoZWNrcG9pbnRfY2hlY2tzdW0YByABKAkSKAoGb3JpZ2luGAggASgOMhguYW5uYWxzLmxvZy52MS5Mb2dPcmlnaW4SEwoLb3JpZ2luX25vZGUYCSABKAkSFQoNY3JlYXRlZF9hdF91cxgKIAEoAypUCglMb2dPcmlnaW4SGgoWTE9HX09SSUdJTl9VTlNQRUNJRklFRBAAEhQKEExPR19PUklHSU5fTE9DQUwQARIVChFMT0dfT1JJR0lOX01JUlJPUhACYgZwcm90bzM", [file_google_protobuf_struct]);
+  fileDesc("Chlhbm5hbHMvbG9nL3YxL2VudHJ5LnByb3RvEg1hbm5hbHMubG9nLnYxIsgCCgpFbnRyeUlucHV0EgwKBHV1aWQYASABKAkSEQoEa2luZBgCIAEoCUID4EECEioKB3BheWxvYWQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0SAASGAoOYmluYXJ5X3BheWxvYWQYCCABKAxIABIUCgxjb250ZW50X3R5cGUYCSABKAkSEQoJc291cmNlX2lkGAQgASgJEhUKCHNpbV90aW1lGAUgASgBSAGIAQESOQoIbWV0YWRhdGEYBiADKAsyJy5hbm5hbHMubG9nLnYxLkVudHJ5SW5wdXQuTWV0YWRhdGFFbnRyeRISCgpyZXF1ZXN0X2lkGAcgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIGCgRib2R5QgsKCV9zaW1fdGltZSLwAwoFRW50cnkSDgoGbG9nX2lkGAEgASgJEgsKA3NlcRgCIAEoAxIMCgR1dWlkGAMgASgJEgwKBGtpbmQYBCABKAkSKgoHcGF5bG9hZBgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RIABIYCg5iaW5hcnlfcGF5bG9hZBgQIAEoDEgAEhQKDGNvbnRlbnRfdHlwZRgRIAEoCRIRCglzb3VyY2VfaWQYBiABKAkSFQoIc2ltX3RpbWUYByABKAFIAYgBARIUCgx3YWxsX3RpbWVfdXMYCCABKAMSNAoIbWV0YWRhdGEYCSADKAsyIi5hbm5hbHMubG9nLnYxLkVudHJ5Lk1ldGFkYXRhRW50cnkSEgoKcmVxdWVzdF9pZBgKIAEoCRIWCg5wYXlsb2FkX2RpZ2VzdBgLIAEoCRIVCg1wcmV2X2NoZWNrc3VtGAwgASgJEhAKCGNoZWNrc3VtGA0gASgJEisKCXJlZGFjdGlvbhgOIAEoCzIYLmFubmFscy5sb2cudjEuUmVkYWN0aW9uEhQKDGNoYWluX2xvZ19pZBgPIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBgoEYm9keUILCglfc2ltX3RpbWUiMgoJUmVkYWN0aW9uEhUKDXJlZGFjdGlvbl9zZXEYASABKAMSDgoGcmVhc29uGAIgASgJIjMKCkVudHJ5QmF0Y2gSJQoHZW50cmllcxgBIAMoCzIULmFubmFscy5sb2cudjEuRW50cnkiOgoGQW5jaG9yEgsKA3NlcRgBIAEoAxIQCghjaGVja3N1bRgCIAEoCRIRCgl0cmVlX2VkZ2UYAyADKAwiFwoIQ2F1Z2h0VXASCwoDc2VxGAEgASgDIl4KCUhlYXJ0YmVhdBIQCghsYXN0X3NlcRgBIAEoAxIQCghoZWFkX3NlcRgCIAEoAxItCgloZWFkX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsYCCgdMb2dIZWFkEg4KBmxvZ19pZBgBIAEoCRIQCghsYXN0X3NlcRgCIAEoAxIVCg1sYXN0X2NoZWNrc3VtGAMgASgJEhMKC2VudHJ5X2NvdW50GAQgASgDEhEKCWZpcnN0X3NlcRgFIAEoAxIlCgZhbmNob3IYBiABKAsyFS5hbm5hbHMubG9nLnYxLkFuY2hvchIoCgZvcmlnaW4YCCABKA4yGC5hbm5hbHMubG9nLnYxLkxvZ09yaWdpbhITCgtvcmlnaW5fbm9kZRgJIAEoCRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY2hhaW5fbG9nX2lkGAsgASgJEhYKDmhhc2hfYWxnb3JpdGhtGAwgASgJEhUKDWNoYWluX3ZlcnNpb24YDSABKAUqVAoJTG9nT3JpZ2luEhoKFkxPR19PUklHSU5fVU5TUEVDSUZJRUQQABIUChBMT0dfT1JJR0lOX0xPQ0FMEAESFQoRTE9HX09SSUdJTl9NSVJST1IQAirWBwoLRXJyb3JSZWFzb24SHAoYRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASIQodRVJST1JfUkVBU09OX0lOVkFMSURfQVJHVU1FTlQQARIkCiBFUlJPUl9SRUFTT05fVU5ERUNPREFCTEVfUkVRVUVTVBACEiQKIEVSUk9SX1JFQVNPTl9SRVFVRVNUX0lEX0NPTkZMSUNUEAMSGwoXRVJST1JfUkVBU09OX1VVSURfVEFLRU4QBBIeChpFUlJPUl9SRUFTT05fTE9HX05PVF9GT1VORBAFEiAKHEVSUk9SX1JFQVNPTl9FTlRSWV9OT1RfRk9VTkQQBhIlCiFFUlJPUl9SRUFTT05fUkVRVUVTVF9JRF9OT1RfRk9VTkQQBxIeChpFUlJPUl9SRUFTT05fU0VRX0NPTVBBQ1RFRBAIEh4KGkVSUk9SX1JFQVNPTl9TRVFfUEFTVF9IRUFEEAkSHgoaRVJST1JfUkVBU09OX0xPR19JU19NSVJST1IQChIfChtFUlJPUl9SRUFTT05fTE9HX05PVF9NSVJST1IQCxInCiNFUlJPUl9SRUFTT05fTUlSUk9SX09SSUdJTl9NSVNNQVRDSBAMEiYKIkVSUk9SX1JFQVNPTl9NSVJST1JfTk9UX0NPTlRJR1VPVVMQDRIfChtFUlJPUl9SRUFTT05fQ0hBSU5fTUlTTUFUQ0gQDhIgChxFUlJPUl9SRUFTT05fRU5UUklFU19NSVNTSU5HEA8SLworRVJST1JfUkVBU09OX1NVQlNDUklQVElPTl9MSU1JVF9QRVJfU1VCSkVDVBAQEiUKIUVSUk9SX1JFQVNPTl9EQVRBQkFTRV9VTkFWQUlMQUJMRRAREh4KGkVSUk9SX1JFQVNPTl9TSFVUVElOR19ET1dOEBISHgoaRVJST1JfUkVBU09OX1RPS0VOX01JU1NJTkcQExIeChpFUlJPUl9SRUFTT05fVE9LRU5fSU5WQUxJRBAUEh0KGUVSUk9SX1JFQVNPTl9ST0xFX01JU1NJTkcQFRIgChxFUlJPUl9SRUFTT05fTE9HX05PVF9HUkFOVEVEEBYSIAocRVJST1JfUkVBU09OX1JFREFDVElPTl9FTlRSWRAXEiEKHUVSUk9SX1JFQVNPTl9BTFJFQURZX1JFREFDVEVEEBgSHgoaRVJST1JfUkVBU09OX1RSRUVfTUlTTUFUQ0gQGRIeChpFUlJPUl9SRUFTT05fTk9fQ0hFQ0tQT0lOVBAaEiEKHUVSUk9SX1JFQVNPTl9UUkVFX1VOQVZBSUxBQkxFEBtiBnByb3RvMw", [file_google_api_field_behavior, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * EntryInput is what a producer appends: the server adds the sequence number,
@@ -24,32 +26,63 @@ export type EntryInput = Message<"annals.log.v1.EntryInput"> & {
   /**
    * Client-chosen id (canonical lowercase UUID). Empty: the server assigns a
    * UUIDv7. Unique within the log; appending an existing uuid with another
-   * req_id fails with ALREADY_EXISTS.
+   * request_id fails with ALREADY_EXISTS.
    *
    * @generated from field: string uuid = 1;
    */
   uuid: string;
 
   /**
-   * The entry's topic, a dotted name such as `identity.formed`: tokens of
-   * letters, digits, `_` and `-`, separated by single dots. Required; the
-   * stream service matches subscriptions against it.
+   * The entry's kind, a dotted topic such as `identity.formed`: tokens of
+   * letters, digits, `_` and `-`, separated by single dots, at most 255
+   * characters. Subscriptions select entries by kind patterns. Kinds under
+   * `annals.` are written by the service itself.
    *
    * @generated from field: string kind = 2;
    */
   kind: string;
 
   /**
-   * The event itself: a JSON object. Its size is bounded by the server's
-   * configured limit (INVALID_ARGUMENT names the limit).
+   * The event itself; one of the two is required.
    *
-   * @generated from field: google.protobuf.Struct payload = 3;
+   * @generated from oneof annals.log.v1.EntryInput.body
    */
-  payload?: JsonObject | undefined;
+  body: {
+    /**
+     * A JSON object, nested at most 30 levels, no larger than the server's
+     * limit in bytes of canonical JSON. JSON numbers are IEEE-754 doubles,
+     * which hold integers exactly only up to 2^53 − 1: the server refuses any
+     * number of larger magnitude (INVALID_ARGUMENT), since it may already
+     * have been rounded on its way; send such values as strings, or use a
+     * binary payload.
+     *
+     * @generated from field: google.protobuf.Struct payload = 3;
+     */
+    value: JsonObject;
+    case: "payload";
+  } | {
+    /**
+     * Raw bytes (protobuf, Avro, CBOR, …), no larger than the server's limit;
+     * content_type is then required.
+     *
+     * @generated from field: bytes binary_payload = 8;
+     */
+    value: Uint8Array;
+    case: "binaryPayload";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The media type of a binary_payload, e.g. `application/x-protobuf;
+   * messageType=acme.orders.v1.OrderPlaced`; 1–255 printable ASCII
+   * characters. Must be empty for a JSON payload.
+   *
+   * @generated from field: string content_type = 9;
+   */
+  contentType: string;
 
   /**
    * Who or what produced the entry (a service, a user, a device); empty when
-   * unknown. ListBySource reads by it.
+   * unknown; at most 255 characters. ListBySource reads by it.
    *
    * @generated from field: string source_id = 4;
    */
@@ -71,13 +104,14 @@ export type EntryInput = Message<"annals.log.v1.EntryInput"> & {
   metadata: { [key: string]: string };
 
   /**
-   * Idempotency key, unique per log. A retry with the same req_id and the
-   * same content returns the original entry flagged as a duplicate; the same
-   * req_id with different content fails with ALREADY_EXISTS.
+   * Idempotency key, unique per log, at most 255 characters. A retry with
+   * the same request_id and the same content returns the original entry
+   * flagged as a duplicate; the same request_id with different content fails
+   * with ALREADY_EXISTS (reason REQUEST_ID_CONFLICT).
    *
-   * @generated from field: string req_id = 7;
+   * @generated from field: string request_id = 7;
    */
-  reqId: string;
+  requestId: string;
 };
 
 /**
@@ -88,13 +122,14 @@ export const EntryInputSchema: GenMessage<EntryInput> = /*@__PURE__*/
   messageDesc(file_annals_log_v1_entry, 0);
 
 /**
- * Entry is one sequenced, chained entry of a log.
+ * Entry is one sequenced, chained entry of a log. The server fills every
+ * field; AppendReplicated takes entries as a peer's server filled them.
  *
  * @generated from message annals.log.v1.Entry
  */
 export type Entry = Message<"annals.log.v1.Entry"> & {
   /**
-   * The log the entry belongs to.
+   * The log the entry is read from (for a mirror: the mirror's name).
    *
    * @generated from field: string log_id = 1;
    */
@@ -115,7 +150,7 @@ export type Entry = Message<"annals.log.v1.Entry"> & {
   uuid: string;
 
   /**
-   * The entry's topic, e.g. `identity.formed`.
+   * The entry's kind, e.g. `identity.formed`.
    *
    * @generated from field: string kind = 4;
    */
@@ -124,9 +159,33 @@ export type Entry = Message<"annals.log.v1.Entry"> & {
   /**
    * The event; absent once the entry has been redacted.
    *
-   * @generated from field: google.protobuf.Struct payload = 5;
+   * @generated from oneof annals.log.v1.Entry.body
    */
-  payload?: JsonObject | undefined;
+  body: {
+    /**
+     * A JSON payload.
+     *
+     * @generated from field: google.protobuf.Struct payload = 5;
+     */
+    value: JsonObject;
+    case: "payload";
+  } | {
+    /**
+     * A binary payload (its media type in content_type).
+     *
+     * @generated from field: bytes binary_payload = 16;
+     */
+    value: Uint8Array;
+    case: "binaryPayload";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The media type of a binary payload; empty for a JSON one. Kept when the
+   * payload is redacted, because the checksum covers it.
+   *
+   * @generated from field: string content_type = 17;
+   */
+  contentType: string;
 
   /**
    * Producer id; empty when unknown.
@@ -143,7 +202,9 @@ export type Entry = Message<"annals.log.v1.Entry"> & {
   simTime?: number | undefined;
 
   /**
-   * When the server sequenced the entry, in microseconds since the Unix epoch (UTC).
+   * When the server sequenced the entry, in microseconds since the Unix
+   * epoch (UTC). An integer rather than a Timestamp because the chain covers
+   * it exactly as written.
    *
    * @generated from field: int64 wall_time_us = 8;
    */
@@ -159,13 +220,14 @@ export type Entry = Message<"annals.log.v1.Entry"> & {
   /**
    * The idempotency key given by the producer; empty when none.
    *
-   * @generated from field: string req_id = 10;
+   * @generated from field: string request_id = 10;
    */
-  reqId: string;
+  requestId: string;
 
   /**
-   * SHA-256 (lowercase hex) of the RFC 8785 canonical JSON of the payload.
-   * Kept when the payload is redacted, so the chain still verifies.
+   * SHA-256 (lowercase hex) of the payload: of its RFC 8785 canonical JSON,
+   * or of the bytes of a binary payload. Kept when the payload is redacted,
+   * so the chain still verifies.
    *
    * @generated from field: string payload_digest = 11;
    */
@@ -191,6 +253,14 @@ export type Entry = Message<"annals.log.v1.Entry"> & {
    * @generated from field: annals.log.v1.Redaction redaction = 14;
    */
   redaction?: Redaction | undefined;
+
+  /**
+   * The log id the checksum covers: the origin's log id for a federation
+   * mirror, else log_id. Verify an entry from the API alone with this id.
+   *
+   * @generated from field: string chain_log_id = 15;
+   */
+  chainLogId: string;
 };
 
 /**
@@ -229,7 +299,127 @@ export const RedactionSchema: GenMessage<Redaction> = /*@__PURE__*/
   messageDesc(file_annals_log_v1_entry, 2);
 
 /**
- * LogHead is a log's state: where it ends and where it starts after compaction.
+ * EntryBatch carries several consecutive entries in one stream frame, for
+ * streams whose request asked for batches (max_entries_per_frame > 0).
+ *
+ * @generated from message annals.log.v1.EntryBatch
+ */
+export type EntryBatch = Message<"annals.log.v1.EntryBatch"> & {
+  /**
+   * The entries, in ascending seq.
+   *
+   * @generated from field: repeated annals.log.v1.Entry entries = 1;
+   */
+  entries: Entry[];
+};
+
+/**
+ * Describes the message annals.log.v1.EntryBatch.
+ * Use `create(EntryBatchSchema)` to create a new message.
+ */
+export const EntryBatchSchema: GenMessage<EntryBatch> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_entry, 3);
+
+/**
+ * Anchor is where a log's chain starts after compaction: the seq and
+ * checksum of the last entry removed. The next entry links to it.
+ *
+ * @generated from message annals.log.v1.Anchor
+ */
+export type Anchor = Message<"annals.log.v1.Anchor"> & {
+  /**
+   * The seq of the last removed entry (0 when nothing was removed).
+   *
+   * @generated from field: int64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * Its checksum (64 zeros when nothing was removed).
+   *
+   * @generated from field: string checksum = 2;
+   */
+  checksum: string;
+
+  /**
+   * The log's Merkle tree at `seq` leaves, as its right edge: the roots of
+   * the complete subtrees of the binary decomposition of `seq`, largest
+   * first (docs/merkle.md). With it a reader that starts at the anchor (a
+   * mirror, an export) can grow the same tree from the entries that follow.
+   *
+   * @generated from field: repeated bytes tree_edge = 3;
+   */
+  treeEdge: Uint8Array[];
+};
+
+/**
+ * Describes the message annals.log.v1.Anchor.
+ * Use `create(AnchorSchema)` to create a new message.
+ */
+export const AnchorSchema: GenMessage<Anchor> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_entry, 4);
+
+/**
+ * CaughtUp marks the end of a stream's catch-up: everything up to seq that
+ * existed when the stream reached the head was considered; live entries
+ * follow. Sent once.
+ *
+ * @generated from message annals.log.v1.CaughtUp
+ */
+export type CaughtUp = Message<"annals.log.v1.CaughtUp"> & {
+  /**
+   * The last seq considered (sent or filtered out).
+   *
+   * @generated from field: int64 seq = 1;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message annals.log.v1.CaughtUp.
+ * Use `create(CaughtUpSchema)` to create a new message.
+ */
+export const CaughtUpSchema: GenMessage<CaughtUp> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_entry, 5);
+
+/**
+ * Heartbeat keeps an idle stream alive and says where the log is.
+ *
+ * @generated from message annals.log.v1.Heartbeat
+ */
+export type Heartbeat = Message<"annals.log.v1.Heartbeat"> & {
+  /**
+   * The last seq the stream has considered (sent or filtered out).
+   *
+   * @generated from field: int64 last_seq = 1;
+   */
+  lastSeq: bigint;
+
+  /**
+   * The log's last seq, as the server knows it.
+   *
+   * @generated from field: int64 head_seq = 2;
+   */
+  headSeq: bigint;
+
+  /**
+   * When the head entry was sequenced; absent for an empty log.
+   *
+   * @generated from field: google.protobuf.Timestamp head_time = 3;
+   */
+  headTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message annals.log.v1.Heartbeat.
+ * Use `create(HeartbeatSchema)` to create a new message.
+ */
+export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_entry, 6);
+
+/**
+ * LogHead is a log's state: where it ends, where it starts after compaction,
+ * and who writes it.
  *
  * @generated from message annals.log.v1.LogHead
  */
@@ -270,18 +460,12 @@ export type LogHead = Message<"annals.log.v1.LogHead"> & {
   firstSeq: bigint;
 
   /**
-   * The compaction checkpoint: the seq of the last removed entry (0 if none).
+   * The compaction anchor: the last removed entry (seq 0 and 64 zeros if
+   * none). Verify and Export start from it.
    *
-   * @generated from field: int64 checkpoint_seq = 6;
+   * @generated from field: annals.log.v1.Anchor anchor = 6;
    */
-  checkpointSeq: bigint;
-
-  /**
-   * The checksum of the last removed entry (64 zeros if none); Verify starts from it.
-   *
-   * @generated from field: string checkpoint_checksum = 7;
-   */
-  checkpointChecksum: string;
+  anchor?: Anchor | undefined;
 
   /**
    * Whether the log is a local log or a federation mirror.
@@ -291,18 +475,39 @@ export type LogHead = Message<"annals.log.v1.LogHead"> & {
   origin: LogOrigin;
 
   /**
-   * For a mirror: the node id of the peer it replicates.
+   * For a mirror: the node id of the peer it replicates; empty otherwise.
    *
    * @generated from field: string origin_node = 9;
    */
   originNode: string;
 
   /**
-   * When the log was created, in microseconds since the Unix epoch.
+   * When the log was created.
    *
-   * @generated from field: int64 created_at_us = 10;
+   * @generated from field: google.protobuf.Timestamp create_time = 10;
    */
-  createdAtUs: bigint;
+  createTime?: Timestamp | undefined;
+
+  /**
+   * The log id the chain covers: the origin's log id for a mirror, else log_id.
+   *
+   * @generated from field: string chain_log_id = 11;
+   */
+  chainLogId: string;
+
+  /**
+   * The hash of the chain and of payload digests: "sha256".
+   *
+   * @generated from field: string hash_algorithm = 12;
+   */
+  hashAlgorithm: string;
+
+  /**
+   * The version of the chain rules in docs/hash-chain.md: 1.
+   *
+   * @generated from field: int32 chain_version = 13;
+   */
+  chainVersion: number;
 };
 
 /**
@@ -310,7 +515,7 @@ export type LogHead = Message<"annals.log.v1.LogHead"> & {
  * Use `create(LogHeadSchema)` to create a new message.
  */
 export const LogHeadSchema: GenMessage<LogHead> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_entry, 3);
+  messageDesc(file_annals_log_v1_entry, 7);
 
 /**
  * LogOrigin says who writes a log.
@@ -345,4 +550,238 @@ export enum LogOrigin {
  */
 export const LogOriginSchema: GenEnum<LogOrigin> = /*@__PURE__*/
   enumDesc(file_annals_log_v1_entry, 0);
+
+/**
+ * ErrorReason lists the `google.rpc.ErrorInfo` reasons of the log service
+ * (domain `annals.dev`), and those every annals service may answer
+ * (INVALID_ARGUMENT, UNDECODABLE_REQUEST, TOKEN_*, ROLE_MISSING,
+ * DATABASE_UNAVAILABLE, SHUTTING_DOWN). ErrorInfo.reason is the value's name
+ * without the `ERROR_REASON_` prefix, e.g. "REQUEST_ID_CONFLICT".
+ *
+ * @generated from enum annals.log.v1.ErrorReason
+ */
+export enum ErrorReason {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: ERROR_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * INVALID_ARGUMENT: a field is wrong; metadata `field` names it (a
+   * `google.rpc.BadRequest` detail says why), `limit` where a limit applies.
+   *
+   * @generated from enum value: ERROR_REASON_INVALID_ARGUMENT = 1;
+   */
+  INVALID_ARGUMENT = 1,
+
+  /**
+   * INVALID_ARGUMENT: the request's bytes did not decode.
+   *
+   * @generated from enum value: ERROR_REASON_UNDECODABLE_REQUEST = 2;
+   */
+  UNDECODABLE_REQUEST = 2,
+
+  /**
+   * ALREADY_EXISTS: the request_id was used for an entry with other content;
+   * metadata `request_id`, `index` (the entry in the request).
+   *
+   * @generated from enum value: ERROR_REASON_REQUEST_ID_CONFLICT = 3;
+   */
+  REQUEST_ID_CONFLICT = 3,
+
+  /**
+   * ALREADY_EXISTS: the uuid belongs to another entry; metadata `uuid`, `index`.
+   *
+   * @generated from enum value: ERROR_REASON_UUID_TAKEN = 4;
+   */
+  UUID_TAKEN = 4,
+
+  /**
+   * NOT_FOUND: no such log; metadata `log`.
+   *
+   * @generated from enum value: ERROR_REASON_LOG_NOT_FOUND = 5;
+   */
+  LOG_NOT_FOUND = 5,
+
+  /**
+   * NOT_FOUND: no such entry; metadata `entry`.
+   *
+   * @generated from enum value: ERROR_REASON_ENTRY_NOT_FOUND = 6;
+   */
+  ENTRY_NOT_FOUND = 6,
+
+  /**
+   * NOT_FOUND: no entry has this request_id; metadata `request_id`.
+   *
+   * @generated from enum value: ERROR_REASON_REQUEST_ID_NOT_FOUND = 7;
+   */
+  REQUEST_ID_NOT_FOUND = 7,
+
+  /**
+   * OUT_OF_RANGE: the seq was removed by compaction; metadata `log`,
+   * `first_available_seq`.
+   *
+   * @generated from enum value: ERROR_REASON_SEQ_COMPACTED = 8;
+   */
+  SEQ_COMPACTED = 8,
+
+  /**
+   * OUT_OF_RANGE: the seq is past the log's head; metadata `log`, `field`,
+   * `last_seq`.
+   *
+   * @generated from enum value: ERROR_REASON_SEQ_PAST_HEAD = 9;
+   */
+  SEQ_PAST_HEAD = 9,
+
+  /**
+   * FAILED_PRECONDITION: the log is a federation mirror (or a name under
+   * `mirror/`); only federation writes to it. Metadata `log`.
+   *
+   * @generated from enum value: ERROR_REASON_LOG_IS_MIRROR = 10;
+   */
+  LOG_IS_MIRROR = 10,
+
+  /**
+   * FAILED_PRECONDITION: AppendReplicated on a local log; metadata `log`.
+   *
+   * @generated from enum value: ERROR_REASON_LOG_NOT_MIRROR = 11;
+   */
+  LOG_NOT_MIRROR = 11,
+
+  /**
+   * FAILED_PRECONDITION: AppendReplicated from another origin than the
+   * mirror's; metadata `log`.
+   *
+   * @generated from enum value: ERROR_REASON_MIRROR_ORIGIN_MISMATCH = 12;
+   */
+  MIRROR_ORIGIN_MISMATCH = 12,
+
+  /**
+   * FAILED_PRECONDITION: AppendReplicated entries do not start right after
+   * the mirror's head; metadata `log`, `last_seq`.
+   *
+   * @generated from enum value: ERROR_REASON_MIRROR_NOT_CONTIGUOUS = 13;
+   */
+  MIRROR_NOT_CONTIGUOUS = 13,
+
+  /**
+   * DATA_LOSS: a replicated entry does not verify; metadata `log`, `seq`,
+   * `problem` (MISSING, DIGEST, CHECKSUM, LINK — as VerifyFindingKind — or
+   * CHAIN_LOG_ID).
+   *
+   * @generated from enum value: ERROR_REASON_CHAIN_MISMATCH = 14;
+   */
+  CHAIN_MISMATCH = 14,
+
+  /**
+   * DATA_LOSS: stored entries are missing; metadata `log`,
+   * `first_missing_seq`, `last_missing_seq`.
+   *
+   * @generated from enum value: ERROR_REASON_ENTRIES_MISSING = 15;
+   */
+  ENTRIES_MISSING = 15,
+
+  /**
+   * RESOURCE_EXHAUSTED (with RetryInfo): the token's subject has too many
+   * Subscribe streams open; metadata `limit`. Back off, then retry.
+   *
+   * @generated from enum value: ERROR_REASON_SUBSCRIPTION_LIMIT_PER_SUBJECT = 16;
+   */
+  SUBSCRIPTION_LIMIT_PER_SUBJECT = 16,
+
+  /**
+   * UNAVAILABLE (with RetryInfo): the database cannot take work now; retry
+   * with backoff.
+   *
+   * @generated from enum value: ERROR_REASON_DATABASE_UNAVAILABLE = 17;
+   */
+  DATABASE_UNAVAILABLE = 17,
+
+  /**
+   * UNAVAILABLE: the server is shutting down; reconnect (to another replica)
+   * and resume.
+   *
+   * @generated from enum value: ERROR_REASON_SHUTTING_DOWN = 18;
+   */
+  SHUTTING_DOWN = 18,
+
+  /**
+   * UNAUTHENTICATED: no bearer token.
+   *
+   * @generated from enum value: ERROR_REASON_TOKEN_MISSING = 19;
+   */
+  TOKEN_MISSING = 19,
+
+  /**
+   * UNAUTHENTICATED: the token does not verify, has expired or lacks `exp`.
+   *
+   * @generated from enum value: ERROR_REASON_TOKEN_INVALID = 20;
+   */
+  TOKEN_INVALID = 20,
+
+  /**
+   * PERMISSION_DENIED: the token lacks the method's role; metadata `role`.
+   *
+   * @generated from enum value: ERROR_REASON_ROLE_MISSING = 21;
+   */
+  ROLE_MISSING = 21,
+
+  /**
+   * PERMISSION_DENIED: the token's `logs` claim does not grant the log;
+   * metadata `log`.
+   *
+   * @generated from enum value: ERROR_REASON_LOG_NOT_GRANTED = 22;
+   */
+  LOG_NOT_GRANTED = 22,
+
+  /**
+   * FAILED_PRECONDITION: Redact of an entry that records a redaction;
+   * metadata `log`, `seq`.
+   *
+   * @generated from enum value: ERROR_REASON_REDACTION_ENTRY = 23;
+   */
+  REDACTION_ENTRY = 23,
+
+  /**
+   * FAILED_PRECONDITION: Redact of an entry already redacted; metadata
+   * `log`, `seq`, `redaction_seq`.
+   *
+   * @generated from enum value: ERROR_REASON_ALREADY_REDACTED = 24;
+   */
+  ALREADY_REDACTED = 24,
+
+  /**
+   * DATA_LOSS: the log's Merkle tree and its entries or signed checkpoints
+   * disagree (rows were changed under it); the log takes no appends and
+   * signs nothing until an operator has dealt with it. Metadata `log`,
+   * `tree_size`, `last_seq`. Verify says what differs.
+   *
+   * @generated from enum value: ERROR_REASON_TREE_MISMATCH = 25;
+   */
+  TREE_MISMATCH = 25,
+
+  /**
+   * FAILED_PRECONDITION: the log has no signed checkpoint yet (nothing was
+   * appended, or it is a mirror whose origin's checkpoints have not arrived).
+   *
+   * @generated from enum value: ERROR_REASON_NO_CHECKPOINT = 26;
+   */
+  NO_CHECKPOINT = 26,
+
+  /**
+   * FAILED_PRECONDITION: the log's entries before its tree began were
+   * compacted away, so the tree cannot cover them.
+   *
+   * @generated from enum value: ERROR_REASON_TREE_UNAVAILABLE = 27;
+   */
+  TREE_UNAVAILABLE = 27,
+}
+
+/**
+ * Describes the enum annals.log.v1.ErrorReason.
+ */
+export const ErrorReasonSchema: GenEnum<ErrorReason> = /*@__PURE__*/
+  enumDesc(file_annals_log_v1_entry, 1);
 

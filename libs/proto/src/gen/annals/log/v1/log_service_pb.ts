@@ -4,15 +4,16 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Entry, EntryInput, LogHead } from "./entry_pb.js";
+import type { Anchor, CaughtUp, Entry, EntryBatch, EntryInput, Heartbeat, LogHead } from "./entry_pb.js";
 import { file_annals_log_v1_entry } from "./entry_pb.js";
+import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file annals/log/v1/log_service.proto.
  */
 export const file_annals_log_v1_log_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9hbm5hbHMvbG9nL3YxL2xvZ19zZXJ2aWNlLnByb3RvEg1hbm5hbHMubG9nLnYxIiIKEENyZWF0ZUxvZ1JlcXVlc3QSDgoGbG9nX2lkGAEgASgJIkoKEUNyZWF0ZUxvZ1Jlc3BvbnNlEiQKBGhlYWQYASABKAsyFi5hbm5hbHMubG9nLnYxLkxvZ0hlYWQSDwoHY3JlYXRlZBgCIAEoCCIfCg1HZXRMb2dSZXF1ZXN0Eg4KBmxvZ19pZBgBIAEoCSI2Cg5HZXRMb2dSZXNwb25zZRIkCgRoZWFkGAEgASgLMhYuYW5uYWxzLmxvZy52MS5Mb2dIZWFkIkgKD0xpc3RMb2dzUmVxdWVzdBIOCgZwcmVmaXgYASABKAkSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiUQoQTGlzdExvZ3NSZXNwb25zZRIkCgRsb2dzGAEgAygLMhYuYW5uYWxzLmxvZy52MS5Mb2dIZWFkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJkCgxBcHBlbmRSZXN1bHQSCwoDc2VxGAEgASgDEhAKCGNoZWNrc3VtGAIgASgJEhQKDHdhbGxfdGltZV91cxgDIAEoAxIMCgR1dWlkGAQgASgJEhEKCWR1cGxpY2F0ZRgFIAEoCCJJCg1BcHBlbmRSZXF1ZXN0Eg4KBmxvZ19pZBgBIAEoCRIoCgVlbnRyeRgCIAEoCzIZLmFubmFscy5sb2cudjEuRW50cnlJbnB1dCI9Cg5BcHBlbmRSZXNwb25zZRIrCgZyZXN1bHQYASABKAsyGy5hbm5hbHMubG9nLnYxLkFwcGVuZFJlc3VsdCJQChJBcHBlbmRCYXRjaFJlcXVlc3QSDgoGbG9nX2lkGAEgASgJEioKB2VudHJpZXMYAiADKAsyGS5hbm5hbHMubG9nLnYxLkVudHJ5SW5wdXQiQwoTQXBwZW5kQmF0Y2hSZXNwb25zZRIsCgdyZXN1bHRzGAEgAygLMhsuYW5uYWxzLmxvZy52MS5BcHBlbmRSZXN1bHQiTwoTQXBwZW5kU3RyZWFtUmVxdWVzdBIOCgZsb2dfaWQYASABKAkSKAoFZW50cnkYAiABKAsyGS5hbm5hbHMubG9nLnYxLkVudHJ5SW5wdXQiQwoUQXBwZW5kU3RyZWFtUmVzcG9uc2USKwoGcmVzdWx0GAEgASgLMhsuYW5uYWxzLmxvZy52MS5BcHBlbmRSZXN1bHQihwEKC1JlYWRSZXF1ZXN0Eg4KBmxvZ19pZBgBIAEoCRIQCghmcm9tX3NlcRgCIAEoAxIvCglkaXJlY3Rpb24YAyABKA4yHC5hbm5hbHMubG9nLnYxLlJlYWREaXJlY3Rpb24SEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkidAoMUmVhZFJlc3BvbnNlEiUKB2VudHJpZXMYASADKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIkCgRoZWFkGAMgASgLMhYuYW5uYWxzLmxvZy52MS5Mb2dIZWFkIkwKD0dldEVudHJ5UmVxdWVzdBIOCgZsb2dfaWQYASABKAkSDQoDc2VxGAIgASgDSAASDgoEdXVpZBgDIAEoCUgAQgoKCHNlbGVjdG9yIjcKEEdldEVudHJ5UmVzcG9uc2USIwoFZW50cnkYASABKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5IjgKFkZpbmRCeVJlcXVlc3RJZFJlcXVlc3QSDgoGbG9nX2lkGAEgASgJEg4KBnJlcV9pZBgCIAEoCSI+ChdGaW5kQnlSZXF1ZXN0SWRSZXNwb25zZRIjCgVlbnRyeRgBIAEoCzIULmFubmFscy5sb2cudjEuRW50cnkiXwoTTGlzdEJ5U291cmNlUmVxdWVzdBIOCgZsb2dfaWQYASABKAkSEQoJc291cmNlX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJIlYKFExpc3RCeVNvdXJjZVJlc3BvbnNlEiUKB2VudHJpZXMYASADKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIoCgxTaW1UaW1lUmFuZ2USDAoEZnJvbRgBIAEoARIKCgJ0bxgCIAEoASIvCg1XYWxsVGltZVJhbmdlEg8KB2Zyb21fdXMYASABKAMSDQoFdG9fdXMYAiABKAMivAEKFkxpc3RCeVRpbWVSYW5nZVJlcXVlc3QSDgoGbG9nX2lkGAEgASgJEi8KCHNpbV90aW1lGAIgASgLMhsuYW5uYWxzLmxvZy52MS5TaW1UaW1lUmFuZ2VIABIxCgl3YWxsX3RpbWUYAyABKAsyHC5hbm5hbHMubG9nLnYxLldhbGxUaW1lUmFuZ2VIABIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCUIHCgVyYW5nZSJZChdMaXN0QnlUaW1lUmFuZ2VSZXNwb25zZRIlCgdlbnRyaWVzGAEgAygLMhQuYW5uYWxzLmxvZy52MS5FbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHgoMU3RhdHNSZXF1ZXN0Eg4KBmxvZ19pZBgBIAEoCSLvAQoNU3RhdHNSZXNwb25zZRIkCgRoZWFkGAEgASgLMhYuYW5uYWxzLmxvZy52MS5Mb2dIZWFkEhYKDnJlZGFjdGVkX2NvdW50GAIgASgDEhQKDHNvdXJjZV9jb3VudBgDIAEoAxIYChBtaW5fd2FsbF90aW1lX3VzGAQgASgDEhgKEG1heF93YWxsX3RpbWVfdXMYBSABKAMSGQoMbWluX3NpbV90aW1lGAYgASgBSACIAQESGQoMbWF4X3NpbV90aW1lGAcgASgBSAGIAQFCDwoNX21pbl9zaW1fdGltZUIPCg1fbWF4X3NpbV90aW1lInQKEFN1YnNjcmliZVJlcXVlc3QSDgoGbG9nX2lkGAEgASgJEhUKCGZyb21fc2VxGAIgASgDSACIAQESDQoFa2luZHMYAyADKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAQgASgNQgsKCV9mcm9tX3NlcSKgAQoRU3Vic2NyaWJlUmVzcG9uc2USJQoFZW50cnkYASABKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5SAASLAoJY2F1Z2h0X3VwGAIgASgLMhcuYW5uYWxzLmxvZy52MS5DYXVnaHRVcEgAEi0KCWhlYXJ0YmVhdBgDIAEoCzIYLmFubmFscy5sb2cudjEuSGVhcnRiZWF0SABCBwoFZXZlbnQiFwoIQ2F1Z2h0VXASCwoDc2VxGAEgASgDIhgKCUhlYXJ0YmVhdBILCgNzZXEYASABKAMiQQoNVmVyaWZ5UmVxdWVzdBIOCgZsb2dfaWQYASABKAkSEAoIZnJvbV9zZXEYAiABKAMSDgoGdG9fc2VxGAMgASgDIqABCg5WZXJpZnlSZXNwb25zZRINCgV2YWxpZBgBIAEoCBIVCg1jaGVja2VkX2NvdW50GAIgASgDEhYKDmNvcnJ1cHRlZF9zZXFzGAMgAygDEhQKDG1pc3Npbmdfc2VxcxgEIAMoAxISCgphbmNob3Jfc2VxGAUgASgDEhAKCGxhc3Rfc2VxGAYgASgDEhQKDGhlYWRfbWF0Y2hlcxgHIAEoCCJVCg5Db21wYWN0UmVxdWVzdBIOCgZsb2dfaWQYASABKAkSEwoJa2VlcF9sYXN0GAIgASgDSAASFAoKYmVmb3JlX3NlcRgDIAEoA0gAQggKBnJldGFpbiJOCg9Db21wYWN0UmVzcG9uc2USFQoNcmVtb3ZlZF9jb3VudBgBIAEoAxIkCgRoZWFkGAIgASgLMhYuYW5uYWxzLmxvZy52MS5Mb2dIZWFkIkwKDVJlZGFjdFJlcXVlc3QSDgoGbG9nX2lkGAEgASgJEgsKA3NlcRgCIAEoAxIOCgZyZWFzb24YAyABKAkSDgoGcmVxX2lkGAQgASgJIkAKDlJlZGFjdFJlc3BvbnNlEi4KCXJlZGFjdGlvbhgBIAEoCzIbLmFubmFscy5sb2cudjEuQXBwZW5kUmVzdWx0IkEKDUV4cG9ydFJlcXVlc3QSDgoGbG9nX2lkGAEgASgJEhAKCGZyb21fc2VxGAIgASgDEg4KBnRvX3NlcRgDIAEoAyIfCg5FeHBvcnRSZXNwb25zZRINCgVjaHVuaxgBIAEoDCKSAQoXQXBwZW5kUmVwbGljYXRlZFJlcXVlc3QSDgoGbG9nX2lkGAEgASgJEhMKC29yaWdpbl9ub2RlGAIgASgJEiUKB2VudHJpZXMYAyADKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5EhIKCmFuY2hvcl9zZXEYBCABKAMSFwoPYW5jaG9yX2NoZWNrc3VtGAUgASgJIkAKGEFwcGVuZFJlcGxpY2F0ZWRSZXNwb25zZRIkCgRoZWFkGAEgASgLMhYuYW5uYWxzLmxvZy52MS5Mb2dIZWFkKmgKDVJlYWREaXJlY3Rpb24SHgoaUkVBRF9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIaChZSRUFEX0RJUkVDVElPTl9GT1JXQVJEEAESGwoXUkVBRF9ESVJFQ1RJT05fQkFDS1dBUkQQAjLtCwoKTG9nU2VydmljZRJTCglDcmVhdGVMb2cSHy5hbm5hbHMubG9nLnYxLkNyZWF0ZUxvZ1JlcXVlc3QaIC5hbm5hbHMubG9nLnYxLkNyZWF0ZUxvZ1Jlc3BvbnNlIgOQAgISSgoGR2V0TG9nEhwuYW5uYWxzLmxvZy52MS5HZXRMb2dSZXF1ZXN0Gh0uYW5uYWxzLmxvZy52MS5HZXRMb2dSZXNwb25zZSIDkAIBElAKCExpc3RMb2dzEh4uYW5uYWxzLmxvZy52MS5MaXN0TG9nc1JlcXVlc3QaHy5hbm5hbHMubG9nLnYxLkxpc3RMb2dzUmVzcG9uc2UiA5ACARJFCgZBcHBlbmQSHC5hbm5hbHMubG9nLnYxLkFwcGVuZFJlcXVlc3QaHS5hbm5hbHMubG9nLnYxLkFwcGVuZFJlc3BvbnNlElQKC0FwcGVuZEJhdGNoEiEuYW5uYWxzLmxvZy52MS5BcHBlbmRCYXRjaFJlcXVlc3QaIi5hbm5hbHMubG9nLnYxLkFwcGVuZEJhdGNoUmVzcG9uc2USWwoMQXBwZW5kU3RyZWFtEiIuYW5uYWxzLmxvZy52MS5BcHBlbmRTdHJlYW1SZXF1ZXN0GiMuYW5uYWxzLmxvZy52MS5BcHBlbmRTdHJlYW1SZXNwb25zZSgBMAESRAoEUmVhZBIaLmFubmFscy5sb2cudjEuUmVhZFJlcXVlc3QaGy5hbm5hbHMubG9nLnYxLlJlYWRSZXNwb25zZSIDkAIBElAKCEdldEVudHJ5Eh4uYW5uYWxzLmxvZy52MS5HZXRFbnRyeVJlcXVlc3QaHy5hbm5hbHMubG9nLnYxLkdldEVudHJ5UmVzcG9uc2UiA5ACARJlCg9GaW5kQnlSZXF1ZXN0SWQSJS5hbm5hbHMubG9nLnYxLkZpbmRCeVJlcXVlc3RJZFJlcXVlc3QaJi5hbm5hbHMubG9nLnYxLkZpbmRCeVJlcXVlc3RJZFJlc3BvbnNlIgOQAgESXAoMTGlzdEJ5U291cmNlEiIuYW5uYWxzLmxvZy52MS5MaXN0QnlTb3VyY2VSZXF1ZXN0GiMuYW5uYWxzLmxvZy52MS5MaXN0QnlTb3VyY2VSZXNwb25zZSIDkAIBEmUKD0xpc3RCeVRpbWVSYW5nZRIlLmFubmFscy5sb2cudjEuTGlzdEJ5VGltZVJhbmdlUmVxdWVzdBomLmFubmFscy5sb2cudjEuTGlzdEJ5VGltZVJhbmdlUmVzcG9uc2UiA5ACARJHCgVTdGF0cxIbLmFubmFscy5sb2cudjEuU3RhdHNSZXF1ZXN0GhwuYW5uYWxzLmxvZy52MS5TdGF0c1Jlc3BvbnNlIgOQAgESVQoJU3Vic2NyaWJlEh8uYW5uYWxzLmxvZy52MS5TdWJzY3JpYmVSZXF1ZXN0GiAuYW5uYWxzLmxvZy52MS5TdWJzY3JpYmVSZXNwb25zZSIDkAIBMAESSgoGVmVyaWZ5EhwuYW5uYWxzLmxvZy52MS5WZXJpZnlSZXF1ZXN0Gh0uYW5uYWxzLmxvZy52MS5WZXJpZnlSZXNwb25zZSIDkAIBEkgKB0NvbXBhY3QSHS5hbm5hbHMubG9nLnYxLkNvbXBhY3RSZXF1ZXN0Gh4uYW5uYWxzLmxvZy52MS5Db21wYWN0UmVzcG9uc2USRQoGUmVkYWN0EhwuYW5uYWxzLmxvZy52MS5SZWRhY3RSZXF1ZXN0Gh0uYW5uYWxzLmxvZy52MS5SZWRhY3RSZXNwb25zZRJMCgZFeHBvcnQSHC5hbm5hbHMubG9nLnYxLkV4cG9ydFJlcXVlc3QaHS5hbm5hbHMubG9nLnYxLkV4cG9ydFJlc3BvbnNlIgOQAgEwARJjChBBcHBlbmRSZXBsaWNhdGVkEiYuYW5uYWxzLmxvZy52MS5BcHBlbmRSZXBsaWNhdGVkUmVxdWVzdBonLmFubmFscy5sb2cudjEuQXBwZW5kUmVwbGljYXRlZFJlc3BvbnNlYgZwcm90bzM", [file_annals_log_v1_entry]);
+  fileDesc("Ch9hbm5hbHMvbG9nL3YxL2xvZ19zZXJ2aWNlLnByb3RvEg1hbm5hbHMubG9nLnYxIicKEENyZWF0ZUxvZ1JlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQIiSgoRQ3JlYXRlTG9nUmVzcG9uc2USJAoEaGVhZBgBIAEoCzIWLmFubmFscy5sb2cudjEuTG9nSGVhZBIPCgdjcmVhdGVkGAIgASgIIiQKDUdldExvZ1JlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQIiNgoOR2V0TG9nUmVzcG9uc2USJAoEaGVhZBgBIAEoCzIWLmFubmFscy5sb2cudjEuTG9nSGVhZCJICg9MaXN0TG9nc1JlcXVlc3QSDgoGcHJlZml4GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlEKEExpc3RMb2dzUmVzcG9uc2USJAoEbG9ncxgBIAMoCzIWLmFubmFscy5sb2cudjEuTG9nSGVhZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiZAoMQXBwZW5kUmVzdWx0EgsKA3NlcRgBIAEoAxIQCghjaGVja3N1bRgCIAEoCRIUCgx3YWxsX3RpbWVfdXMYAyABKAMSDAoEdXVpZBgEIAEoCRIRCglkdXBsaWNhdGUYBSABKAgiaQoNQXBwZW5kUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhItCgVlbnRyeRgCIAEoCzIZLmFubmFscy5sb2cudjEuRW50cnlJbnB1dEID4EECEhQKDHdhbnRfcmVjZWlwdBgDIAEoCCJOCg5BcHBlbmRSZXNwb25zZRIrCgZyZXN1bHQYASABKAsyGy5hbm5hbHMubG9nLnYxLkFwcGVuZFJlc3VsdBIPCgdyZWNlaXB0GAIgASgJInAKEkFwcGVuZEJhdGNoUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIvCgdlbnRyaWVzGAIgAygLMhkuYW5uYWxzLmxvZy52MS5FbnRyeUlucHV0QgPgQQISFAoMd2FudF9yZWNlaXB0GAMgASgIIlUKE0FwcGVuZEJhdGNoUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLmFubmFscy5sb2cudjEuQXBwZW5kUmVzdWx0EhAKCHJlY2VpcHRzGAIgAygJIrsBChNBcHBlbmRTdHJlYW1SZXF1ZXN0EjUKB29wdGlvbnMYASABKAsyIi5hbm5hbHMubG9nLnYxLkFwcGVuZFN0cmVhbU9wdGlvbnNIABIxCgVlbnRyeRgCIAEoCzIgLmFubmFscy5sb2cudjEuQXBwZW5kU3RyZWFtRW50cnlIABIxCgViYXRjaBgDIAEoCzIgLmFubmFscy5sb2cudjEuQXBwZW5kU3RyZWFtQmF0Y2hIAEIHCgVmcmFtZSJCChNBcHBlbmRTdHJlYW1PcHRpb25zEg4KBmxvZ19pZBgBIAEoCRIbChNjb250aW51ZV9vbl9mYWlsdXJlGAIgASgIIlIKEUFwcGVuZFN0cmVhbUVudHJ5Eg4KBmxvZ19pZBgBIAEoCRItCgVlbnRyeRgCIAEoCzIZLmFubmFscy5sb2cudjEuRW50cnlJbnB1dEID4EECIlQKEUFwcGVuZFN0cmVhbUJhdGNoEg4KBmxvZ19pZBgBIAEoCRIvCgdlbnRyaWVzGAIgAygLMhkuYW5uYWxzLmxvZy52MS5FbnRyeUlucHV0QgPgQQIiwQEKFEFwcGVuZFN0cmVhbVJlc3BvbnNlEi0KBnJlc3VsdBgBIAEoCzIbLmFubmFscy5sb2cudjEuQXBwZW5kUmVzdWx0SAASOgoMYmF0Y2hfcmVzdWx0GAIgASgLMiIuYW5uYWxzLmxvZy52MS5BcHBlbmRCYXRjaFJlc3BvbnNlSAASNQoHZmFpbHVyZRgDIAEoCzIiLmFubmFscy5sb2cudjEuQXBwZW5kU3RyZWFtRmFpbHVyZUgAQgcKBWZyYW1lIs4BChNBcHBlbmRTdHJlYW1GYWlsdXJlEhMKC2ZyYW1lX2luZGV4GAEgASgDEgwKBGNvZGUYAiABKAUSDwoHbWVzc2FnZRgDIAEoCRIOCgZyZWFzb24YBCABKAkSQgoIbWV0YWRhdGEYBSADKAsyMC5hbm5hbHMubG9nLnYxLkFwcGVuZFN0cmVhbUZhaWx1cmUuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijAEKC1JlYWRSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhAKCGZyb21fc2VxGAIgASgDEi8KCWRpcmVjdGlvbhgDIAEoDjIcLmFubmFscy5sb2cudjEuUmVhZERpcmVjdGlvbhIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJ0CgxSZWFkUmVzcG9uc2USJQoHZW50cmllcxgBIAMoCzIULmFubmFscy5sb2cudjEuRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEiQKBGhlYWQYAyABKAsyFi5hbm5hbHMubG9nLnYxLkxvZ0hlYWQiUQoPR2V0RW50cnlSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEg0KA3NlcRgCIAEoA0gAEg4KBHV1aWQYAyABKAlIAEIKCghzZWxlY3RvciI3ChBHZXRFbnRyeVJlc3BvbnNlEiMKBWVudHJ5GAEgASgLMhQuYW5uYWxzLmxvZy52MS5FbnRyeSJGChZGaW5kQnlSZXF1ZXN0SWRSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhcKCnJlcXVlc3RfaWQYAiABKAlCA+BBAiI+ChdGaW5kQnlSZXF1ZXN0SWRSZXNwb25zZRIjCgVlbnRyeRgBIAEoCzIULmFubmFscy5sb2cudjEuRW50cnkiZAoTTGlzdEJ5U291cmNlUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIRCglzb3VyY2VfaWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiVgoUTGlzdEJ5U291cmNlUmVzcG9uc2USJQoHZW50cmllcxgBIAMoCzIULmFubmFscy5sb2cudjEuRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIioKDFNpbVRpbWVSYW5nZRINCgVzdGFydBgBIAEoARILCgNlbmQYAiABKAEiMQoNV2FsbFRpbWVSYW5nZRIQCghzdGFydF91cxgBIAEoAxIOCgZlbmRfdXMYAiABKAMiwQEKFkxpc3RCeVRpbWVSYW5nZVJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISLwoIc2ltX3RpbWUYAiABKAsyGy5hbm5hbHMubG9nLnYxLlNpbVRpbWVSYW5nZUgAEjEKCXdhbGxfdGltZRgDIAEoCzIcLmFubmFscy5sb2cudjEuV2FsbFRpbWVSYW5nZUgAEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJQgcKBXJhbmdlIlkKF0xpc3RCeVRpbWVSYW5nZVJlc3BvbnNlEiUKB2VudHJpZXMYASADKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIjCgxTdGF0c1JlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQIi7wEKDVN0YXRzUmVzcG9uc2USJAoEaGVhZBgBIAEoCzIWLmFubmFscy5sb2cudjEuTG9nSGVhZBIWCg5yZWRhY3RlZF9jb3VudBgCIAEoAxIUCgxzb3VyY2VfY291bnQYAyABKAMSGAoQbWluX3dhbGxfdGltZV91cxgEIAEoAxIYChBtYXhfd2FsbF90aW1lX3VzGAUgASgDEhkKDG1pbl9zaW1fdGltZRgGIAEoAUgAiAEBEhkKDG1heF9zaW1fdGltZRgHIAEoAUgBiAEBQg8KDV9taW5fc2ltX3RpbWVCDwoNX21heF9zaW1fdGltZSKaAQoQU3Vic2NyaWJlUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIWCglhZnRlcl9zZXEYAiABKANIAIgBARINCgVraW5kcxgDIAMoCRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYBCABKAMSHQoVbWF4X2VudHJpZXNfcGVyX2ZyYW1lGAUgASgFQgwKCl9hZnRlcl9zZXEi9wEKEVN1YnNjcmliZVJlc3BvbnNlEiUKBWVudHJ5GAEgASgLMhQuYW5uYWxzLmxvZy52MS5FbnRyeUgAEiwKCWNhdWdodF91cBgCIAEoCzIXLmFubmFscy5sb2cudjEuQ2F1Z2h0VXBIABItCgloZWFydGJlYXQYAyABKAsyGC5hbm5hbHMubG9nLnYxLkhlYXJ0YmVhdEgAEiwKB2VudHJpZXMYBCABKAsyGS5hbm5hbHMubG9nLnYxLkVudHJ5QmF0Y2hIABInCgZhbmNob3IYBSABKAsyFS5hbm5hbHMubG9nLnYxLkFuY2hvckgAQgcKBWZyYW1lIkYKDVZlcmlmeVJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISEAoIZnJvbV9zZXEYAiABKAMSDgoGdG9fc2VxGAMgASgDIn8KDVZlcmlmeUZpbmRpbmcSCwoDc2VxGAEgASgDEg8KB2VuZF9zZXEYAiABKAMSLgoEa2luZBgDIAEoDjIgLmFubmFscy5sb2cudjEuVmVyaWZ5RmluZGluZ0tpbmQSEAoIZXhwZWN0ZWQYBCABKAkSDgoGYWN0dWFsGAUgASgJIqgBCg5WZXJpZnlSZXNwb25zZRINCgV2YWxpZBgBIAEoCBIVCg1jaGVja2VkX2NvdW50GAIgASgDEi4KCGZpbmRpbmdzGAMgAygLMhwuYW5uYWxzLmxvZy52MS5WZXJpZnlGaW5kaW5nEhoKEmZpbmRpbmdzX3RydW5jYXRlZBgEIAEoCBISCgphbmNob3Jfc2VxGAUgASgDEhAKCGxhc3Rfc2VxGAYgASgDIloKDkNvbXBhY3RSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhMKCWtlZXBfbGFzdBgCIAEoA0gAEhQKCmJlZm9yZV9zZXEYAyABKANIAEIICgZyZXRhaW4iTgoPQ29tcGFjdFJlc3BvbnNlEhUKDXJlbW92ZWRfY291bnQYASABKAMSJAoEaGVhZBgCIAEoCzIWLmFubmFscy5sb2cudjEuTG9nSGVhZCJfCg1SZWRhY3RSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhAKA3NlcRgCIAEoA0ID4EECEhMKBnJlYXNvbhgDIAEoCUID4EECEhIKCnJlcXVlc3RfaWQYBCABKAkiQAoOUmVkYWN0UmVzcG9uc2USLgoJcmVkYWN0aW9uGAEgASgLMhsuYW5uYWxzLmxvZy52MS5BcHBlbmRSZXN1bHQiRgoNRXhwb3J0UmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIQCghmcm9tX3NlcRgCIAEoAxIOCgZ0b19zZXEYAyABKAMiHwoORXhwb3J0UmVzcG9uc2USDQoFY2h1bmsYASABKAwiUQoUR2V0Q2hlY2twb2ludFJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISFgoJdHJlZV9zaXplGAIgASgDSACIAQFCDAoKX3RyZWVfc2l6ZSJhChVHZXRDaGVja3BvaW50UmVzcG9uc2USDAoEbm90ZRgBIAEoCRIRCgl0cmVlX3NpemUYAiABKAMSEQoJcm9vdF9oYXNoGAMgASgMEhQKDHZlcmlmaWVyX2tleRgEIAEoCSJnChhHZXRJbmNsdXNpb25Qcm9vZlJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISEAoDc2VxGAIgASgDQgPgQQISFgoJdHJlZV9zaXplGAMgASgDSACIAQFCDAoKX3RyZWVfc2l6ZSJSChlHZXRJbmNsdXNpb25Qcm9vZlJlc3BvbnNlEhIKCmxlYWZfaW5kZXgYASABKAMSEQoJdHJlZV9zaXplGAIgASgDEg4KBmhhc2hlcxgDIAMoDCJaChpHZXRDb25zaXN0ZW5jeVByb29mUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIRCglmcm9tX3NpemUYAiABKAMSFAoHdG9fc2l6ZRgDIAEoA0ID4EECIi0KG0dldENvbnNpc3RlbmN5UHJvb2ZSZXNwb25zZRIOCgZoYXNoZXMYASADKAwiJwoVR2V0VmVyaWZpZXJLZXlSZXF1ZXN0Eg4KBmxvZ19pZBgBIAEoCSIuChZHZXRWZXJpZmllcktleVJlc3BvbnNlEhQKDHZlcmlmaWVyX2tleRgBIAEoCSKbAQoXQXBwZW5kUmVwbGljYXRlZFJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISGAoLb3JpZ2luX25vZGUYAiABKAlCA+BBAhIqCgdlbnRyaWVzGAMgAygLMhQuYW5uYWxzLmxvZy52MS5FbnRyeUID4EECEiUKBmFuY2hvchgEIAEoCzIVLmFubmFscy5sb2cudjEuQW5jaG9yIkAKGEFwcGVuZFJlcGxpY2F0ZWRSZXNwb25zZRIkCgRoZWFkGAEgASgLMhYuYW5uYWxzLmxvZy52MS5Mb2dIZWFkKmgKDVJlYWREaXJlY3Rpb24SHgoaUkVBRF9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIaChZSRUFEX0RJUkVDVElPTl9GT1JXQVJEEAESGwoXUkVBRF9ESVJFQ1RJT05fQkFDS1dBUkQQAiqZAgoRVmVyaWZ5RmluZGluZ0tpbmQSIwofVkVSSUZZX0ZJTkRJTkdfS0lORF9VTlNQRUNJRklFRBAAEh4KGlZFUklGWV9GSU5ESU5HX0tJTkRfRElHRVNUEAESIAocVkVSSUZZX0ZJTkRJTkdfS0lORF9DSEVDS1NVTRACEhwKGFZFUklGWV9GSU5ESU5HX0tJTkRfTElOSxADEh8KG1ZFUklGWV9GSU5ESU5HX0tJTkRfTUlTU0lORxAEEhwKGFZFUklGWV9GSU5ESU5HX0tJTkRfSEVBRBAFEhwKGFZFUklGWV9GSU5ESU5HX0tJTkRfVFJFRRAGEiIKHlZFUklGWV9GSU5ESU5HX0tJTkRfQ0hFQ0tQT0lOVBAHMpIPCgpMb2dTZXJ2aWNlElMKCUNyZWF0ZUxvZxIfLmFubmFscy5sb2cudjEuQ3JlYXRlTG9nUmVxdWVzdBogLmFubmFscy5sb2cudjEuQ3JlYXRlTG9nUmVzcG9uc2UiA5ACAhJKCgZHZXRMb2cSHC5hbm5hbHMubG9nLnYxLkdldExvZ1JlcXVlc3QaHS5hbm5hbHMubG9nLnYxLkdldExvZ1Jlc3BvbnNlIgOQAgESUAoITGlzdExvZ3MSHi5hbm5hbHMubG9nLnYxLkxpc3RMb2dzUmVxdWVzdBofLmFubmFscy5sb2cudjEuTGlzdExvZ3NSZXNwb25zZSIDkAIBEkUKBkFwcGVuZBIcLmFubmFscy5sb2cudjEuQXBwZW5kUmVxdWVzdBodLmFubmFscy5sb2cudjEuQXBwZW5kUmVzcG9uc2USVAoLQXBwZW5kQmF0Y2gSIS5hbm5hbHMubG9nLnYxLkFwcGVuZEJhdGNoUmVxdWVzdBoiLmFubmFscy5sb2cudjEuQXBwZW5kQmF0Y2hSZXNwb25zZRJbCgxBcHBlbmRTdHJlYW0SIi5hbm5hbHMubG9nLnYxLkFwcGVuZFN0cmVhbVJlcXVlc3QaIy5hbm5hbHMubG9nLnYxLkFwcGVuZFN0cmVhbVJlc3BvbnNlKAEwARJECgRSZWFkEhouYW5uYWxzLmxvZy52MS5SZWFkUmVxdWVzdBobLmFubmFscy5sb2cudjEuUmVhZFJlc3BvbnNlIgOQAgESUAoIR2V0RW50cnkSHi5hbm5hbHMubG9nLnYxLkdldEVudHJ5UmVxdWVzdBofLmFubmFscy5sb2cudjEuR2V0RW50cnlSZXNwb25zZSIDkAIBEmUKD0ZpbmRCeVJlcXVlc3RJZBIlLmFubmFscy5sb2cudjEuRmluZEJ5UmVxdWVzdElkUmVxdWVzdBomLmFubmFscy5sb2cudjEuRmluZEJ5UmVxdWVzdElkUmVzcG9uc2UiA5ACARJcCgxMaXN0QnlTb3VyY2USIi5hbm5hbHMubG9nLnYxLkxpc3RCeVNvdXJjZVJlcXVlc3QaIy5hbm5hbHMubG9nLnYxLkxpc3RCeVNvdXJjZVJlc3BvbnNlIgOQAgESZQoPTGlzdEJ5VGltZVJhbmdlEiUuYW5uYWxzLmxvZy52MS5MaXN0QnlUaW1lUmFuZ2VSZXF1ZXN0GiYuYW5uYWxzLmxvZy52MS5MaXN0QnlUaW1lUmFuZ2VSZXNwb25zZSIDkAIBEkcKBVN0YXRzEhsuYW5uYWxzLmxvZy52MS5TdGF0c1JlcXVlc3QaHC5hbm5hbHMubG9nLnYxLlN0YXRzUmVzcG9uc2UiA5ACARJVCglTdWJzY3JpYmUSHy5hbm5hbHMubG9nLnYxLlN1YnNjcmliZVJlcXVlc3QaIC5hbm5hbHMubG9nLnYxLlN1YnNjcmliZVJlc3BvbnNlIgOQAgEwARJKCgZWZXJpZnkSHC5hbm5hbHMubG9nLnYxLlZlcmlmeVJlcXVlc3QaHS5hbm5hbHMubG9nLnYxLlZlcmlmeVJlc3BvbnNlIgOQAgESSAoHQ29tcGFjdBIdLmFubmFscy5sb2cudjEuQ29tcGFjdFJlcXVlc3QaHi5hbm5hbHMubG9nLnYxLkNvbXBhY3RSZXNwb25zZRJFCgZSZWRhY3QSHC5hbm5hbHMubG9nLnYxLlJlZGFjdFJlcXVlc3QaHS5hbm5hbHMubG9nLnYxLlJlZGFjdFJlc3BvbnNlEkwKBkV4cG9ydBIcLmFubmFscy5sb2cudjEuRXhwb3J0UmVxdWVzdBodLmFubmFscy5sb2cudjEuRXhwb3J0UmVzcG9uc2UiA5ACATABEmMKEEFwcGVuZFJlcGxpY2F0ZWQSJi5hbm5hbHMubG9nLnYxLkFwcGVuZFJlcGxpY2F0ZWRSZXF1ZXN0GicuYW5uYWxzLmxvZy52MS5BcHBlbmRSZXBsaWNhdGVkUmVzcG9uc2USXwoNR2V0Q2hlY2twb2ludBIjLmFubmFscy5sb2cudjEuR2V0Q2hlY2twb2ludFJlcXVlc3QaJC5hbm5hbHMubG9nLnYxLkdldENoZWNrcG9pbnRSZXNwb25zZSIDkAIBEmsKEUdldEluY2x1c2lvblByb29mEicuYW5uYWxzLmxvZy52MS5HZXRJbmNsdXNpb25Qcm9vZlJlcXVlc3QaKC5hbm5hbHMubG9nLnYxLkdldEluY2x1c2lvblByb29mUmVzcG9uc2UiA5ACARJxChNHZXRDb25zaXN0ZW5jeVByb29mEikuYW5uYWxzLmxvZy52MS5HZXRDb25zaXN0ZW5jeVByb29mUmVxdWVzdBoqLmFubmFscy5sb2cudjEuR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlIgOQAgESYgoOR2V0VmVyaWZpZXJLZXkSJC5hbm5hbHMubG9nLnYxLkdldFZlcmlmaWVyS2V5UmVxdWVzdBolLmFubmFscy5sb2cudjEuR2V0VmVyaWZpZXJLZXlSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_annals_log_v1_entry, file_google_api_field_behavior]);
 
 /**
  * CreateLogRequest is the input of CreateLog.
@@ -21,8 +22,9 @@ export const file_annals_log_v1_log_service: GenFile = /*@__PURE__*/
  */
 export type CreateLogRequest = Message<"annals.log.v1.CreateLogRequest"> & {
   /**
-   * The log's name: 1–128 characters of letters, digits, `.`, `_`, `-` and
-   * `/`, not starting or ending with `/`.
+   * The log's name: 1–128 characters in segments of letters, digits, `.`,
+   * `_` and `-` separated by single `/`; no segment starts or ends with a
+   * dot; names under `mirror/` are reserved for federation mirrors.
    *
    * @generated from field: string log_id = 1;
    */
@@ -122,12 +124,13 @@ export type ListLogsRequest = Message<"annals.log.v1.ListLogsRequest"> & {
   /**
    * Most logs to return (1–1000; 0 means 100).
    *
-   * @generated from field: uint32 page_size = 2;
+   * @generated from field: int32 page_size = 2;
    */
   pageSize: number;
 
   /**
-   * The next_page_token of the previous page; empty for the first page.
+   * The next_page_token of the previous page, with the same prefix; empty
+   * for the first page.
    *
    * @generated from field: string page_token = 3;
    */
@@ -204,8 +207,8 @@ export type AppendResult = Message<"annals.log.v1.AppendResult"> & {
   uuid: string;
 
   /**
-   * True when the req_id matched an existing entry with the same content:
-   * nothing new was written and this is the original entry.
+   * True when the request_id matched an existing entry with the same
+   * content: nothing new was written and this is the original entry.
    *
    * @generated from field: bool duplicate = 5;
    */
@@ -238,6 +241,14 @@ export type AppendRequest = Message<"annals.log.v1.AppendRequest"> & {
    * @generated from field: annals.log.v1.EntryInput entry = 2;
    */
   entry?: EntryInput | undefined;
+
+  /**
+   * Answer with a receipt that proves the entry offline: the response waits
+   * until a signed checkpoint covers the entry.
+   *
+   * @generated from field: bool want_receipt = 3;
+   */
+  wantReceipt: boolean;
 };
 
 /**
@@ -259,6 +270,14 @@ export type AppendResponse = Message<"annals.log.v1.AppendResponse"> & {
    * @generated from field: annals.log.v1.AppendResult result = 1;
    */
   result?: AppendResult | undefined;
+
+  /**
+   * With want_receipt: a C2SP tlog-proof (index = seq − 1, the inclusion
+   * proof, the signed checkpoint) that `annals verify-receipt` checks offline.
+   *
+   * @generated from field: string receipt = 2;
+   */
+  receipt: string;
 };
 
 /**
@@ -288,6 +307,13 @@ export type AppendBatchRequest = Message<"annals.log.v1.AppendBatchRequest"> & {
    * @generated from field: repeated annals.log.v1.EntryInput entries = 2;
    */
   entries: EntryInput[];
+
+  /**
+   * Answer with a receipt per entry (see AppendRequest.want_receipt).
+   *
+   * @generated from field: bool want_receipt = 3;
+   */
+  wantReceipt: boolean;
 };
 
 /**
@@ -309,6 +335,13 @@ export type AppendBatchResponse = Message<"annals.log.v1.AppendBatchResponse"> &
    * @generated from field: repeated annals.log.v1.AppendResult results = 1;
    */
   results: AppendResult[];
+
+  /**
+   * With want_receipt: one C2SP tlog-proof per entry, in request order.
+   *
+   * @generated from field: repeated string receipts = 2;
+   */
+  receipts: string[];
 };
 
 /**
@@ -319,13 +352,88 @@ export const AppendBatchResponseSchema: GenMessage<AppendBatchResponse> = /*@__P
   messageDesc(file_annals_log_v1_log_service, 10);
 
 /**
- * AppendStreamRequest is one entry of an AppendStream.
+ * AppendStreamRequest is one frame of an AppendStream.
  *
  * @generated from message annals.log.v1.AppendStreamRequest
  */
 export type AppendStreamRequest = Message<"annals.log.v1.AppendStreamRequest"> & {
   /**
-   * The log; created if it does not exist. May differ between messages.
+   * What this frame carries.
+   *
+   * @generated from oneof annals.log.v1.AppendStreamRequest.frame
+   */
+  frame: {
+    /**
+     * Settings for the whole stream; only as the first frame.
+     *
+     * @generated from field: annals.log.v1.AppendStreamOptions options = 1;
+     */
+    value: AppendStreamOptions;
+    case: "options";
+  } | {
+    /**
+     * One entry to append, answered by a `result` frame.
+     *
+     * @generated from field: annals.log.v1.AppendStreamEntry entry = 2;
+     */
+    value: AppendStreamEntry;
+    case: "entry";
+  } | {
+    /**
+     * Entries appended atomically, as by AppendBatch, answered by a
+     * `batch_result` frame.
+     *
+     * @generated from field: annals.log.v1.AppendStreamBatch batch = 3;
+     */
+    value: AppendStreamBatch;
+    case: "batch";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message annals.log.v1.AppendStreamRequest.
+ * Use `create(AppendStreamRequestSchema)` to create a new message.
+ */
+export const AppendStreamRequestSchema: GenMessage<AppendStreamRequest> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 11);
+
+/**
+ * AppendStreamOptions sets up an AppendStream.
+ *
+ * @generated from message annals.log.v1.AppendStreamOptions
+ */
+export type AppendStreamOptions = Message<"annals.log.v1.AppendStreamOptions"> & {
+  /**
+   * The log of frames that name none.
+   *
+   * @generated from field: string log_id = 1;
+   */
+  logId: string;
+
+  /**
+   * Answer a refused frame with a `failure` frame and go on reading,
+   * instead of ending the stream with the refusal's status.
+   *
+   * @generated from field: bool continue_on_failure = 2;
+   */
+  continueOnFailure: boolean;
+};
+
+/**
+ * Describes the message annals.log.v1.AppendStreamOptions.
+ * Use `create(AppendStreamOptionsSchema)` to create a new message.
+ */
+export const AppendStreamOptionsSchema: GenMessage<AppendStreamOptions> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 12);
+
+/**
+ * AppendStreamEntry is one entry of an AppendStream.
+ *
+ * @generated from message annals.log.v1.AppendStreamEntry
+ */
+export type AppendStreamEntry = Message<"annals.log.v1.AppendStreamEntry"> & {
+  /**
+   * The log; empty: the options' log_id. Created if it does not exist.
    *
    * @generated from field: string log_id = 1;
    */
@@ -340,24 +448,76 @@ export type AppendStreamRequest = Message<"annals.log.v1.AppendStreamRequest"> &
 };
 
 /**
- * Describes the message annals.log.v1.AppendStreamRequest.
- * Use `create(AppendStreamRequestSchema)` to create a new message.
+ * Describes the message annals.log.v1.AppendStreamEntry.
+ * Use `create(AppendStreamEntrySchema)` to create a new message.
  */
-export const AppendStreamRequestSchema: GenMessage<AppendStreamRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 11);
+export const AppendStreamEntrySchema: GenMessage<AppendStreamEntry> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 13);
 
 /**
- * AppendStreamResponse acknowledges one entry of an AppendStream, in order.
+ * AppendStreamBatch is a batch of an AppendStream.
+ *
+ * @generated from message annals.log.v1.AppendStreamBatch
+ */
+export type AppendStreamBatch = Message<"annals.log.v1.AppendStreamBatch"> & {
+  /**
+   * The log; empty: the options' log_id. Created if it does not exist.
+   *
+   * @generated from field: string log_id = 1;
+   */
+  logId: string;
+
+  /**
+   * The entries (1 to the configured batch limit).
+   *
+   * @generated from field: repeated annals.log.v1.EntryInput entries = 2;
+   */
+  entries: EntryInput[];
+};
+
+/**
+ * Describes the message annals.log.v1.AppendStreamBatch.
+ * Use `create(AppendStreamBatchSchema)` to create a new message.
+ */
+export const AppendStreamBatchSchema: GenMessage<AppendStreamBatch> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 14);
+
+/**
+ * AppendStreamResponse answers one frame of an AppendStream, in order.
  *
  * @generated from message annals.log.v1.AppendStreamResponse
  */
 export type AppendStreamResponse = Message<"annals.log.v1.AppendStreamResponse"> & {
   /**
-   * Where the entry was written.
+   * What this frame carries.
    *
-   * @generated from field: annals.log.v1.AppendResult result = 1;
+   * @generated from oneof annals.log.v1.AppendStreamResponse.frame
    */
-  result?: AppendResult | undefined;
+  frame: {
+    /**
+     * Where an entry frame's entry was written.
+     *
+     * @generated from field: annals.log.v1.AppendResult result = 1;
+     */
+    value: AppendResult;
+    case: "result";
+  } | {
+    /**
+     * Where a batch frame's entries were written.
+     *
+     * @generated from field: annals.log.v1.AppendBatchResponse batch_result = 2;
+     */
+    value: AppendBatchResponse;
+    case: "batchResult";
+  } | {
+    /**
+     * Why a frame was refused (only with `continue_on_failure`).
+     *
+     * @generated from field: annals.log.v1.AppendStreamFailure failure = 3;
+     */
+    value: AppendStreamFailure;
+    case: "failure";
+  } | { case: undefined; value?: undefined };
 };
 
 /**
@@ -365,7 +525,58 @@ export type AppendStreamResponse = Message<"annals.log.v1.AppendStreamResponse">
  * Use `create(AppendStreamResponseSchema)` to create a new message.
  */
 export const AppendStreamResponseSchema: GenMessage<AppendStreamResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 12);
+  messageDesc(file_annals_log_v1_log_service, 15);
+
+/**
+ * AppendStreamFailure says why one frame was refused; nothing of it was stored.
+ *
+ * @generated from message annals.log.v1.AppendStreamFailure
+ */
+export type AppendStreamFailure = Message<"annals.log.v1.AppendStreamFailure"> & {
+  /**
+   * The refused frame's position in the request stream (0 for the first
+   * frame sent, the options frame included), as error messages name it
+   * (`frame[3]`).
+   *
+   * @generated from field: int64 frame_index = 1;
+   */
+  frameIndex: bigint;
+
+  /**
+   * The gRPC status code the frame would have ended the stream with.
+   *
+   * @generated from field: int32 code = 2;
+   */
+  code: number;
+
+  /**
+   * Its message.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+
+  /**
+   * Its ErrorInfo reason (see ErrorReason), empty when none.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+
+  /**
+   * Its ErrorInfo metadata.
+   *
+   * @generated from field: map<string, string> metadata = 5;
+   */
+  metadata: { [key: string]: string };
+};
+
+/**
+ * Describes the message annals.log.v1.AppendStreamFailure.
+ * Use `create(AppendStreamFailureSchema)` to create a new message.
+ */
+export const AppendStreamFailureSchema: GenMessage<AppendStreamFailure> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 16);
 
 /**
  * ReadRequest is the input of Read.
@@ -398,12 +609,13 @@ export type ReadRequest = Message<"annals.log.v1.ReadRequest"> & {
   /**
    * Most entries to return (1–1000; 0 means 100).
    *
-   * @generated from field: uint32 page_size = 4;
+   * @generated from field: int32 page_size = 4;
    */
   pageSize: number;
 
   /**
-   * The next_page_token of the previous page; when set it replaces from_seq.
+   * The next_page_token of the previous page (same log and direction); when
+   * set it replaces from_seq.
    *
    * @generated from field: string page_token = 5;
    */
@@ -415,7 +627,7 @@ export type ReadRequest = Message<"annals.log.v1.ReadRequest"> & {
  * Use `create(ReadRequestSchema)` to create a new message.
  */
 export const ReadRequestSchema: GenMessage<ReadRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 13);
+  messageDesc(file_annals_log_v1_log_service, 17);
 
 /**
  * ReadResponse is the output of Read.
@@ -431,15 +643,19 @@ export type ReadResponse = Message<"annals.log.v1.ReadResponse"> & {
   entries: Entry[];
 
   /**
-   * Pass as page_token for the next page; empty when there are no more
-   * entries (forward: none yet, so a later Read may find new ones).
+   * Pass as page_token for the next page. Backward, it is empty once the
+   * first stored entry was returned: the end of the log. Forward there is no
+   * end: a page that reaches the head still carries a token, and reading it
+   * later returns the entries appended since (an empty page until then). To
+   * follow the head, Subscribe with after_seq = the last seq read.
    *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
 
   /**
-   * The log's head when the page was read.
+   * The log's head when the page was read: the page reached it when its
+   * last seq equals head.last_seq.
    *
    * @generated from field: annals.log.v1.LogHead head = 3;
    */
@@ -451,7 +667,7 @@ export type ReadResponse = Message<"annals.log.v1.ReadResponse"> & {
  * Use `create(ReadResponseSchema)` to create a new message.
  */
 export const ReadResponseSchema: GenMessage<ReadResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 14);
+  messageDesc(file_annals_log_v1_log_service, 18);
 
 /**
  * GetEntryRequest is the input of GetEntry.
@@ -467,7 +683,7 @@ export type GetEntryRequest = Message<"annals.log.v1.GetEntryRequest"> & {
   logId: string;
 
   /**
-   * Which entry.
+   * Which entry; one is required.
    *
    * @generated from oneof annals.log.v1.GetEntryRequest.selector
    */
@@ -495,7 +711,7 @@ export type GetEntryRequest = Message<"annals.log.v1.GetEntryRequest"> & {
  * Use `create(GetEntryRequestSchema)` to create a new message.
  */
 export const GetEntryRequestSchema: GenMessage<GetEntryRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 15);
+  messageDesc(file_annals_log_v1_log_service, 19);
 
 /**
  * GetEntryResponse is the output of GetEntry.
@@ -516,7 +732,7 @@ export type GetEntryResponse = Message<"annals.log.v1.GetEntryResponse"> & {
  * Use `create(GetEntryResponseSchema)` to create a new message.
  */
 export const GetEntryResponseSchema: GenMessage<GetEntryResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 16);
+  messageDesc(file_annals_log_v1_log_service, 20);
 
 /**
  * FindByRequestIdRequest is the input of FindByRequestId.
@@ -534,9 +750,9 @@ export type FindByRequestIdRequest = Message<"annals.log.v1.FindByRequestIdReque
   /**
    * The idempotency key the entry was appended with.
    *
-   * @generated from field: string req_id = 2;
+   * @generated from field: string request_id = 2;
    */
-  reqId: string;
+  requestId: string;
 };
 
 /**
@@ -544,7 +760,7 @@ export type FindByRequestIdRequest = Message<"annals.log.v1.FindByRequestIdReque
  * Use `create(FindByRequestIdRequestSchema)` to create a new message.
  */
 export const FindByRequestIdRequestSchema: GenMessage<FindByRequestIdRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 17);
+  messageDesc(file_annals_log_v1_log_service, 21);
 
 /**
  * FindByRequestIdResponse is the output of FindByRequestId.
@@ -565,7 +781,7 @@ export type FindByRequestIdResponse = Message<"annals.log.v1.FindByRequestIdResp
  * Use `create(FindByRequestIdResponseSchema)` to create a new message.
  */
 export const FindByRequestIdResponseSchema: GenMessage<FindByRequestIdResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 18);
+  messageDesc(file_annals_log_v1_log_service, 22);
 
 /**
  * ListBySourceRequest is the input of ListBySource.
@@ -581,7 +797,7 @@ export type ListBySourceRequest = Message<"annals.log.v1.ListBySourceRequest"> &
   logId: string;
 
   /**
-   * The source whose entries to list.
+   * The source whose entries to list ("" for entries without one).
    *
    * @generated from field: string source_id = 2;
    */
@@ -590,12 +806,13 @@ export type ListBySourceRequest = Message<"annals.log.v1.ListBySourceRequest"> &
   /**
    * Most entries to return (1–1000; 0 means 100).
    *
-   * @generated from field: uint32 page_size = 3;
+   * @generated from field: int32 page_size = 3;
    */
   pageSize: number;
 
   /**
-   * The next_page_token of the previous page; empty for the first page.
+   * The next_page_token of the previous page (same log and source); empty
+   * for the first page.
    *
    * @generated from field: string page_token = 4;
    */
@@ -607,7 +824,7 @@ export type ListBySourceRequest = Message<"annals.log.v1.ListBySourceRequest"> &
  * Use `create(ListBySourceRequestSchema)` to create a new message.
  */
 export const ListBySourceRequestSchema: GenMessage<ListBySourceRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 19);
+  messageDesc(file_annals_log_v1_log_service, 23);
 
 /**
  * ListBySourceResponse is the output of ListBySource.
@@ -635,7 +852,7 @@ export type ListBySourceResponse = Message<"annals.log.v1.ListBySourceResponse">
  * Use `create(ListBySourceResponseSchema)` to create a new message.
  */
 export const ListBySourceResponseSchema: GenMessage<ListBySourceResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 20);
+  messageDesc(file_annals_log_v1_log_service, 24);
 
 /**
  * SimTimeRange selects entries by sim_time; entries without one never match.
@@ -646,16 +863,16 @@ export type SimTimeRange = Message<"annals.log.v1.SimTimeRange"> & {
   /**
    * Lower bound, inclusive.
    *
-   * @generated from field: double from = 1;
+   * @generated from field: double start = 1;
    */
-  from: number;
+  start: number;
 
   /**
    * Upper bound, inclusive.
    *
-   * @generated from field: double to = 2;
+   * @generated from field: double end = 2;
    */
-  to: number;
+  end: number;
 };
 
 /**
@@ -663,7 +880,7 @@ export type SimTimeRange = Message<"annals.log.v1.SimTimeRange"> & {
  * Use `create(SimTimeRangeSchema)` to create a new message.
  */
 export const SimTimeRangeSchema: GenMessage<SimTimeRange> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 21);
+  messageDesc(file_annals_log_v1_log_service, 25);
 
 /**
  * WallTimeRange selects entries by the time the server sequenced them.
@@ -674,16 +891,16 @@ export type WallTimeRange = Message<"annals.log.v1.WallTimeRange"> & {
   /**
    * Lower bound, inclusive, in microseconds since the Unix epoch.
    *
-   * @generated from field: int64 from_us = 1;
+   * @generated from field: int64 start_us = 1;
    */
-  fromUs: bigint;
+  startUs: bigint;
 
   /**
    * Upper bound, inclusive, in microseconds since the Unix epoch.
    *
-   * @generated from field: int64 to_us = 2;
+   * @generated from field: int64 end_us = 2;
    */
-  toUs: bigint;
+  endUs: bigint;
 };
 
 /**
@@ -691,7 +908,7 @@ export type WallTimeRange = Message<"annals.log.v1.WallTimeRange"> & {
  * Use `create(WallTimeRangeSchema)` to create a new message.
  */
 export const WallTimeRangeSchema: GenMessage<WallTimeRange> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 22);
+  messageDesc(file_annals_log_v1_log_service, 26);
 
 /**
  * ListByTimeRangeRequest is the input of ListByTimeRange.
@@ -732,12 +949,13 @@ export type ListByTimeRangeRequest = Message<"annals.log.v1.ListByTimeRangeReque
   /**
    * Most entries to return (1–1000; 0 means 100).
    *
-   * @generated from field: uint32 page_size = 4;
+   * @generated from field: int32 page_size = 4;
    */
   pageSize: number;
 
   /**
-   * The next_page_token of the previous page; empty for the first page.
+   * The next_page_token of the previous page (same log and range); empty for
+   * the first page.
    *
    * @generated from field: string page_token = 5;
    */
@@ -749,7 +967,7 @@ export type ListByTimeRangeRequest = Message<"annals.log.v1.ListByTimeRangeReque
  * Use `create(ListByTimeRangeRequestSchema)` to create a new message.
  */
 export const ListByTimeRangeRequestSchema: GenMessage<ListByTimeRangeRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 23);
+  messageDesc(file_annals_log_v1_log_service, 27);
 
 /**
  * ListByTimeRangeResponse is the output of ListByTimeRange.
@@ -777,7 +995,7 @@ export type ListByTimeRangeResponse = Message<"annals.log.v1.ListByTimeRangeResp
  * Use `create(ListByTimeRangeResponseSchema)` to create a new message.
  */
 export const ListByTimeRangeResponseSchema: GenMessage<ListByTimeRangeResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 24);
+  messageDesc(file_annals_log_v1_log_service, 28);
 
 /**
  * StatsRequest is the input of Stats.
@@ -798,7 +1016,7 @@ export type StatsRequest = Message<"annals.log.v1.StatsRequest"> & {
  * Use `create(StatsRequestSchema)` to create a new message.
  */
 export const StatsRequestSchema: GenMessage<StatsRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 25);
+  messageDesc(file_annals_log_v1_log_service, 29);
 
 /**
  * StatsResponse is the output of Stats.
@@ -807,7 +1025,7 @@ export const StatsRequestSchema: GenMessage<StatsRequest> = /*@__PURE__*/
  */
 export type StatsResponse = Message<"annals.log.v1.StatsResponse"> & {
   /**
-   * The log's head (seq range, counts, checkpoint).
+   * The log's head (seq range, counts, anchor).
    *
    * @generated from field: annals.log.v1.LogHead head = 1;
    */
@@ -861,7 +1079,7 @@ export type StatsResponse = Message<"annals.log.v1.StatsResponse"> & {
  * Use `create(StatsResponseSchema)` to create a new message.
  */
 export const StatsResponseSchema: GenMessage<StatsResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 26);
+  messageDesc(file_annals_log_v1_log_service, 30);
 
 /**
  * SubscribeRequest is the input of Subscribe.
@@ -877,18 +1095,18 @@ export type SubscribeRequest = Message<"annals.log.v1.SubscribeRequest"> & {
   logId: string;
 
   /**
-   * The first seq to send. Absent: start at the tail (only entries appended
-   * after the call). 1 or below the first stored seq after compaction:
-   * OUT_OF_RANGE unless it is 1 and nothing was compacted.
+   * Send the entries after this seq (the last one the client has). 0: from
+   * the first stored entry. Absent: from the tail (only entries appended
+   * after the call). Past the head: OUT_OF_RANGE.
    *
-   * @generated from field: optional int64 from_seq = 2;
+   * @generated from field: optional int64 after_seq = 2;
    */
-  fromSeq?: bigint | undefined;
+  afterSeq?: bigint | undefined;
 
   /**
    * Only entries whose kind matches one of these NATS-style subject patterns
-   * (`*` one token, `>` one or more trailing tokens); empty for all. Skipped
-   * entries still advance the stream's position.
+   * (`*` one token, `>` one or more trailing tokens; at most 64); empty for
+   * all. Skipped entries still advance the stream's position.
    *
    * @generated from field: repeated string kinds = 3;
    */
@@ -898,9 +1116,17 @@ export type SubscribeRequest = Message<"annals.log.v1.SubscribeRequest"> & {
    * Milliseconds between heartbeats while no entry is sent (1000–300000;
    * 0 means 15000).
    *
-   * @generated from field: uint32 heartbeat_interval_ms = 4;
+   * @generated from field: int64 heartbeat_interval_ms = 4;
    */
-  heartbeatIntervalMs: number;
+  heartbeatIntervalMs: bigint;
+
+  /**
+   * Send up to this many consecutive entries in one `entries` frame when
+   * more than one is ready (1–1000); 0: one `entry` frame per entry.
+   *
+   * @generated from field: int32 max_entries_per_frame = 5;
+   */
+  maxEntriesPerFrame: number;
 };
 
 /**
@@ -908,20 +1134,20 @@ export type SubscribeRequest = Message<"annals.log.v1.SubscribeRequest"> & {
  * Use `create(SubscribeRequestSchema)` to create a new message.
  */
 export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 27);
+  messageDesc(file_annals_log_v1_log_service, 31);
 
 /**
- * SubscribeResponse is one message of a Subscribe stream.
+ * SubscribeResponse is one frame of a Subscribe stream.
  *
  * @generated from message annals.log.v1.SubscribeResponse
  */
 export type SubscribeResponse = Message<"annals.log.v1.SubscribeResponse"> & {
   /**
-   * What this message carries.
+   * What this frame carries.
    *
-   * @generated from oneof annals.log.v1.SubscribeResponse.event
+   * @generated from oneof annals.log.v1.SubscribeResponse.frame
    */
-  event: {
+  frame: {
     /**
      * The next matching entry.
      *
@@ -931,8 +1157,8 @@ export type SubscribeResponse = Message<"annals.log.v1.SubscribeResponse"> & {
     case: "entry";
   } | {
     /**
-     * Sent once, when the stream has delivered everything that existed when
-     * it reached the head; live entries follow.
+     * Sent once, when the stream has considered everything that existed
+     * when it reached the head; live entries follow.
      *
      * @generated from field: annals.log.v1.CaughtUp caught_up = 2;
      */
@@ -946,6 +1172,23 @@ export type SubscribeResponse = Message<"annals.log.v1.SubscribeResponse"> & {
      */
     value: Heartbeat;
     case: "heartbeat";
+  } | {
+    /**
+     * The next matching entries (only when max_entries_per_frame > 0).
+     *
+     * @generated from field: annals.log.v1.EntryBatch entries = 4;
+     */
+    value: EntryBatch;
+    case: "entries";
+  } | {
+    /**
+     * Sent first when after_seq is 0 and the log was compacted: the anchor
+     * the first entry links to.
+     *
+     * @generated from field: annals.log.v1.Anchor anchor = 5;
+     */
+    value: Anchor;
+    case: "anchor";
   } | { case: undefined; value?: undefined };
 };
 
@@ -954,49 +1197,7 @@ export type SubscribeResponse = Message<"annals.log.v1.SubscribeResponse"> & {
  * Use `create(SubscribeResponseSchema)` to create a new message.
  */
 export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 28);
-
-/**
- * CaughtUp marks the end of the catch-up phase of a Subscribe stream.
- *
- * @generated from message annals.log.v1.CaughtUp
- */
-export type CaughtUp = Message<"annals.log.v1.CaughtUp"> & {
-  /**
-   * The head seq the stream has reached (everything up to it was considered).
-   *
-   * @generated from field: int64 seq = 1;
-   */
-  seq: bigint;
-};
-
-/**
- * Describes the message annals.log.v1.CaughtUp.
- * Use `create(CaughtUpSchema)` to create a new message.
- */
-export const CaughtUpSchema: GenMessage<CaughtUp> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 29);
-
-/**
- * Heartbeat keeps an idle Subscribe stream alive.
- *
- * @generated from message annals.log.v1.Heartbeat
- */
-export type Heartbeat = Message<"annals.log.v1.Heartbeat"> & {
-  /**
-   * The last seq the stream has considered (sent or filtered out).
-   *
-   * @generated from field: int64 seq = 1;
-   */
-  seq: bigint;
-};
-
-/**
- * Describes the message annals.log.v1.Heartbeat.
- * Use `create(HeartbeatSchema)` to create a new message.
- */
-export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 30);
+  messageDesc(file_annals_log_v1_log_service, 32);
 
 /**
  * VerifyRequest is the input of Verify.
@@ -1013,7 +1214,7 @@ export type VerifyRequest = Message<"annals.log.v1.VerifyRequest"> & {
 
   /**
    * The first seq to check; 0 means the first stored entry (the chain is
-   * then anchored at the compaction checkpoint).
+   * then anchored at the compaction anchor).
    *
    * @generated from field: int64 from_seq = 2;
    */
@@ -1032,7 +1233,56 @@ export type VerifyRequest = Message<"annals.log.v1.VerifyRequest"> & {
  * Use `create(VerifyRequestSchema)` to create a new message.
  */
 export const VerifyRequestSchema: GenMessage<VerifyRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 31);
+  messageDesc(file_annals_log_v1_log_service, 33);
+
+/**
+ * VerifyFinding is one thing Verify found wrong.
+ *
+ * @generated from message annals.log.v1.VerifyFinding
+ */
+export type VerifyFinding = Message<"annals.log.v1.VerifyFinding"> & {
+  /**
+   * The entry at fault, or the first of a range.
+   *
+   * @generated from field: int64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * The last seq of a MISSING range (equal to seq for one entry).
+   *
+   * @generated from field: int64 end_seq = 2;
+   */
+  endSeq: bigint;
+
+  /**
+   * What is wrong.
+   *
+   * @generated from field: annals.log.v1.VerifyFindingKind kind = 3;
+   */
+  kind: VerifyFindingKind;
+
+  /**
+   * What the rules expect (e.g. the recomputed checksum); empty for MISSING.
+   *
+   * @generated from field: string expected = 4;
+   */
+  expected: string;
+
+  /**
+   * What is stored; empty for MISSING.
+   *
+   * @generated from field: string actual = 5;
+   */
+  actual: string;
+};
+
+/**
+ * Describes the message annals.log.v1.VerifyFinding.
+ * Use `create(VerifyFindingSchema)` to create a new message.
+ */
+export const VerifyFindingSchema: GenMessage<VerifyFinding> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 34);
 
 /**
  * VerifyResponse is the output of Verify.
@@ -1041,8 +1291,9 @@ export const VerifyRequestSchema: GenMessage<VerifyRequest> = /*@__PURE__*/
  */
 export type VerifyResponse = Message<"annals.log.v1.VerifyResponse"> & {
   /**
-   * True when every checked entry's checksum recomputes and links to its
-   * predecessor, no seq is missing, and the head agrees with the last entry.
+   * True when every checked entry's payload and checksum recompute and link
+   * to its predecessor, no seq is missing, and the head agrees with the
+   * last entry.
    *
    * @generated from field: bool valid = 1;
    */
@@ -1056,21 +1307,22 @@ export type VerifyResponse = Message<"annals.log.v1.VerifyResponse"> & {
   checkedCount: bigint;
 
   /**
-   * Entries whose checksum does not recompute or does not link (at most 1000 listed).
+   * What does not verify, in seq order (at most 1000).
    *
-   * @generated from field: repeated int64 corrupted_seqs = 3;
+   * @generated from field: repeated annals.log.v1.VerifyFinding findings = 3;
    */
-  corruptedSeqs: bigint[];
+  findings: VerifyFinding[];
 
   /**
-   * Sequence numbers absent from the checked range (at most 1000 listed).
+   * True when there were more findings than listed.
    *
-   * @generated from field: repeated int64 missing_seqs = 4;
+   * @generated from field: bool findings_truncated = 4;
    */
-  missingSeqs: bigint[];
+  findingsTruncated: boolean;
 
   /**
-   * The seq the check was anchored at (the entry before from_seq, or the checkpoint).
+   * The seq the check was anchored at (the entry before from_seq, or the
+   * compaction anchor).
    *
    * @generated from field: int64 anchor_seq = 5;
    */
@@ -1082,13 +1334,6 @@ export type VerifyResponse = Message<"annals.log.v1.VerifyResponse"> & {
    * @generated from field: int64 last_seq = 6;
    */
   lastSeq: bigint;
-
-  /**
-   * False when the head's last_checksum disagrees with the last entry.
-   *
-   * @generated from field: bool head_matches = 7;
-   */
-  headMatches: boolean;
 };
 
 /**
@@ -1096,7 +1341,7 @@ export type VerifyResponse = Message<"annals.log.v1.VerifyResponse"> & {
  * Use `create(VerifyResponseSchema)` to create a new message.
  */
 export const VerifyResponseSchema: GenMessage<VerifyResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 32);
+  messageDesc(file_annals_log_v1_log_service, 35);
 
 /**
  * CompactRequest is the input of Compact.
@@ -1140,7 +1385,7 @@ export type CompactRequest = Message<"annals.log.v1.CompactRequest"> & {
  * Use `create(CompactRequestSchema)` to create a new message.
  */
 export const CompactRequestSchema: GenMessage<CompactRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 33);
+  messageDesc(file_annals_log_v1_log_service, 36);
 
 /**
  * CompactResponse is the output of Compact.
@@ -1156,7 +1401,7 @@ export type CompactResponse = Message<"annals.log.v1.CompactResponse"> & {
   removedCount: bigint;
 
   /**
-   * The log's head after compaction, with its checkpoint.
+   * The log's head after compaction, with its anchor.
    *
    * @generated from field: annals.log.v1.LogHead head = 2;
    */
@@ -1168,7 +1413,7 @@ export type CompactResponse = Message<"annals.log.v1.CompactResponse"> & {
  * Use `create(CompactResponseSchema)` to create a new message.
  */
 export const CompactResponseSchema: GenMessage<CompactResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 34);
+  messageDesc(file_annals_log_v1_log_service, 37);
 
 /**
  * RedactRequest is the input of Redact.
@@ -1191,7 +1436,7 @@ export type RedactRequest = Message<"annals.log.v1.RedactRequest"> & {
   seq: bigint;
 
   /**
-   * Why (recorded in the redaction entry; required).
+   * Why (recorded in the redaction entry; 1–1024 characters).
    *
    * @generated from field: string reason = 3;
    */
@@ -1200,9 +1445,9 @@ export type RedactRequest = Message<"annals.log.v1.RedactRequest"> & {
   /**
    * Idempotency key of the redaction entry; optional.
    *
-   * @generated from field: string req_id = 4;
+   * @generated from field: string request_id = 4;
    */
-  reqId: string;
+  requestId: string;
 };
 
 /**
@@ -1210,7 +1455,7 @@ export type RedactRequest = Message<"annals.log.v1.RedactRequest"> & {
  * Use `create(RedactRequestSchema)` to create a new message.
  */
 export const RedactRequestSchema: GenMessage<RedactRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 35);
+  messageDesc(file_annals_log_v1_log_service, 38);
 
 /**
  * RedactResponse is the output of Redact.
@@ -1231,7 +1476,7 @@ export type RedactResponse = Message<"annals.log.v1.RedactResponse"> & {
  * Use `create(RedactResponseSchema)` to create a new message.
  */
 export const RedactResponseSchema: GenMessage<RedactResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 36);
+  messageDesc(file_annals_log_v1_log_service, 39);
 
 /**
  * ExportRequest is the input of Export.
@@ -1266,7 +1511,7 @@ export type ExportRequest = Message<"annals.log.v1.ExportRequest"> & {
  * Use `create(ExportRequestSchema)` to create a new message.
  */
 export const ExportRequestSchema: GenMessage<ExportRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 37);
+  messageDesc(file_annals_log_v1_log_service, 40);
 
 /**
  * ExportResponse is one chunk of an export.
@@ -1276,7 +1521,8 @@ export const ExportRequestSchema: GenMessage<ExportRequest> = /*@__PURE__*/
 export type ExportResponse = Message<"annals.log.v1.ExportResponse"> & {
   /**
    * Whole lines of JSON Lines (UTF-8, each ending in "\n"): first a header
-   * line with the log id and the chain anchor, then one line per entry.
+   * line with the log id and the chain anchor, then one line per entry, then
+   * an end line.
    *
    * @generated from field: bytes chunk = 1;
    */
@@ -1288,7 +1534,246 @@ export type ExportResponse = Message<"annals.log.v1.ExportResponse"> & {
  * Use `create(ExportResponseSchema)` to create a new message.
  */
 export const ExportResponseSchema: GenMessage<ExportResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 38);
+  messageDesc(file_annals_log_v1_log_service, 41);
+
+/**
+ * GetCheckpointRequest is the input of GetCheckpoint.
+ *
+ * @generated from message annals.log.v1.GetCheckpointRequest
+ */
+export type GetCheckpointRequest = Message<"annals.log.v1.GetCheckpointRequest"> & {
+  /**
+   * The log.
+   *
+   * @generated from field: string log_id = 1;
+   */
+  logId: string;
+
+  /**
+   * A tree size (1 to the tree's size); absent: the latest signed checkpoint.
+   *
+   * @generated from field: optional int64 tree_size = 2;
+   */
+  treeSize?: bigint | undefined;
+};
+
+/**
+ * Describes the message annals.log.v1.GetCheckpointRequest.
+ * Use `create(GetCheckpointRequestSchema)` to create a new message.
+ */
+export const GetCheckpointRequestSchema: GenMessage<GetCheckpointRequest> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 42);
+
+/**
+ * GetCheckpointResponse is the output of GetCheckpoint.
+ *
+ * @generated from message annals.log.v1.GetCheckpointResponse
+ */
+export type GetCheckpointResponse = Message<"annals.log.v1.GetCheckpointResponse"> & {
+  /**
+   * The signed note of the checkpoint of tree_size; empty when none of
+   * exactly that size was signed.
+   *
+   * @generated from field: string note = 1;
+   */
+  note: string;
+
+  /**
+   * The tree's size.
+   *
+   * @generated from field: int64 tree_size = 2;
+   */
+  treeSize: bigint;
+
+  /**
+   * The RFC 6962 root of the tree of tree_size leaves (32 bytes).
+   *
+   * @generated from field: bytes root_hash = 3;
+   */
+  rootHash: Uint8Array;
+
+  /**
+   * The signed-note verifier key of the log's checkpoints.
+   *
+   * @generated from field: string verifier_key = 4;
+   */
+  verifierKey: string;
+};
+
+/**
+ * Describes the message annals.log.v1.GetCheckpointResponse.
+ * Use `create(GetCheckpointResponseSchema)` to create a new message.
+ */
+export const GetCheckpointResponseSchema: GenMessage<GetCheckpointResponse> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 43);
+
+/**
+ * GetInclusionProofRequest is the input of GetInclusionProof.
+ *
+ * @generated from message annals.log.v1.GetInclusionProofRequest
+ */
+export type GetInclusionProofRequest = Message<"annals.log.v1.GetInclusionProofRequest"> & {
+  /**
+   * The log.
+   *
+   * @generated from field: string log_id = 1;
+   */
+  logId: string;
+
+  /**
+   * The entry (its leaf index is seq − 1).
+   *
+   * @generated from field: int64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * The tree to prove inclusion in; absent: the latest signed checkpoint's.
+   *
+   * @generated from field: optional int64 tree_size = 3;
+   */
+  treeSize?: bigint | undefined;
+};
+
+/**
+ * Describes the message annals.log.v1.GetInclusionProofRequest.
+ * Use `create(GetInclusionProofRequestSchema)` to create a new message.
+ */
+export const GetInclusionProofRequestSchema: GenMessage<GetInclusionProofRequest> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 44);
+
+/**
+ * GetInclusionProofResponse is the output of GetInclusionProof.
+ *
+ * @generated from message annals.log.v1.GetInclusionProofResponse
+ */
+export type GetInclusionProofResponse = Message<"annals.log.v1.GetInclusionProofResponse"> & {
+  /**
+   * seq − 1.
+   *
+   * @generated from field: int64 leaf_index = 1;
+   */
+  leafIndex: bigint;
+
+  /**
+   * The tree the proof is for.
+   *
+   * @generated from field: int64 tree_size = 2;
+   */
+  treeSize: bigint;
+
+  /**
+   * The proof, the leaf's sibling first (32 bytes each).
+   *
+   * @generated from field: repeated bytes hashes = 3;
+   */
+  hashes: Uint8Array[];
+};
+
+/**
+ * Describes the message annals.log.v1.GetInclusionProofResponse.
+ * Use `create(GetInclusionProofResponseSchema)` to create a new message.
+ */
+export const GetInclusionProofResponseSchema: GenMessage<GetInclusionProofResponse> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 45);
+
+/**
+ * GetConsistencyProofRequest is the input of GetConsistencyProof.
+ *
+ * @generated from message annals.log.v1.GetConsistencyProofRequest
+ */
+export type GetConsistencyProofRequest = Message<"annals.log.v1.GetConsistencyProofRequest"> & {
+  /**
+   * The log.
+   *
+   * @generated from field: string log_id = 1;
+   */
+  logId: string;
+
+  /**
+   * The smaller tree size (0 to to_size).
+   *
+   * @generated from field: int64 from_size = 2;
+   */
+  fromSize: bigint;
+
+  /**
+   * The larger tree size (up to the tree's size).
+   *
+   * @generated from field: int64 to_size = 3;
+   */
+  toSize: bigint;
+};
+
+/**
+ * Describes the message annals.log.v1.GetConsistencyProofRequest.
+ * Use `create(GetConsistencyProofRequestSchema)` to create a new message.
+ */
+export const GetConsistencyProofRequestSchema: GenMessage<GetConsistencyProofRequest> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 46);
+
+/**
+ * GetConsistencyProofResponse is the output of GetConsistencyProof.
+ *
+ * @generated from message annals.log.v1.GetConsistencyProofResponse
+ */
+export type GetConsistencyProofResponse = Message<"annals.log.v1.GetConsistencyProofResponse"> & {
+  /**
+   * The proof (32 bytes each).
+   *
+   * @generated from field: repeated bytes hashes = 1;
+   */
+  hashes: Uint8Array[];
+};
+
+/**
+ * Describes the message annals.log.v1.GetConsistencyProofResponse.
+ * Use `create(GetConsistencyProofResponseSchema)` to create a new message.
+ */
+export const GetConsistencyProofResponseSchema: GenMessage<GetConsistencyProofResponse> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 47);
+
+/**
+ * GetVerifierKeyRequest is the input of GetVerifierKey.
+ *
+ * @generated from message annals.log.v1.GetVerifierKeyRequest
+ */
+export type GetVerifierKeyRequest = Message<"annals.log.v1.GetVerifierKeyRequest"> & {
+  /**
+   * A log; empty for the node's key.
+   *
+   * @generated from field: string log_id = 1;
+   */
+  logId: string;
+};
+
+/**
+ * Describes the message annals.log.v1.GetVerifierKeyRequest.
+ * Use `create(GetVerifierKeyRequestSchema)` to create a new message.
+ */
+export const GetVerifierKeyRequestSchema: GenMessage<GetVerifierKeyRequest> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 48);
+
+/**
+ * GetVerifierKeyResponse is the output of GetVerifierKey.
+ *
+ * @generated from message annals.log.v1.GetVerifierKeyResponse
+ */
+export type GetVerifierKeyResponse = Message<"annals.log.v1.GetVerifierKeyResponse"> & {
+  /**
+   * `<name>+<key id hex>+<base64 of 0x01 and the Ed25519 public key>`.
+   *
+   * @generated from field: string verifier_key = 1;
+   */
+  verifierKey: string;
+};
+
+/**
+ * Describes the message annals.log.v1.GetVerifierKeyResponse.
+ * Use `create(GetVerifierKeyResponseSchema)` to create a new message.
+ */
+export const GetVerifierKeyResponseSchema: GenMessage<GetVerifierKeyResponse> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 49);
 
 /**
  * AppendReplicatedRequest is the input of AppendReplicated.
@@ -1297,7 +1782,8 @@ export const ExportResponseSchema: GenMessage<ExportResponse> = /*@__PURE__*/
  */
 export type AppendReplicatedRequest = Message<"annals.log.v1.AppendReplicatedRequest"> & {
   /**
-   * The mirror log; created as a mirror of origin_node if it does not exist.
+   * The mirror log (under `mirror/`); created as a mirror of origin_node if
+   * it does not exist.
    *
    * @generated from field: string log_id = 1;
    */
@@ -1312,7 +1798,8 @@ export type AppendReplicatedRequest = Message<"annals.log.v1.AppendReplicatedReq
 
   /**
    * Entries with their origin seq and chain fields, in ascending seq order,
-   * starting right after the mirror's head.
+   * starting right after the mirror's head; their chain_log_id is the
+   * origin's log id (the same for all, and the mirror's).
    *
    * @generated from field: repeated annals.log.v1.Entry entries = 3;
    */
@@ -1320,18 +1807,11 @@ export type AppendReplicatedRequest = Message<"annals.log.v1.AppendReplicatedReq
 
   /**
    * When the mirror is empty and the origin was compacted: the origin's
-   * checkpoint the first entry links to.
+   * anchor the first entry links to.
    *
-   * @generated from field: int64 anchor_seq = 4;
+   * @generated from field: annals.log.v1.Anchor anchor = 4;
    */
-  anchorSeq: bigint;
-
-  /**
-   * The checksum at anchor_seq.
-   *
-   * @generated from field: string anchor_checksum = 5;
-   */
-  anchorChecksum: string;
+  anchor?: Anchor | undefined;
 };
 
 /**
@@ -1339,7 +1819,7 @@ export type AppendReplicatedRequest = Message<"annals.log.v1.AppendReplicatedReq
  * Use `create(AppendReplicatedRequestSchema)` to create a new message.
  */
 export const AppendReplicatedRequestSchema: GenMessage<AppendReplicatedRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 39);
+  messageDesc(file_annals_log_v1_log_service, 50);
 
 /**
  * AppendReplicatedResponse is the output of AppendReplicated.
@@ -1348,7 +1828,7 @@ export const AppendReplicatedRequestSchema: GenMessage<AppendReplicatedRequest> 
  */
 export type AppendReplicatedResponse = Message<"annals.log.v1.AppendReplicatedResponse"> & {
   /**
-   * The mirror's head after the append: the replication cursor.
+   * The mirror's head after the append (its last_seq is the replication's position).
    *
    * @generated from field: annals.log.v1.LogHead head = 1;
    */
@@ -1360,7 +1840,7 @@ export type AppendReplicatedResponse = Message<"annals.log.v1.AppendReplicatedRe
  * Use `create(AppendReplicatedResponseSchema)` to create a new message.
  */
 export const AppendReplicatedResponseSchema: GenMessage<AppendReplicatedResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 40);
+  messageDesc(file_annals_log_v1_log_service, 51);
 
 /**
  * ReadDirection is the order in which Read walks a log.
@@ -1397,13 +1877,84 @@ export const ReadDirectionSchema: GenEnum<ReadDirection> = /*@__PURE__*/
   enumDesc(file_annals_log_v1_log_service, 0);
 
 /**
+ * VerifyFindingKind says what is wrong with an entry or a range.
+ *
+ * @generated from enum annals.log.v1.VerifyFindingKind
+ */
+export enum VerifyFindingKind {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: VERIFY_FINDING_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The payload does not hash to its payload_digest.
+   *
+   * @generated from enum value: VERIFY_FINDING_KIND_DIGEST = 1;
+   */
+  DIGEST = 1,
+
+  /**
+   * The entry does not hash to its checksum.
+   *
+   * @generated from enum value: VERIFY_FINDING_KIND_CHECKSUM = 2;
+   */
+  CHECKSUM = 2,
+
+  /**
+   * prev_checksum is not the checksum of the entry before.
+   *
+   * @generated from enum value: VERIFY_FINDING_KIND_LINK = 3;
+   */
+  LINK = 3,
+
+  /**
+   * Sequence numbers seq..end_seq are not stored.
+   *
+   * @generated from enum value: VERIFY_FINDING_KIND_MISSING = 4;
+   */
+  MISSING = 4,
+
+  /**
+   * The head's last_checksum disagrees with the last entry.
+   *
+   * @generated from enum value: VERIFY_FINDING_KIND_HEAD = 5;
+   */
+  HEAD = 5,
+
+  /**
+   * The Merkle tree's stored leaf hash of the entry is not the hash of its
+   * checksum, or the tree's size or edge disagrees with the head and tiles.
+   *
+   * @generated from enum value: VERIFY_FINDING_KIND_TREE = 6;
+   */
+  TREE = 6,
+
+  /**
+   * The tree no longer has the root a signed checkpoint of size `seq` gave.
+   *
+   * @generated from enum value: VERIFY_FINDING_KIND_CHECKPOINT = 7;
+   */
+  CHECKPOINT = 7,
+}
+
+/**
+ * Describes the enum annals.log.v1.VerifyFindingKind.
+ */
+export const VerifyFindingKindSchema: GenEnum<VerifyFindingKind> = /*@__PURE__*/
+  enumDesc(file_annals_log_v1_log_service, 1);
+
+/**
  * LogService keeps named, append-only, hash-chained logs. Each log has its own
  * gap-free sequence and its own chain; commit order equals sequence order, so
- * a reader that follows `seq > cursor` never misses an entry.
+ * a reader that follows `seq > after_seq` never misses an entry.
  *
  * Roles: reads need `log.read`, appends `log.write`, Compact and Redact
  * `admin`, AppendReplicated `log.replicate` (the federation service). A token
- * that lists logs may only touch those (PERMISSION_DENIED otherwise).
+ * that lists logs may only touch those (PERMISSION_DENIED otherwise). Errors
+ * carry a `google.rpc.ErrorInfo` whose reasons ErrorReason lists.
  *
  * @generated from service annals.log.v1.LogService
  */
@@ -1440,7 +1991,7 @@ export const LogService: GenService<{
     output: typeof ListLogsResponseSchema;
   },
   /**
-   * Append sequences one entry. With a req_id it is safe to retry.
+   * Append sequences one entry. With a request_id it is safe to retry.
    *
    * @generated from rpc annals.log.v1.LogService.Append
    */
@@ -1461,10 +2012,15 @@ export const LogService: GenService<{
     output: typeof AppendBatchResponseSchema;
   },
   /**
-   * AppendStream takes a stream of entries and answers each with one ack, in
-   * order, so a steady producer pays no per-call overhead. The first failed
-   * entry ends the stream with its status; entries acknowledged before it
-   * are stored.
+   * AppendStream takes a stream of entry and batch frames and answers each,
+   * in order, so a steady producer pays no per-call overhead. By default the
+   * first refused frame ends the stream with its status: frames acknowledged
+   * before it are stored, frames sent after it are not read. Frames already
+   * in flight when it was refused may have been stored without an
+   * acknowledgement: resend everything unacknowledged with the same
+   * request_ids (a stored one answers `duplicate`). With
+   * `continue_on_failure` a refused frame gets a failure frame instead and
+   * the stream goes on.
    *
    * @generated from rpc annals.log.v1.LogService.AppendStream
    */
@@ -1495,7 +2051,7 @@ export const LogService: GenService<{
     output: typeof GetEntryResponseSchema;
   },
   /**
-   * FindByRequestId returns the entry appended with a req_id. NOT_FOUND when none.
+   * FindByRequestId returns the entry appended with a request_id. NOT_FOUND when none.
    *
    * @generated from rpc annals.log.v1.LogService.FindByRequestId
    */
@@ -1536,11 +2092,12 @@ export const LogService: GenService<{
     output: typeof StatsResponseSchema;
   },
   /**
-   * Subscribe streams entries from a sequence number (or from the tail): it
-   * catches up, sends a caught-up marker, then follows new appends made by
-   * any replica, with heartbeats while idle. Never a gap or a duplicate.
-   * OUT_OF_RANGE when from_seq was removed by compaction (the error names
-   * the first available seq).
+   * Subscribe streams entries after a seq (or from the tail): it catches up,
+   * sends CaughtUp, then follows new appends made by any replica, with
+   * heartbeats while idle. Never a gap or a duplicate. OUT_OF_RANGE when
+   * after_seq is past the head, or when entries after it were removed by
+   * compaction (SEQ_COMPACTED names the first available seq); after_seq 0 on
+   * a compacted log starts with the Anchor frame.
    *
    * @generated from rpc annals.log.v1.LogService.Subscribe
    */
@@ -1551,7 +2108,7 @@ export const LogService: GenService<{
   },
   /**
    * Verify recomputes the chain over a range (or the whole log) and reports
-   * corrupted and missing sequence numbers.
+   * what does not verify.
    *
    * @generated from rpc annals.log.v1.LogService.Verify
    */
@@ -1561,8 +2118,8 @@ export const LogService: GenService<{
     output: typeof VerifyResponseSchema;
   },
   /**
-   * Compact removes old entries and keeps a checkpoint (seq, checksum) of the
-   * last removed one, so Verify and Subscribe still work from there on.
+   * Compact removes old entries and keeps their anchor (the seq and checksum
+   * of the last removed one), so Verify and Subscribe still work from there on.
    *
    * @generated from rpc annals.log.v1.LogService.Compact
    */
@@ -1585,7 +2142,8 @@ export const LogService: GenService<{
   },
   /**
    * Export streams a log as JSON Lines (format in docs/hash-chain.md), which
-   * `annals verify-export` checks offline.
+   * `annals verify` checks offline. DATA_LOSS (ENTRIES_MISSING) when stored
+   * entries are missing from the range the head says exists.
    *
    * @generated from rpc annals.log.v1.LogService.Export
    */
@@ -1596,11 +2154,12 @@ export const LogService: GenService<{
   },
   /**
    * AppendReplicated stores entries replicated from a peer into a mirror log,
-   * keeping their origin seq and checksums after checking that they extend
-   * the mirror's chain. For the federation service only (role
-   * `log.replicate`); a mirror takes no other appends. DATA_LOSS when an
-   * entry does not verify; FAILED_PRECONDITION when it does not follow the
-   * mirror's head.
+   * keeping their origin seq and chain fields after checking that they
+   * recompute and extend the mirror's chain; the entries' chain_log_id names
+   * the origin's log, which their checksums cover. For the federation service
+   * only (role `log.replicate`); a mirror takes no other appends. DATA_LOSS
+   * when an entry does not verify; FAILED_PRECONDITION when it does not
+   * follow the mirror's head.
    *
    * @generated from rpc annals.log.v1.LogService.AppendReplicated
    */
@@ -1608,6 +2167,58 @@ export const LogService: GenService<{
     methodKind: "unary";
     input: typeof AppendReplicatedRequestSchema;
     output: typeof AppendReplicatedResponseSchema;
+  },
+  /**
+   * GetCheckpoint returns the log's latest signed checkpoint (a C2SP
+   * tlog-checkpoint in a signed note), or with tree_size the root of the
+   * tree at that size (and its note when a checkpoint of exactly that size
+   * was signed). OUT_OF_RANGE past the tree's size; FAILED_PRECONDITION
+   * (NO_CHECKPOINT) before the first checkpoint.
+   *
+   * @generated from rpc annals.log.v1.LogService.GetCheckpoint
+   */
+  getCheckpoint: {
+    methodKind: "unary";
+    input: typeof GetCheckpointRequestSchema;
+    output: typeof GetCheckpointResponseSchema;
+  },
+  /**
+   * GetInclusionProof proves that entry seq is leaf seq − 1 of the tree of
+   * tree_size leaves (RFC 9162 §2.1.3). OUT_OF_RANGE when seq or tree_size
+   * is past the tree; INVALID_ARGUMENT when seq > tree_size.
+   *
+   * @generated from rpc annals.log.v1.LogService.GetInclusionProof
+   */
+  getInclusionProof: {
+    methodKind: "unary";
+    input: typeof GetInclusionProofRequestSchema;
+    output: typeof GetInclusionProofResponseSchema;
+  },
+  /**
+   * GetConsistencyProof proves that the tree of from_size leaves is a prefix
+   * of the tree of to_size leaves (RFC 9162 §2.1.4). OUT_OF_RANGE past the
+   * tree; INVALID_ARGUMENT when from_size > to_size.
+   *
+   * @generated from rpc annals.log.v1.LogService.GetConsistencyProof
+   */
+  getConsistencyProof: {
+    methodKind: "unary";
+    input: typeof GetConsistencyProofRequestSchema;
+    output: typeof GetConsistencyProofResponseSchema;
+  },
+  /**
+   * GetVerifierKey returns the key that verifies the node's checkpoints, as
+   * a signed-note verifier key: with log_id, the log's (its name is the
+   * log's origin); without, the node's (its name is the node id without
+   * `spiffe://`; the same public key verifies every log of the node, under
+   * each log's origin).
+   *
+   * @generated from rpc annals.log.v1.LogService.GetVerifierKey
+   */
+  getVerifierKey: {
+    methodKind: "unary";
+    input: typeof GetVerifierKeyRequestSchema;
+    output: typeof GetVerifierKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_annals_log_v1_log_service, 0);

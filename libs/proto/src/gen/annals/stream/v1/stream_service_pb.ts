@@ -2,16 +2,20 @@
 // @generated from file annals/stream/v1/stream_service.proto (package annals.stream.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
-import type { JsonObject, Message } from "@bufbuild/protobuf";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { CaughtUp, Entry, EntryInput, Heartbeat } from "../../log/v1/entry_pb.js";
+import { file_annals_log_v1_entry } from "../../log/v1/entry_pb.js";
+import type { AppendResult } from "../../log/v1/log_service_pb.js";
+import { file_annals_log_v1_log_service } from "../../log/v1/log_service_pb.js";
+import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
+import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file annals/stream/v1/stream_service.proto.
  */
 export const file_annals_stream_v1_stream_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVhbm5hbHMvc3RyZWFtL3YxL3N0cmVhbV9zZXJ2aWNlLnByb3RvEhBhbm5hbHMuc3RyZWFtLnYxIn4KEFN1YnNjcmliZVJlcXVlc3QSDgoGbG9nX2lkGAEgASgJEg4KBnRvcGljcxgCIAMoCRIdChByZXN1bWVfYWZ0ZXJfc2VxGAMgASgDSACIAQESFgoOc25hcHNob3RfbGltaXQYBCABKA1CEwoRX3Jlc3VtZV9hZnRlcl9zZXEisQEKEVN1YnNjcmliZVJlc3BvbnNlEigKBWV2ZW50GAEgASgLMhcuYW5uYWxzLnN0cmVhbS52MS5FdmVudEgAEjcKDXNuYXBzaG90X2RvbmUYAiABKAsyHi5hbm5hbHMuc3RyZWFtLnYxLlNuYXBzaG90RG9uZUgAEjAKCWtlZXBhbGl2ZRgDIAEoCzIbLmFubmFscy5zdHJlYW0udjEuS2VlcGFsaXZlSABCBwoFZnJhbWUikgEKBUV2ZW50EgsKA3NlcRgBIAEoAxINCgV0b3BpYxgCIAEoCRINCgVldmVudBgDIAEoCRIUCgx3YWxsX3RpbWVfdXMYBCABKAMSKAoHcGF5bG9hZBgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIc25hcHNob3QYBiABKAgSDAoEdXVpZBgHIAEoCSIbCgxTbmFwc2hvdERvbmUSCwoDc2VxGAEgASgDIhgKCUtlZXBhbGl2ZRILCgNzZXEYASABKAMi7wEKDlB1Ymxpc2hSZXF1ZXN0Eg4KBmxvZ19pZBgBIAEoCRINCgV0b3BpYxgCIAEoCRIoCgdwYXlsb2FkGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIRCglzb3VyY2VfaWQYBCABKAkSQAoIbWV0YWRhdGEYBSADKAsyLi5hbm5hbHMuc3RyZWFtLnYxLlB1Ymxpc2hSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSDgoGcmVxX2lkGAYgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJDCg9QdWJsaXNoUmVzcG9uc2USCwoDc2VxGAEgASgDEhAKCGNoZWNrc3VtGAIgASgJEhEKCWR1cGxpY2F0ZRgDIAEoCDK8AQoNU3RyZWFtU2VydmljZRJbCglTdWJzY3JpYmUSIi5hbm5hbHMuc3RyZWFtLnYxLlN1YnNjcmliZVJlcXVlc3QaIy5hbm5hbHMuc3RyZWFtLnYxLlN1YnNjcmliZVJlc3BvbnNlIgOQAgEwARJOCgdQdWJsaXNoEiAuYW5uYWxzLnN0cmVhbS52MS5QdWJsaXNoUmVxdWVzdBohLmFubmFscy5zdHJlYW0udjEuUHVibGlzaFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct]);
+  fileDesc("CiVhbm5hbHMvc3RyZWFtL3YxL3N0cmVhbV9zZXJ2aWNlLnByb3RvEhBhbm5hbHMuc3RyZWFtLnYxIpcBChBTdWJzY3JpYmVSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhIKBWtpbmRzGAIgAygJQgPgQQISFgoJYWZ0ZXJfc2VxGAMgASgDSACIAQESFgoOc25hcHNob3RfbGltaXQYBCABKAUSHAoUbWF4X2V2ZW50c19wZXJfZnJhbWUYBSABKAVCDAoKX2FmdGVyX3NlcSLTAQoRU3Vic2NyaWJlUmVzcG9uc2USKAoFZXZlbnQYASABKAsyFy5hbm5hbHMuc3RyZWFtLnYxLkV2ZW50SAASLAoJY2F1Z2h0X3VwGAIgASgLMhcuYW5uYWxzLmxvZy52MS5DYXVnaHRVcEgAEi0KCWhlYXJ0YmVhdBgDIAEoCzIYLmFubmFscy5sb2cudjEuSGVhcnRiZWF0SAASLgoGZXZlbnRzGAQgASgLMhwuYW5uYWxzLnN0cmVhbS52MS5FdmVudEJhdGNoSABCBwoFZnJhbWUiTAoFRXZlbnQSIwoFZW50cnkYASABKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5EgwKBG5hbWUYAiABKAkSEAoIc25hcHNob3QYAyABKAgiNQoKRXZlbnRCYXRjaBInCgZldmVudHMYASADKAsyFy5hbm5hbHMuc3RyZWFtLnYxLkV2ZW50IlQKDlB1Ymxpc2hSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEi0KBWVudHJ5GAIgASgLMhkuYW5uYWxzLmxvZy52MS5FbnRyeUlucHV0QgPgQQIiPgoPUHVibGlzaFJlc3BvbnNlEisKBnJlc3VsdBgBIAEoCzIbLmFubmFscy5sb2cudjEuQXBwZW5kUmVzdWx0KrkBCgtFcnJvclJlYXNvbhIcChhFUlJPUl9SRUFTT05fVU5TUEVDSUZJRUQQABIeChpFUlJPUl9SRUFTT05fU0xPV19DT05TVU1FUhABEiYKIkVSUk9SX1JFQVNPTl9TVFJFQU1fTElNSVRfUEVSX1VTRVIQAhIkCiBFUlJPUl9SRUFTT05fU1RSRUFNX0xJTUlUX0dMT0JBTBADEh4KGkVSUk9SX1JFQVNPTl9TSFVUVElOR19ET1dOEAQyvAEKDVN0cmVhbVNlcnZpY2USWwoJU3Vic2NyaWJlEiIuYW5uYWxzLnN0cmVhbS52MS5TdWJzY3JpYmVSZXF1ZXN0GiMuYW5uYWxzLnN0cmVhbS52MS5TdWJzY3JpYmVSZXNwb25zZSIDkAIBMAESTgoHUHVibGlzaBIgLmFubmFscy5zdHJlYW0udjEuUHVibGlzaFJlcXVlc3QaIS5hbm5hbHMuc3RyZWFtLnYxLlB1Ymxpc2hSZXNwb25zZWIGcHJvdG8z", [file_annals_log_v1_entry, file_annals_log_v1_log_service, file_google_api_field_behavior]);
 
 /**
  * SubscribeRequest is the input of Subscribe.
@@ -27,28 +31,37 @@ export type SubscribeRequest = Message<"annals.stream.v1.SubscribeRequest"> & {
   logId: string;
 
   /**
-   * NATS-style subject patterns (1–32): tokens separated by `.`, `*` matches
-   * exactly one token, `>` one or more trailing tokens and only last. Empty
-   * tokens are INVALID_ARGUMENT.
+   * NATS-style subject patterns over entry kinds (1–32): tokens separated
+   * by `.`, `*` matches exactly one token, `>` one or more trailing tokens
+   * and only last.
    *
-   * @generated from field: repeated string topics = 2;
+   * @generated from field: repeated string kinds = 2;
    */
-  topics: string[];
+  kinds: string[];
 
   /**
    * Resume after this seq (the last one the client saw): no snapshot, every
-   * matching entry after it, then live. Absent: snapshot, then live.
+   * matching entry after it, then live; 0: every matching entry from the
+   * start. Absent: a snapshot, then live. Past the head: OUT_OF_RANGE.
    *
-   * @generated from field: optional int64 resume_after_seq = 3;
+   * @generated from field: optional int64 after_seq = 3;
    */
-  resumeAfterSeq?: bigint | undefined;
+  afterSeq?: bigint | undefined;
 
   /**
    * Most entries in the snapshot (0–1000; 0 means 50).
    *
-   * @generated from field: uint32 snapshot_limit = 4;
+   * @generated from field: int32 snapshot_limit = 4;
    */
   snapshotLimit: number;
+
+  /**
+   * Send up to this many consecutive events in one `events` frame when more
+   * than one is ready (1–1000); 0: one `event` frame per event.
+   *
+   * @generated from field: int32 max_events_per_frame = 5;
+   */
+  maxEventsPerFrame: number;
 };
 
 /**
@@ -59,13 +72,13 @@ export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*
   messageDesc(file_annals_stream_v1_stream_service, 0);
 
 /**
- * SubscribeResponse is one message of a Subscribe stream.
+ * SubscribeResponse is one frame of a Subscribe stream.
  *
  * @generated from message annals.stream.v1.SubscribeResponse
  */
 export type SubscribeResponse = Message<"annals.stream.v1.SubscribeResponse"> & {
   /**
-   * What this message carries.
+   * What this frame carries.
    *
    * @generated from oneof annals.stream.v1.SubscribeResponse.frame
    */
@@ -79,20 +92,29 @@ export type SubscribeResponse = Message<"annals.stream.v1.SubscribeResponse"> & 
     case: "event";
   } | {
     /**
-     * Sent once after the snapshot (or at once when resuming): live entries follow.
+     * Sent once after the snapshot (or at once when resuming): live entries
+     * follow. Its seq is the last one considered.
      *
-     * @generated from field: annals.stream.v1.SnapshotDone snapshot_done = 2;
+     * @generated from field: annals.log.v1.CaughtUp caught_up = 2;
      */
-    value: SnapshotDone;
-    case: "snapshotDone";
+    value: CaughtUp;
+    case: "caughtUp";
   } | {
     /**
      * Sent while idle (every 15 s by default) to keep the stream and proxies alive.
      *
-     * @generated from field: annals.stream.v1.Keepalive keepalive = 3;
+     * @generated from field: annals.log.v1.Heartbeat heartbeat = 3;
      */
-    value: Keepalive;
-    case: "keepalive";
+    value: Heartbeat;
+    case: "heartbeat";
+  } | {
+    /**
+     * Several matching entries (only when max_events_per_frame > 0).
+     *
+     * @generated from field: annals.stream.v1.EventBatch events = 4;
+     */
+    value: EventBatch;
+    case: "events";
   } | { case: undefined; value?: undefined };
 };
 
@@ -110,55 +132,30 @@ export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE_
  */
 export type Event = Message<"annals.stream.v1.Event"> & {
   /**
-   * The entry's sequence number; resume from it.
+   * The entry, as the log service stores it.
    *
-   * @generated from field: int64 seq = 1;
+   * @generated from field: annals.log.v1.Entry entry = 1;
    */
-  seq: bigint;
+  entry?: Entry | undefined;
 
   /**
-   * The entry's topic (its kind), e.g. `identity.formed`.
+   * The entry's kind minus the literal tokens that start the most specific
+   * of the subscriber's matching patterns (the one with the most literal
+   * leading tokens; on a tie the first in byte order, so the request's order
+   * never matters), keeping at least the last token: `formed` for
+   * `identity.formed` under `identity.>` (also with `>` requested), the
+   * whole kind under a pattern that starts with a wildcard.
    *
-   * @generated from field: string topic = 2;
+   * @generated from field: string name = 2;
    */
-  topic: string;
-
-  /**
-   * The topic minus the matched pattern's literal prefix: `formed` for
-   * `identity.formed` under `identity.>`; the whole topic when the pattern
-   * has no literal prefix.
-   *
-   * @generated from field: string event = 3;
-   */
-  event: string;
-
-  /**
-   * When the entry was sequenced, in microseconds since the Unix epoch.
-   *
-   * @generated from field: int64 wall_time_us = 4;
-   */
-  wallTimeUs: bigint;
-
-  /**
-   * The entry's payload; absent when redacted.
-   *
-   * @generated from field: google.protobuf.Struct payload = 5;
-   */
-  payload?: JsonObject | undefined;
+  name: string;
 
   /**
    * True for entries of the initial snapshot.
    *
-   * @generated from field: bool snapshot = 6;
+   * @generated from field: bool snapshot = 3;
    */
   snapshot: boolean;
-
-  /**
-   * The entry's uuid.
-   *
-   * @generated from field: string uuid = 7;
-   */
-  uuid: string;
 };
 
 /**
@@ -169,46 +166,25 @@ export const EventSchema: GenMessage<Event> = /*@__PURE__*/
   messageDesc(file_annals_stream_v1_stream_service, 2);
 
 /**
- * SnapshotDone marks the end of the snapshot.
+ * EventBatch is several events in seq order.
  *
- * @generated from message annals.stream.v1.SnapshotDone
+ * @generated from message annals.stream.v1.EventBatch
  */
-export type SnapshotDone = Message<"annals.stream.v1.SnapshotDone"> & {
+export type EventBatch = Message<"annals.stream.v1.EventBatch"> & {
   /**
-   * The last seq considered when the snapshot was taken.
+   * The events.
    *
-   * @generated from field: int64 seq = 1;
+   * @generated from field: repeated annals.stream.v1.Event events = 1;
    */
-  seq: bigint;
+  events: Event[];
 };
 
 /**
- * Describes the message annals.stream.v1.SnapshotDone.
- * Use `create(SnapshotDoneSchema)` to create a new message.
+ * Describes the message annals.stream.v1.EventBatch.
+ * Use `create(EventBatchSchema)` to create a new message.
  */
-export const SnapshotDoneSchema: GenMessage<SnapshotDone> = /*@__PURE__*/
+export const EventBatchSchema: GenMessage<EventBatch> = /*@__PURE__*/
   messageDesc(file_annals_stream_v1_stream_service, 3);
-
-/**
- * Keepalive keeps an idle stream alive.
- *
- * @generated from message annals.stream.v1.Keepalive
- */
-export type Keepalive = Message<"annals.stream.v1.Keepalive"> & {
-  /**
-   * The last seq the stream has considered.
-   *
-   * @generated from field: int64 seq = 1;
-   */
-  seq: bigint;
-};
-
-/**
- * Describes the message annals.stream.v1.Keepalive.
- * Use `create(KeepaliveSchema)` to create a new message.
- */
-export const KeepaliveSchema: GenMessage<Keepalive> = /*@__PURE__*/
-  messageDesc(file_annals_stream_v1_stream_service, 4);
 
 /**
  * PublishRequest is the input of Publish.
@@ -224,39 +200,11 @@ export type PublishRequest = Message<"annals.stream.v1.PublishRequest"> & {
   logId: string;
 
   /**
-   * The entry's topic, e.g. `identity.formed`.
+   * The entry to append.
    *
-   * @generated from field: string topic = 2;
+   * @generated from field: annals.log.v1.EntryInput entry = 2;
    */
-  topic: string;
-
-  /**
-   * The event, a JSON object.
-   *
-   * @generated from field: google.protobuf.Struct payload = 3;
-   */
-  payload?: JsonObject | undefined;
-
-  /**
-   * Producer id; optional.
-   *
-   * @generated from field: string source_id = 4;
-   */
-  sourceId: string;
-
-  /**
-   * String attributes; optional.
-   *
-   * @generated from field: map<string, string> metadata = 5;
-   */
-  metadata: { [key: string]: string };
-
-  /**
-   * Idempotency key; a retry with the same one is not appended twice.
-   *
-   * @generated from field: string req_id = 6;
-   */
-  reqId: string;
+  entry?: EntryInput | undefined;
 };
 
 /**
@@ -264,7 +212,7 @@ export type PublishRequest = Message<"annals.stream.v1.PublishRequest"> & {
  * Use `create(PublishRequestSchema)` to create a new message.
  */
 export const PublishRequestSchema: GenMessage<PublishRequest> = /*@__PURE__*/
-  messageDesc(file_annals_stream_v1_stream_service, 5);
+  messageDesc(file_annals_stream_v1_stream_service, 4);
 
 /**
  * PublishResponse is the output of Publish.
@@ -273,25 +221,11 @@ export const PublishRequestSchema: GenMessage<PublishRequest> = /*@__PURE__*/
  */
 export type PublishResponse = Message<"annals.stream.v1.PublishResponse"> & {
   /**
-   * The entry's sequence number.
+   * Where the entry was written (or the original, for a repeated request_id).
    *
-   * @generated from field: int64 seq = 1;
+   * @generated from field: annals.log.v1.AppendResult result = 1;
    */
-  seq: bigint;
-
-  /**
-   * The entry's checksum.
-   *
-   * @generated from field: string checksum = 2;
-   */
-  checksum: string;
-
-  /**
-   * True when req_id matched an entry already appended.
-   *
-   * @generated from field: bool duplicate = 3;
-   */
-  duplicate: boolean;
+  result?: AppendResult | undefined;
 };
 
 /**
@@ -299,26 +233,84 @@ export type PublishResponse = Message<"annals.stream.v1.PublishResponse"> & {
  * Use `create(PublishResponseSchema)` to create a new message.
  */
 export const PublishResponseSchema: GenMessage<PublishResponse> = /*@__PURE__*/
-  messageDesc(file_annals_stream_v1_stream_service, 6);
+  messageDesc(file_annals_stream_v1_stream_service, 5);
+
+/**
+ * ErrorReason lists the `google.rpc.ErrorInfo` reasons of the stream service
+ * (domain `annals.dev`), besides those of the log service that Publish and
+ * Subscribe pass on. Besides these, the reasons every service
+ * may answer are listed in annals.log.v1.ErrorReason. ErrorInfo.reason is the value's name without the
+ * `ERROR_REASON_` prefix.
+ *
+ * @generated from enum annals.stream.v1.ErrorReason
+ */
+export enum ErrorReason {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: ERROR_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * ABORTED: the subscriber fell more than the buffer behind and was
+   * disconnected; metadata `after_seq` is where to resume. Resume at once.
+   *
+   * @generated from enum value: ERROR_REASON_SLOW_CONSUMER = 1;
+   */
+  SLOW_CONSUMER = 1,
+
+  /**
+   * RESOURCE_EXHAUSTED (with RetryInfo): the token's subject has too many
+   * streams open; metadata `limit`. Back off, then retry.
+   *
+   * @generated from enum value: ERROR_REASON_STREAM_LIMIT_PER_USER = 2;
+   */
+  STREAM_LIMIT_PER_USER = 2,
+
+  /**
+   * RESOURCE_EXHAUSTED (with RetryInfo): this process serves its most
+   * streams; metadata `limit`. Back off, then retry (possibly elsewhere).
+   *
+   * @generated from enum value: ERROR_REASON_STREAM_LIMIT_GLOBAL = 3;
+   */
+  STREAM_LIMIT_GLOBAL = 3,
+
+  /**
+   * UNAVAILABLE (with RetryInfo): the stream service is shutting down;
+   * reconnect and resume after the last seq received.
+   *
+   * @generated from enum value: ERROR_REASON_SHUTTING_DOWN = 4;
+   */
+  SHUTTING_DOWN = 4,
+}
+
+/**
+ * Describes the enum annals.stream.v1.ErrorReason.
+ */
+export const ErrorReasonSchema: GenEnum<ErrorReason> = /*@__PURE__*/
+  enumDesc(file_annals_stream_v1_stream_service, 0);
 
 /**
  * StreamService fans the entries of a log out to many live subscribers by
- * topic pattern (an entry's topic is its kind). One upstream subscription to
- * the log service per log is shared by all local subscribers. Browsers use the
- * same feed as Server-Sent Events at `GET /v1/logs/{log}/events` on the HTTP port.
+ * kind pattern. One upstream subscription to the log service per log is
+ * shared by all local subscribers. Browsers use the same feed as Server-Sent
+ * Events at `GET /v1/logs/{log}/events` on the HTTP port.
  *
  * Roles: Subscribe needs `stream.view`, Publish `log.write`. A token that lists
- * logs may only use those.
+ * logs may only use those. Errors carry a `google.rpc.ErrorInfo` whose reasons
+ * ErrorReason lists.
  *
  * @generated from service annals.stream.v1.StreamService
  */
 export const StreamService: GenService<{
   /**
    * Subscribe sends a snapshot of the latest matching entries (unless
-   * resuming), then live entries, with keepalives while idle. A subscriber
-   * too slow to keep up is ended with RESOURCE_EXHAUSTED and may resume from
-   * its last seq. RESOURCE_EXHAUSTED with RetryInfo when the caller has too
-   * many streams open.
+   * resuming), CaughtUp, then live entries, with heartbeats while idle. A
+   * subscriber too slow to keep up is ended with ABORTED (SLOW_CONSUMER) and
+   * resumes at once after the seq the error names. RESOURCE_EXHAUSTED with
+   * RetryInfo when the caller or the process has too many streams open: back
+   * off. OUT_OF_RANGE when after_seq is past the log's head.
    *
    * @generated from rpc annals.stream.v1.StreamService.Subscribe
    */
@@ -329,7 +321,8 @@ export const StreamService: GenService<{
   },
   /**
    * Publish appends an entry to a log through the log service, for producers
-   * that only know the stream service.
+   * that only know the stream service; the same rules and answers as
+   * LogService.Append.
    *
    * @generated from rpc annals.stream.v1.StreamService.Publish
    */

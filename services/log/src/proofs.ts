@@ -1,0 +1,91 @@
+// Checkpoints, inclusion and consistency proofs, and receipts (C2SP
+// tlog-proof) over a log's stored tree (docs/merkle.md). Handlers validate
+// and call these.
+import { consistencyProof, formatTlogProof, inclusionProof, rightEdgeRoot, treeRoot } from "@annals/chain";
+import type { Queryable } from "@annals/db";
+import { Code } from "@connectrpc/connect";
+import { invalidArgument, rpcError } from "@annals/runtime";
+import type { Checkpointer } from "./checkpointer.js";
+import { seqPastHead } from "./log-errors.js";
+import { tileReader, treeEdge } from "./merkle-tree.js";
+import { getCheckpoint, type CheckpointRow, type HeadRow } from "./store.js";
+
+/** The tree's size, or FAILED_PRECONDITION for a log without a tree. */
+function treeSizeOf(head: HeadRow): bigint {
+  const edge = treeEdge(head);
+  if (edge === null) {
+    throw rpcError(Code.FailedPrecondition, `log "${head.log_id}" has no Merkle tree: its first entries were compacted before trees existed`, {
+      reason: "TREE_UNAVAILABLE",
+      metadata: { log: head.log_id },
+    });
+  }
+  return edge.size;
+}
+
+/** A tree size a request names: 1 to the tree's size. */
+function checkTreeSize(head: HeadRow, field: string, size: bigint, treeSize: bigint, allowZero = false): bigint {
+  if (size < (allowZero ? 0n : 1n)) throw invalidArgument(field, `must be ${allowZero ? "0" : "1"} or more`);
+  if (size > treeSize) throw seqPastHead(head.log_id, field, size, treeSize);
+  return size;
+}
+
+/**
+ * The latest signed checkpoint: for a local log one is signed at once when
+ * the latest does not cover the tree yet (an idle log's last appends may wait
+ * for the interval otherwise); a mirror has its origin's, if any arrived.
+ */
+export async function latestCheckpoint(db: Queryable, checkpointer: Checkpointer, head: HeadRow): Promise<CheckpointRow> {
+  const size = treeSizeOf(head);
+  const latest = head.origin === "local" && size > 0n ? await checkpointer.covering(head.log_id, size) : await getCheckpoint(db, head.log_id);
+  if (!latest) {
+    throw rpcError(Code.FailedPrecondition, `log "${head.log_id}" has no signed checkpoint yet${head.origin === "mirror" ? " (its origin's have not arrived)" : " (it is empty)"}`, {
+      reason: "NO_CHECKPOINT",
+      metadata: { log: head.log_id },
+    });
+  }
+  return latest;
+}
+
+/** GetCheckpoint: the latest, or the root at a size (with its note when one of exactly that size was signed). */
+export async function checkpointAt(db: Queryable, checkpointer: Checkpointer, head: HeadRow, size: bigint | undefined) {
+  if (size === undefined) {
+    const latest = await latestCheckpoint(db, checkpointer, head);
+    return { note: latest.note, treeSize: latest.tree_size, rootHash: latest.root_hash };
+  }
+  const treeSize = treeSizeOf(head);
+  checkTreeSize(head, "tree_size", size, treeSize);
+  const edge = treeEdge(head)!;
+  const rootHash = size === treeSize ? rightEdgeRoot(edge) : await treeRoot(size, tileReader(db, head.log_id));
+  const signed = await getCheckpoint(db, head.log_id, size);
+  return { note: signed?.note ?? "", treeSize: size, rootHash };
+}
+
+/** GetInclusionProof: entry seq in the tree of `size` leaves (default: the latest checkpoint's). */
+export async function inclusionAt(db: Queryable, checkpointer: Checkpointer, head: HeadRow, seq: bigint, size: bigint | undefined) {
+  const treeSize = treeSizeOf(head);
+  const proofSize = size === undefined ? (await latestCheckpoint(db, checkpointer, head)).tree_size : checkTreeSize(head, "tree_size", size, treeSize);
+  if (seq < 1n) throw invalidArgument("seq", "must be 1 or more");
+  if (seq > treeSize) throw seqPastHead(head.log_id, "seq", seq, treeSize);
+  if (seq > proofSize) throw invalidArgument("seq", `(${seq}) is past tree_size (${proofSize})`);
+  const hashes = await inclusionProof(seq - 1n, proofSize, tileReader(db, head.log_id));
+  return { leafIndex: seq - 1n, treeSize: proofSize, hashes };
+}
+
+/** GetConsistencyProof: the tree of `from` leaves is a prefix of the tree of `to`. */
+export async function consistencyBetween(db: Queryable, head: HeadRow, from: bigint, to: bigint) {
+  const treeSize = treeSizeOf(head);
+  checkTreeSize(head, "to_size", to, treeSize);
+  checkTreeSize(head, "from_size", from, treeSize, true);
+  if (from > to) throw invalidArgument("from_size", `(${from}) is larger than to_size (${to})`);
+  return { hashes: await consistencyProof(from, to, tileReader(db, head.log_id)) };
+}
+
+/** Receipts (C2SP tlog-proof) for entries, against one checkpoint that covers them all. */
+export async function receipts(db: Queryable, checkpointer: Checkpointer, logId: string, seqs: readonly bigint[]): Promise<string[]> {
+  const last = seqs.reduce((max, seq) => (seq > max ? seq : max), 0n);
+  const checkpoint = await checkpointer.covering(logId, last);
+  const reader = tileReader(db, logId);
+  return Promise.all(
+    seqs.map(async (seq) => formatTlogProof({ index: seq - 1n, hashes: await inclusionProof(seq - 1n, checkpoint.tree_size, reader), checkpoint: checkpoint.note })),
+  );
+}

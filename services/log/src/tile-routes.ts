@@ -1,0 +1,114 @@
+// The C2SP tlog-tiles read API of every log, on the HTTP port, under the
+// log's path (the log id percent-encoded as in the SSE route):
+//   GET /v1/logs/{log}/checkpoint                 the latest signed checkpoint (text/plain)
+//   GET /v1/logs/{log}/tile/{L}/{N}[.p/{W}]        a hash tile
+//   GET /v1/logs/{log}/tile/entries/{N}[.p/{W}]    an entry bundle: the leaves' data (the entries' checksums)
+// with the log's read grant (a bearer token in Authorization, or `token=` in
+// the query). Full tiles never change, so they are cacheable forever; partial
+// tiles and the checkpoint are not for long.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { TILE_WIDTH, encodeEntryBundle, parseTilePath, TileError } from "@annals/chain";
+import type { Database } from "@annals/db";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { invalidArgument, isAllowed, notFound, requireLogAccess, writeRouteError, type Authenticator, type HttpRoute } from "@annals/runtime";
+import type { Checkpointer } from "./checkpointer.js";
+import { checkLogId } from "./entry-input.js";
+import { latestCheckpoint } from "./proofs.js";
+import { getHead, readForward, readTiles } from "./store.js";
+
+const CHECKPOINT = /^\/v1\/logs\/(.+)\/checkpoint$/;
+const TILE = /^\/v1\/logs\/(.+)\/(tile\/(?:entries|\d+)\/(?:x\d{3}\/)*\d{3}(?:\.p\/\d+)?)$/;
+
+const IMMUTABLE = "private, max-age=31536000, immutable";
+const SHORT = "private, max-age=1";
+
+export interface TileRouteDeps {
+  db: Database;
+  checkpointer: Checkpointer;
+  authenticator: Authenticator;
+  /** The role a caller needs (log.read). */
+  readRole: string;
+}
+
+export function tileRoutes(deps: TileRouteDeps): HttpRoute[] {
+  return [
+    {
+      method: "GET",
+      matches: (path) => CHECKPOINT.test(path),
+      handle: (request, response) => serve(deps, request, response, CHECKPOINT, async (logId) => {
+        const head = await existingHead(deps.db, logId);
+        const checkpoint = await latestCheckpoint(deps.db, deps.checkpointer, head);
+        response.writeHead(200, { "content-type": "text/plain; charset=utf-8", "cache-control": SHORT });
+        response.end(checkpoint.note);
+      }),
+    },
+    {
+      method: "GET",
+      matches: (path) => TILE.test(path),
+      handle: (request, response) => serve(deps, request, response, TILE, async (logId, tilePart) => {
+        let parsed;
+        try {
+          parsed = parseTilePath(tilePart!);
+        } catch (error) {
+          if (error instanceof TileError) throw invalidArgument("path", error.message);
+          throw error;
+        }
+        await existingHead(deps.db, logId);
+        const bytes = parsed.kind === "tile" ? await hashTile(deps.db, logId, parsed.tile) : await entryBundle(deps.db, logId, parsed.bundle);
+        if (bytes === null) throw new ConnectError(`${tilePart} of log "${logId}" does not exist (yet, or any more)`, Code.NotFound);
+        const width = parsed.kind === "tile" ? parsed.tile.width : parsed.bundle.width;
+        response.writeHead(200, { "content-type": "application/octet-stream", "cache-control": width === TILE_WIDTH ? IMMUTABLE : SHORT });
+        response.end(bytes);
+      }),
+    },
+  ];
+}
+
+/** Authenticates, checks the grant and the log id, runs the route, and answers any refusal as JSON. */
+async function serve(
+  deps: TileRouteDeps,
+  request: IncomingMessage,
+  response: ServerResponse,
+  pattern: RegExp,
+  handler: (logId: string, part: string | undefined) => Promise<void>,
+): Promise<void> {
+  try {
+    const [path = "", query = ""] = (request.url ?? "/").split("?", 2);
+    const match = pattern.exec(path)!;
+    const token = new URLSearchParams(query).get("token");
+    const principal = await deps.authenticator.authenticate(token ? `Bearer ${token}` : (request.headers.authorization ?? null));
+    if (!isAllowed(principal, deps.readRole)) throw new ConnectError(`reading a log's tiles requires the role "${deps.readRole}"`, Code.PermissionDenied);
+    let logId: string;
+    try {
+      logId = decodeURIComponent(match[1]!);
+    } catch {
+      throw invalidArgument("log_id", "the path's log id is not valid percent-encoded UTF-8");
+    }
+    checkLogId(logId);
+    requireLogAccess(principal, logId);
+    await handler(logId, match[2]);
+  } catch (error) {
+    writeRouteError(response, error);
+  }
+}
+
+async function existingHead(db: Database, logId: string) {
+  const head = await getHead(db, logId);
+  if (!head) throw notFound("log", logId);
+  return head;
+}
+
+/** A hash tile at the width asked: served when the stored tile is at least that wide (tiles only grow at their end). */
+async function hashTile(db: Database, logId: string, tile: { level: number; index: bigint; width: number }): Promise<Uint8Array | null> {
+  const [stored] = await readTiles(db, logId, [tile]);
+  const bytes = tile.width * 32;
+  return stored && stored.byteLength >= bytes ? stored.subarray(0, bytes) : null;
+}
+
+/** The leaves' data of one bundle: the checksums of seqs N·256 + 1 … while they are stored (compaction removes them). */
+async function entryBundle(db: Database, logId: string, bundle: { index: bigint; width: number }): Promise<Uint8Array | null> {
+  const first = bundle.index * BigInt(TILE_WIDTH) + 1n;
+  const rows = await readForward(db, logId, first, bundle.width, first + BigInt(bundle.width) - 1n);
+  if (rows.length !== bundle.width || rows[0]!.seq !== first) return null;
+  return encodeEntryBundle(rows.map((row) => Buffer.from(row.checksum, "hex")));
+}
