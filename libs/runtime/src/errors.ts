@@ -14,20 +14,35 @@ export interface ErrorFacts {
   metadata?: Record<string, string>;
 }
 
+/** The longest message or detail value an error carries, in characters. */
+export const MAX_ERROR_TEXT = 512;
+
+/**
+ * Cuts text an error echoes back (a name, a field value) to MAX_ERROR_TEXT
+ * characters. Errors travel in HTTP/2 trailers, whose size clients cap (a
+ * grpc-js client resets the stream with a protocol error past its limit), so
+ * a 64 KiB name echoed in a NOT_FOUND would turn a clear error into INTERNAL.
+ */
+export function clip(text: string, max = MAX_ERROR_TEXT): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
+}
+
 function errorInfo(facts: ErrorFacts) {
+  const metadata: Record<string, string> = {};
+  for (const [key, value] of Object.entries(facts.metadata ?? {})) metadata[key] = clip(value);
   return {
     desc: rpcDetails.ErrorInfoSchema,
     value: create(rpcDetails.ErrorInfoSchema, {
       reason: facts.reason,
       domain: ERROR_DOMAIN,
-      metadata: facts.metadata ?? {},
+      metadata,
     }),
   };
 }
 
 /** An error with a gRPC code and an `ErrorInfo` detail. */
 export function rpcError(code: Code, message: string, facts: ErrorFacts): ConnectError {
-  return new ConnectError(message, code, undefined, [errorInfo(facts)]);
+  return new ConnectError(clip(message), code, undefined, [errorInfo(facts)]);
 }
 
 /**
@@ -39,10 +54,10 @@ export function invalidArgument(field: string, description: string, metadata?: R
   const badRequest = {
     desc: rpcDetails.BadRequestSchema,
     value: create(rpcDetails.BadRequestSchema, {
-      fieldViolations: [{ field, description }],
+      fieldViolations: [{ field: clip(field), description: clip(description) }],
     }),
   };
-  return new ConnectError(`${field}: ${description}`, Code.InvalidArgument, undefined, [
+  return new ConnectError(clip(`${field}: ${description}`), Code.InvalidArgument, undefined, [
     errorInfo({ reason: "INVALID_ARGUMENT", metadata: { field, ...metadata } }),
     badRequest,
   ]);
@@ -50,7 +65,7 @@ export function invalidArgument(field: string, description: string, metadata?: R
 
 /** NOT_FOUND for one named thing, e.g. `notFound("log", "orders")`. */
 export function notFound(what: string, name: string): ConnectError {
-  return rpcError(Code.NotFound, `${what} "${name}" not found`, {
+  return rpcError(Code.NotFound, `${what} "${clip(name, 200)}" not found`, {
     reason: `${what.toUpperCase().replace(/[^A-Z0-9]+/g, "_")}_NOT_FOUND`,
     metadata: { [what]: name },
   });
@@ -67,7 +82,7 @@ export function resourceExhausted(message: string, facts: ErrorFacts, retryAfter
       retryDelay: durationFromMs(Math.max(0, Math.ceil(retryAfterMs))),
     }),
   };
-  return new ConnectError(message, Code.ResourceExhausted, undefined, [errorInfo(facts), retry]);
+  return new ConnectError(clip(message), Code.ResourceExhausted, undefined, [errorInfo(facts), retry]);
 }
 
 /** UNAVAILABLE with `RetryInfo`: the client should retry with backoff. */
@@ -79,7 +94,7 @@ export function unavailable(message: string, facts: ErrorFacts, retryAfterMs?: n
       value: create(rpcDetails.RetryInfoSchema, { retryDelay: durationFromMs(Math.ceil(retryAfterMs)) }),
     });
   }
-  return new ConnectError(message, Code.Unavailable, undefined, details);
+  return new ConnectError(clip(message), Code.Unavailable, undefined, details);
 }
 
 /** Reads the `RetryInfo` delay of an error, in milliseconds, if it has one. */

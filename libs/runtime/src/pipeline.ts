@@ -5,7 +5,7 @@ import { context as otelContext, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, 
 import type { Logger } from "pino";
 import { PUBLIC, principalKey, requireRole, type AccessRule, type Authenticator } from "./auth.js";
 import { callInfoKey, listenerKey, type CallInfo, type Listener } from "./call-context.js";
-import { unavailable } from "./errors.js";
+import { clip, MAX_ERROR_TEXT, unavailable } from "./errors.js";
 import { checkRequest, UndecodableRequest } from "./request-check.js";
 import type { Telemetry } from "./telemetry.js";
 import type { ServiceRegistration } from "./service.js";
@@ -43,6 +43,9 @@ export interface Pipeline {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** A service implementation's method, whatever its kind. */
+type Handler = (input: unknown, context: HandlerContext) => unknown;
 
 interface ActiveCall {
   readonly context: Context;
@@ -85,7 +88,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   drained.catch(() => undefined);
 
   function normalise(error: unknown, info: CallInfo | undefined, procedure: string): ConnectError {
-    if (error instanceof ConnectError) return error;
+    if (error instanceof ConnectError) {
+      // Errors built elsewhere may echo a huge input; the trailers must stay small.
+      if (error.rawMessage.length <= MAX_ERROR_TEXT) return error;
+      const clipped = new ConnectError(clip(error.rawMessage), error.code, error.metadata);
+      clipped.details = error.details;
+      return clipped;
+    }
     const mapped = options.errorMapper?.(error);
     if (mapped) return mapped;
     if (error instanceof Error && error.name === "AbortError") {
@@ -180,7 +189,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     return { context: spanContext, handlerContext: hctx, finish };
   }
 
-  function wrapUnary(service: DescService, method: DescMethod, rule: AccessRule, impl: Function) {
+  function wrapUnary(service: DescService, method: DescMethod, rule: AccessRule, impl: Handler) {
     return async (input: unknown, hctx: HandlerContext) => {
       const call = await begin(service, method, rule, hctx);
       try {
@@ -194,7 +203,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     };
   }
 
-  function wrapStreaming(service: DescService, method: DescMethod, rule: AccessRule, impl: Function) {
+  function wrapStreaming(service: DescService, method: DescMethod, rule: AccessRule, impl: Handler) {
     return async function* (input: unknown, hctx: HandlerContext) {
       const call = await begin(service, method, rule, hctx);
       // The handler sees a signal that also fires when the server drains, so
@@ -243,7 +252,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         if (rule === undefined) {
           throw new Error(`${service.typeName}/${method.name} has no access rule`);
         }
-        const own = (impl as Record<string, Function | undefined>)[method.localName];
+        const own = (impl as Record<string, Handler | undefined>)[method.localName];
         const handler =
           own?.bind(impl) ??
           (() => {
@@ -251,6 +260,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           });
         const streamingHandler =
           own?.bind(impl) ??
+          // eslint-disable-next-line require-yield -- a stream that fails before its first message
           async function* () {
             throw new ConnectError(`${service.typeName}/${method.name} is not implemented yet`, Code.Unimplemented);
           };
@@ -277,16 +287,18 @@ function checkedInput(method: DescMethod, input: unknown): unknown {
   return checkedMessages(method.input, input as AsyncIterable<unknown>);
 }
 
+/** The messages of a client stream, each checked; a refusal names the message as `frame[i]` (0 for the first). */
 async function* checkedMessages(desc: DescMessage, messages: AsyncIterable<unknown>): AsyncGenerator<unknown> {
+  let index = 0;
   for await (const message of messages) {
-    checkMessage(desc, message);
+    checkMessage(desc, message, `frame[${index++}]`);
     yield message;
   }
 }
 
-function checkMessage(desc: DescMessage, message: unknown): void {
+function checkMessage(desc: DescMessage, message: unknown, at?: string): void {
   if (message instanceof UndecodableRequest) throw message.toError();
-  checkRequest(desc, message as Message);
+  checkRequest(desc, message as Message, at);
 }
 
 const headerGetter = {
