@@ -91,6 +91,8 @@ export interface RunningServer {
   readonly telemetry: Telemetry;
   /** Marks one service (or "" for the whole server) SERVING or NOT_SERVING. */
   setServing(service: string, serving: boolean): void;
+  /** Calls in progress on both listeners. */
+  readonly inFlight: number;
   /** Graceful shutdown; resolves when everything is closed. Safe to call twice. */
   shutdown(reason?: string): Promise<void>;
 }
@@ -254,7 +256,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       logger.info({ ms: Date.now() - started }, "shut down");
     })());
 
-  return { host, grpcPort, httpPort, healthPort, metricsPort, logger, telemetry, setServing, shutdown };
+  return {
+    host,
+    grpcPort,
+    httpPort,
+    healthPort,
+    metricsPort,
+    logger,
+    telemetry,
+    get inFlight() {
+      return pipeline.inFlight;
+    },
+    setServing,
+    shutdown,
+  };
 }
 
 /**

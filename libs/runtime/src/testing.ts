@@ -222,11 +222,14 @@ export async function rejects(call: Promise<unknown>, code: Code, message?: RegE
  */
 export async function firstFrame<T>(open: (signal: AbortSignal) => AsyncIterable<T>): Promise<T | undefined> {
   const controller = new AbortController();
+  const messages = open(controller.signal)[Symbol.asyncIterator]();
   try {
-    for await (const message of open(controller.signal)) return message;
-    return undefined;
+    const first = await messages.next();
+    return first.done ? undefined : first.value;
   } finally {
+    // The abort reaches the server only once the call is read again.
     controller.abort();
+    await messages.next().catch(() => undefined);
   }
 }
 

@@ -91,11 +91,9 @@ describe("payload depth", () => {
     assert.deepEqual(payloadOf(read.entries[0]), payload);
     const got = await harness.admin.getEntry({ logId: "deep", selector: { case: "seq", value: result!.seq } });
     assert.deepEqual(payloadOf(got.entry), payload);
-    for await (const message of harness.admin.subscribe({ logId: "deep", afterSeq: 0n })) {
-      assert.equal(message.frame.case, "entry");
-      assert.deepEqual(payloadOf(message.frame.value as logV1.Entry), payload);
-      break;
-    }
+    const first = await firstFrame((signal) => harness.admin.subscribe({ logId: "deep", afterSeq: 0n }, { signal }));
+    assert.equal(first?.frame.case, "entry");
+    assert.deepEqual(payloadOf(first.frame.value as logV1.Entry), payload);
     let exported = "";
     for await (const chunk of harness.admin.export({ logId: "deep" })) exported += Buffer.from(chunk.chunk).toString("utf8");
     assert.deepEqual(JSON.parse(exported.split("\n")[1]!).payload, payload);
