@@ -17,6 +17,9 @@
 // `open`, `message`; `error` would fire onerror) goes out as `kind:` and its
 // full kind instead, e.g. `kind:identity.error` (sse.test.ts "reserved names").
 // Heartbeats are comment lines (`: keepalive <last seq>`), which EventSource ignores.
+// When the server shuts down, streams end with a comment and no control
+// event, so that EventSource reconnects (to this node once it is back, or to
+// another behind the same address) and resumes after Last-Event-ID.
 //
 // `event=message` (opt-in) sends every data event with no `event:` line, so
 // EventSource delivers them all to `onmessage` (a page following `>` cannot
@@ -54,7 +57,7 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
   return {
     method: "GET",
     matches: (path) => PATH.test(path),
-    async handle(request, response) {
+    async handle(request, response, { draining }) {
       // The raw path, not a URL's: `new URL` would resolve `/v1/logs/%2E%2E/events` to another path.
       const [path = "", query = ""] = (request.url ?? "/").split("?", 2);
       const searchParams = new URLSearchParams(query);
@@ -62,6 +65,11 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
       let unnamed = false;
       const gone = new AbortController();
       response.on("close", () => gone.abort());
+      // Shutting down: the stream ends plainly (no annals:error), and EventSource reconnects by itself, with Last-Event-ID.
+      const onDrain = () => gone.abort();
+      if (draining.aborted) onDrain();
+      else draining.addEventListener("abort", onDrain, { once: true });
+      response.on("close", () => draining.removeEventListener("abort", onDrain));
       try {
         const token = searchParams.get("token");
         const principal = await authenticator.authenticate(token ? `Bearer ${token}` : (request.headers.authorization ?? null));
@@ -82,7 +90,7 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
         await hub.refusePastHead(subscription.logId, subscription.afterSeq, gone.signal);
         session = hub.subscribe(principal, subscription);
       } catch (error) {
-        refuse(response, ConnectError.from(error));
+        refuse(response, draining.aborted ? new ConnectError("the server is shutting down; retry", Code.Unavailable) : ConnectError.from(error));
         return;
       }
       response.writeHead(200, {
@@ -112,6 +120,10 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
         }
         response.end();
       } catch (error) {
+        if (draining.aborted) {
+          response.end(": the server is shutting down; reconnect\n\n");
+          return;
+        }
         // The stream already started: say why it ends as an event, then close.
         const failure = ConnectError.from(error);
         response.end(`event: annals:error\ndata: ${JSON.stringify({ code: codeToString(failure.code), message: failure.rawMessage })}\n\n`);
