@@ -77,10 +77,15 @@ export function startNode(ports: { grpc: number; http: number }, env: Record<str
 }
 
 /** Appends JSON entries over the Connect protocol (as any HTTP client would); returns their seqs. */
-export async function appendJson(httpUrl: string, logId: string, entries: { kind: string; payload: Record<string, unknown> }[]): Promise<string[]> {
+export async function appendJson(
+  httpUrl: string,
+  logId: string,
+  entries: { kind: string; payload: Record<string, unknown> }[],
+  token?: string,
+): Promise<string[]> {
   const response = await fetch(`${httpUrl}/annals.log.v1.LogService/AppendBatch`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({ logId, entries }),
   });
   const body = (await response.json()) as { results?: { seq: string }[]; message?: string };
