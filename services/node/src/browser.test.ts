@@ -12,11 +12,13 @@ import { build } from "esbuild";
 import type { Browser, Page } from "playwright-core";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { signDevToken } from "@annals/runtime";
-import type { ServiceProcess } from "@annals/runtime/testing";
+import { until, type ServiceProcess } from "@annals/runtime/testing";
 import { appendJson, freePort, launchChromium, startNode, startPageServer, systemChromium, type PageServer } from "./browser-harness.js";
 import { CONSOLE_CSP } from "./console-route.js";
 
 const chromiumPath = systemChromium();
+const NODE_A = "spiffe://browser.test/annals/a";
+const NODE_B = "spiffe://browser.test/annals/b";
 const skip = "skip" in chromiumPath ? chromiumPath.skip : false;
 /** How long a page may take to reach a state it must reach (a failure, not a measure). */
 const WAIT = { timeout: 30_000 };
@@ -94,7 +96,7 @@ describe("the node in a browser (system Chromium), from another origin and throu
     ports.grpc = await freePort();
     ports.http = await freePort();
     nodeUrl = `http://127.0.0.1:${ports.http}`;
-    nodeEnv = { ...database.env, ANNALS_CORS_ORIGINS: pages.origin };
+    nodeEnv = { ...database.env, ANNALS_CORS_ORIGINS: pages.origin, ANNALS_NODE_ID: NODE_A };
     node = await startNode(ports, nodeEnv);
     if (!skip && "path" in chromiumPath) browser = await launchChromium(chromiumPath.path);
   });
@@ -299,6 +301,48 @@ describe("the node in a browser (system Chromium), from another origin and throu
     assert.match(report, /^INVALID: 1 finding\(s\) in 32 entries checked/);
     assert.match(report, /seq 7: DIGEST expected [0-9a-f]{12}…, stored [0-9a-f]{12}…/);
     await closePage(page);
+  });
+
+  test("the console's federation view shows the peers, the replication into the node, and its lag as a chart", { skip }, async () => {
+    const databaseB = await createTestDatabase("browser_b");
+    const nodeB = await startNode({ grpc: 0, http: 0 }, { ...databaseB.env, ANNALS_NODE_ID: NODE_B });
+    const urlB = `http://127.0.0.1:${nodeB.httpPort}`;
+    try {
+      const federation = async (url: string, method: string, body: unknown) => {
+        const response = await fetch(`${url}/annals.federation.v1.FederationService/${method}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+        const json = (await response.json()) as Record<string, string>;
+        assert.equal(response.status, 200, `${method}: ${JSON.stringify(json)}`);
+        return json;
+      };
+      await appendJson(nodeUrl, "fed-orders", [1, 2, 3].map((n) => ({ kind: "order.placed", payload: { n } })));
+      const keyA = (await federation(nodeUrl, "GetNodeInfo", {})).publicKeyJwk;
+      const keyB = (await federation(urlB, "GetNodeInfo", {})).publicKeyJwk;
+      await federation(nodeUrl, "RegisterPeer", { peer: { nodeId: NODE_B, url: "http://127.0.0.1:1", publicKeyJwk: keyB, servedLogs: ["fed-orders"] } });
+      await federation(urlB, "RegisterPeer", { peer: { nodeId: NODE_A, url: `http://127.0.0.1:${ports.grpc}`, publicKeyJwk: keyA, mirroredLogs: ["fed-orders"] } });
+
+      const page = await newPage();
+      await page.goto(`${urlB}/#/peers`);
+      await page.locator("#peers td", { hasText: NODE_A }).waitFor(WAIT);
+      assert.match(await page.locator("#peers tbody tr").innerText(), /\tactive\t\tfed-orders\t/, "active, serves nothing to A, mirrors fed-orders from it");
+      // The replication row: mirrored into mirror/<A's trust domain and path>/fed-orders, caught up at 3.
+      // Each visit of the view takes a sample (then one every 5 s); the samples outlive a visit to another view.
+      const mirror = `mirror/${NODE_A.slice("spiffe://".length)}/fed-orders`;
+      const replication = page.locator("#replications tbody tr", { has: page.locator("a", { hasText: mirror }) });
+      await until("the console to show the mirror caught up at seq 3", async () => {
+        await page.click('nav a[data-view="logs"]');
+        await page.click('nav a[data-view="peers"]');
+        await page.locator("#replications tbody tr").first().waitFor(WAIT);
+        return (await replication.count()) === 1 && /\tidle\t3\t3\t0\t|\trunning\t3\t3\t0\t/.test(await replication.innerText());
+      }, WAIT.timeout);
+      const points = ((await page.locator("#lag-chart polyline").getAttribute("points")) ?? "").split(" ").filter(Boolean);
+      assert.ok(points.length >= 2, `a line through every sample so far: ${points.join(" ")}`);
+      assert.equal(await page.locator("#lag-chart polyline").count(), 1, "one line per replication");
+      assert.match(await page.locator("#lag-chart svg").innerHTML(), />fed-orders ← a: 0<\/text>/, "the legend names the log, the peer and the latest lag");
+      await closePage(page);
+    } finally {
+      await nodeB.stop();
+      await databaseB.drop();
+    }
   });
 });
 
