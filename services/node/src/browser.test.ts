@@ -253,7 +253,7 @@ describe("the node in a browser (system Chromium), from another origin and throu
     await closePage(other);
   });
 
-  test("the console lists logs, pages through entries, tails live, and its Verify reports a log tampered in SQL as invalid", { skip }, async () => {
+  test("the console lists logs, pages through entries, tails live, lists KV keys, and its Verify reports a log tampered in SQL as invalid", { skip }, async () => {
     await appendJson(nodeUrl, "shop/orders", Array.from({ length: 30 }, (_, i) => ({ kind: i % 5 === 4 ? "order.refunded" : "order.placed", payload: { order: i + 1 } })));
     const page = await newPage();
     await page.goto(`${nodeUrl}/`);
@@ -284,6 +284,25 @@ describe("the node in a browser (system Chromium), from another origin and throu
     assert.equal(await page.locator("#tail-events li").first().getAttribute("data-seq"), "32", "newest first");
     assert.match(await page.locator("#tail-events li").first().innerText(), /#32 order\.refunded.*\{"order":32\}/s);
     assert.equal(await page.locator("#tail-events li").count(), 4, "the order.placed in between is not shown");
+
+    // KV keys by prefix: text shown as text, other bytes as hex; other prefixes left out.
+    const kvSet = async (key: string, value: Buffer) => {
+      const response = await fetch(`${nodeUrl}/annals.kv.v1.KvService/Set`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ key: Buffer.from(key).toString("base64"), value: value.toString("base64") }),
+      });
+      assert.equal(response.status, 200, await response.text());
+    };
+    await kvSet("app/region", Buffer.from("eu-west"));
+    await kvSet("app/blob", Buffer.from([0xff, 0x00, 0x10]));
+    await kvSet("other/key", Buffer.from("hidden"));
+    await page.goto(`${nodeUrl}/#/kv`);
+    await page.fill("#kv-prefix", "app/");
+    await page.press("#kv-prefix", "Enter");
+    await page.locator("#kv td", { hasText: "app/region" }).waitFor(WAIT);
+    const kvRows = await Promise.all((await page.locator("#kv tbody tr").all()).map((item) => item.innerText()));
+    assert.deepEqual(kvRows, ["app/blob\t0xff0010", "app/region\teu-west"]);
 
     // Someone edits a payload in the database; Verify in the console says so.
     await restartNode(async () => {
