@@ -201,7 +201,7 @@ function tailView(root, [logId = ""], cleanup) {
     stop();
     list.replaceChildren();
     stop = follow(log.value, {
-      kinds: kinds.value,
+      kinds: kinds.value.trim() || ">",
       snapshot: Number(snapshot.value) || 0,
       onEvent: (data) => {
         const entry = data.entry ?? {};
