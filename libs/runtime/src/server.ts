@@ -182,6 +182,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     onRouteError: (error) => logger.error({ err: error }, "HTTP route failed"),
     onUndecodable: (service, method, error) => pipeline.refused(service, method, "http", error),
     corsOrigins: options.corsOrigins ?? [],
+    draining: draining.signal,
   });
   const isMetrics = (request: IncomingMessage) => (request.url ?? "/").split("?", 1)[0] === "/metrics";
   // With a metrics port, /metrics is answered there only (metrics-port.test.ts).
