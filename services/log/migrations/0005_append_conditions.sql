@@ -26,6 +26,8 @@ create index entries_kind on entries (log_id, kind collate "C", seq);
 --   * kinds only: per literal kind one probe; per wildcard pattern, skip
 --     through the distinct kinds under its prefix (one probe each, as
 --     stats() does for sources) and probe those that match.
+-- A FOUND check after each probe: SELECT INTO sets the variable to null when
+-- no row comes back.
 create function first_condition_conflict(
   p_log_id text,
   p_after bigint,
@@ -36,7 +38,14 @@ create function first_condition_conflict(
   p_prefix_hi text[],
   p_regexes text[],
   p_sources text[]
-) returns bigint language plpgsql stable as $$
+) returns bigint language plpgsql stable
+-- Every statement below has one intended plan, an ordered index scan that
+-- stops at its first row. Without statistics (a log filled since the last
+-- ANALYZE) the planner may take a bitmap scan and a sort instead, which reads
+-- every matching row: measured at 20,000 entries before this, a skip through
+-- 21 kinds took 100 ms instead of 1. The settings hold only inside the call.
+set enable_seqscan = off set enable_bitmapscan = off set enable_sort = off
+as $$
 declare
   any_kind boolean := cardinality(p_kinds) = 0 and cardinality(p_regexes) = 0;
   first_seq bigint;
@@ -77,8 +86,9 @@ begin
     end if;
   end loop;
   for i in 1 .. cardinality(p_regexes) loop
-    select min(e.kind collate "C") into kind_at from log.entries e
-     where e.log_id = p_log_id and e.kind collate "C" >= p_prefix_lo[i] and e.kind collate "C" < p_prefix_hi[i];
+    select e.kind into kind_at from log.entries e
+     where e.log_id = p_log_id and e.kind collate "C" >= p_prefix_lo[i] and e.kind collate "C" < p_prefix_hi[i]
+     order by e.kind collate "C" limit 1;
     while kind_at is not null loop
       if kind_at ~ p_regexes[i] then
         select e.seq into candidate from log.entries e
@@ -88,8 +98,9 @@ begin
           first_seq := candidate;
         end if;
       end if;
-      select min(e.kind collate "C") into kind_at from log.entries e
-       where e.log_id = p_log_id and e.kind collate "C" > kind_at and e.kind collate "C" < p_prefix_hi[i];
+      select e.kind into kind_at from log.entries e
+       where e.log_id = p_log_id and e.kind collate "C" > kind_at and e.kind collate "C" < p_prefix_hi[i]
+       order by e.kind collate "C" limit 1;
     end loop;
   end loop;
   return first_seq;
