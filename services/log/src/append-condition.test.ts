@@ -3,7 +3,7 @@
 // gRPC calls; the query's index paths against a brute-force answer.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { appendWithCondition, foldLog, isAppendConflict } from "@annals/client";
+import { AppendConflictError, appendWithCondition, foldLog, isAppendConflict } from "@annals/client";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { logV1, rpcDetails } from "@annals/proto";
 import { errorReason } from "@annals/runtime";
@@ -136,6 +136,64 @@ describe("expected_last_seq", () => {
     const refusedBatch = answers[3]!.value as logV1.AppendStreamFailure;
     assert.deepEqual(refusedBatch.metadata, { log: logId, head: "3", conflicting_seq: "2" });
     assert.equal(await headOf(logId), 4n);
+  });
+});
+
+describe("@annals/client's loop", () => {
+  test("the README's account: 10 concurrent withdrawals of 15 from 100, exactly 6 go through and the balance never goes below 0", async () => {
+    const log = harness.admin;
+    type Account = { balance: number };
+    // As in README.md, "Conditional appends".
+    const apply = (account: Account, entry: { kind: string; body: { case?: string; value?: unknown } }): Account => {
+      const amount = (entry.body.value as { amount: number }).amount;
+      return { balance: account.balance + (entry.kind === "account.deposited" ? amount : -amount) };
+    };
+    async function withdraw(accountId: string, amount: number, requestId: string) {
+      const logId = `accounts/${accountId}`;
+      return appendWithCondition(
+        log,
+        logId,
+        async () => {
+          const { state, lastSeq } = await foldLog(log, logId, { balance: 0 }, apply);
+          if (state.balance < amount) throw new Error(`insufficient funds: ${state.balance}`);
+          return {
+            entries: [{ kind: "account.withdrawn", body: { case: "payload", value: { amount } }, requestId }],
+            condition: { expectedLastSeq: lastSeq },
+          };
+        },
+        { maxAttempts: 50 },
+      );
+    }
+    await log.append({ logId: "accounts/a-1", entry: entry("account.deposited", { amount: 100 }) });
+    const outcomes = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => withdraw("a-1", 15, `w-${i}`)));
+    assert.equal(outcomes.filter((o) => o.status === "fulfilled").length, 6);
+    for (const outcome of outcomes) if (outcome.status === "rejected") assert.match(String(outcome.reason), /insufficient funds: 10/);
+    assert.deepEqual(await foldLog(log, "accounts/a-1", { balance: 0 }, apply), { state: { balance: 10 }, lastSeq: 7n });
+  });
+
+  test("gives up after maxAttempts with AppendConflictError; nothing to decide appends nothing; several entries go as one batch", async () => {
+    const logId = "loop";
+    await harness.admin.append({ logId, entry: entry("l.x", {}) });
+    let decided = 0;
+    const stale = () => {
+      decided++;
+      return Promise.resolve({ entries: [entry("l.x", {})], condition: { expectedLastSeq: 0n } });
+    };
+    const error = await appendWithCondition(harness.admin, logId, stale, { maxAttempts: 3, baseDelayMs: 1 }).then(
+      () => assert.fail("a stale condition went through"),
+      (caught: unknown) => caught,
+    );
+    assert.ok(error instanceof AppendConflictError);
+    assert.equal(error.attempts, 3);
+    assert.equal(decided, 3);
+    assert.equal(metadataOf(error.cause).head, "1");
+    assert.deepEqual(await appendWithCondition(harness.admin, logId, () => Promise.resolve(null)), { results: [], attempts: 1 });
+    const batch = await appendWithCondition(harness.admin, logId, () =>
+      Promise.resolve({ entries: [entry("l.y", {}), entry("l.y", {})], condition: { afterSeq: 1n, kinds: ["l.y"] } }),
+    );
+    assert.deepEqual(batch.results.map((r) => r.seq), [2n, 3n]);
+    // Other errors end the loop at once.
+    await rejects(appendWithCondition(harness.admin, logId, () => Promise.resolve({ entries: [entry("l..x", {})], condition: {} })), Code.InvalidArgument);
   });
 });
 
