@@ -3,7 +3,7 @@
 // read still holds, and on a conflict read again and decide again.
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { logV1, rpcDetails } from "@annals/proto";
+import { rpcDetails, type logV1 } from "@annals/proto";
 import { abortableSleep, backoffDelayMs } from "./backoff.js";
 import type { LogClient } from "./clients.js";
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { AppendConflictError, appendWithCondition, foldLog, isAppendConflict } from "@annals/client";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { logV1, rpcDetails } from "@annals/proto";
+import { rpcDetails, type logV1 } from "@annals/proto";
 import { errorReason } from "@annals/runtime";
 import { KindFilter } from "@annals/topics";
 import { CONDITION_SCAN_LIMIT, MAX_CONDITION_KINDS, MAX_CONDITION_SOURCE_IDS, conditionQuerySql } from "./append-condition.js";

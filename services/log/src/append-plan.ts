@@ -1,5 +1,5 @@
 import { canonicalJson, entryChecksum } from "@annals/chain";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { rpcError } from "@annals/runtime";
 import { conditionRefusal, type PreparedCondition } from "./append-condition.js";
 import type { PreparedEntry } from "./entry-input.js";
