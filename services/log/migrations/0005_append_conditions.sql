@@ -6,7 +6,9 @@
 -- entries_source (0001) does the same for a source. Kinds are compared in
 -- the "C" collation so that a pattern's literal prefix is a byte range of
 -- the index whatever the database's default collation is.
-create index entries_kind on entries (log_id, kind collate "C", seq);
+-- "if not exists": an operator may have built it beforehand, concurrently
+-- (docs/operations.md, "Migrations").
+create index if not exists entries_kind on entries (log_id, kind collate "C", seq);
 
 -- The first seq after p_after that matches the query, or null. Called once
 -- per conditional request of a group commit (AppendBatcher), after the head
