@@ -15,7 +15,7 @@ const SUITES: Record<string, () => Promise<void>> = {
     logAppend({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500, bulkEntries: 100_000, latencyRate: 500, latencySeconds: 10 }),
   // Conditional appends (issue 18) against plain Append.
   "log-conditions": () =>
-    logConditions({ callers: 64, rounds: 2, durationMs: 3000, warmupMs: 500, bigLogEntries: Number(process.env.ANNALS_BENCH_CONDITION_LOG_ENTRIES ?? 1_000_000), kinds: 20, sources: 100 }),
+    logConditions({ callers: 64, rounds: 3, durationMs: 4000, warmupMs: 500, bigLogEntries: Number(process.env.ANNALS_BENCH_CONDITION_LOG_ENTRIES ?? 1_000_000), kinds: 20, sources: 100 }),
   "kv-ops": () => kvOps({ concurrency: 64, durationMs: 3000, warmupMs: 500, keys: 10_000, valueBytes: 100 }),
   "federation-catchup": () => federationCatchup({ entries: 100_000 }),
   "stream-fanout": () =>

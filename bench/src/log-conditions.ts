@@ -2,6 +2,7 @@
 // standalone log service process on a fresh PostgreSQL database, grpc-js
 // clients in this process; every figure against plain Append measured in the
 // same run, the cases alternating so that the machine's noise hits both.
+import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
@@ -60,7 +61,8 @@ export async function logConditions(options: ConditionBenchOptions): Promise<voi
   await raw.connect();
   console.log(
     `log-conditions: the log service process (services/log/dist/main.js, JWT auth) on PostgreSQL database ${database.name} at ${database.host},\n` +
-      "grpc-js clients in the bench process over one HTTP/2 connection; payloads of ~200 bytes of JSON.\n",
+      "grpc-js clients in the bench process over one HTTP/2 connection; payloads of ~200 bytes of JSON.\n" +
+      `Load average at the start: ${load()} (other work on the machine shows here; every ratio is within one run).\n`,
   );
   try {
     await throughputCase(log, options);
@@ -107,7 +109,8 @@ async function throughputCase(log: LogStub, options: ConditionBenchOptions): Pro
       rows.push([String(round), conditioning.label, result.callsPerSecond.toFixed(0), result.p50Ms.toFixed(2), result.p99Ms.toFixed(2), String(result.errors), (result.callsPerSecond / baseline.callsPerSecond).toFixed(2)]);
     }
   }
-  console.log(formatTable(["round", "append", "calls/s", "p50 ms", "p99 ms", "errors", "ratio"], rows) + "\n");
+  console.log(formatTable(["round", "append", "calls/s", "p50 ms", "p99 ms", "errors", "ratio"], rows));
+  console.log(`Load average after the case: ${load()}\n`);
 }
 
 /** One caller appending to a log of bigLogEntries entries: what each form of the check adds to the latency. */
@@ -164,7 +167,8 @@ async function latencyCase(log: LogStub, raw: pg.Client, options: ConditionBench
       ]);
     }
   }
-  console.log(formatTable(["round", "append", "calls/s", "p50 ms", "p99 ms", "errors", "added p50 ms", "added p99 ms"], rows) + "\n");
+  console.log(formatTable(["round", "append", "calls/s", "p50 ms", "p99 ms", "errors", "added p50 ms", "added p99 ms"], rows));
+  console.log(`Load average after the case: ${load()}\n`);
   await explainChecks(raw, logId, lastSeq);
 }
 
@@ -207,4 +211,11 @@ async function explainChecks(raw: pg.Client, logId: string, head: bigint): Promi
     await raw.query("reset client_min_messages");
   }
   console.log();
+}
+
+/** The 1-, 5- and 15-minute load averages. */
+function load(): string {
+  return loadavg()
+    .map((value) => value.toFixed(1))
+    .join(", ");
 }
