@@ -111,6 +111,51 @@ async function throughputCase(log: LogStub, options: ConditionBenchOptions): Pro
   }
   console.log(formatTable(["round", "append", "calls/s", "p50 ms", "p99 ms", "errors", "ratio"], rows));
   console.log(`Load average after the case: ${load()}\n`);
+  await sideBySideCase(log, options, cases);
+}
+
+/**
+ * The same comparison with both kinds of caller running at once, so that
+ * whatever else loads the machine loads both alike: `callers` plain and
+ * `callers` conditional callers, each on a log of its own, in one window.
+ */
+async function sideBySideCase(log: LogStub, options: ConditionBenchOptions, cases: Conditioning[]): Promise<void> {
+  console.log(
+    `Side by side: ${options.callers} plain and ${options.callers} conditional callers at once (each on a log of its own), closed loop,\n` +
+      `${options.durationMs} ms after ${options.warmupMs} ms warm-up, ${options.rounds} rounds; ratio = conditional calls/s ÷ plain calls/s in the same window.`,
+  );
+  const [plain, ...conditioned] = cases;
+  const rows: string[][] = [];
+  for (let round = 1; round <= options.rounds; round++) {
+    for (const [index, conditioning] of conditioned.entries()) {
+      const pair = [plain!, conditioning];
+      const lastSeqs = Array.from({ length: 2 * options.callers }, () => 0n);
+      const latencies: number[][] = [[], []];
+      let n = 0;
+      const warmupEnd = performance.now() + options.warmupMs;
+      const end = warmupEnd + options.durationMs;
+      await Promise.all(
+        lastSeqs.map(async (_, caller) => {
+          const side = caller < options.callers ? 0 : 1;
+          const logId = `sbs-${round}-${index}-${caller}`;
+          while (performance.now() < end) {
+            const before = performance.now();
+            const response = await unary<logV1.AppendResponse>(log, "append", { logId, entry: entryInput(n++), condition: pair[side]!.condition(lastSeqs[caller]!) });
+            lastSeqs[caller] = response.result!.seq;
+            if (before >= warmupEnd) latencies[side]!.push(performance.now() - before);
+          }
+        }),
+      );
+      const rate = (side: number) => latencies[side]!.length / (options.durationMs / 1000);
+      for (const side of [0, 1]) {
+        const sorted = latencies[side]!.sort((a, b) => a - b);
+        const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+        rows.push([String(round), pair[side]!.label, rate(side).toFixed(0), at(0.5).toFixed(2), at(0.99).toFixed(2), (rate(side) / rate(0)).toFixed(2)]);
+      }
+    }
+  }
+  console.log(formatTable(["round", "append", "calls/s", "p50 ms", "p99 ms", "ratio"], rows));
+  console.log(`Load average after the case: ${load()}\n`);
 }
 
 /** One caller appending to a log of bigLogEntries entries: what each form of the check adds to the latency. */

@@ -17,8 +17,8 @@ import { entry, startLogHarness, type LogHarness } from "./log-harness.js";
 let harness: LogHarness;
 
 before(async () => {
-  // The first append to an idle log waits 300 ms for company: requests sent together share its transaction.
-  harness = await startLogHarness("log_condition_groups", { groupCommit: { maxEntries: 1000, maxWaitMs: 300 } });
+  // The first append to an idle log waits 1 s for company: requests sent together share its transaction.
+  harness = await startLogHarness("log_condition_groups", { groupCommit: { maxEntries: 1000, maxWaitMs: 1000 } });
 });
 
 after(async () => {
