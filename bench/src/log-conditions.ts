@@ -244,7 +244,8 @@ async function explainChecks(raw: pg.Client, logId: string, head: bigint): Promi
       const seen = new Set<string>();
       console.log(`-- ${label}`);
       for (const notice of notices) {
-        const query = /Query Text: ([^\n]*)/.exec(notice)?.[1] ?? notice;
+        // The statement: its first line and the indented lines that continue it (the plan starts unindented).
+        const query = /Query Text: [^\n]*(\n\s[^\n]*)*/.exec(notice)?.[0] ?? notice;
         if (seen.has(query) || !notice.includes("Query Text")) continue;
         seen.add(query);
         if (query.includes("first_condition_conflict")) continue;
