@@ -4,6 +4,7 @@ import { cpus, totalmem } from "node:os";
 import { federationCatchup } from "./federation-catchup.js";
 import { kvOps } from "./kv-ops.js";
 import { logAppend } from "./log-append.js";
+import { logConditions } from "./log-conditions.js";
 import { rpcOverhead } from "./rpc-overhead.js";
 import { streamFanout } from "./stream-fanout.js";
 import { verifiableLog } from "./verifiable-log.js";
@@ -12,6 +13,9 @@ const SUITES: Record<string, () => Promise<void>> = {
   "rpc-overhead": () => rpcOverhead({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500 }),
   "log-append": () =>
     logAppend({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500, bulkEntries: 100_000, latencyRate: 500, latencySeconds: 10 }),
+  // Conditional appends (issue 18) against plain Append.
+  "log-conditions": () =>
+    logConditions({ callers: 64, rounds: 3, durationMs: 4000, warmupMs: 500, bigLogEntries: Number(process.env.ANNALS_BENCH_CONDITION_LOG_ENTRIES ?? 1_000_000), kinds: 20, sources: 100 }),
   "kv-ops": () => kvOps({ concurrency: 64, durationMs: 3000, warmupMs: 500, keys: 10_000, valueBytes: 100 }),
   "federation-catchup": () => federationCatchup({ entries: 100_000 }),
   "stream-fanout": () =>

@@ -11,15 +11,16 @@ export interface LoadResult {
 
 /**
  * Closed-loop load: `concurrency` callers each make one call, wait for it,
- * and make the next, for `durationMs` after a warm-up of `warmupMs`.
+ * and make the next, for `durationMs` after a warm-up of `warmupMs`. `call`
+ * is told which caller (0 to concurrency − 1) makes it.
  */
-export async function runLoad(call: () => Promise<unknown>, concurrency: number, durationMs: number, warmupMs: number): Promise<LoadResult> {
+export async function runLoad(call: (caller: number) => Promise<unknown>, concurrency: number, durationMs: number, warmupMs: number): Promise<LoadResult> {
   const warmupEnd = performance.now() + warmupMs;
   let warmupCalls = 0;
   await Promise.all(
-    Array.from({ length: concurrency }, async () => {
+    Array.from({ length: concurrency }, async (_, caller) => {
       while (performance.now() < warmupEnd) {
-        await call();
+        await call(caller);
         warmupCalls++;
       }
     }),
@@ -29,11 +30,11 @@ export async function runLoad(call: () => Promise<unknown>, concurrency: number,
   const start = performance.now();
   const end = start + durationMs;
   await Promise.all(
-    Array.from({ length: concurrency }, async () => {
+    Array.from({ length: concurrency }, async (_, caller) => {
       while (performance.now() < end) {
         const before = performance.now();
         try {
-          await call();
+          await call(caller);
           latencies.push(performance.now() - before);
         } catch {
           errors++;

@@ -5,6 +5,7 @@ import { Code, ConnectError, type Interceptor, type Transport } from "@connectrp
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { context, propagation } from "@opentelemetry/api";
 import { rpcDetails } from "@annals/proto";
+import { abortableSleep, backoffDelayMs } from "./backoff.js";
 
 export interface TransportOptions {
   /** The gRPC port of an annals process: `http://host:50051`, or `https://` under TLS. */
@@ -128,7 +129,7 @@ function retryInterceptor(maxRetries: number, baseDelayMs: number): Interceptor 
       } catch (error) {
         const connectError = ConnectError.from(error);
         if (!retryable || attempt >= maxRetries || connectError.code !== Code.Unavailable || request.signal.aborted) throw error;
-        await sleep(retryDelay(connectError, attempt, baseDelayMs), request.signal);
+        await abortableSleep(retryDelay(connectError, attempt, baseDelayMs), request.signal);
       }
     }
   };
@@ -136,22 +137,8 @@ function retryInterceptor(maxRetries: number, baseDelayMs: number): Interceptor 
 
 /** Full jitter over an exponential backoff, but never sooner than the server asked. */
 function retryDelay(error: ConnectError, attempt: number, baseDelayMs: number): number {
-  const backoff = Math.random() * Math.min(2000, baseDelayMs * 2 ** attempt);
+  const backoff = backoffDelayMs(attempt, baseDelayMs, 2000);
   const info = error.findDetails(rpcDetails.RetryInfoSchema)[0]?.retryDelay;
   const asked = info ? Number(info.seconds) * 1000 + info.nanos / 1e6 : 0;
   return Math.max(backoff, asked);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        reject(ConnectError.from(signal.reason ?? new Error("aborted"), Code.Canceled));
-      },
-      { once: true },
-    );
-  });
 }

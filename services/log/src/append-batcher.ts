@@ -1,10 +1,11 @@
-import { DatabaseError, type Database } from "@annals/db";
+import { DatabaseError, type Database, type Queryable } from "@annals/db";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { rpcError } from "@annals/runtime";
-import { planAppends, type AppendRequest, type AppendedEntry } from "./append-plan.js";
+import { CONDITION_SCAN_LIMIT, conditionQuerySql, type ConditionQuerySql } from "./append-condition.js";
+import { planAppends, type AppendPlan, type AppendRequest, type AppendedEntry } from "./append-plan.js";
 import type { LogMetrics } from "./log-metrics.js";
 import { growTree, treeMismatch } from "./merkle-tree.js";
-import { findByKeys, insertEntries, lockHead, TreeTilesMismatch, type HeadRow } from "./store.js";
+import { findByKeys, firstConditionConflicts, insertEntries, lockHead, TreeTilesMismatch, type HeadRow } from "./store.js";
 
 /** How concurrent appends to one log share a transaction. */
 export interface GroupCommitOptions {
@@ -102,7 +103,7 @@ export class AppendBatcher {
   }
 
   private async commitGroup(logId: string, group: Pending[]): Promise<void> {
-    let plan;
+    let plan: AppendPlan;
     try {
       plan = await this.db.transaction(async (tx) => {
         const head = await lockHead(tx, logId, { origin: "local", originNode: null, chainLogId: null });
@@ -116,22 +117,21 @@ export class AppendBatcher {
           }
         }
         const existing = reqIds.length + uuids.length > 0 ? await findByKeys(tx, logId, reqIds, uuids) : [];
-        const planned = planAppends(logId, head!, group, existing);
-        if (planned.rows.length > 0) await insertEntries(tx, logId, planned.rows, planned.head, growTree(head!, planned.rows.map((row) => row.checksum)));
+        const planned = planAppends(logId, head!, group, existing, undefined, await storedConflicts(tx, logId, head!, group));
+        // Nothing to write (every request refused, or replays): roll back, so
+        // that a refused append leaves nothing behind, not even the log that
+        // lockHead created for it.
+        if (planned.rows.length === 0) throw new NothingToWrite(planned);
+        await insertEntries(tx, logId, planned.rows, planned.head, growTree(head!, planned.rows.map((row) => row.checksum)));
         return planned;
       });
     } catch (caught) {
-      const error = caught instanceof TreeTilesMismatch ? treeMismatch(logId, -1n, -1n, "and its stored tiles disagree") : caught;
-      if (group.length > 1 && isDataError(error)) {
-        // Defence in depth: validation keeps what the database refuses out of
-        // the queue, but should a row still be refused, one request's data
-        // must not fail its neighbours' appends. Each runs alone, so only the
-        // guilty one fails (log-service.test.ts "poison appends").
-        for (const request of group) await this.commitGroup(logId, [request]);
+      if (caught instanceof NothingToWrite) {
+        plan = caught.plan;
+      } else {
+        await this.failGroup(logId, group, caught);
         return;
       }
-      for (const request of group) request.reject(error);
-      return;
     }
     if (plan.rows.length > 0) {
       this.metrics.groupCommitted(plan.rows.length);
@@ -148,6 +148,52 @@ export class AppendBatcher {
       }
     });
   }
+
+  /** The group's transaction failed: every request fails with the error, unless one request's data caused it. */
+  private async failGroup(logId: string, group: Pending[], caught: unknown): Promise<void> {
+    const error = caught instanceof TreeTilesMismatch ? treeMismatch(logId, -1n, -1n, "and its stored tiles disagree") : caught;
+    if (group.length > 1 && isDataError(error)) {
+      // Defence in depth: validation keeps what the database refuses out of
+      // the queue, but should a row still be refused, one request's data
+      // must not fail its neighbours' appends. Each runs alone, so only the
+      // guilty one fails (log-service.test.ts "poison appends").
+      for (const request of group) await this.commitGroup(logId, [request]);
+      return;
+    }
+    for (const request of group) request.reject(error);
+  }
+}
+
+/** Thrown inside a group's transaction to roll it back when the plan writes nothing. */
+class NothingToWrite extends Error {
+  override name = "NothingToWrite";
+  constructor(readonly plan: AppendPlan) {
+    super("the group writes no entry");
+  }
+}
+
+/**
+ * Per request of the group, the first stored entry that matches its
+ * condition's query (null: none, or no query). One statement for the whole
+ * group, and none when no request has a query: plain and expected_last_seq
+ * appends cost no round trip more.
+ */
+async function storedConflicts(tx: Queryable, logId: string, head: HeadRow, group: readonly AppendRequest[]): Promise<(bigint | null)[]> {
+  const queries: ConditionQuerySql[] = [];
+  const positions: number[] = [];
+  group.forEach((request, index) => {
+    const query = request.condition?.query;
+    // Nothing stored after after_seq (or compacted away: the plan refuses it) needs no lookup.
+    if (query && query.afterSeq < head.last_seq && query.afterSeq >= head.checkpoint_seq) {
+      queries.push(conditionQuerySql(query));
+      positions.push(index);
+    }
+  });
+  const conflicts: (bigint | null)[] = group.map(() => null);
+  if (queries.length === 0) return conflicts;
+  const found = await firstConditionConflicts(tx, logId, head.last_seq, CONDITION_SCAN_LIMIT, queries);
+  found.forEach((seq, i) => (conflicts[positions[i]!] = seq));
+  return conflicts;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { canonicalJson, entryChecksum } from "@annals/chain";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { rpcError } from "@annals/runtime";
+import { conditionRefusal, type PreparedCondition } from "./append-condition.js";
 import type { PreparedEntry } from "./entry-input.js";
 import type { EntryRow, HeadRow, NewEntryRow } from "./store.js";
 import { uuidV7 } from "./uuid-v7.js";
@@ -17,6 +18,8 @@ export interface AppendedEntry {
 /** One caller's entries: all are sequenced, or the caller gets an error and none is. */
 export interface AppendRequest {
   entries: readonly PreparedEntry[];
+  /** Sequence the entries only if this holds; absent or null: unconditionally. */
+  condition?: PreparedCondition | null;
 }
 
 export interface AppendPlan {
@@ -38,8 +41,14 @@ export function nowUs(): bigint {
  * stored entries that share a req_id or uuid with any of them. A retried
  * req_id with the same content resolves to the original entry (also within
  * the same group); with other content the whole request is refused with
- * ALREADY_EXISTS, and so is a uuid that is already taken. Wall time never
- * goes below the head's, so it follows seq order even across replicas.
+ * ALREADY_EXISTS, and so is a uuid that is already taken. A request with a
+ * condition is checked against the head as the requests before it leave it
+ * (so a group resolves as if its requests had come one by one);
+ * `storedConflicts[i]` is the first stored entry that matches request i's
+ * query, looked up under the head lock (null: none, or no query). A request
+ * that only replays stored req_ids answers `duplicate` whatever its
+ * condition says. Wall time never goes below the head's, so it follows seq
+ * order even across replicas.
  */
 export function planAppends(
   logId: string,
@@ -47,6 +56,7 @@ export function planAppends(
   requests: readonly AppendRequest[],
   existing: readonly EntryRow[],
   clockUs: bigint = nowUs(),
+  storedConflicts: readonly (bigint | null)[] = [],
 ): AppendPlan {
   const byReqId = new Map<string, { content: string; uuid: string; result: AppendedEntry }>();
   const uuids = new Map<string, bigint>();
@@ -66,11 +76,19 @@ export function planAppends(
   const rows: NewEntryRow[] = [];
   const outcomes: (AppendedEntry[] | ConnectError)[] = [];
 
-  for (const request of requests) {
+  for (const [index, request] of requests.entries()) {
     const refusal = findConflict(request, byReqId, uuids);
     if (refusal) {
       outcomes.push(refusal);
       continue;
+    }
+    const condition = request.condition;
+    if (condition && !isReplay(request, byReqId)) {
+      const failed = conditionRefusal(logId, condition, { lastSeq, checkpointSeq: head.checkpoint_seq }, storedConflicts[index] ?? null, rows);
+      if (failed) {
+        outcomes.push(failed);
+        continue;
+      }
     }
     const results: AppendedEntry[] = [];
     for (const entry of request.entries) {
@@ -122,6 +140,11 @@ export function planAppends(
     outcomes.push(results);
   }
   return { outcomes, rows, head: { lastSeq, lastChecksum, lastWallTimeUs: rows.length ? wallTimeUs : head.last_wall_time_us } };
+}
+
+/** Whether every entry of the request retries a req_id already sequenced (stored, or earlier in the group): it writes nothing. */
+function isReplay(request: AppendRequest, byReqId: ReadonlyMap<string, unknown>): boolean {
+  return request.entries.every((entry) => entry.reqId !== null && byReqId.has(entry.reqId));
 }
 
 /** The first reason to refuse a whole request, checked before any of its entries is sequenced. */

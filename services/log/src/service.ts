@@ -17,6 +17,7 @@ import {
 } from "@annals/runtime";
 import { KindFilter, patternProblem } from "@annals/topics";
 import type { AppendBatcher } from "./append-batcher.js";
+import { prepareCondition, type PreparedCondition } from "./append-condition.js";
 import type { AppendNotifier } from "./append-notifier.js";
 import type { AppendedEntry } from "./append-plan.js";
 import { OrderedAcks } from "./append-stream.js";
@@ -88,8 +89,8 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
     return head;
   }
 
-  async function append(logId: string, entries: PreparedEntry[]): Promise<AppendedEntry[]> {
-    return batcher.append(logId, { entries });
+  async function append(logId: string, entries: PreparedEntry[], condition: PreparedCondition | null): Promise<AppendedEntry[]> {
+    return batcher.append(logId, { entries, condition });
   }
 
   /** The entries of a batch, checked: 1 to the configured limit, each valid. */
@@ -143,14 +144,14 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
 
       async append(request, context) {
         const logId = localLogFor(context, request.logId);
-        const [result] = await append(logId, [prepareEntry(request.entry, limits, "entry")]);
+        const [result] = await append(logId, [prepareEntry(request.entry, limits, "entry")], prepareCondition(request.condition, "condition"));
         const [receipt] = request.wantReceipt ? await receipts(db, deps.checkpointer, logId, [result!.seq]) : [""];
         return { result: appendResult(result!), receipt };
       },
 
       async appendBatch(request, context) {
         const logId = localLogFor(context, request.logId);
-        const results = await append(logId, prepareBatch(request.entries, "entries"));
+        const results = await append(logId, prepareBatch(request.entries, "entries"), prepareCondition(request.condition, "condition"));
         return {
           results: results.map(appendResult),
           receipts: request.wantReceipt ? await receipts(db, deps.checkpointer, logId, results.map((result) => result.seq)) : [],
@@ -166,12 +167,14 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
           try {
             if (frame.case === "entry") {
               const logId = localLogFor(context, frame.value.logId || options.logId, `${field}.entry.log_id`);
-              const [appended] = await append(logId, [prepareEntry(frame.value.entry, limits, `${field}.entry.entry`)]);
+              const entries = [prepareEntry(frame.value.entry, limits, `${field}.entry.entry`)];
+              const [appended] = await append(logId, entries, prepareCondition(frame.value.condition, `${field}.entry.condition`));
               return { frame: { case: "result", value: appendResult(appended!) } };
             }
             if (frame.case === "batch") {
               const logId = localLogFor(context, frame.value.logId || options.logId, `${field}.batch.log_id`);
-              const appended = await append(logId, prepareBatch(frame.value.entries, `${field}.batch.entries`));
+              const entries = prepareBatch(frame.value.entries, `${field}.batch.entries`);
+              const appended = await append(logId, entries, prepareCondition(frame.value.condition, `${field}.batch.condition`));
               return { frame: { case: "batchResult", value: { results: appended.map(appendResult) } } };
             }
             throw invalidArgument(field, frame.case === "options" ? "options may only be the first frame" : "is empty: send an entry or a batch");

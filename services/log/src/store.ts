@@ -3,6 +3,7 @@ import type { JsonWebKey } from "node:crypto";
 // functions; they take a Queryable so the caller decides the transaction.
 import { emptyRightEdge, encodeRightEdge, type JsonValue, type TileId } from "@annals/chain";
 import type { Queryable } from "@annals/db";
+import type { ConditionQuerySql } from "./append-condition.js";
 
 /** The channel every commit that adds entries notifies, with payload "<log_id> <last_seq>". */
 export const APPENDED_CHANNEL = "annals_log_appended";
@@ -115,6 +116,30 @@ export async function findByKeys(tx: Queryable, logId: string, reqIds: string[],
     [logId, reqIds, uuids],
   );
   return rows;
+}
+
+/**
+ * Per condition query, the first stored entry after its after_seq that
+ * matches it (null: none), under the head lock; `head` is the locked last
+ * seq. One statement for a whole group: log.first_condition_conflict
+ * (0005_append_conditions.sql) takes each query along an index.
+ */
+export async function firstConditionConflicts(
+  tx: Queryable,
+  logId: string,
+  head: bigint,
+  scanLimit: bigint,
+  queries: readonly ConditionQuerySql[],
+): Promise<(bigint | null)[]> {
+  const json = JSON.stringify(queries.map((query, i) => ({ ...query, i, afterSeq: String(query.afterSeq) })));
+  const { rows } = await tx.query<{ i: number; seq: bigint | null }>(
+    `select c.i, log.first_condition_conflict($1, c."afterSeq", $2, $3, c.kinds, c."prefixLo", c."prefixHi", c.regexes, c.sources) as seq
+       from jsonb_to_recordset($4::jsonb) as c(i int, "afterSeq" bigint, kinds text[], "prefixLo" text[], "prefixHi" text[], regexes text[], sources text[])`,
+    [logId, head, scanLimit, json],
+  );
+  const conflicts: (bigint | null)[] = queries.map(() => null);
+  for (const row of rows) conflicts[row.i] = row.seq === null ? null : BigInt(row.seq);
+  return conflicts;
 }
 
 /**

@@ -80,9 +80,9 @@ export function streamRegistration(deps: StreamServiceDeps): ServiceRegistration
 
       async publish(request, context) {
         requireLogAccess(callPrincipal(context), request.logId);
-        // The entry goes to Append as it came: the log service alone judges it, and its
-        // refusals reach the caller with their code and details (stream-service.test.ts "Publish").
-        const { result } = await deps.log().append({ logId: request.logId, entry: request.entry }, { signal: context.signal });
+        // The entry and its condition go to Append as they came: the log service alone judges
+        // them, and its refusals reach the caller with their code and details (stream-service.test.ts "Publish").
+        const { result } = await deps.log().append({ logId: request.logId, entry: request.entry, condition: request.condition }, { signal: context.signal });
         return { result };
       },
     },

@@ -203,6 +203,45 @@ describe("stream service: fan-out", () => {
     assert.match(violation?.field ?? "", /content_type/, "the log service's BadRequest detail passes through");
   });
 
+  test("Publish passes an AppendCondition on to the log service: its refusal comes back with reason and metadata (Connect and grpc-js clients)", async () => {
+    const logId = "conditional";
+    const placed = await harness.stream.publish({ logId, entry: jsonEntry("order.placed", { id: 1 }), condition: { expectedLastSeq: 0n } });
+    assert.equal(placed.result!.seq, 1n);
+    const refused = await rejects(
+      harness.stream.publish({ logId, entry: jsonEntry("order.placed", { id: 2 }), condition: { expectedLastSeq: 0n } }),
+      Code.FailedPrecondition,
+      /^append condition failed on log "conditional"/,
+    );
+    assert.equal(errorReason(refused), "APPEND_CONDITION_FAILED");
+    assert.deepEqual(refused.findDetails(rpcDetails.ErrorInfoSchema)[0]!.metadata, { log: logId, head: "1" });
+    await rejects(harness.stream.publish({ logId, entry: jsonEntry("order.placed", {}), condition: { kinds: ["order.>.x"] } }), Code.InvalidArgument, /^condition\.kinds\[0\]: /);
+
+    // An independent client, from the .proto files: the query form.
+    const definition = protoLoader.loadSync("annals/stream/v1/stream_service.proto", { includeDirs: [PROTO_ROOT], longs: String });
+    const Stream = (grpc.loadPackageDefinition(definition) as any).annals.stream.v1.StreamService;
+    const client = new Stream(`127.0.0.1:${harness.server.grpcPort}`, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${await harness.tokenWith(["log.write"])}`);
+    const publish = (kind: string, condition: Record<string, unknown>) =>
+      new Promise<{ error: grpc.ServiceError | null; response?: { result: { seq: string } } }>((resolve) =>
+        client.Publish(
+          { logId, entry: { kind, payload: { fields: {} } }, condition },
+          metadata,
+          (error: grpc.ServiceError | null, response?: { result: { seq: string } }) => resolve({ error, response }),
+        ),
+      );
+    const shipped = await publish("order.shipped", { afterSeq: "1", kinds: ["order.shipped", "order.cancelled"] });
+    assert.equal(shipped.error, null);
+    assert.equal(shipped.response!.result.seq, "2");
+    const late = await publish("order.cancelled", { afterSeq: "1", kinds: ["order.shipped", "order.cancelled"] });
+    assert.equal(late.error?.code, grpc.status.FAILED_PRECONDITION);
+    assert.match(late.error?.details ?? "", /entry 2 \(after seq 1\) matches the condition's query/);
+    const other = await publish("order.noted", { afterSeq: "2", kinds: ["order.shipped", "order.cancelled"] });
+    assert.equal(other.response?.result.seq, "3", "an entry of another kind after after_seq does not fail it");
+    client.close();
+    assert.equal((await harness.log.getLog({ logId })).head!.lastSeq, 3n);
+  });
+
   test("bad subscriptions are refused with INVALID_ARGUMENT naming the field", async () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ logId: "x", kinds: [] }, /^kinds: /],

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file annals/log/v1/log_service.proto.
  */
 export const file_annals_log_v1_log_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9hbm5hbHMvbG9nL3YxL2xvZ19zZXJ2aWNlLnByb3RvEg1hbm5hbHMubG9nLnYxIicKEENyZWF0ZUxvZ1JlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQIiSgoRQ3JlYXRlTG9nUmVzcG9uc2USJAoEaGVhZBgBIAEoCzIWLmFubmFscy5sb2cudjEuTG9nSGVhZBIPCgdjcmVhdGVkGAIgASgIIiQKDUdldExvZ1JlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQIiNgoOR2V0TG9nUmVzcG9uc2USJAoEaGVhZBgBIAEoCzIWLmFubmFscy5sb2cudjEuTG9nSGVhZCJICg9MaXN0TG9nc1JlcXVlc3QSDgoGcHJlZml4GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlEKEExpc3RMb2dzUmVzcG9uc2USJAoEbG9ncxgBIAMoCzIWLmFubmFscy5sb2cudjEuTG9nSGVhZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiZAoMQXBwZW5kUmVzdWx0EgsKA3NlcRgBIAEoAxIQCghjaGVja3N1bRgCIAEoCRIUCgx3YWxsX3RpbWVfdXMYAyABKAMSDAoEdXVpZBgEIAEoCRIRCglkdXBsaWNhdGUYBSABKAgiaQoNQXBwZW5kUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhItCgVlbnRyeRgCIAEoCzIZLmFubmFscy5sb2cudjEuRW50cnlJbnB1dEID4EECEhQKDHdhbnRfcmVjZWlwdBgDIAEoCCJOCg5BcHBlbmRSZXNwb25zZRIrCgZyZXN1bHQYASABKAsyGy5hbm5hbHMubG9nLnYxLkFwcGVuZFJlc3VsdBIPCgdyZWNlaXB0GAIgASgJInAKEkFwcGVuZEJhdGNoUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIvCgdlbnRyaWVzGAIgAygLMhkuYW5uYWxzLmxvZy52MS5FbnRyeUlucHV0QgPgQQISFAoMd2FudF9yZWNlaXB0GAMgASgIIlUKE0FwcGVuZEJhdGNoUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLmFubmFscy5sb2cudjEuQXBwZW5kUmVzdWx0EhAKCHJlY2VpcHRzGAIgAygJIrsBChNBcHBlbmRTdHJlYW1SZXF1ZXN0EjUKB29wdGlvbnMYASABKAsyIi5hbm5hbHMubG9nLnYxLkFwcGVuZFN0cmVhbU9wdGlvbnNIABIxCgVlbnRyeRgCIAEoCzIgLmFubmFscy5sb2cudjEuQXBwZW5kU3RyZWFtRW50cnlIABIxCgViYXRjaBgDIAEoCzIgLmFubmFscy5sb2cudjEuQXBwZW5kU3RyZWFtQmF0Y2hIAEIHCgVmcmFtZSJCChNBcHBlbmRTdHJlYW1PcHRpb25zEg4KBmxvZ19pZBgBIAEoCRIbChNjb250aW51ZV9vbl9mYWlsdXJlGAIgASgIIlIKEUFwcGVuZFN0cmVhbUVudHJ5Eg4KBmxvZ19pZBgBIAEoCRItCgVlbnRyeRgCIAEoCzIZLmFubmFscy5sb2cudjEuRW50cnlJbnB1dEID4EECIlQKEUFwcGVuZFN0cmVhbUJhdGNoEg4KBmxvZ19pZBgBIAEoCRIvCgdlbnRyaWVzGAIgAygLMhkuYW5uYWxzLmxvZy52MS5FbnRyeUlucHV0QgPgQQIiwQEKFEFwcGVuZFN0cmVhbVJlc3BvbnNlEi0KBnJlc3VsdBgBIAEoCzIbLmFubmFscy5sb2cudjEuQXBwZW5kUmVzdWx0SAASOgoMYmF0Y2hfcmVzdWx0GAIgASgLMiIuYW5uYWxzLmxvZy52MS5BcHBlbmRCYXRjaFJlc3BvbnNlSAASNQoHZmFpbHVyZRgDIAEoCzIiLmFubmFscy5sb2cudjEuQXBwZW5kU3RyZWFtRmFpbHVyZUgAQgcKBWZyYW1lIs4BChNBcHBlbmRTdHJlYW1GYWlsdXJlEhMKC2ZyYW1lX2luZGV4GAEgASgDEgwKBGNvZGUYAiABKAUSDwoHbWVzc2FnZRgDIAEoCRIOCgZyZWFzb24YBCABKAkSQgoIbWV0YWRhdGEYBSADKAsyMC5hbm5hbHMubG9nLnYxLkFwcGVuZFN0cmVhbUZhaWx1cmUuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijAEKC1JlYWRSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhAKCGZyb21fc2VxGAIgASgDEi8KCWRpcmVjdGlvbhgDIAEoDjIcLmFubmFscy5sb2cudjEuUmVhZERpcmVjdGlvbhIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJ0CgxSZWFkUmVzcG9uc2USJQoHZW50cmllcxgBIAMoCzIULmFubmFscy5sb2cudjEuRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEiQKBGhlYWQYAyABKAsyFi5hbm5hbHMubG9nLnYxLkxvZ0hlYWQiUQoPR2V0RW50cnlSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEg0KA3NlcRgCIAEoA0gAEg4KBHV1aWQYAyABKAlIAEIKCghzZWxlY3RvciI3ChBHZXRFbnRyeVJlc3BvbnNlEiMKBWVudHJ5GAEgASgLMhQuYW5uYWxzLmxvZy52MS5FbnRyeSJGChZGaW5kQnlSZXF1ZXN0SWRSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhcKCnJlcXVlc3RfaWQYAiABKAlCA+BBAiI+ChdGaW5kQnlSZXF1ZXN0SWRSZXNwb25zZRIjCgVlbnRyeRgBIAEoCzIULmFubmFscy5sb2cudjEuRW50cnkiZAoTTGlzdEJ5U291cmNlUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIRCglzb3VyY2VfaWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiVgoUTGlzdEJ5U291cmNlUmVzcG9uc2USJQoHZW50cmllcxgBIAMoCzIULmFubmFscy5sb2cudjEuRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIioKDFNpbVRpbWVSYW5nZRINCgVzdGFydBgBIAEoARILCgNlbmQYAiABKAEiMQoNV2FsbFRpbWVSYW5nZRIQCghzdGFydF91cxgBIAEoAxIOCgZlbmRfdXMYAiABKAMiwQEKFkxpc3RCeVRpbWVSYW5nZVJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISLwoIc2ltX3RpbWUYAiABKAsyGy5hbm5hbHMubG9nLnYxLlNpbVRpbWVSYW5nZUgAEjEKCXdhbGxfdGltZRgDIAEoCzIcLmFubmFscy5sb2cudjEuV2FsbFRpbWVSYW5nZUgAEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJQgcKBXJhbmdlIlkKF0xpc3RCeVRpbWVSYW5nZVJlc3BvbnNlEiUKB2VudHJpZXMYASADKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIjCgxTdGF0c1JlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQIi7wEKDVN0YXRzUmVzcG9uc2USJAoEaGVhZBgBIAEoCzIWLmFubmFscy5sb2cudjEuTG9nSGVhZBIWCg5yZWRhY3RlZF9jb3VudBgCIAEoAxIUCgxzb3VyY2VfY291bnQYAyABKAMSGAoQbWluX3dhbGxfdGltZV91cxgEIAEoAxIYChBtYXhfd2FsbF90aW1lX3VzGAUgASgDEhkKDG1pbl9zaW1fdGltZRgGIAEoAUgAiAEBEhkKDG1heF9zaW1fdGltZRgHIAEoAUgBiAEBQg8KDV9taW5fc2ltX3RpbWVCDwoNX21heF9zaW1fdGltZSKaAQoQU3Vic2NyaWJlUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIWCglhZnRlcl9zZXEYAiABKANIAIgBARINCgVraW5kcxgDIAMoCRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYBCABKAMSHQoVbWF4X2VudHJpZXNfcGVyX2ZyYW1lGAUgASgFQgwKCl9hZnRlcl9zZXEi9wEKEVN1YnNjcmliZVJlc3BvbnNlEiUKBWVudHJ5GAEgASgLMhQuYW5uYWxzLmxvZy52MS5FbnRyeUgAEiwKCWNhdWdodF91cBgCIAEoCzIXLmFubmFscy5sb2cudjEuQ2F1Z2h0VXBIABItCgloZWFydGJlYXQYAyABKAsyGC5hbm5hbHMubG9nLnYxLkhlYXJ0YmVhdEgAEiwKB2VudHJpZXMYBCABKAsyGS5hbm5hbHMubG9nLnYxLkVudHJ5QmF0Y2hIABInCgZhbmNob3IYBSABKAsyFS5hbm5hbHMubG9nLnYxLkFuY2hvckgAQgcKBWZyYW1lIkYKDVZlcmlmeVJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISEAoIZnJvbV9zZXEYAiABKAMSDgoGdG9fc2VxGAMgASgDIn8KDVZlcmlmeUZpbmRpbmcSCwoDc2VxGAEgASgDEg8KB2VuZF9zZXEYAiABKAMSLgoEa2luZBgDIAEoDjIgLmFubmFscy5sb2cudjEuVmVyaWZ5RmluZGluZ0tpbmQSEAoIZXhwZWN0ZWQYBCABKAkSDgoGYWN0dWFsGAUgASgJIqgBCg5WZXJpZnlSZXNwb25zZRINCgV2YWxpZBgBIAEoCBIVCg1jaGVja2VkX2NvdW50GAIgASgDEi4KCGZpbmRpbmdzGAMgAygLMhwuYW5uYWxzLmxvZy52MS5WZXJpZnlGaW5kaW5nEhoKEmZpbmRpbmdzX3RydW5jYXRlZBgEIAEoCBISCgphbmNob3Jfc2VxGAUgASgDEhAKCGxhc3Rfc2VxGAYgASgDIloKDkNvbXBhY3RSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhMKCWtlZXBfbGFzdBgCIAEoA0gAEhQKCmJlZm9yZV9zZXEYAyABKANIAEIICgZyZXRhaW4iTgoPQ29tcGFjdFJlc3BvbnNlEhUKDXJlbW92ZWRfY291bnQYASABKAMSJAoEaGVhZBgCIAEoCzIWLmFubmFscy5sb2cudjEuTG9nSGVhZCJfCg1SZWRhY3RSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhAKA3NlcRgCIAEoA0ID4EECEhMKBnJlYXNvbhgDIAEoCUID4EECEhIKCnJlcXVlc3RfaWQYBCABKAkiQAoOUmVkYWN0UmVzcG9uc2USLgoJcmVkYWN0aW9uGAEgASgLMhsuYW5uYWxzLmxvZy52MS5BcHBlbmRSZXN1bHQiRgoNRXhwb3J0UmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIQCghmcm9tX3NlcRgCIAEoAxIOCgZ0b19zZXEYAyABKAMiHwoORXhwb3J0UmVzcG9uc2USDQoFY2h1bmsYASABKAwiUQoUR2V0Q2hlY2twb2ludFJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISFgoJdHJlZV9zaXplGAIgASgDSACIAQFCDAoKX3RyZWVfc2l6ZSJhChVHZXRDaGVja3BvaW50UmVzcG9uc2USDAoEbm90ZRgBIAEoCRIRCgl0cmVlX3NpemUYAiABKAMSEQoJcm9vdF9oYXNoGAMgASgMEhQKDHZlcmlmaWVyX2tleRgEIAEoCSJnChhHZXRJbmNsdXNpb25Qcm9vZlJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISEAoDc2VxGAIgASgDQgPgQQISFgoJdHJlZV9zaXplGAMgASgDSACIAQFCDAoKX3RyZWVfc2l6ZSJSChlHZXRJbmNsdXNpb25Qcm9vZlJlc3BvbnNlEhIKCmxlYWZfaW5kZXgYASABKAMSEQoJdHJlZV9zaXplGAIgASgDEg4KBmhhc2hlcxgDIAMoDCJaChpHZXRDb25zaXN0ZW5jeVByb29mUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIRCglmcm9tX3NpemUYAiABKAMSFAoHdG9fc2l6ZRgDIAEoA0ID4EECIi0KG0dldENvbnNpc3RlbmN5UHJvb2ZSZXNwb25zZRIOCgZoYXNoZXMYASADKAwiJwoVR2V0VmVyaWZpZXJLZXlSZXF1ZXN0Eg4KBmxvZ19pZBgBIAEoCSIuChZHZXRWZXJpZmllcktleVJlc3BvbnNlEhQKDHZlcmlmaWVyX2tleRgBIAEoCSKbAQoXQXBwZW5kUmVwbGljYXRlZFJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISGAoLb3JpZ2luX25vZGUYAiABKAlCA+BBAhIqCgdlbnRyaWVzGAMgAygLMhQuYW5uYWxzLmxvZy52MS5FbnRyeUID4EECEiUKBmFuY2hvchgEIAEoCzIVLmFubmFscy5sb2cudjEuQW5jaG9yIkAKGEFwcGVuZFJlcGxpY2F0ZWRSZXNwb25zZRIkCgRoZWFkGAEgASgLMhYuYW5uYWxzLmxvZy52MS5Mb2dIZWFkKmgKDVJlYWREaXJlY3Rpb24SHgoaUkVBRF9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIaChZSRUFEX0RJUkVDVElPTl9GT1JXQVJEEAESGwoXUkVBRF9ESVJFQ1RJT05fQkFDS1dBUkQQAiqZAgoRVmVyaWZ5RmluZGluZ0tpbmQSIwofVkVSSUZZX0ZJTkRJTkdfS0lORF9VTlNQRUNJRklFRBAAEh4KGlZFUklGWV9GSU5ESU5HX0tJTkRfRElHRVNUEAESIAocVkVSSUZZX0ZJTkRJTkdfS0lORF9DSEVDS1NVTRACEhwKGFZFUklGWV9GSU5ESU5HX0tJTkRfTElOSxADEh8KG1ZFUklGWV9GSU5ESU5HX0tJTkRfTUlTU0lORxAEEhwKGFZFUklGWV9GSU5ESU5HX0tJTkRfSEVBRBAFEhwKGFZFUklGWV9GSU5ESU5HX0tJTkRfVFJFRRAGEiIKHlZFUklGWV9GSU5ESU5HX0tJTkRfQ0hFQ0tQT0lOVBAHMpIPCgpMb2dTZXJ2aWNlElMKCUNyZWF0ZUxvZxIfLmFubmFscy5sb2cudjEuQ3JlYXRlTG9nUmVxdWVzdBogLmFubmFscy5sb2cudjEuQ3JlYXRlTG9nUmVzcG9uc2UiA5ACAhJKCgZHZXRMb2cSHC5hbm5hbHMubG9nLnYxLkdldExvZ1JlcXVlc3QaHS5hbm5hbHMubG9nLnYxLkdldExvZ1Jlc3BvbnNlIgOQAgESUAoITGlzdExvZ3MSHi5hbm5hbHMubG9nLnYxLkxpc3RMb2dzUmVxdWVzdBofLmFubmFscy5sb2cudjEuTGlzdExvZ3NSZXNwb25zZSIDkAIBEkUKBkFwcGVuZBIcLmFubmFscy5sb2cudjEuQXBwZW5kUmVxdWVzdBodLmFubmFscy5sb2cudjEuQXBwZW5kUmVzcG9uc2USVAoLQXBwZW5kQmF0Y2gSIS5hbm5hbHMubG9nLnYxLkFwcGVuZEJhdGNoUmVxdWVzdBoiLmFubmFscy5sb2cudjEuQXBwZW5kQmF0Y2hSZXNwb25zZRJbCgxBcHBlbmRTdHJlYW0SIi5hbm5hbHMubG9nLnYxLkFwcGVuZFN0cmVhbVJlcXVlc3QaIy5hbm5hbHMubG9nLnYxLkFwcGVuZFN0cmVhbVJlc3BvbnNlKAEwARJECgRSZWFkEhouYW5uYWxzLmxvZy52MS5SZWFkUmVxdWVzdBobLmFubmFscy5sb2cudjEuUmVhZFJlc3BvbnNlIgOQAgESUAoIR2V0RW50cnkSHi5hbm5hbHMubG9nLnYxLkdldEVudHJ5UmVxdWVzdBofLmFubmFscy5sb2cudjEuR2V0RW50cnlSZXNwb25zZSIDkAIBEmUKD0ZpbmRCeVJlcXVlc3RJZBIlLmFubmFscy5sb2cudjEuRmluZEJ5UmVxdWVzdElkUmVxdWVzdBomLmFubmFscy5sb2cudjEuRmluZEJ5UmVxdWVzdElkUmVzcG9uc2UiA5ACARJcCgxMaXN0QnlTb3VyY2USIi5hbm5hbHMubG9nLnYxLkxpc3RCeVNvdXJjZVJlcXVlc3QaIy5hbm5hbHMubG9nLnYxLkxpc3RCeVNvdXJjZVJlc3BvbnNlIgOQAgESZQoPTGlzdEJ5VGltZVJhbmdlEiUuYW5uYWxzLmxvZy52MS5MaXN0QnlUaW1lUmFuZ2VSZXF1ZXN0GiYuYW5uYWxzLmxvZy52MS5MaXN0QnlUaW1lUmFuZ2VSZXNwb25zZSIDkAIBEkcKBVN0YXRzEhsuYW5uYWxzLmxvZy52MS5TdGF0c1JlcXVlc3QaHC5hbm5hbHMubG9nLnYxLlN0YXRzUmVzcG9uc2UiA5ACARJVCglTdWJzY3JpYmUSHy5hbm5hbHMubG9nLnYxLlN1YnNjcmliZVJlcXVlc3QaIC5hbm5hbHMubG9nLnYxLlN1YnNjcmliZVJlc3BvbnNlIgOQAgEwARJKCgZWZXJpZnkSHC5hbm5hbHMubG9nLnYxLlZlcmlmeVJlcXVlc3QaHS5hbm5hbHMubG9nLnYxLlZlcmlmeVJlc3BvbnNlIgOQAgESSAoHQ29tcGFjdBIdLmFubmFscy5sb2cudjEuQ29tcGFjdFJlcXVlc3QaHi5hbm5hbHMubG9nLnYxLkNvbXBhY3RSZXNwb25zZRJFCgZSZWRhY3QSHC5hbm5hbHMubG9nLnYxLlJlZGFjdFJlcXVlc3QaHS5hbm5hbHMubG9nLnYxLlJlZGFjdFJlc3BvbnNlEkwKBkV4cG9ydBIcLmFubmFscy5sb2cudjEuRXhwb3J0UmVxdWVzdBodLmFubmFscy5sb2cudjEuRXhwb3J0UmVzcG9uc2UiA5ACATABEmMKEEFwcGVuZFJlcGxpY2F0ZWQSJi5hbm5hbHMubG9nLnYxLkFwcGVuZFJlcGxpY2F0ZWRSZXF1ZXN0GicuYW5uYWxzLmxvZy52MS5BcHBlbmRSZXBsaWNhdGVkUmVzcG9uc2USXwoNR2V0Q2hlY2twb2ludBIjLmFubmFscy5sb2cudjEuR2V0Q2hlY2twb2ludFJlcXVlc3QaJC5hbm5hbHMubG9nLnYxLkdldENoZWNrcG9pbnRSZXNwb25zZSIDkAIBEmsKEUdldEluY2x1c2lvblByb29mEicuYW5uYWxzLmxvZy52MS5HZXRJbmNsdXNpb25Qcm9vZlJlcXVlc3QaKC5hbm5hbHMubG9nLnYxLkdldEluY2x1c2lvblByb29mUmVzcG9uc2UiA5ACARJxChNHZXRDb25zaXN0ZW5jeVByb29mEikuYW5uYWxzLmxvZy52MS5HZXRDb25zaXN0ZW5jeVByb29mUmVxdWVzdBoqLmFubmFscy5sb2cudjEuR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlIgOQAgESYgoOR2V0VmVyaWZpZXJLZXkSJC5hbm5hbHMubG9nLnYxLkdldFZlcmlmaWVyS2V5UmVxdWVzdBolLmFubmFscy5sb2cudjEuR2V0VmVyaWZpZXJLZXlSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_annals_log_v1_entry, file_google_api_field_behavior]);
+  fileDesc("Ch9hbm5hbHMvbG9nL3YxL2xvZ19zZXJ2aWNlLnByb3RvEg1hbm5hbHMubG9nLnYxIicKEENyZWF0ZUxvZ1JlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQIiSgoRQ3JlYXRlTG9nUmVzcG9uc2USJAoEaGVhZBgBIAEoCzIWLmFubmFscy5sb2cudjEuTG9nSGVhZBIPCgdjcmVhdGVkGAIgASgIIiQKDUdldExvZ1JlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQIiNgoOR2V0TG9nUmVzcG9uc2USJAoEaGVhZBgBIAEoCzIWLmFubmFscy5sb2cudjEuTG9nSGVhZCJICg9MaXN0TG9nc1JlcXVlc3QSDgoGcHJlZml4GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlEKEExpc3RMb2dzUmVzcG9uc2USJAoEbG9ncxgBIAMoCzIWLmFubmFscy5sb2cudjEuTG9nSGVhZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiZAoMQXBwZW5kUmVzdWx0EgsKA3NlcRgBIAEoAxIQCghjaGVja3N1bRgCIAEoCRIUCgx3YWxsX3RpbWVfdXMYAyABKAMSDAoEdXVpZBgEIAEoCRIRCglkdXBsaWNhdGUYBSABKAginAEKDUFwcGVuZFJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISLQoFZW50cnkYAiABKAsyGS5hbm5hbHMubG9nLnYxLkVudHJ5SW5wdXRCA+BBAhIUCgx3YW50X3JlY2VpcHQYAyABKAgSMQoJY29uZGl0aW9uGAQgASgLMh4uYW5uYWxzLmxvZy52MS5BcHBlbmRDb25kaXRpb24iTgoOQXBwZW5kUmVzcG9uc2USKwoGcmVzdWx0GAEgASgLMhsuYW5uYWxzLmxvZy52MS5BcHBlbmRSZXN1bHQSDwoHcmVjZWlwdBgCIAEoCSKjAQoSQXBwZW5kQmF0Y2hSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEi8KB2VudHJpZXMYAiADKAsyGS5hbm5hbHMubG9nLnYxLkVudHJ5SW5wdXRCA+BBAhIUCgx3YW50X3JlY2VpcHQYAyABKAgSMQoJY29uZGl0aW9uGAQgASgLMh4uYW5uYWxzLmxvZy52MS5BcHBlbmRDb25kaXRpb24ikAEKD0FwcGVuZENvbmRpdGlvbhIeChFleHBlY3RlZF9sYXN0X3NlcRgBIAEoA0gAiAEBEhYKCWFmdGVyX3NlcRgCIAEoA0gBiAEBEg0KBWtpbmRzGAMgAygJEhIKCnNvdXJjZV9pZHMYBCADKAlCFAoSX2V4cGVjdGVkX2xhc3Rfc2VxQgwKCl9hZnRlcl9zZXEiVQoTQXBwZW5kQmF0Y2hSZXNwb25zZRIsCgdyZXN1bHRzGAEgAygLMhsuYW5uYWxzLmxvZy52MS5BcHBlbmRSZXN1bHQSEAoIcmVjZWlwdHMYAiADKAkiuwEKE0FwcGVuZFN0cmVhbVJlcXVlc3QSNQoHb3B0aW9ucxgBIAEoCzIiLmFubmFscy5sb2cudjEuQXBwZW5kU3RyZWFtT3B0aW9uc0gAEjEKBWVudHJ5GAIgASgLMiAuYW5uYWxzLmxvZy52MS5BcHBlbmRTdHJlYW1FbnRyeUgAEjEKBWJhdGNoGAMgASgLMiAuYW5uYWxzLmxvZy52MS5BcHBlbmRTdHJlYW1CYXRjaEgAQgcKBWZyYW1lIkIKE0FwcGVuZFN0cmVhbU9wdGlvbnMSDgoGbG9nX2lkGAEgASgJEhsKE2NvbnRpbnVlX29uX2ZhaWx1cmUYAiABKAgihQEKEUFwcGVuZFN0cmVhbUVudHJ5Eg4KBmxvZ19pZBgBIAEoCRItCgVlbnRyeRgCIAEoCzIZLmFubmFscy5sb2cudjEuRW50cnlJbnB1dEID4EECEjEKCWNvbmRpdGlvbhgDIAEoCzIeLmFubmFscy5sb2cudjEuQXBwZW5kQ29uZGl0aW9uIocBChFBcHBlbmRTdHJlYW1CYXRjaBIOCgZsb2dfaWQYASABKAkSLwoHZW50cmllcxgCIAMoCzIZLmFubmFscy5sb2cudjEuRW50cnlJbnB1dEID4EECEjEKCWNvbmRpdGlvbhgDIAEoCzIeLmFubmFscy5sb2cudjEuQXBwZW5kQ29uZGl0aW9uIsEBChRBcHBlbmRTdHJlYW1SZXNwb25zZRItCgZyZXN1bHQYASABKAsyGy5hbm5hbHMubG9nLnYxLkFwcGVuZFJlc3VsdEgAEjoKDGJhdGNoX3Jlc3VsdBgCIAEoCzIiLmFubmFscy5sb2cudjEuQXBwZW5kQmF0Y2hSZXNwb25zZUgAEjUKB2ZhaWx1cmUYAyABKAsyIi5hbm5hbHMubG9nLnYxLkFwcGVuZFN0cmVhbUZhaWx1cmVIAEIHCgVmcmFtZSLOAQoTQXBwZW5kU3RyZWFtRmFpbHVyZRITCgtmcmFtZV9pbmRleBgBIAEoAxIMCgRjb2RlGAIgASgFEg8KB21lc3NhZ2UYAyABKAkSDgoGcmVhc29uGAQgASgJEkIKCG1ldGFkYXRhGAUgAygLMjAuYW5uYWxzLmxvZy52MS5BcHBlbmRTdHJlYW1GYWlsdXJlLk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIowBCgtSZWFkUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIQCghmcm9tX3NlcRgCIAEoAxIvCglkaXJlY3Rpb24YAyABKA4yHC5hbm5hbHMubG9nLnYxLlJlYWREaXJlY3Rpb24SEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkidAoMUmVhZFJlc3BvbnNlEiUKB2VudHJpZXMYASADKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIkCgRoZWFkGAMgASgLMhYuYW5uYWxzLmxvZy52MS5Mb2dIZWFkIlEKD0dldEVudHJ5UmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhINCgNzZXEYAiABKANIABIOCgR1dWlkGAMgASgJSABCCgoIc2VsZWN0b3IiNwoQR2V0RW50cnlSZXNwb25zZRIjCgVlbnRyeRgBIAEoCzIULmFubmFscy5sb2cudjEuRW50cnkiRgoWRmluZEJ5UmVxdWVzdElkUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIXCgpyZXF1ZXN0X2lkGAIgASgJQgPgQQIiPgoXRmluZEJ5UmVxdWVzdElkUmVzcG9uc2USIwoFZW50cnkYASABKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5ImQKE0xpc3RCeVNvdXJjZVJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISEQoJc291cmNlX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlYKFExpc3RCeVNvdXJjZVJlc3BvbnNlEiUKB2VudHJpZXMYASADKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIqCgxTaW1UaW1lUmFuZ2USDQoFc3RhcnQYASABKAESCwoDZW5kGAIgASgBIjEKDVdhbGxUaW1lUmFuZ2USEAoIc3RhcnRfdXMYASABKAMSDgoGZW5kX3VzGAIgASgDIsEBChZMaXN0QnlUaW1lUmFuZ2VSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEi8KCHNpbV90aW1lGAIgASgLMhsuYW5uYWxzLmxvZy52MS5TaW1UaW1lUmFuZ2VIABIxCgl3YWxsX3RpbWUYAyABKAsyHC5hbm5hbHMubG9nLnYxLldhbGxUaW1lUmFuZ2VIABIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCUIHCgVyYW5nZSJZChdMaXN0QnlUaW1lUmFuZ2VSZXNwb25zZRIlCgdlbnRyaWVzGAEgAygLMhQuYW5uYWxzLmxvZy52MS5FbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIwoMU3RhdHNSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECIu8BCg1TdGF0c1Jlc3BvbnNlEiQKBGhlYWQYASABKAsyFi5hbm5hbHMubG9nLnYxLkxvZ0hlYWQSFgoOcmVkYWN0ZWRfY291bnQYAiABKAMSFAoMc291cmNlX2NvdW50GAMgASgDEhgKEG1pbl93YWxsX3RpbWVfdXMYBCABKAMSGAoQbWF4X3dhbGxfdGltZV91cxgFIAEoAxIZCgxtaW5fc2ltX3RpbWUYBiABKAFIAIgBARIZCgxtYXhfc2ltX3RpbWUYByABKAFIAYgBAUIPCg1fbWluX3NpbV90aW1lQg8KDV9tYXhfc2ltX3RpbWUimgEKEFN1YnNjcmliZVJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISFgoJYWZ0ZXJfc2VxGAIgASgDSACIAQESDQoFa2luZHMYAyADKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAQgASgDEh0KFW1heF9lbnRyaWVzX3Blcl9mcmFtZRgFIAEoBUIMCgpfYWZ0ZXJfc2VxIvcBChFTdWJzY3JpYmVSZXNwb25zZRIlCgVlbnRyeRgBIAEoCzIULmFubmFscy5sb2cudjEuRW50cnlIABIsCgljYXVnaHRfdXAYAiABKAsyFy5hbm5hbHMubG9nLnYxLkNhdWdodFVwSAASLQoJaGVhcnRiZWF0GAMgASgLMhguYW5uYWxzLmxvZy52MS5IZWFydGJlYXRIABIsCgdlbnRyaWVzGAQgASgLMhkuYW5uYWxzLmxvZy52MS5FbnRyeUJhdGNoSAASJwoGYW5jaG9yGAUgASgLMhUuYW5uYWxzLmxvZy52MS5BbmNob3JIAEIHCgVmcmFtZSJGCg1WZXJpZnlSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhAKCGZyb21fc2VxGAIgASgDEg4KBnRvX3NlcRgDIAEoAyJ/Cg1WZXJpZnlGaW5kaW5nEgsKA3NlcRgBIAEoAxIPCgdlbmRfc2VxGAIgASgDEi4KBGtpbmQYAyABKA4yIC5hbm5hbHMubG9nLnYxLlZlcmlmeUZpbmRpbmdLaW5kEhAKCGV4cGVjdGVkGAQgASgJEg4KBmFjdHVhbBgFIAEoCSKoAQoOVmVyaWZ5UmVzcG9uc2USDQoFdmFsaWQYASABKAgSFQoNY2hlY2tlZF9jb3VudBgCIAEoAxIuCghmaW5kaW5ncxgDIAMoCzIcLmFubmFscy5sb2cudjEuVmVyaWZ5RmluZGluZxIaChJmaW5kaW5nc190cnVuY2F0ZWQYBCABKAgSEgoKYW5jaG9yX3NlcRgFIAEoAxIQCghsYXN0X3NlcRgGIAEoAyJaCg5Db21wYWN0UmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhITCglrZWVwX2xhc3QYAiABKANIABIUCgpiZWZvcmVfc2VxGAMgASgDSABCCAoGcmV0YWluIk4KD0NvbXBhY3RSZXNwb25zZRIVCg1yZW1vdmVkX2NvdW50GAEgASgDEiQKBGhlYWQYAiABKAsyFi5hbm5hbHMubG9nLnYxLkxvZ0hlYWQiXwoNUmVkYWN0UmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIQCgNzZXEYAiABKANCA+BBAhITCgZyZWFzb24YAyABKAlCA+BBAhISCgpyZXF1ZXN0X2lkGAQgASgJIkAKDlJlZGFjdFJlc3BvbnNlEi4KCXJlZGFjdGlvbhgBIAEoCzIbLmFubmFscy5sb2cudjEuQXBwZW5kUmVzdWx0IkYKDUV4cG9ydFJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISEAoIZnJvbV9zZXEYAiABKAMSDgoGdG9fc2VxGAMgASgDIh8KDkV4cG9ydFJlc3BvbnNlEg0KBWNodW5rGAEgASgMIlEKFEdldENoZWNrcG9pbnRSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhYKCXRyZWVfc2l6ZRgCIAEoA0gAiAEBQgwKCl90cmVlX3NpemUiYQoVR2V0Q2hlY2twb2ludFJlc3BvbnNlEgwKBG5vdGUYASABKAkSEQoJdHJlZV9zaXplGAIgASgDEhEKCXJvb3RfaGFzaBgDIAEoDBIUCgx2ZXJpZmllcl9rZXkYBCABKAkiZwoYR2V0SW5jbHVzaW9uUHJvb2ZSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhAKA3NlcRgCIAEoA0ID4EECEhYKCXRyZWVfc2l6ZRgDIAEoA0gAiAEBQgwKCl90cmVlX3NpemUiUgoZR2V0SW5jbHVzaW9uUHJvb2ZSZXNwb25zZRISCgpsZWFmX2luZGV4GAEgASgDEhEKCXRyZWVfc2l6ZRgCIAEoAxIOCgZoYXNoZXMYAyADKAwiWgoaR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QSEwoGbG9nX2lkGAEgASgJQgPgQQISEQoJZnJvbV9zaXplGAIgASgDEhQKB3RvX3NpemUYAyABKANCA+BBAiItChtHZXRDb25zaXN0ZW5jeVByb29mUmVzcG9uc2USDgoGaGFzaGVzGAEgAygMIicKFUdldFZlcmlmaWVyS2V5UmVxdWVzdBIOCgZsb2dfaWQYASABKAkiLgoWR2V0VmVyaWZpZXJLZXlSZXNwb25zZRIUCgx2ZXJpZmllcl9rZXkYASABKAkimwEKF0FwcGVuZFJlcGxpY2F0ZWRSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhgKC29yaWdpbl9ub2RlGAIgASgJQgPgQQISKgoHZW50cmllcxgDIAMoCzIULmFubmFscy5sb2cudjEuRW50cnlCA+BBAhIlCgZhbmNob3IYBCABKAsyFS5hbm5hbHMubG9nLnYxLkFuY2hvciJAChhBcHBlbmRSZXBsaWNhdGVkUmVzcG9uc2USJAoEaGVhZBgBIAEoCzIWLmFubmFscy5sb2cudjEuTG9nSGVhZCpoCg1SZWFkRGlyZWN0aW9uEh4KGlJFQURfRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASGgoWUkVBRF9ESVJFQ1RJT05fRk9SV0FSRBABEhsKF1JFQURfRElSRUNUSU9OX0JBQ0tXQVJEEAIqmQIKEVZlcmlmeUZpbmRpbmdLaW5kEiMKH1ZFUklGWV9GSU5ESU5HX0tJTkRfVU5TUEVDSUZJRUQQABIeChpWRVJJRllfRklORElOR19LSU5EX0RJR0VTVBABEiAKHFZFUklGWV9GSU5ESU5HX0tJTkRfQ0hFQ0tTVU0QAhIcChhWRVJJRllfRklORElOR19LSU5EX0xJTksQAxIfChtWRVJJRllfRklORElOR19LSU5EX01JU1NJTkcQBBIcChhWRVJJRllfRklORElOR19LSU5EX0hFQUQQBRIcChhWRVJJRllfRklORElOR19LSU5EX1RSRUUQBhIiCh5WRVJJRllfRklORElOR19LSU5EX0NIRUNLUE9JTlQQBzKSDwoKTG9nU2VydmljZRJTCglDcmVhdGVMb2cSHy5hbm5hbHMubG9nLnYxLkNyZWF0ZUxvZ1JlcXVlc3QaIC5hbm5hbHMubG9nLnYxLkNyZWF0ZUxvZ1Jlc3BvbnNlIgOQAgISSgoGR2V0TG9nEhwuYW5uYWxzLmxvZy52MS5HZXRMb2dSZXF1ZXN0Gh0uYW5uYWxzLmxvZy52MS5HZXRMb2dSZXNwb25zZSIDkAIBElAKCExpc3RMb2dzEh4uYW5uYWxzLmxvZy52MS5MaXN0TG9nc1JlcXVlc3QaHy5hbm5hbHMubG9nLnYxLkxpc3RMb2dzUmVzcG9uc2UiA5ACARJFCgZBcHBlbmQSHC5hbm5hbHMubG9nLnYxLkFwcGVuZFJlcXVlc3QaHS5hbm5hbHMubG9nLnYxLkFwcGVuZFJlc3BvbnNlElQKC0FwcGVuZEJhdGNoEiEuYW5uYWxzLmxvZy52MS5BcHBlbmRCYXRjaFJlcXVlc3QaIi5hbm5hbHMubG9nLnYxLkFwcGVuZEJhdGNoUmVzcG9uc2USWwoMQXBwZW5kU3RyZWFtEiIuYW5uYWxzLmxvZy52MS5BcHBlbmRTdHJlYW1SZXF1ZXN0GiMuYW5uYWxzLmxvZy52MS5BcHBlbmRTdHJlYW1SZXNwb25zZSgBMAESRAoEUmVhZBIaLmFubmFscy5sb2cudjEuUmVhZFJlcXVlc3QaGy5hbm5hbHMubG9nLnYxLlJlYWRSZXNwb25zZSIDkAIBElAKCEdldEVudHJ5Eh4uYW5uYWxzLmxvZy52MS5HZXRFbnRyeVJlcXVlc3QaHy5hbm5hbHMubG9nLnYxLkdldEVudHJ5UmVzcG9uc2UiA5ACARJlCg9GaW5kQnlSZXF1ZXN0SWQSJS5hbm5hbHMubG9nLnYxLkZpbmRCeVJlcXVlc3RJZFJlcXVlc3QaJi5hbm5hbHMubG9nLnYxLkZpbmRCeVJlcXVlc3RJZFJlc3BvbnNlIgOQAgESXAoMTGlzdEJ5U291cmNlEiIuYW5uYWxzLmxvZy52MS5MaXN0QnlTb3VyY2VSZXF1ZXN0GiMuYW5uYWxzLmxvZy52MS5MaXN0QnlTb3VyY2VSZXNwb25zZSIDkAIBEmUKD0xpc3RCeVRpbWVSYW5nZRIlLmFubmFscy5sb2cudjEuTGlzdEJ5VGltZVJhbmdlUmVxdWVzdBomLmFubmFscy5sb2cudjEuTGlzdEJ5VGltZVJhbmdlUmVzcG9uc2UiA5ACARJHCgVTdGF0cxIbLmFubmFscy5sb2cudjEuU3RhdHNSZXF1ZXN0GhwuYW5uYWxzLmxvZy52MS5TdGF0c1Jlc3BvbnNlIgOQAgESVQoJU3Vic2NyaWJlEh8uYW5uYWxzLmxvZy52MS5TdWJzY3JpYmVSZXF1ZXN0GiAuYW5uYWxzLmxvZy52MS5TdWJzY3JpYmVSZXNwb25zZSIDkAIBMAESSgoGVmVyaWZ5EhwuYW5uYWxzLmxvZy52MS5WZXJpZnlSZXF1ZXN0Gh0uYW5uYWxzLmxvZy52MS5WZXJpZnlSZXNwb25zZSIDkAIBEkgKB0NvbXBhY3QSHS5hbm5hbHMubG9nLnYxLkNvbXBhY3RSZXF1ZXN0Gh4uYW5uYWxzLmxvZy52MS5Db21wYWN0UmVzcG9uc2USRQoGUmVkYWN0EhwuYW5uYWxzLmxvZy52MS5SZWRhY3RSZXF1ZXN0Gh0uYW5uYWxzLmxvZy52MS5SZWRhY3RSZXNwb25zZRJMCgZFeHBvcnQSHC5hbm5hbHMubG9nLnYxLkV4cG9ydFJlcXVlc3QaHS5hbm5hbHMubG9nLnYxLkV4cG9ydFJlc3BvbnNlIgOQAgEwARJjChBBcHBlbmRSZXBsaWNhdGVkEiYuYW5uYWxzLmxvZy52MS5BcHBlbmRSZXBsaWNhdGVkUmVxdWVzdBonLmFubmFscy5sb2cudjEuQXBwZW5kUmVwbGljYXRlZFJlc3BvbnNlEl8KDUdldENoZWNrcG9pbnQSIy5hbm5hbHMubG9nLnYxLkdldENoZWNrcG9pbnRSZXF1ZXN0GiQuYW5uYWxzLmxvZy52MS5HZXRDaGVja3BvaW50UmVzcG9uc2UiA5ACARJrChFHZXRJbmNsdXNpb25Qcm9vZhInLmFubmFscy5sb2cudjEuR2V0SW5jbHVzaW9uUHJvb2ZSZXF1ZXN0GiguYW5uYWxzLmxvZy52MS5HZXRJbmNsdXNpb25Qcm9vZlJlc3BvbnNlIgOQAgEScQoTR2V0Q29uc2lzdGVuY3lQcm9vZhIpLmFubmFscy5sb2cudjEuR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QaKi5hbm5hbHMubG9nLnYxLkdldENvbnNpc3RlbmN5UHJvb2ZSZXNwb25zZSIDkAIBEmIKDkdldFZlcmlmaWVyS2V5EiQuYW5uYWxzLmxvZy52MS5HZXRWZXJpZmllcktleVJlcXVlc3QaJS5hbm5hbHMubG9nLnYxLkdldFZlcmlmaWVyS2V5UmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_annals_log_v1_entry, file_google_api_field_behavior]);
 
 /**
  * CreateLogRequest is the input of CreateLog.
@@ -249,6 +249,14 @@ export type AppendRequest = Message<"annals.log.v1.AppendRequest"> & {
    * @generated from field: bool want_receipt = 3;
    */
   wantReceipt: boolean;
+
+  /**
+   * Append only if this holds when the entry is sequenced (optimistic
+   * concurrency); absent: append unconditionally.
+   *
+   * @generated from field: annals.log.v1.AppendCondition condition = 4;
+   */
+  condition?: AppendCondition | undefined;
 };
 
 /**
@@ -314,6 +322,14 @@ export type AppendBatchRequest = Message<"annals.log.v1.AppendBatchRequest"> & {
    * @generated from field: bool want_receipt = 3;
    */
   wantReceipt: boolean;
+
+  /**
+   * Append the batch only if this holds when it is sequenced; it is checked
+   * once, before the batch's first entry.
+   *
+   * @generated from field: annals.log.v1.AppendCondition condition = 4;
+   */
+  condition?: AppendCondition | undefined;
 };
 
 /**
@@ -322,6 +338,67 @@ export type AppendBatchRequest = Message<"annals.log.v1.AppendBatchRequest"> & {
  */
 export const AppendBatchRequestSchema: GenMessage<AppendBatchRequest> = /*@__PURE__*/
   messageDesc(file_annals_log_v1_log_service, 9);
+
+/**
+ * AppendCondition makes an append conditional on the log's state when it is
+ * sequenced, checked atomically with the sequencing: otherwise
+ * FAILED_PRECONDITION (reason APPEND_CONDITION_FAILED) and nothing of the
+ * request is written. Appends that share a group commit are checked in the
+ * order they were queued, each against the log as the earlier ones left it,
+ * exactly as if they had arrived one by one. A retry of an append that was
+ * stored (every entry's request_id matches a stored entry with the same
+ * content) still answers `duplicate`, whatever the condition says now. The
+ * condition is not part of the entry: it is neither stored nor hashed.
+ *
+ * Set expected_last_seq, a query (after_seq, kinds, source_ids), or both
+ * (then both must hold).
+ *
+ * @generated from message annals.log.v1.AppendCondition
+ */
+export type AppendCondition = Message<"annals.log.v1.AppendCondition"> & {
+  /**
+   * The log's last seq must be exactly this: 0 means the log must be empty
+   * or not exist yet. Not negative.
+   *
+   * @generated from field: optional int64 expected_last_seq = 1;
+   */
+  expectedLastSeq?: bigint | undefined;
+
+  /**
+   * The query form (a dynamic consistency boundary): no entry with a seq
+   * after this one may match kinds and source_ids. Not negative; absent
+   * while kinds or source_ids are set: 0, the whole log. When compaction
+   * removed entries after it, the query cannot be answered: OUT_OF_RANGE
+   * (SEQ_COMPACTED).
+   *
+   * @generated from field: optional int64 after_seq = 2;
+   */
+  afterSeq?: bigint | undefined;
+
+  /**
+   * Kind patterns of the query, with NATS subject syntax as in
+   * SubscribeRequest.kinds (`*` one token, `>` one or more trailing
+   * tokens); empty: any kind. At most 32.
+   *
+   * @generated from field: repeated string kinds = 3;
+   */
+  kinds: string[];
+
+  /**
+   * Source ids of the query: only entries whose source_id is one of these
+   * match ("" for entries without one); empty: any source. At most 100.
+   *
+   * @generated from field: repeated string source_ids = 4;
+   */
+  sourceIds: string[];
+};
+
+/**
+ * Describes the message annals.log.v1.AppendCondition.
+ * Use `create(AppendConditionSchema)` to create a new message.
+ */
+export const AppendConditionSchema: GenMessage<AppendCondition> = /*@__PURE__*/
+  messageDesc(file_annals_log_v1_log_service, 10);
 
 /**
  * AppendBatchResponse is the output of AppendBatch.
@@ -349,7 +426,7 @@ export type AppendBatchResponse = Message<"annals.log.v1.AppendBatchResponse"> &
  * Use `create(AppendBatchResponseSchema)` to create a new message.
  */
 export const AppendBatchResponseSchema: GenMessage<AppendBatchResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 10);
+  messageDesc(file_annals_log_v1_log_service, 11);
 
 /**
  * AppendStreamRequest is one frame of an AppendStream.
@@ -395,7 +472,7 @@ export type AppendStreamRequest = Message<"annals.log.v1.AppendStreamRequest"> &
  * Use `create(AppendStreamRequestSchema)` to create a new message.
  */
 export const AppendStreamRequestSchema: GenMessage<AppendStreamRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 11);
+  messageDesc(file_annals_log_v1_log_service, 12);
 
 /**
  * AppendStreamOptions sets up an AppendStream.
@@ -424,7 +501,7 @@ export type AppendStreamOptions = Message<"annals.log.v1.AppendStreamOptions"> &
  * Use `create(AppendStreamOptionsSchema)` to create a new message.
  */
 export const AppendStreamOptionsSchema: GenMessage<AppendStreamOptions> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 12);
+  messageDesc(file_annals_log_v1_log_service, 13);
 
 /**
  * AppendStreamEntry is one entry of an AppendStream.
@@ -445,6 +522,14 @@ export type AppendStreamEntry = Message<"annals.log.v1.AppendStreamEntry"> & {
    * @generated from field: annals.log.v1.EntryInput entry = 2;
    */
   entry?: EntryInput | undefined;
+
+  /**
+   * Append only if this holds (see AppendRequest.condition); a failed
+   * condition refuses this frame only.
+   *
+   * @generated from field: annals.log.v1.AppendCondition condition = 3;
+   */
+  condition?: AppendCondition | undefined;
 };
 
 /**
@@ -452,7 +537,7 @@ export type AppendStreamEntry = Message<"annals.log.v1.AppendStreamEntry"> & {
  * Use `create(AppendStreamEntrySchema)` to create a new message.
  */
 export const AppendStreamEntrySchema: GenMessage<AppendStreamEntry> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 13);
+  messageDesc(file_annals_log_v1_log_service, 14);
 
 /**
  * AppendStreamBatch is a batch of an AppendStream.
@@ -473,6 +558,14 @@ export type AppendStreamBatch = Message<"annals.log.v1.AppendStreamBatch"> & {
    * @generated from field: repeated annals.log.v1.EntryInput entries = 2;
    */
   entries: EntryInput[];
+
+  /**
+   * Append the batch only if this holds (see AppendBatchRequest.condition);
+   * a failed condition refuses this frame only.
+   *
+   * @generated from field: annals.log.v1.AppendCondition condition = 3;
+   */
+  condition?: AppendCondition | undefined;
 };
 
 /**
@@ -480,7 +573,7 @@ export type AppendStreamBatch = Message<"annals.log.v1.AppendStreamBatch"> & {
  * Use `create(AppendStreamBatchSchema)` to create a new message.
  */
 export const AppendStreamBatchSchema: GenMessage<AppendStreamBatch> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 14);
+  messageDesc(file_annals_log_v1_log_service, 15);
 
 /**
  * AppendStreamResponse answers one frame of an AppendStream, in order.
@@ -525,7 +618,7 @@ export type AppendStreamResponse = Message<"annals.log.v1.AppendStreamResponse">
  * Use `create(AppendStreamResponseSchema)` to create a new message.
  */
 export const AppendStreamResponseSchema: GenMessage<AppendStreamResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 15);
+  messageDesc(file_annals_log_v1_log_service, 16);
 
 /**
  * AppendStreamFailure says why one frame was refused; nothing of it was stored.
@@ -576,7 +669,7 @@ export type AppendStreamFailure = Message<"annals.log.v1.AppendStreamFailure"> &
  * Use `create(AppendStreamFailureSchema)` to create a new message.
  */
 export const AppendStreamFailureSchema: GenMessage<AppendStreamFailure> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 16);
+  messageDesc(file_annals_log_v1_log_service, 17);
 
 /**
  * ReadRequest is the input of Read.
@@ -627,7 +720,7 @@ export type ReadRequest = Message<"annals.log.v1.ReadRequest"> & {
  * Use `create(ReadRequestSchema)` to create a new message.
  */
 export const ReadRequestSchema: GenMessage<ReadRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 17);
+  messageDesc(file_annals_log_v1_log_service, 18);
 
 /**
  * ReadResponse is the output of Read.
@@ -667,7 +760,7 @@ export type ReadResponse = Message<"annals.log.v1.ReadResponse"> & {
  * Use `create(ReadResponseSchema)` to create a new message.
  */
 export const ReadResponseSchema: GenMessage<ReadResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 18);
+  messageDesc(file_annals_log_v1_log_service, 19);
 
 /**
  * GetEntryRequest is the input of GetEntry.
@@ -711,7 +804,7 @@ export type GetEntryRequest = Message<"annals.log.v1.GetEntryRequest"> & {
  * Use `create(GetEntryRequestSchema)` to create a new message.
  */
 export const GetEntryRequestSchema: GenMessage<GetEntryRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 19);
+  messageDesc(file_annals_log_v1_log_service, 20);
 
 /**
  * GetEntryResponse is the output of GetEntry.
@@ -732,7 +825,7 @@ export type GetEntryResponse = Message<"annals.log.v1.GetEntryResponse"> & {
  * Use `create(GetEntryResponseSchema)` to create a new message.
  */
 export const GetEntryResponseSchema: GenMessage<GetEntryResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 20);
+  messageDesc(file_annals_log_v1_log_service, 21);
 
 /**
  * FindByRequestIdRequest is the input of FindByRequestId.
@@ -760,7 +853,7 @@ export type FindByRequestIdRequest = Message<"annals.log.v1.FindByRequestIdReque
  * Use `create(FindByRequestIdRequestSchema)` to create a new message.
  */
 export const FindByRequestIdRequestSchema: GenMessage<FindByRequestIdRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 21);
+  messageDesc(file_annals_log_v1_log_service, 22);
 
 /**
  * FindByRequestIdResponse is the output of FindByRequestId.
@@ -781,7 +874,7 @@ export type FindByRequestIdResponse = Message<"annals.log.v1.FindByRequestIdResp
  * Use `create(FindByRequestIdResponseSchema)` to create a new message.
  */
 export const FindByRequestIdResponseSchema: GenMessage<FindByRequestIdResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 22);
+  messageDesc(file_annals_log_v1_log_service, 23);
 
 /**
  * ListBySourceRequest is the input of ListBySource.
@@ -824,7 +917,7 @@ export type ListBySourceRequest = Message<"annals.log.v1.ListBySourceRequest"> &
  * Use `create(ListBySourceRequestSchema)` to create a new message.
  */
 export const ListBySourceRequestSchema: GenMessage<ListBySourceRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 23);
+  messageDesc(file_annals_log_v1_log_service, 24);
 
 /**
  * ListBySourceResponse is the output of ListBySource.
@@ -852,7 +945,7 @@ export type ListBySourceResponse = Message<"annals.log.v1.ListBySourceResponse">
  * Use `create(ListBySourceResponseSchema)` to create a new message.
  */
 export const ListBySourceResponseSchema: GenMessage<ListBySourceResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 24);
+  messageDesc(file_annals_log_v1_log_service, 25);
 
 /**
  * SimTimeRange selects entries by sim_time; entries without one never match.
@@ -880,7 +973,7 @@ export type SimTimeRange = Message<"annals.log.v1.SimTimeRange"> & {
  * Use `create(SimTimeRangeSchema)` to create a new message.
  */
 export const SimTimeRangeSchema: GenMessage<SimTimeRange> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 25);
+  messageDesc(file_annals_log_v1_log_service, 26);
 
 /**
  * WallTimeRange selects entries by the time the server sequenced them.
@@ -908,7 +1001,7 @@ export type WallTimeRange = Message<"annals.log.v1.WallTimeRange"> & {
  * Use `create(WallTimeRangeSchema)` to create a new message.
  */
 export const WallTimeRangeSchema: GenMessage<WallTimeRange> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 26);
+  messageDesc(file_annals_log_v1_log_service, 27);
 
 /**
  * ListByTimeRangeRequest is the input of ListByTimeRange.
@@ -967,7 +1060,7 @@ export type ListByTimeRangeRequest = Message<"annals.log.v1.ListByTimeRangeReque
  * Use `create(ListByTimeRangeRequestSchema)` to create a new message.
  */
 export const ListByTimeRangeRequestSchema: GenMessage<ListByTimeRangeRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 27);
+  messageDesc(file_annals_log_v1_log_service, 28);
 
 /**
  * ListByTimeRangeResponse is the output of ListByTimeRange.
@@ -995,7 +1088,7 @@ export type ListByTimeRangeResponse = Message<"annals.log.v1.ListByTimeRangeResp
  * Use `create(ListByTimeRangeResponseSchema)` to create a new message.
  */
 export const ListByTimeRangeResponseSchema: GenMessage<ListByTimeRangeResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 28);
+  messageDesc(file_annals_log_v1_log_service, 29);
 
 /**
  * StatsRequest is the input of Stats.
@@ -1016,7 +1109,7 @@ export type StatsRequest = Message<"annals.log.v1.StatsRequest"> & {
  * Use `create(StatsRequestSchema)` to create a new message.
  */
 export const StatsRequestSchema: GenMessage<StatsRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 29);
+  messageDesc(file_annals_log_v1_log_service, 30);
 
 /**
  * StatsResponse is the output of Stats.
@@ -1079,7 +1172,7 @@ export type StatsResponse = Message<"annals.log.v1.StatsResponse"> & {
  * Use `create(StatsResponseSchema)` to create a new message.
  */
 export const StatsResponseSchema: GenMessage<StatsResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 30);
+  messageDesc(file_annals_log_v1_log_service, 31);
 
 /**
  * SubscribeRequest is the input of Subscribe.
@@ -1134,7 +1227,7 @@ export type SubscribeRequest = Message<"annals.log.v1.SubscribeRequest"> & {
  * Use `create(SubscribeRequestSchema)` to create a new message.
  */
 export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 31);
+  messageDesc(file_annals_log_v1_log_service, 32);
 
 /**
  * SubscribeResponse is one frame of a Subscribe stream.
@@ -1197,7 +1290,7 @@ export type SubscribeResponse = Message<"annals.log.v1.SubscribeResponse"> & {
  * Use `create(SubscribeResponseSchema)` to create a new message.
  */
 export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 32);
+  messageDesc(file_annals_log_v1_log_service, 33);
 
 /**
  * VerifyRequest is the input of Verify.
@@ -1233,7 +1326,7 @@ export type VerifyRequest = Message<"annals.log.v1.VerifyRequest"> & {
  * Use `create(VerifyRequestSchema)` to create a new message.
  */
 export const VerifyRequestSchema: GenMessage<VerifyRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 33);
+  messageDesc(file_annals_log_v1_log_service, 34);
 
 /**
  * VerifyFinding is one thing Verify found wrong.
@@ -1282,7 +1375,7 @@ export type VerifyFinding = Message<"annals.log.v1.VerifyFinding"> & {
  * Use `create(VerifyFindingSchema)` to create a new message.
  */
 export const VerifyFindingSchema: GenMessage<VerifyFinding> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 34);
+  messageDesc(file_annals_log_v1_log_service, 35);
 
 /**
  * VerifyResponse is the output of Verify.
@@ -1341,7 +1434,7 @@ export type VerifyResponse = Message<"annals.log.v1.VerifyResponse"> & {
  * Use `create(VerifyResponseSchema)` to create a new message.
  */
 export const VerifyResponseSchema: GenMessage<VerifyResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 35);
+  messageDesc(file_annals_log_v1_log_service, 36);
 
 /**
  * CompactRequest is the input of Compact.
@@ -1385,7 +1478,7 @@ export type CompactRequest = Message<"annals.log.v1.CompactRequest"> & {
  * Use `create(CompactRequestSchema)` to create a new message.
  */
 export const CompactRequestSchema: GenMessage<CompactRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 36);
+  messageDesc(file_annals_log_v1_log_service, 37);
 
 /**
  * CompactResponse is the output of Compact.
@@ -1413,7 +1506,7 @@ export type CompactResponse = Message<"annals.log.v1.CompactResponse"> & {
  * Use `create(CompactResponseSchema)` to create a new message.
  */
 export const CompactResponseSchema: GenMessage<CompactResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 37);
+  messageDesc(file_annals_log_v1_log_service, 38);
 
 /**
  * RedactRequest is the input of Redact.
@@ -1455,7 +1548,7 @@ export type RedactRequest = Message<"annals.log.v1.RedactRequest"> & {
  * Use `create(RedactRequestSchema)` to create a new message.
  */
 export const RedactRequestSchema: GenMessage<RedactRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 38);
+  messageDesc(file_annals_log_v1_log_service, 39);
 
 /**
  * RedactResponse is the output of Redact.
@@ -1476,7 +1569,7 @@ export type RedactResponse = Message<"annals.log.v1.RedactResponse"> & {
  * Use `create(RedactResponseSchema)` to create a new message.
  */
 export const RedactResponseSchema: GenMessage<RedactResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 39);
+  messageDesc(file_annals_log_v1_log_service, 40);
 
 /**
  * ExportRequest is the input of Export.
@@ -1511,7 +1604,7 @@ export type ExportRequest = Message<"annals.log.v1.ExportRequest"> & {
  * Use `create(ExportRequestSchema)` to create a new message.
  */
 export const ExportRequestSchema: GenMessage<ExportRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 40);
+  messageDesc(file_annals_log_v1_log_service, 41);
 
 /**
  * ExportResponse is one chunk of an export.
@@ -1534,7 +1627,7 @@ export type ExportResponse = Message<"annals.log.v1.ExportResponse"> & {
  * Use `create(ExportResponseSchema)` to create a new message.
  */
 export const ExportResponseSchema: GenMessage<ExportResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 41);
+  messageDesc(file_annals_log_v1_log_service, 42);
 
 /**
  * GetCheckpointRequest is the input of GetCheckpoint.
@@ -1562,7 +1655,7 @@ export type GetCheckpointRequest = Message<"annals.log.v1.GetCheckpointRequest">
  * Use `create(GetCheckpointRequestSchema)` to create a new message.
  */
 export const GetCheckpointRequestSchema: GenMessage<GetCheckpointRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 42);
+  messageDesc(file_annals_log_v1_log_service, 43);
 
 /**
  * GetCheckpointResponse is the output of GetCheckpoint.
@@ -1605,7 +1698,7 @@ export type GetCheckpointResponse = Message<"annals.log.v1.GetCheckpointResponse
  * Use `create(GetCheckpointResponseSchema)` to create a new message.
  */
 export const GetCheckpointResponseSchema: GenMessage<GetCheckpointResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 43);
+  messageDesc(file_annals_log_v1_log_service, 44);
 
 /**
  * GetInclusionProofRequest is the input of GetInclusionProof.
@@ -1640,7 +1733,7 @@ export type GetInclusionProofRequest = Message<"annals.log.v1.GetInclusionProofR
  * Use `create(GetInclusionProofRequestSchema)` to create a new message.
  */
 export const GetInclusionProofRequestSchema: GenMessage<GetInclusionProofRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 44);
+  messageDesc(file_annals_log_v1_log_service, 45);
 
 /**
  * GetInclusionProofResponse is the output of GetInclusionProof.
@@ -1675,7 +1768,7 @@ export type GetInclusionProofResponse = Message<"annals.log.v1.GetInclusionProof
  * Use `create(GetInclusionProofResponseSchema)` to create a new message.
  */
 export const GetInclusionProofResponseSchema: GenMessage<GetInclusionProofResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 45);
+  messageDesc(file_annals_log_v1_log_service, 46);
 
 /**
  * GetConsistencyProofRequest is the input of GetConsistencyProof.
@@ -1710,7 +1803,7 @@ export type GetConsistencyProofRequest = Message<"annals.log.v1.GetConsistencyPr
  * Use `create(GetConsistencyProofRequestSchema)` to create a new message.
  */
 export const GetConsistencyProofRequestSchema: GenMessage<GetConsistencyProofRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 46);
+  messageDesc(file_annals_log_v1_log_service, 47);
 
 /**
  * GetConsistencyProofResponse is the output of GetConsistencyProof.
@@ -1731,7 +1824,7 @@ export type GetConsistencyProofResponse = Message<"annals.log.v1.GetConsistencyP
  * Use `create(GetConsistencyProofResponseSchema)` to create a new message.
  */
 export const GetConsistencyProofResponseSchema: GenMessage<GetConsistencyProofResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 47);
+  messageDesc(file_annals_log_v1_log_service, 48);
 
 /**
  * GetVerifierKeyRequest is the input of GetVerifierKey.
@@ -1752,7 +1845,7 @@ export type GetVerifierKeyRequest = Message<"annals.log.v1.GetVerifierKeyRequest
  * Use `create(GetVerifierKeyRequestSchema)` to create a new message.
  */
 export const GetVerifierKeyRequestSchema: GenMessage<GetVerifierKeyRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 48);
+  messageDesc(file_annals_log_v1_log_service, 49);
 
 /**
  * GetVerifierKeyResponse is the output of GetVerifierKey.
@@ -1773,7 +1866,7 @@ export type GetVerifierKeyResponse = Message<"annals.log.v1.GetVerifierKeyRespon
  * Use `create(GetVerifierKeyResponseSchema)` to create a new message.
  */
 export const GetVerifierKeyResponseSchema: GenMessage<GetVerifierKeyResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 49);
+  messageDesc(file_annals_log_v1_log_service, 50);
 
 /**
  * AppendReplicatedRequest is the input of AppendReplicated.
@@ -1819,7 +1912,7 @@ export type AppendReplicatedRequest = Message<"annals.log.v1.AppendReplicatedReq
  * Use `create(AppendReplicatedRequestSchema)` to create a new message.
  */
 export const AppendReplicatedRequestSchema: GenMessage<AppendReplicatedRequest> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 50);
+  messageDesc(file_annals_log_v1_log_service, 51);
 
 /**
  * AppendReplicatedResponse is the output of AppendReplicated.
@@ -1840,7 +1933,7 @@ export type AppendReplicatedResponse = Message<"annals.log.v1.AppendReplicatedRe
  * Use `create(AppendReplicatedResponseSchema)` to create a new message.
  */
 export const AppendReplicatedResponseSchema: GenMessage<AppendReplicatedResponse> = /*@__PURE__*/
-  messageDesc(file_annals_log_v1_log_service, 51);
+  messageDesc(file_annals_log_v1_log_service, 52);
 
 /**
  * ReadDirection is the order in which Read walks a log.

@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { CaughtUp, Entry, EntryInput, Heartbeat } from "../../log/v1/entry_pb.js";
 import { file_annals_log_v1_entry } from "../../log/v1/entry_pb.js";
-import type { AppendResult } from "../../log/v1/log_service_pb.js";
+import type { AppendCondition, AppendResult } from "../../log/v1/log_service_pb.js";
 import { file_annals_log_v1_log_service } from "../../log/v1/log_service_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file annals/stream/v1/stream_service.proto.
  */
 export const file_annals_stream_v1_stream_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVhbm5hbHMvc3RyZWFtL3YxL3N0cmVhbV9zZXJ2aWNlLnByb3RvEhBhbm5hbHMuc3RyZWFtLnYxIpcBChBTdWJzY3JpYmVSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhIKBWtpbmRzGAIgAygJQgPgQQISFgoJYWZ0ZXJfc2VxGAMgASgDSACIAQESFgoOc25hcHNob3RfbGltaXQYBCABKAUSHAoUbWF4X2V2ZW50c19wZXJfZnJhbWUYBSABKAVCDAoKX2FmdGVyX3NlcSLTAQoRU3Vic2NyaWJlUmVzcG9uc2USKAoFZXZlbnQYASABKAsyFy5hbm5hbHMuc3RyZWFtLnYxLkV2ZW50SAASLAoJY2F1Z2h0X3VwGAIgASgLMhcuYW5uYWxzLmxvZy52MS5DYXVnaHRVcEgAEi0KCWhlYXJ0YmVhdBgDIAEoCzIYLmFubmFscy5sb2cudjEuSGVhcnRiZWF0SAASLgoGZXZlbnRzGAQgASgLMhwuYW5uYWxzLnN0cmVhbS52MS5FdmVudEJhdGNoSABCBwoFZnJhbWUiTAoFRXZlbnQSIwoFZW50cnkYASABKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5EgwKBG5hbWUYAiABKAkSEAoIc25hcHNob3QYAyABKAgiNQoKRXZlbnRCYXRjaBInCgZldmVudHMYASADKAsyFy5hbm5hbHMuc3RyZWFtLnYxLkV2ZW50IlQKDlB1Ymxpc2hSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEi0KBWVudHJ5GAIgASgLMhkuYW5uYWxzLmxvZy52MS5FbnRyeUlucHV0QgPgQQIiPgoPUHVibGlzaFJlc3BvbnNlEisKBnJlc3VsdBgBIAEoCzIbLmFubmFscy5sb2cudjEuQXBwZW5kUmVzdWx0KrkBCgtFcnJvclJlYXNvbhIcChhFUlJPUl9SRUFTT05fVU5TUEVDSUZJRUQQABIeChpFUlJPUl9SRUFTT05fU0xPV19DT05TVU1FUhABEiYKIkVSUk9SX1JFQVNPTl9TVFJFQU1fTElNSVRfUEVSX1VTRVIQAhIkCiBFUlJPUl9SRUFTT05fU1RSRUFNX0xJTUlUX0dMT0JBTBADEh4KGkVSUk9SX1JFQVNPTl9TSFVUVElOR19ET1dOEAQyvAEKDVN0cmVhbVNlcnZpY2USWwoJU3Vic2NyaWJlEiIuYW5uYWxzLnN0cmVhbS52MS5TdWJzY3JpYmVSZXF1ZXN0GiMuYW5uYWxzLnN0cmVhbS52MS5TdWJzY3JpYmVSZXNwb25zZSIDkAIBMAESTgoHUHVibGlzaBIgLmFubmFscy5zdHJlYW0udjEuUHVibGlzaFJlcXVlc3QaIS5hbm5hbHMuc3RyZWFtLnYxLlB1Ymxpc2hSZXNwb25zZWIGcHJvdG8z", [file_annals_log_v1_entry, file_annals_log_v1_log_service, file_google_api_field_behavior]);
+  fileDesc("CiVhbm5hbHMvc3RyZWFtL3YxL3N0cmVhbV9zZXJ2aWNlLnByb3RvEhBhbm5hbHMuc3RyZWFtLnYxIpcBChBTdWJzY3JpYmVSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhIKBWtpbmRzGAIgAygJQgPgQQISFgoJYWZ0ZXJfc2VxGAMgASgDSACIAQESFgoOc25hcHNob3RfbGltaXQYBCABKAUSHAoUbWF4X2V2ZW50c19wZXJfZnJhbWUYBSABKAVCDAoKX2FmdGVyX3NlcSLTAQoRU3Vic2NyaWJlUmVzcG9uc2USKAoFZXZlbnQYASABKAsyFy5hbm5hbHMuc3RyZWFtLnYxLkV2ZW50SAASLAoJY2F1Z2h0X3VwGAIgASgLMhcuYW5uYWxzLmxvZy52MS5DYXVnaHRVcEgAEi0KCWhlYXJ0YmVhdBgDIAEoCzIYLmFubmFscy5sb2cudjEuSGVhcnRiZWF0SAASLgoGZXZlbnRzGAQgASgLMhwuYW5uYWxzLnN0cmVhbS52MS5FdmVudEJhdGNoSABCBwoFZnJhbWUiTAoFRXZlbnQSIwoFZW50cnkYASABKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5EgwKBG5hbWUYAiABKAkSEAoIc25hcHNob3QYAyABKAgiNQoKRXZlbnRCYXRjaBInCgZldmVudHMYASADKAsyFy5hbm5hbHMuc3RyZWFtLnYxLkV2ZW50IocBCg5QdWJsaXNoUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhItCgVlbnRyeRgCIAEoCzIZLmFubmFscy5sb2cudjEuRW50cnlJbnB1dEID4EECEjEKCWNvbmRpdGlvbhgDIAEoCzIeLmFubmFscy5sb2cudjEuQXBwZW5kQ29uZGl0aW9uIj4KD1B1Ymxpc2hSZXNwb25zZRIrCgZyZXN1bHQYASABKAsyGy5hbm5hbHMubG9nLnYxLkFwcGVuZFJlc3VsdCq5AQoLRXJyb3JSZWFzb24SHAoYRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASHgoaRVJST1JfUkVBU09OX1NMT1dfQ09OU1VNRVIQARImCiJFUlJPUl9SRUFTT05fU1RSRUFNX0xJTUlUX1BFUl9VU0VSEAISJAogRVJST1JfUkVBU09OX1NUUkVBTV9MSU1JVF9HTE9CQUwQAxIeChpFUlJPUl9SRUFTT05fU0hVVFRJTkdfRE9XThAEMrwBCg1TdHJlYW1TZXJ2aWNlElsKCVN1YnNjcmliZRIiLmFubmFscy5zdHJlYW0udjEuU3Vic2NyaWJlUmVxdWVzdBojLmFubmFscy5zdHJlYW0udjEuU3Vic2NyaWJlUmVzcG9uc2UiA5ACATABEk4KB1B1Ymxpc2gSIC5hbm5hbHMuc3RyZWFtLnYxLlB1Ymxpc2hSZXF1ZXN0GiEuYW5uYWxzLnN0cmVhbS52MS5QdWJsaXNoUmVzcG9uc2ViBnByb3RvMw", [file_annals_log_v1_entry, file_annals_log_v1_log_service, file_google_api_field_behavior]);
 
 /**
  * SubscribeRequest is the input of Subscribe.
@@ -205,6 +205,14 @@ export type PublishRequest = Message<"annals.stream.v1.PublishRequest"> & {
    * @generated from field: annals.log.v1.EntryInput entry = 2;
    */
   entry?: EntryInput | undefined;
+
+  /**
+   * Append only if this holds, as LogService.Append's condition (passed on
+   * to it as it is).
+   *
+   * @generated from field: annals.log.v1.AppendCondition condition = 3;
+   */
+  condition?: AppendCondition | undefined;
 };
 
 /**
