@@ -19,8 +19,11 @@ import { makeTestCertificates, startServiceProcess, type ServiceProcess } from "
 import { docBlocks, shellCommands, type DocBlock } from "./doc-commands.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-/** A block's own limit: a command that hangs fails with its output instead of stalling the run. */
-const BLOCK_LIMIT_MS = 120_000;
+/**
+ * A block's own limit: a command that hangs fails with its output instead of
+ * stalling the run. Generous, because `npm start` rebuilds what changed first.
+ */
+const BLOCK_LIMIT_MS = 300_000;
 
 /** This process's environment without settings that would change what the documented commands do. */
 function cleanEnv(): Record<string, string> {
@@ -249,7 +252,7 @@ describe("README.md: every command runs", { timeout: 900_000 }, () => {
   });
 
   for (const block of blocks.filter((b) => b.mode.kind !== "at-end")) {
-    test(`README.md:${block.line} ${(shellCommands(block.code)[0] ?? block.code).slice(0, 90)}`, async (t) => {
+    test(`README.md:${block.line} ${(shellCommands(block.code)[0] ?? block.code).slice(0, 90)}`, { timeout: 600_000 }, async (t) => {
       await page.run(block);
       if (block.mode.kind === "not-run") t.diagnostic(`not run: ${block.mode.reason}`);
     });
@@ -341,7 +344,7 @@ describe("docs/operations.md: the federation walk-through runs under mTLS", { ti
   });
 
   for (const block of blocks) {
-    test(`docs/operations.md:${block.line} ${(shellCommands(block.code)[0] ?? block.code).slice(0, 90)}`, async (t) => {
+    test(`docs/operations.md:${block.line} ${(shellCommands(block.code)[0] ?? block.code).slice(0, 90)}`, { timeout: 600_000 }, async (t) => {
       await page.run(block);
       if (block.mode.kind === "not-run") t.diagnostic(`not run: ${block.mode.reason}`);
     });
