@@ -74,11 +74,14 @@ describe("docs/operations.md: the federation walk-through runs under mTLS", { ti
   });
 
   after(async () => {
-    for (const service of processes.reverse()) await service.stop("SIGTERM");
-    for (const database of databases) await database.drop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-    processes = [];
-    databases = [];
+    try {
+      for (const service of processes.reverse()) await service.stop("SIGTERM");
+      for (const database of databases) await database.drop();
+    } finally {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      processes = [];
+      databases = [];
+    }
   });
 
   test("the walk-through has commands", () => {

@@ -39,10 +39,13 @@ describe("README.md: every command runs", { timeout: 900_000 }, () => {
   });
 
   after(async () => {
-    await page?.stopBackground().catch(() => undefined);
-    await node?.stop("SIGKILL");
-    await database?.drop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    try {
+      await page?.stopBackground().catch(() => undefined);
+      await node?.stop("SIGKILL");
+      await database?.drop();
+    } finally {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("the README has blocks of each kind", () => {
