@@ -56,7 +56,7 @@ ${KV_USAGE}
                                     [kv.read for get, ttl, scan; kv.write for set, del, incr]
 Federation:
 ${FEDERATION_USAGE}
-                                    [info, status: federation.read; peers: admin]
+                                    [info, status, peers list: federation.read; peers add, rm: admin]
 Other:
   annals health [--service NAME]     Health/Check; exit status 0 when SERVING             [none]
   annals token --sub NAME --roles log.read,log.write [--logs orders,audit] [--kv-prefixes tenant-a:] [--expires 1h]
@@ -230,8 +230,8 @@ async function main(argv: string[]): Promise<number> {
 /** Roles of the verbs whose usage lines come from other modules. */
 const ROLE_NOTES: Record<string, string> = {
   kv: "  Roles: kv.read for get, ttl and scan; kv.write for set, del and incr.",
-  peers: "  Roles: admin.",
-  federation: "  Roles: federation.read (or admin).",
+  peers: "  Roles: peers add and rm need admin; peers list federation.read.",
+  federation: "  Roles: federation.read.",
 };
 const OFFLINE = new Set(["verify", "verify-receipt", "token"]);
 
