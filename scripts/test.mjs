@@ -11,6 +11,9 @@
 //   ANNALS_TEST_REQUIRE_REDIS=1 fail those tests instead of skipping them (CI sets it).
 //   ANNALS_TEST_NATS_URL, ANNALS_TEST_REQUIRE_NATS=1  the same for the NATS server (default 127.0.0.1:4222)
 //                              that subject matching is checked against.
+//   ANNALS_TEST_CHROMIUM       the Chromium the browser tests drive (default /usr/bin/chromium, Debian's
+//                              `chromium` package); tests that need it are skipped, with the reason, when it is missing
+//   ANNALS_TEST_REQUIRE_BROWSER=1 fail those tests instead of skipping them (CI sets it).
 //   ANNALS_TEST_CONCURRENCY    test files run at once (default 2).
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";

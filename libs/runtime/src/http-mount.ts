@@ -24,7 +24,16 @@ export interface HttpRoute {
   readonly method: string;
   /** Whether this route serves the given path (without query). */
   matches(path: string): boolean;
-  handle(request: IncomingMessage, response: ServerResponse): void | Promise<void>;
+  /**
+   * `context.draining` aborts when the server starts shutting down: a route
+   * that streams (SSE) ends its response then, so that shutdown does not wait
+   * out its grace period for streams that never end by themselves.
+   */
+  handle(request: IncomingMessage, response: ServerResponse, context: HttpRouteContext): void | Promise<void>;
+}
+
+export interface HttpRouteContext {
+  readonly draining: AbortSignal;
 }
 
 export interface HttpHandlerOptions {
@@ -39,6 +48,8 @@ export interface HttpHandlerOptions {
   onUndecodable(service: DescService, method: DescMethod, error: ConnectError): void;
   /** Browser origins allowed to call the port (CORS); empty: none. */
   corsOrigins?: readonly string[];
+  /** Aborts when the server starts shutting down (passed to plain routes). */
+  draining?: AbortSignal;
 }
 
 /**
@@ -66,6 +77,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
   for (const { service, impl } of options.services) router.service(service, impl as never);
   const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
   const cors = createCorsPolicy(options.corsOrigins ?? []);
+  const routeContext: HttpRouteContext = { draining: options.draining ?? new AbortController().signal };
   return (request: IncomingMessage, response: ServerResponse) => {
     if (cors.handle(request, response)) return;
     const path = (request.url ?? "/").split("?", 1)[0] ?? "/";
@@ -75,7 +87,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     }
     const route = options.routes.find((candidate) => candidate.method === request.method && candidate.matches(path));
     if (route) {
-      Promise.resolve(route.handle(request, response)).catch((error: unknown) => {
+      Promise.resolve(route.handle(request, response, routeContext)).catch((error: unknown) => {
         options.onRouteError(error);
         if (!response.headersSent) response.writeHead(500, { "content-type": "application/json" });
         response.end(JSON.stringify({ error: "internal error" }));

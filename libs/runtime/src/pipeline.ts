@@ -212,6 +212,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       const handlerContext: HandlerContext = Object.create(hctx, { signal: { value: signal } });
       let iterator: AsyncIterator<unknown> | undefined;
       let failure: unknown;
+      let ended = false;
       try {
         const request = checkedInput(method, input);
         const iterable = otelContext.with(call.context, () => impl(request, handlerContext)) as AsyncIterable<unknown>;
@@ -221,13 +222,18 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           if (step.done) break;
           yield step.value;
         }
+        ended = true;
       } catch (error) {
         // Once draining, whatever the handler threw, the client is told to reconnect.
         failure = draining.aborted ? await drained.catch((drainError: unknown) => drainError) : error;
+        ended = true;
       } finally {
         // Ends the handler's generator if we stopped early (drain, client gone);
         // its own finally blocks run, and a failure there is not the client's concern.
         void iterator?.return?.()?.catch(() => undefined);
+        // The transport stopped reading us at a yield (the client cancelled): the
+        // code below never runs, so the call is counted as finished here.
+        if (!ended) call.finish(hctx.signal.reason ?? new ConnectError("the client cancelled the call", Code.Canceled));
       }
       if (failure !== undefined) throw call.finish(failure) ?? failure;
       call.finish(undefined);

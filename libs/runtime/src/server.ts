@@ -91,6 +91,8 @@ export interface RunningServer {
   readonly telemetry: Telemetry;
   /** Marks one service (or "" for the whole server) SERVING or NOT_SERVING. */
   setServing(service: string, serving: boolean): void;
+  /** Calls in progress on both listeners. */
+  readonly inFlight: number;
   /** Graceful shutdown; resolves when everything is closed. Safe to call twice. */
   shutdown(reason?: string): Promise<void>;
 }
@@ -180,6 +182,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     onRouteError: (error) => logger.error({ err: error }, "HTTP route failed"),
     onUndecodable: (service, method, error) => pipeline.refused(service, method, "http", error),
     corsOrigins: options.corsOrigins ?? [],
+    draining: draining.signal,
   });
   const isMetrics = (request: IncomingMessage) => (request.url ?? "/").split("?", 1)[0] === "/metrics";
   // With a metrics port, /metrics is answered there only (metrics-port.test.ts).
@@ -254,7 +257,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       logger.info({ ms: Date.now() - started }, "shut down");
     })());
 
-  return { host, grpcPort, httpPort, healthPort, metricsPort, logger, telemetry, setServing, shutdown };
+  return {
+    host,
+    grpcPort,
+    httpPort,
+    healthPort,
+    metricsPort,
+    logger,
+    telemetry,
+    get inFlight() {
+      return pipeline.inFlight;
+    },
+    setServing,
+    shutdown,
+  };
 }
 
 /**

@@ -215,6 +215,25 @@ export async function rejects(call: Promise<unknown>, code: Code, message?: RegE
 }
 
 /**
+ * The first message of a server stream, then the call is cancelled. connect-es
+ * does not cancel a call when a `for await` loop breaks out of it (its
+ * iterables have no `return`): the stream would stay open on the server until
+ * its shutdown. undefined when the stream ends without a message.
+ */
+export async function firstFrame<T>(open: (signal: AbortSignal) => AsyncIterable<T>): Promise<T | undefined> {
+  const controller = new AbortController();
+  const messages = open(controller.signal)[Symbol.asyncIterator]();
+  try {
+    const first = await messages.next();
+    return first.done ? undefined : first.value;
+  } finally {
+    // The abort reaches the server only once the call is read again.
+    controller.abort();
+    await messages.next().catch(() => undefined);
+  }
+}
+
+/**
  * Settings of an in-process test server: free ports, JWT auth with `secret`,
  * quiet logs and a short shutdown; `env` adds or overrides variables.
  */

@@ -11,7 +11,7 @@ import { AppendBatcher } from "./append-batcher.js";
 import { MAX_PAYLOAD_DEPTH } from "@annals/chain";
 import { prepareEntry, DEFAULT_LOG_LIMITS, type PreparedEntry } from "./entry-input.js";
 import type { LogMetrics } from "./log-metrics.js";
-import { entry, payloadOf, rejects, startLogHarness, TEST_SECRET, type LogHarness } from "./log-harness.js";
+import { entry, firstFrame, payloadOf, rejects, startLogHarness, TEST_SECRET, type LogHarness } from "./log-harness.js";
 
 let harness: LogHarness;
 
@@ -91,11 +91,9 @@ describe("payload depth", () => {
     assert.deepEqual(payloadOf(read.entries[0]), payload);
     const got = await harness.admin.getEntry({ logId: "deep", selector: { case: "seq", value: result!.seq } });
     assert.deepEqual(payloadOf(got.entry), payload);
-    for await (const message of harness.admin.subscribe({ logId: "deep", afterSeq: 0n })) {
-      assert.equal(message.frame.case, "entry");
-      assert.deepEqual(payloadOf(message.frame.value as logV1.Entry), payload);
-      break;
-    }
+    const first = await firstFrame((signal) => harness.admin.subscribe({ logId: "deep", afterSeq: 0n }, { signal }));
+    assert.equal(first?.frame.case, "entry");
+    assert.deepEqual(payloadOf(first.frame.value as logV1.Entry), payload);
     let exported = "";
     for await (const chunk of harness.admin.export({ logId: "deep" })) exported += Buffer.from(chunk.chunk).toString("utf8");
     assert.deepEqual(JSON.parse(exported.split("\n")[1]!).payload, payload);
@@ -158,19 +156,14 @@ describe("positions", () => {
       assert.equal(errorReason(error), "SEQ_PAST_HEAD");
     }
     // The next seq to be written is fine: the stream waits for it.
-    const stream = harness.admin.subscribe({ logId: "positions", afterSeq: 40n });
-    for await (const message of stream) {
-      assert.equal(message.frame.case, "caughtUp");
-      break;
-    }
+    const first = await firstFrame((signal) => harness.admin.subscribe({ logId: "positions", afterSeq: 40n }, { signal }));
+    assert.equal(first?.frame.case, "caughtUp");
   });
 
   test("Subscribe after_seq 0 means from the first stored entry, as 0 does for Read and Export", async () => {
-    for await (const message of harness.admin.subscribe({ logId: "positions", afterSeq: 0n })) {
-      assert.equal(message.frame.case, "entry");
-      assert.equal((message.frame.value as logV1.Entry).seq, 1n);
-      break;
-    }
+    const first = await firstFrame((signal) => harness.admin.subscribe({ logId: "positions", afterSeq: 0n }, { signal }));
+    assert.equal(first?.frame.case, "entry");
+    assert.equal((first.frame.value as logV1.Entry).seq, 1n);
     await rejects(
       (async () => {
         for await (const _ of harness.admin.subscribe({ logId: "positions", afterSeq: -1n })) break;
@@ -264,11 +257,13 @@ describe("Subscribe streams per subject", () => {
   test("the third concurrent stream of one subject is RESOURCE_EXHAUSTED with a retry delay; a log.relay token is not capped", async () => {
     const reader = await harness.clientWith(["log.read"]);
     const controllers = [new AbortController(), new AbortController()];
+    // Resolves once the stream is open on the server; the stream stays open until its signal aborts.
     const open = async (signal: AbortSignal) => {
       for await (const message of reader.subscribe({ logId: "capped" }, { signal })) if (message.frame.case === "caughtUp") return;
     };
+    const extra = new AbortController();
     await Promise.all(controllers.map((controller) => open(controller.signal)));
-    const error = await rejects(open(new AbortController().signal), Code.ResourceExhausted, /limit is 2/);
+    const error = await rejects(open(extra.signal), Code.ResourceExhausted, /limit is 2/);
     assert.equal(errorReason(error), "SUBSCRIPTION_LIMIT_PER_SUBJECT");
     const relay = await harness.clientWith(["log.read", "log.relay"]);
     const relays = Array.from({ length: 4 }, () => new AbortController());
@@ -281,13 +276,13 @@ describe("Subscribe streams per subject", () => {
     // The server sees the cancellation shortly after; then a new stream fits.
     for (let attempt = 0; ; attempt++) {
       try {
-        await open(new AbortController().signal);
+        await open(extra.signal);
         break;
       } catch (caught) {
         if (attempt > 50) throw caught;
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     }
-    for (const controller of [...controllers, ...relays]) controller.abort();
+    for (const controller of [...controllers, ...relays, extra]) controller.abort();
   });
 });

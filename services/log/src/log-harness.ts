@@ -9,7 +9,7 @@ import { createLogComponent, type LogComponentOptions } from "./component.js";
 
 import { testServerConfig } from "@annals/runtime/testing";
 
-export { rejects } from "@annals/runtime/testing";
+export { firstFrame, rejects } from "@annals/runtime/testing";
 
 export const TEST_SECRET = "log-service-test-secret-at-least-32-bytes";
 

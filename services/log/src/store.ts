@@ -263,6 +263,15 @@ export async function readForward(db: Queryable, logId: string, fromSeq: bigint,
   return rows;
 }
 
+/** The checksums (the tree's leaf data) of the stored entries in [fromSeq, toSeq], ascending; no payloads are read. */
+export async function readChecksums(db: Queryable, logId: string, fromSeq: bigint, toSeq: bigint): Promise<{ seq: bigint; checksum: string }[]> {
+  const { rows } = await db.query<{ seq: bigint; checksum: string }>(
+    `select seq, checksum from log.entries where log_id = $1 and seq >= $2 and seq <= $3 order by seq`,
+    [logId, fromSeq, toSeq],
+  );
+  return rows;
+}
+
 /** Entries in [fromSeq, toSeq], ascending, read a page at a time (constant memory). */
 export async function* entriesInRange(db: Queryable, logId: string, fromSeq: bigint, toSeq: bigint): AsyncGenerator<EntryRow> {
   let cursor = fromSeq;

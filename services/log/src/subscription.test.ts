@@ -5,7 +5,8 @@ import { Code } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { logV1 } from "@annals/proto";
 import { errorReason } from "@annals/runtime";
-import { entry, rejects, startLogHarness, type LogHarness } from "./log-harness.js";
+import { entry, firstFrame, rejects, startLogHarness, type LogHarness } from "./log-harness.js";
+import { until } from "@annals/runtime/testing";
 
 let harness: LogHarness;
 
@@ -190,18 +191,35 @@ describe("Subscribe", () => {
       return match ? Number(match[1]) : 0;
     };
     // Streams of earlier tests end on the server asynchronously: start from none.
-    for (let attempt = 0; attempt < 100 && (await gauge()) !== 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let attempt = 0; attempt < 1000 && (await gauge()) !== 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
     assert.equal(await gauge(), 0);
     const streams = Array.from({ length: 5 }, () => subscribe(harness.admin, { logId: "gauge" }));
     await Promise.all(streams.map((s) => s.until(() => s.events.length > 0)));
     assert.equal(await gauge(), 5);
     for (const stream of streams) stream.cancel();
     let remaining = await gauge();
-    for (let attempt = 0; attempt < 100 && remaining !== 0; attempt++) {
+    // Bounded by 20 s, as until() is: a loaded machine takes its time to deliver the cancellations.
+    for (let attempt = 0; attempt < 1000 && remaining !== 0; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, 20));
       remaining = await gauge();
     }
     assert.equal(remaining, 0);
+  });
+
+  test("a stream cancelled in the middle of its catch-up is finished on the server: counted as CANCELLED, no call left in flight", async () => {
+    await appendMany("cancel-mid-catch-up", 2000);
+    const metrics = async () => (await fetch(`http://127.0.0.1:${harness.server.httpPort}/metrics`)).text();
+    const cancelled = (text: string) =>
+      Number(/annals_rpc_server_duration_seconds_count\{[^}]*rpc_method="Subscribe"[^}]*listener="grpc"[^}]*rpc_grpc_status_code="Canceled"\} (\d+)/.exec(text)?.[1] ?? 0);
+    const before = cancelled(await metrics());
+    for (let i = 0; i < 3; i++) {
+      // The server is still sending (2,000 entries) when the client cancels after the first.
+      const first = await firstFrame((signal) => harness.admin.subscribe({ logId: "cancel-mid-catch-up", afterSeq: 0n }, { signal }));
+      assert.equal(first?.frame.case, "entry");
+    }
+    // Before the fix the pipeline never finished a call whose transport stopped reading it at a
+    // yield: the call stayed in flight (and held every shutdown for its whole grace period).
+    await until("the cancelled calls to finish", async () => cancelled(await metrics()) - before === 3 && harness.server.inFlight === 0, 20_000);
   });
 
   test("from a compacted seq it is OUT_OF_RANGE naming the first available seq", async () => {

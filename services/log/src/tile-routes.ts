@@ -14,7 +14,7 @@ import { invalidArgument, isAllowed, notFound, requireLogAccess, writeRouteError
 import type { Checkpointer } from "./checkpointer.js";
 import { checkLogId } from "./entry-input.js";
 import { latestCheckpoint } from "./proofs.js";
-import { getHead, readForward, readTiles } from "./store.js";
+import { getHead, readChecksums, readTiles } from "./store.js";
 
 const CHECKPOINT = /^\/v1\/logs\/(.+)\/checkpoint$/;
 const TILE = /^\/v1\/logs\/(.+)\/(tile\/(?:entries|\d+)\/(?:x\d{3}\/)*\d{3}(?:\.p\/\d+)?)$/;
@@ -108,7 +108,7 @@ async function hashTile(db: Database, logId: string, tile: { level: number; inde
 /** The leaves' data of one bundle: the checksums of seqs N·256 + 1 … while they are stored (compaction removes them). */
 async function entryBundle(db: Database, logId: string, bundle: { index: bigint; width: number }): Promise<Uint8Array | null> {
   const first = bundle.index * BigInt(TILE_WIDTH) + 1n;
-  const rows = await readForward(db, logId, first, bundle.width, first + BigInt(bundle.width) - 1n);
+  const rows = await readChecksums(db, logId, first, first + BigInt(bundle.width) - 1n);
   if (rows.length !== bundle.width || rows[0]!.seq !== first) return null;
   return encodeEntryBundle(rows.map((row) => Buffer.from(row.checksum, "hex")));
 }

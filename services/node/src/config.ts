@@ -2,7 +2,7 @@ import { readFederationOptions, type FederationOptions } from "@annals/federatio
 import { readKvOptions, type KvOptions } from "@annals/kv";
 import { readLogOptions, type LogOptions } from "@annals/log";
 import { readStreamSettings, type HubSettings } from "@annals/stream";
-import { readDatabaseConfig, readServerConfig, readString, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
+import { readBoolean, readDatabaseConfig, readServerConfig, readString, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
 
 /** Everything the all-in-one node reads from its environment. */
 export interface NodeConfig {
@@ -19,6 +19,8 @@ export interface NodeConfig {
   stream: HubSettings;
   /** ANNALS_NODE_ID and ANNALS_FEDERATION_KEY_FILE of the federation service. */
   federation: FederationOptions;
+  /** ANNALS_CONSOLE: whether the HTTP port serves the read-only web console at / (default true). */
+  console: boolean;
 }
 
 export const NODE_GRPC_PORT = 50051;
@@ -38,5 +40,6 @@ export function readNodeConfig(env: Env): NodeConfig {
     kv: readKvOptions(env),
     stream: readStreamSettings(env),
     federation: readFederationOptions(env),
+    console: readBoolean(env, "ANNALS_CONSOLE", true),
   };
 }

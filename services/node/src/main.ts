@@ -7,6 +7,7 @@ import { createLogComponent } from "@annals/log";
 import { runMain, serveComponents } from "@annals/runtime";
 import { createStreamComponent } from "@annals/stream";
 import { readNodeConfig } from "./config.js";
+import { consoleRoute } from "./console-route.js";
 
 const NODE_NAME = "annals-node";
 
@@ -41,13 +42,15 @@ runMain(NODE_NAME, async () => {
         settings: config.stream,
         logLevel: config.server.logLevel,
       }),
+      // The read-only web console at / (ANNALS_CONSOLE=false leaves it out).
+      ...(config.console ? [{ name: "console", registrations: [], httpRoutes: [consoleRoute()], close: async () => {} }] : []),
     ],
   });
   grpcPort = server.grpcPort;
   const database = "url" in config.database ? "PostgreSQL (DATABASE_URL)" : "inMemory" in config.database ? "PGlite in memory" : `PGlite in ${config.database.dataDir}`;
   process.stdout.write(
     `annals node ready: gRPC on ${server.host}:${server.grpcPort} (health, reflection), ` +
-      `HTTP on http://${server.host}:${server.httpPort} (Connect, gRPC-Web, /metrics); data: ${database}\n`,
+      `HTTP on http://${server.host}:${server.httpPort} (Connect, gRPC-Web, /metrics${config.console ? ", web console at /" : ""}); data: ${database}\n`,
   );
   return server;
 });

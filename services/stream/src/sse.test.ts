@@ -223,3 +223,32 @@ test("a stream that ends says why in an annals:error control event (a browser to
   const ids = dataEvents(text).map(({ id }) => Number(id));
   assert.deepEqual(ids, Array.from({ length: Number(afterSeq) }, (_, i) => i + 1), "every event up to after_seq, then the error");
 });
+
+test("event=message sends data events with no event name, so onmessage gets every kind; control events keep theirs", async () => {
+  for (const kind of ["order.placed", "order.error", "refund.issued"]) await publish(kind, {}, "unnamed");
+  const response = await fetch(eventsUrl("unnamed", `kinds=>&event=message&token=${viewer}`));
+  const text = await readUntil(response, (sofar) => sofar.includes("annals:caught-up"));
+  const unnamed = [...text.matchAll(/^id: (\d+)\ndata: ([^\n]+)\n\n/gm)].map(([, id, data]) => [id, (JSON.parse(data!) as { name: string }).name]);
+  assert.deepEqual(unnamed, [["1", "order.placed"], ["2", "order.error"], ["3", "refund.issued"]]);
+  assert.equal(text.match(/^event: /gm)?.length, 1, "the only named event is annals:caught-up");
+  assert.match(text, /^event: annals:caught-up\n/m);
+
+  const source = new EventSource(eventsUrl("unnamed", `kinds=>&event=message&token=${viewer}`));
+  const seqs: string[] = [];
+  let caughtUp = false;
+  let errors = 0;
+  source.onmessage = (event) => seqs.push(event.lastEventId);
+  source.onerror = () => errors++;
+  source.addEventListener("annals:caught-up", () => (caughtUp = true));
+  try {
+    for (const deadline = Date.now() + 10_000; !caughtUp && Date.now() < deadline; ) await sleep(20);
+    assert.deepEqual(seqs, ["1", "2", "3"]);
+    assert.equal(errors, 0, "order.error does not fire onerror");
+  } finally {
+    source.close();
+  }
+
+  const refused = await fetch(eventsUrl("unnamed", `event=named&token=${viewer}`));
+  assert.equal(refused.status, 400);
+  assert.match(((await refused.json()) as { message: string }).message, /^event: must be "message"/);
+});

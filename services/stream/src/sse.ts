@@ -17,6 +17,14 @@
 // `open`, `message`; `error` would fire onerror) goes out as `kind:` and its
 // full kind instead, e.g. `kind:identity.error` (sse.test.ts "reserved names").
 // Heartbeats are comment lines (`: keepalive <last seq>`), which EventSource ignores.
+// When the server shuts down, streams end with a comment and no control
+// event, so that EventSource reconnects (to this node once it is back, or to
+// another behind the same address) and resumes after Last-Event-ID.
+//
+// `event=message` (opt-in) sends every data event with no `event:` line, so
+// EventSource delivers them all to `onmessage` (a page following `>` cannot
+// know the names to listen for in advance); the name is still in `data`,
+// and control events keep their `annals:` names. The web console uses it.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { once } from "node:events";
 import { toJsonString } from "@bufbuild/protobuf";
@@ -49,19 +57,26 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
   return {
     method: "GET",
     matches: (path) => PATH.test(path),
-    async handle(request, response) {
+    async handle(request, response, { draining }) {
       // The raw path, not a URL's: `new URL` would resolve `/v1/logs/%2E%2E/events` to another path.
       const [path = "", query = ""] = (request.url ?? "/").split("?", 2);
       const searchParams = new URLSearchParams(query);
       let session;
+      let unnamed = false;
       const gone = new AbortController();
       response.on("close", () => gone.abort());
+      // Shutting down: the stream ends plainly (no annals:error), and EventSource reconnects by itself, with Last-Event-ID.
+      const onDrain = () => gone.abort();
+      if (draining.aborted) onDrain();
+      else draining.addEventListener("abort", onDrain, { once: true });
+      response.on("close", () => draining.removeEventListener("abort", onDrain));
       try {
         const token = searchParams.get("token");
         const principal = await authenticator.authenticate(token ? `Bearer ${token}` : (request.headers.authorization ?? null));
         if (!isAllowed(principal, STREAM_VIEW)) {
           throw new ConnectError(`the events endpoint requires the role "${STREAM_VIEW}"`, Code.PermissionDenied);
         }
+        unnamed = eventParameter(searchParams.get("event"));
         const subscription = checkSubscription(
           {
             logId: pathLogId(path),
@@ -75,7 +90,7 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
         await hub.refusePastHead(subscription.logId, subscription.afterSeq, gone.signal);
         session = hub.subscribe(principal, subscription);
       } catch (error) {
-        refuse(response, ConnectError.from(error));
+        refuse(response, draining.aborted ? new ConnectError("the server is shutting down; retry", Code.Unavailable) : ConnectError.from(error));
         return;
       }
       response.writeHead(200, {
@@ -90,10 +105,10 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
           let text: string;
           switch (frame.case) {
             case "event":
-              text = dataEvent(frame.value);
+              text = dataEvent(frame.value, unnamed);
               break;
             case "events":
-              text = frame.value.events.map(dataEvent).join("");
+              text = frame.value.events.map((value) => dataEvent(value, unnamed)).join("");
               break;
             case "caughtUp":
               text = `event: annals:caught-up\ndata: ${JSON.stringify({ seq: String(frame.value.seq) })}\n\n`;
@@ -105,6 +120,10 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
         }
         response.end();
       } catch (error) {
+        if (draining.aborted) {
+          response.end(": the server is shutting down; reconnect\n\n");
+          return;
+        }
         // The stream already started: say why it ends as an event, then close.
         const failure = ConnectError.from(error);
         response.end(`event: annals:error\ndata: ${JSON.stringify({ code: codeToString(failure.code), message: failure.rawMessage })}\n\n`);
@@ -114,11 +133,11 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
 }
 
 /** One data event (see the module comment). */
-function dataEvent({ entry, name, snapshot }: EventValue): string {
+function dataEvent({ entry, name, snapshot }: EventValue, unnamed: boolean): string {
   let json = entryJson.get(entry);
   if (json === undefined) entryJson.set(entry, (json = toJsonString(logV1.EntrySchema, entry)));
-  const type = EVENTSOURCE_TYPES.has(name) ? `kind:${entry.kind}` : name;
-  return `id: ${entry.seq}\nevent: ${type}\ndata: {"seq":"${entry.seq}","name":${JSON.stringify(name)},"snapshot":${snapshot},"entry":${json}}\n\n`;
+  const type = unnamed ? "" : `event: ${EVENTSOURCE_TYPES.has(name) ? `kind:${entry.kind}` : name}\n`;
+  return `id: ${entry.seq}\n${type}data: {"seq":"${entry.seq}","name":${JSON.stringify(name)},"snapshot":${snapshot},"entry":${json}}\n\n`;
 }
 
 /** The log id in the path, percent-decoded; INVALID_ARGUMENT when it does not decode (`%ZZ`, a lone surrogate). */
@@ -136,6 +155,13 @@ function snapshotParameter(value: string | null): number {
   if (value === null) return 0;
   if (!/^[0-9]{1,7}$/.test(value)) throw new ConnectError("snapshot_limit: must be a number of entries (0–1000)", Code.InvalidArgument);
   return Number(value);
+}
+
+/** `event=message`: data events without an `event:` line (true); absent: named (false). */
+function eventParameter(value: string | null): boolean {
+  if (value === null) return false;
+  if (value !== "message") throw new ConnectError(`event: must be "message" (every data event as EventSource's message) or absent, got "${value.slice(0, 64)}"`, Code.InvalidArgument);
+  return true;
 }
 
 /** Last-Event-ID (sent by EventSource when it reconnects) is the seq to resume after. */
