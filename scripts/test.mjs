@@ -43,7 +43,9 @@ const result = spawnSync(
     "--test",
     "--test-reporter=spec",
     `--test-concurrency=${process.env.ANNALS_TEST_CONCURRENCY ?? "2"}`,
-    "--test-timeout=180000",
+    // Per test, and per test file: the files that run every documented command
+    // (services/node: readme-commands, operations-commands) take 2–3 minutes.
+    "--test-timeout=300000",
     ...process.argv.slice(2),
     ...testFiles,
   ],

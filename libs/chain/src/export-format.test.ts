@@ -155,3 +155,37 @@ test("without a tree edge or a checkpoint, the key cannot check completeness and
   assert.equal(report.completenessChecked, false);
   assert.match(report.problems[0]!.detail, /completeness cannot be checked/);
 });
+
+// Files written before binary payloads and the Merkle tree (annals.export.v1).
+test("an annals.export.v1 file still verifies as a chain, an edit in it is caught, and completeness is not claimed", () => {
+  const v2 = exportText(makeChain(5));
+  // The v1 rendering of the same entries: no tree_edge, no content_type, no checkpoint.
+  const v1 = v2
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => {
+      const record = JSON.parse(line);
+      if (record.type === "header") {
+        delete record.tree_edge;
+        record.format = "annals.export.v1";
+      }
+      if (record.type === "entry") delete record.content_type;
+      if (record.type === "end") delete record.checkpoint;
+      return JSON.stringify(record);
+    })
+    .join("\n");
+  const check = (text: string, logKey?: Parameters<ExportVerifier["finish"]>[0]) => {
+    const verifier = new ExportVerifier();
+    for (const line of text.split("\n")) verifier.line(line);
+    return verifier.finish(logKey);
+  };
+  const report = check(v1);
+  assert.deepEqual(report.problems, []);
+  assert.equal(report.checkedCount, 5);
+  assert.equal(report.completenessChecked, false);
+  const edited = check(v1.replace('"n":3', '"n":4'));
+  assert.equal(edited.valid, false);
+  assert.deepEqual(edited.problems.map((p) => [p.seq, p.problem]), [[3n, "payload_digest"]]);
+  const mixed = check(v1.replace('"metadata":{},"payload"', '"metadata":{},"content_type":null,"payload"'));
+  assert.equal(mixed.valid, false, "a v1 file with v2 members is not a v1 file");
+});

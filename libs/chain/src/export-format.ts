@@ -12,6 +12,12 @@ import type { VerifierKey } from "./verifier-key.js";
 // decimal strings, as in the chain envelope.
 
 export const EXPORT_FORMAT = "annals.export.v2";
+/**
+ * The format before binary payloads and the Merkle tree: no `tree_edge`, no
+ * `content_type`, no end-line `checkpoint`. Such files still verify as a
+ * chain; their completeness cannot be checked.
+ */
+export const EXPORT_FORMAT_V1 = "annals.export.v1";
 
 export interface ExportHeader {
   logId: string;
@@ -61,6 +67,28 @@ export function exportEntryLine(entry: ExportedEntry): string {
       metadata: entry.metadata,
       content_type: entry.contentType,
       payload: entry.payload instanceof Uint8Array ? Buffer.from(entry.payload).toString("base64") : entry.payload,
+      payload_digest: entry.payloadDigest,
+      prev_checksum: entry.prevChecksum,
+      checksum: entry.checksum,
+      redaction: entry.redaction && { redaction_seq: entry.redaction.redactionSeq.toString(), reason: entry.redaction.reason },
+    }) + "\n"
+  );
+}
+
+/** An entry line of the earlier format (EXPORT_FORMAT_V1: JSON payloads only, no content_type). */
+function exportEntryLineV1(entry: ExportedEntry): string {
+  return (
+    JSON.stringify({
+      type: "entry",
+      seq: entry.seq.toString(),
+      uuid: entry.uuid,
+      kind: entry.kind,
+      source_id: entry.sourceId,
+      sim_time: entry.simTime,
+      wall_time: entry.wallTimeUs.toString(),
+      req_id: entry.reqId,
+      metadata: entry.metadata,
+      payload: entry.payload,
       payload_digest: entry.payloadDigest,
       prev_checksum: entry.prevChecksum,
       checksum: entry.checksum,
@@ -125,6 +153,8 @@ export class ExportVerifier {
   /** The tree grown from the header's edge by every entry line, when the header has one. */
   private edge: RightEdge | null = null;
   private checkpoint: string | null = null;
+  /** The file is in the earlier format (EXPORT_FORMAT_V1). */
+  private v1 = false;
 
   constructor(private readonly maxProblems = 1000) {}
 
@@ -199,9 +229,11 @@ export class ExportVerifier {
   }
 
   private readHeader(record: Record<string, JsonValue>): void {
-    if (record["type"] !== "header" || record["format"] !== EXPORT_FORMAT) {
-      throw new ChainError(`first line is not an ${EXPORT_FORMAT} header`);
+    if (record["type"] !== "header" || (record["format"] !== EXPORT_FORMAT && record["format"] !== EXPORT_FORMAT_V1)) {
+      throw new ChainError(`first line is not an ${EXPORT_FORMAT} (or ${EXPORT_FORMAT_V1}) header`);
     }
+    this.v1 = record["format"] === EXPORT_FORMAT_V1;
+    if (this.v1 && record["tree_edge"] !== undefined) throw new ChainError(`an ${EXPORT_FORMAT_V1} header has no tree_edge`);
     this.header = {
       logId: text(record, "log_id"),
       chainLogId: text(record, "chain_log_id"),
@@ -216,7 +248,8 @@ export class ExportVerifier {
 
   private readEntry(record: Record<string, JsonValue>, line: string): ExportedEntry {
     if (record["type"] !== "entry") throw new ChainError(`unknown line type ${JSON.stringify(record["type"])}`);
-    const contentType = record["content_type"];
+    if (this.v1 && record["content_type"] !== undefined) throw new ChainError(`an ${EXPORT_FORMAT_V1} entry has no content_type`);
+    const contentType = this.v1 ? null : record["content_type"];
     if (contentType !== null && typeof contentType !== "string") throw new ChainError("content_type is not a string or null");
     const payload = record["payload"];
     if (contentType === null && payload !== null && (typeof payload !== "object" || Array.isArray(payload))) {
@@ -258,7 +291,7 @@ export class ExportVerifier {
     // The format is deterministic, so a line that is not exactly the rendering
     // of its own content was edited, even where the edit keeps the meaning
     // (2.3333333333333335 and ...36 parse to the same double).
-    if (exportEntryLine(exported) !== line + "\n") {
+    if ((this.v1 ? exportEntryLineV1(exported) : exportEntryLine(exported)) !== line + "\n") {
       this.report(entry.seq, "malformed", "the line is not in the exact form annals writes (it was edited)");
     }
     if (result.missingBefore) {

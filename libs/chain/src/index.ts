@@ -8,6 +8,7 @@ export { ChainVerifier } from "./chain-verifier.js";
 export type { EntryCheck, EntryProblem, StoredEntry } from "./chain-verifier.js";
 export {
   EXPORT_FORMAT,
+  EXPORT_FORMAT_V1,
   ExportVerifier,
   exportEndLine,
   exportEntryLine,

@@ -1,6 +1,7 @@
 // `annals kv …`: the KV service from a shell. Keys and values are UTF-8 text.
 import { parseArgs } from "node:util";
 import type { KvClient } from "@annals/client";
+import { CONNECTION_OPTIONS, type ConnectionValues } from "./connection.js";
 import { kvV1 } from "@annals/proto";
 import { UsageError } from "./usage-error.js";
 
@@ -24,12 +25,12 @@ function integerOption(value: string | undefined, name: string): bigint | undefi
 }
 
 /** Runs one `annals kv` subcommand with a client for the --url given; returns the exit status. */
-export async function kvCommand(connect: (url: string | undefined) => KvClient, args: string[]): Promise<number> {
+export async function kvCommand(connect: (values: ConnectionValues) => KvClient, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
     options: {
-      url: { type: "string" },
+      ...CONNECTION_OPTIONS,
       ttl: { type: "string" },
       nx: { type: "boolean" },
       xx: { type: "boolean" },
@@ -39,7 +40,7 @@ export async function kvCommand(connect: (url: string | undefined) => KvClient, 
     },
   });
   const [subcommand, ...operands] = positionals;
-  const kv = () => connect(values.url);
+  const kv = () => connect(values);
   const arity = (count: number) => {
     if (operands.length !== count) throw new UsageError(`kv ${subcommand} takes ${count === 1 ? "one KEY" : "KEY VALUE"}`);
   };

@@ -1,12 +1,13 @@
 // `annals verify`, `annals export` and `annals import`: JSON Lines exports of
 // a log (docs/hash-chain.md, "Export format").
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream, rmSync } from "node:fs";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
-import { ExportVerifier, type ExportReport, type ExportedEntry } from "@annals/chain";
+import { ExportVerifier, type ExportReport, type ExportedEntry, type VerifierKey } from "@annals/chain";
 import type { LogClient } from "@annals/client";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { logV1 } from "@annals/proto";
+import { progress } from "./progress.js";
 
 /** The lines of a file (or stdin for "-"), read one at a time. */
 function lines(file: string): AsyncIterable<string> {
@@ -14,17 +15,42 @@ function lines(file: string): AsyncIterable<string> {
   return createInterface({ input, crlfDelay: Infinity });
 }
 
-/** Checks an export with the chain rules alone; no server is involved. */
-export async function verifyExportFile(file: string): Promise<ExportReport> {
+/**
+ * Checks an export offline: the chain rules, and with the log's verifier key
+ * (`logKey` gives it for the file's log origin) the end line's signed
+ * checkpoint against the root of the file's entries. No server is involved.
+ */
+export async function verifyExportFile(file: string, logKey?: (origin: string) => VerifierKey): Promise<ExportReport> {
   const verifier = new ExportVerifier();
-  for await (const line of lines(file)) verifier.line(line);
-  return verifier.finish();
+  const shown = progress(`verifying ${file}`, "lines");
+  let count = 0;
+  let origin: string | null = null;
+  for await (const line of lines(file)) {
+    verifier.line(line);
+    count += 1;
+    shown.update(count);
+    // The end line's checkpoint names the origin (node and log) the key must be for.
+    if (logKey && line.startsWith('{"type":"end"')) origin = checkpointOrigin(line);
+  }
+  shown.done();
+  return verifier.finish(logKey ? { logKey: logKey(origin ?? "") } : {});
 }
 
-export function printReport(file: string, report: ExportReport): void {
+function checkpointOrigin(endLine: string): string | null {
+  try {
+    const checkpoint = (JSON.parse(endLine) as { checkpoint?: unknown }).checkpoint;
+    return typeof checkpoint === "string" ? checkpoint.split("\n", 1)[0]! : null;
+  } catch {
+    return null;
+  }
+}
+
+export function printReport(file: string, report: ExportReport, keyGiven = false): void {
   if (report.valid) {
     const range = report.lastSeq === null || report.checkedCount === 0 ? "no entries" : `${report.checkedCount} entries up to seq ${report.lastSeq}`;
     console.log(`${file}: valid export of log "${report.logId}", ${range}`);
+    if (report.completenessChecked) console.log(`  complete: the log's signed checkpoint of seq ${report.lastSeq} has the root of these entries`);
+    else if (!keyGiven) console.log("  completeness NOT checked: give the log's verifier key (--key) to check the end line's signed checkpoint");
     return;
   }
   console.log(`${file}: INVALID (${report.problems.length} problem${report.problems.length === 1 ? "" : "s"}, ${report.checkedCount} entries read)`);
@@ -34,12 +60,25 @@ export function printReport(file: string, report: ExportReport): void {
 }
 
 /** Streams the Export of a log to a file (or stdout for "-"); returns the bytes written. */
+/** A failed export to a file removes what it wrote, so no partial file is left to mistake for an export. */
 export async function exportLog(log: LogClient, request: { logId: string; fromSeq: bigint; toSeq: bigint }, file: string): Promise<number> {
   const output = file === "-" ? process.stdout : createWriteStream(file);
+  const shown = progress(`exporting log "${request.logId}"`, "bytes");
   let bytes = 0;
-  for await (const { chunk } of log.export(request)) {
-    bytes += chunk.byteLength;
-    if (!output.write(chunk)) await once(output, "drain");
+  try {
+    for await (const { chunk } of log.export(request)) {
+      bytes += chunk.byteLength;
+      shown.update(bytes);
+      if (!output.write(chunk)) await once(output, "drain");
+    }
+  } catch (error) {
+    if (output !== process.stdout) {
+      output.destroy();
+      rmSync(file, { force: true });
+    }
+    throw error;
+  } finally {
+    shown.done();
   }
   if (output !== process.stdout) {
     output.end();
@@ -76,6 +115,7 @@ export async function importExport(log: LogClient, file: string, logId: string):
   }
   const summary: ImportSummary = { appended: 0, duplicates: 0, firstSeq: null, lastSeq: null, skippedRedacted: 0, skippedService: 0 };
   const verifier = new ExportVerifier();
+  const shown = progress(`importing into log "${logId}"`, "entries");
   async function* requests(): AsyncGenerator<MessageInitShape<typeof logV1.AppendStreamRequestSchema>> {
     yield { frame: { case: "options", value: { logId } } };
     for await (const line of lines(file)) {
@@ -93,7 +133,9 @@ export async function importExport(log: LogClient, file: string, logId: string):
     else summary.appended += 1;
     summary.firstSeq ??= frame.value.seq;
     summary.lastSeq = frame.value.seq;
+    shown.update(summary.appended + summary.duplicates);
   }
+  shown.done();
   return summary;
 }
 

@@ -27,8 +27,11 @@ export interface TransportOptions {
    * one URI subject alternative name, equal to it (a SPIFFE ID), instead of
    * matching the host name. `ca`, `cert` and `key` give PEM contents
    * instead of files (a caller that keeps certificates up to date itself).
+   * `serverName` is the host name sent (SNI) and checked in the server's
+   * certificate instead of the URL's host (e.g. when calling by IP address
+   * or through a tunnel).
    */
-  tls?: { caFile?: string; certFile?: string; keyFile?: string; ca?: Buffer; cert?: Buffer; key?: Buffer; serverUri?: string };
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; ca?: Buffer; cert?: Buffer; key?: Buffer; serverUri?: string; serverName?: string };
   /** Largest message accepted, in bytes. Default 4 MiB. */
   maxMessageBytes?: number;
   /** Extra interceptors, run after the built-in ones. */
@@ -59,6 +62,7 @@ export function createAnnalsTransport(options: TransportOptions): Transport {
             ...pem("ca", tls.ca, tls.caFile),
             ...pem("cert", tls.cert, tls.certFile),
             ...pem("key", tls.key, tls.keyFile),
+            ...(tls.serverName ? { servername: tls.serverName } : {}),
             ...(tls.serverUri ? { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkUriSan(cert, tls.serverUri!) } : {}),
           },
         }

@@ -26,16 +26,17 @@ export interface LogHarness {
   close(): Promise<void>;
 }
 
-export async function startLogHarness(label: string, options: Omit<LogComponentOptions, "db"> = {}): Promise<LogHarness> {
+/** `serverEnv`: extra ANNALS_* server settings, e.g. ANNALS_TLS_* (the harness's own clients speak h2c, so leave them unused then). */
+export async function startLogHarness(label: string, options: Omit<LogComponentOptions, "db"> = {}, serverEnv: Record<string, string> = {}): Promise<LogHarness> {
   const database = await createTestDatabase(label);
   const db = await database.open();
-  const config = testServerConfig(TEST_SECRET);
+  const config = testServerConfig(TEST_SECRET, serverEnv);
   const server = await serveComponents({
     name: `test-${label}`,
     server: config,
     components: async () => [await createLogComponent({ db, auth: config.auth, ...options })],
   });
-  const baseUrl = `http://127.0.0.1:${server.grpcPort}`;
+  const baseUrl = `${config.tls ? "https" : "http"}://127.0.0.1:${server.grpcPort}`;
   const clientWith = async (roles: string[], logs?: string[]) => {
     const token = await signDevToken({ secret: TEST_SECRET, subject: `test-${roles.join("+")}`, roles, ...(logs ? { logs } : {}) });
     return createAnnalsClients({ baseUrl, token, unaryTimeoutMs: 60_000 }).log;
