@@ -9,7 +9,7 @@ import type { Database, Queryable } from "@annals/db";
 import { Code } from "@connectrpc/connect";
 import { rpcError, type Logger } from "@annals/runtime";
 import { tileReader, treeEdge, treeMismatch } from "./merkle-tree.js";
-import { getCheckpoint, insertCheckpoint, lockHead, type CheckpointRow, type HeadRow } from "./store.js";
+import { getCheckpoint, insertCheckpoint, lockHead, logsAheadOfTheirCheckpoint, type CheckpointRow, type HeadRow } from "./store.js";
 
 export interface CheckpointerOptions {
   db: Database;
@@ -40,6 +40,17 @@ export class Checkpointer {
     }, this.options.intervalMs);
     timer.unref();
     this.due.set(logId, timer);
+  }
+
+  /**
+   * At startup: every local log whose tree is ahead of its latest checkpoint
+   * (the process stopped before its timer fired) gets one within the
+   * interval, as if it had just grown. Returns those logs.
+   */
+  async sweep(): Promise<string[]> {
+    const behind = await logsAheadOfTheirCheckpoint(this.options.db);
+    for (const logId of behind) this.grown(logId);
+    return behind;
   }
 
   /** A checkpoint of at least `size` leaves, signing one now when none exists yet. */

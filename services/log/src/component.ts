@@ -54,6 +54,8 @@ export async function createLogComponent(options: LogComponentOptions): Promise<
     intervalMs: options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
     logger,
   });
+  const behind = await checkpointer.sweep();
+  if (behind.length > 0) logger.info({ logs: behind.length }, "signing checkpoints for logs whose tree is ahead of their latest checkpoint");
   const batcher = new AppendBatcher(db, options.groupCommit ?? DEFAULT_GROUP_COMMIT, metrics, (logId) => {
     notifier.announce(logId);
     checkpointer.grown(logId);

@@ -30,13 +30,21 @@ function checkTreeSize(head: HeadRow, field: string, size: bigint, treeSize: big
 }
 
 /**
- * The latest signed checkpoint: for a local log one is signed at once when
- * the latest does not cover the tree yet (an idle log's last appends may wait
- * for the interval otherwise); a mirror has its origin's, if any arrived.
+ * The latest signed checkpoint, as stored. Reading never drives signing: a
+ * poll loop would otherwise sign (and, with witnesses, ask every witness) once
+ * per request. When a local log's tree is ahead of its latest checkpoint the
+ * checkpointer is nudged and signs within its interval (merkle.test.ts
+ * "polling GetCheckpoint signs no more than the interval allows"); only a log
+ * that has no checkpoint at all gets one signed at once. A mirror has its
+ * origin's, if any arrived.
  */
 export async function latestCheckpoint(db: Queryable, checkpointer: Checkpointer, head: HeadRow): Promise<CheckpointRow> {
   const size = treeSizeOf(head);
-  const latest = head.origin === "local" && size > 0n ? await checkpointer.covering(head.log_id, size) : await getCheckpoint(db, head.log_id);
+  let latest = await getCheckpoint(db, head.log_id);
+  if (head.origin === "local" && size > 0n) {
+    if (latest === null) latest = await checkpointer.covering(head.log_id, size);
+    else if (latest.tree_size < size) checkpointer.grown(head.log_id);
+  }
   if (!latest) {
     throw rpcError(Code.FailedPrecondition, `log "${head.log_id}" has no signed checkpoint yet${head.origin === "mirror" ? " (its origin's have not arrived)" : " (it is empty)"}`, {
       reason: "NO_CHECKPOINT",

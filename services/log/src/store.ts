@@ -426,3 +426,13 @@ export async function anchorMirror(
     [logId, anchor.seq, anchor.checksum, anchor.treeEdge === null ? null : Buffer.from(anchor.treeEdge)],
   );
 }
+
+/** Local logs whose tree has leaves no signed checkpoint covers (the checkpointer's startup sweep). */
+export async function logsAheadOfTheirCheckpoint(db: Queryable): Promise<string[]> {
+  const { rows } = await db.query<{ log_id: string }>(
+    `select l.log_id from log.logs l
+      where l.origin = 'local' and l.tree_edge is not null and l.last_seq > 0
+        and l.last_seq > coalesce((select max(c.tree_size) from log.checkpoints c where c.log_id = l.log_id), 0)`,
+  );
+  return rows.map((row) => row.log_id);
+}
