@@ -18,6 +18,8 @@ export interface CheckpointerOptions {
   /** The longest an append waits for a checkpoint that covers it, in ms. Default 1000. */
   intervalMs: number;
   logger: Logger;
+  /** Told after a checkpoint was signed for the log's whole tree (the witness publisher sends it on). */
+  onSigned?: (logId: string) => void;
 }
 
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 1000;
@@ -77,7 +79,13 @@ export class Checkpointer {
   sign(logId: string): Promise<CheckpointRow | null> {
     let running = this.signing.get(logId);
     if (!running) {
-      running = this.options.db.transaction((tx) => this.signLocked(tx, logId)).finally(() => this.signing.delete(logId));
+      running = this.options.db
+        .transaction((tx) => this.signLocked(tx, logId))
+        .then((signed) => {
+          if (signed) this.options.onSigned?.(logId);
+          return signed;
+        })
+        .finally(() => this.signing.delete(logId));
       this.signing.set(logId, running);
     }
     return running;
