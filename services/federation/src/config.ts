@@ -39,7 +39,7 @@ export interface FederationOptions {
 export interface WitnessSettings {
   /** ANNALS_WITNESS_LOGS: the origins and their log verifier keys. Default none. */
   logs: readonly WitnessedLog[];
-  /** ANNALS_WITNESS_NAME: the cosignatures' key name; default `<node id without spiffe://>/witness`. */
+  /** ANNALS_WITNESS_NAME: the cosignatures' key name; default the node id without spiffe://. */
   name: string | undefined;
   /** ANNALS_WITNESS_KEY_FILE, read and checked: an Ed25519 private JWK; unset: one generated once and kept in the database. */
   keyJwk: JsonWebKey | undefined;

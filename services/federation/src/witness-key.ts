@@ -27,7 +27,11 @@ export async function loadWitnessCosigner(options: WitnessKeyOptions): Promise<C
   return createCosigner(options.name, createPrivateKey({ key: jwk, format: "jwk" }));
 }
 
-/** The default witness name: the node id without spiffe://, then /witness. */
+/**
+ * The default witness name: the node id without spiffe:// (docs/merkle.md,
+ * "Cosignatures"; never an origin, which has a colon). The node's log key
+ * under that name has type 0x01, so its key ID differs.
+ */
 export function defaultWitnessName(nodeId: string): string {
-  return `${nodeId.replace(/^spiffe:\/\//, "")}/witness`;
+  return nodeId.replace(/^spiffe:\/\//, "");
 }

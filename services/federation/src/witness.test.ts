@@ -9,6 +9,7 @@ import {
   appendLeaves,
   checkNoteSignatures,
   consistencyProof,
+  createCosigner,
   createMemoryTileStore,
   createNoteSigner,
   createVerifierKey,
@@ -23,8 +24,11 @@ import {
   verifyNote,
 } from "@annals/chain";
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { publishedNote } from "@annals/log";
+import { createLogger } from "@annals/runtime";
 import { startTestNode, type TestNode } from "./federation-harness.js";
-import { originHash } from "./witness-endpoint.js";
+import { Witness, originHash } from "./witness-endpoint.js";
 import { listWitnessEvidence } from "./witness-store.js";
 
 const W = "spiffe://acme.example/annals/witness-1";
@@ -202,5 +206,45 @@ describe("add-checkpoint answers as tlog-witness says", () => {
     const winner = stored! + BigInt(statuses.indexOf(200) + 1);
     assert.equal(await storedSize(), winner);
     for (const answer of answers.filter((a) => a.status === 409)) assert.equal(answer.text, `${winner}\n`);
+  });
+});
+
+describe("the vectors of docs/merkle.md", () => {
+  test("the witness answers the vectors' add-checkpoint requests with their exact cosignature lines; the log publishes their note", async () => {
+    const vectors = JSON.parse(readFileSync(new URL("../../../docs/merkle/vectors.json", import.meta.url), "utf8")) as {
+      witnessed: {
+        origin: string;
+        verifier_key: string;
+        witnesses: { key_seed: string }[];
+        requests: { witness: number; timestamp: string; body: string; response: string }[];
+        published_note: string;
+      };
+    };
+    const wd = vectors.witnessed;
+    const logger = createLogger({ name: "witness-vectors", level: "error" });
+    let served = 0;
+    for (const [index, { key_seed }] of wd.witnesses.entries()) {
+      const requests = wd.requests.filter((request) => request.witness === index);
+      if (requests.length === 0) continue;
+      // Each vector witness starts from nothing stored (they share this database's table).
+      await node.db.query(`delete from federation.witness_checkpoints where origin = $1`, [wd.origin]);
+      let clock = 0n;
+      const witness = new Witness({
+        db: node.db,
+        cosigner: createCosigner(`acme.example/annals/w${index + 1}`, ed25519PrivateKeyFromSeed(Buffer.from(key_seed, "hex"))),
+        logs: [{ origin: wd.origin, keys: [parseVerifierKey(wd.verifier_key)] }],
+        now: () => clock,
+        logger,
+      });
+      for (const request of requests) {
+        clock = BigInt(request.timestamp);
+        const answer = await witness.addCheckpoint(new TextEncoder().encode(request.body));
+        assert.deepEqual([answer.status, answer.body], [200, request.response]);
+        served++;
+      }
+    }
+    assert.equal(served, wd.requests.length);
+    const note = wd.requests[1]!.body.slice(wd.requests[1]!.body.indexOf("\n\n") + 2);
+    assert.equal(publishedNote(note, wd.requests.slice(1).map((request) => request.response.trimEnd())), wd.published_note);
   });
 });

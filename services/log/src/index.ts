@@ -9,3 +9,4 @@ export type { GroupCommitOptions } from "./append-batcher.js";
 export { LOG_READ, LOG_REPLICATE, LOG_WRITE } from "./service.js";
 export { WitnessPolicyError, parseWitnessPolicy } from "./witness-policy.js";
 export type { PolicyWitness, WitnessPolicy } from "./witness-policy.js";
+export { publishedNote } from "./witness-publisher.js";

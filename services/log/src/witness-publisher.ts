@@ -65,7 +65,7 @@ export class WitnessPublisher {
   async published(logId: string): Promise<PublishedCheckpoint | null> {
     const row = await latestCosignedCheckpoint(this.options.db, logId, this.ids, this.options.policy.threshold);
     if (row === null) return null;
-    return { tree_size: BigInt(row.tree_size), root_hash: row.root_hash, note: row.note + row.lines.map((line) => `${line}\n`).join(""), cosignatures: row.lines.length };
+    return { tree_size: BigInt(row.tree_size), root_hash: row.root_hash, note: publishedNote(row.note, row.lines), cosignatures: row.lines.length };
   }
 
   /**
@@ -159,4 +159,9 @@ export class WitnessPublisher {
     }
     throw new Error(`its size kept changing (${MAX_CONFLICTS + 1} answers 409)`);
   }
+}
+
+/** A checkpoint's note with cosignature lines appended, in code-unit order of the lines (the same on every database). */
+export function publishedNote(note: string, lines: readonly string[]): string {
+  return note + [...lines].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)).map((line) => `${line}\n`).join("");
 }
