@@ -30,6 +30,8 @@ create table witness_evidence (
   received_at    timestamptz not null default now()
 );
 create index witness_evidence_origin on witness_evidence (origin, id);
+-- A log that keeps sending the same refused checkpoint (its retries) is kept once per answer.
+create unique index witness_evidence_once on witness_evidence (origin, status, md5(submitted_note));
 
 -- The witness's Ed25519 cosigning key when ANNALS_WITNESS_KEY_FILE names
 -- none: generated once (the first replica to start wins) and kept here. It is

@@ -13,6 +13,7 @@ import {
   WitnessPolicyError,
   createVerifierKey,
   ed25519PrivateKeyFromSeed,
+  formatVerifierKey,
   logOrigin,
   parseVerifierKey,
   verifyCosignedCheckpoint,
@@ -34,6 +35,7 @@ const logKey = createVerifierKey(ORIGIN, SIGNATURE_TYPE_ED25519, createPrivateKe
 let a: TestNode;
 const witnesses: TestNode[] = [];
 const witnessKeys: VerifierKey[] = [];
+const formatWitness = (i: number) => formatVerifierKey(witnessKeys[i]!);
 const policy = () => ({ keys: witnessKeys, threshold: 2 });
 
 const cosignedBy = async (size: bigint) =>
@@ -142,4 +144,44 @@ test("a witness returns: the publisher asks it again on its own and publication 
   const head = (await a.log.getLog({ logId: LOG })).head!.lastSeq;
   await until("publication to catch up with the head", async () => (await published()).size === head, 120_000);
   assert.deepEqual((await published()).cosigners, ["w1.acme.example/witness", "w2.acme.example/witness"]);
+});
+
+test("the origin lost what the witnesses hold: their 409 answers give it their sizes and it sends again from there", async () => {
+  await a.db.query(`delete from log.witness_positions where log_id = $1`, [LOG]);
+  const last = await appendEntries(3);
+  await until("a published checkpoint covering the new entries", async () => (await published()).size === last);
+  const { rows } = await a.db.query<{ tree_size: bigint }>(`select tree_size from log.witness_positions where log_id = $1 order by witness`, [LOG]);
+  assert.deepEqual(rows.map((row) => BigInt(row.tree_size)), [last, last], "W1 and W2 hold the new size (W3 is still down)");
+});
+
+test("a split view: a second server with A's key and node id shows another history; the witnesses refuse it (422) and keep the evidence", async () => {
+  const head = (await a.log.getLog({ logId: LOG })).head!.lastSeq;
+  const listing = witnesses.slice(0, 2).map((node, i) => `${formatWitness(i)} http://127.0.0.1:${node.server.httpPort}${WITNESS_PREFIX}`);
+  const impostor = await startTestNode("witness_quorum_fork", A, {}, {}, undefined, {
+    nodeId: A,
+    signingKey: logJwk,
+    checkpointIntervalMs: 50,
+    witnesses: parseWitnessPolicy(`k=1; ${listing.join("; ")}`),
+    witnessTimeoutMs: 2000,
+  });
+  try {
+    // Another history, longer than A's, so that each witness's 409 leads to a proof from A's size that fails.
+    await impostor.log.appendBatch({ logId: LOG, entries: Array.from({ length: Number(head) + 5 }, (_, i) => jsonEntry("order.forged", { i })) });
+    const evidenceOf = async (node: TestNode) =>
+      (await node.db.query<{ status: number; submitted_note: string }>(`select status, submitted_note from federation.witness_evidence where origin = $1`, [ORIGIN])).rows;
+    await until("both witnesses to keep evidence", async () => (await evidenceOf(witnesses[0]!)).length > 0 && (await evidenceOf(witnesses[1]!)).length > 0);
+    for (const node of witnesses.slice(0, 2)) {
+      const [kept] = await evidenceOf(node);
+      assert.equal(Number(kept!.status), 422);
+      assert.match(kept!.submitted_note, new RegExp(`^${ORIGIN.replace(/[.]/g, "\\.")}\\n${head + 5n}\\n`));
+      // The witness still holds A's history.
+      const { rows } = await node.db.query<{ tree_size: bigint }>(`select tree_size from federation.witness_checkpoints where origin = $1`, [ORIGIN]);
+      assert.equal(BigInt(rows[0]!.tree_size), head);
+    }
+    const refused = await rejects(impostor.log.getCheckpoint({ logId: LOG }), Code.Unavailable);
+    assert.equal(errorReason(refused), "WITNESS_QUORUM", "nothing the impostor signed was ever cosigned");
+    assert.equal((await published()).size, head, "A is unaffected");
+  } finally {
+    await impostor.close();
+  }
 });

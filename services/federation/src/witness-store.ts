@@ -51,9 +51,11 @@ export interface WitnessEvidenceRow {
   cosigned_note: string | null;
 }
 
+/** Keeps a refused checkpoint (once per origin, status and checkpoint note). */
 export async function insertWitnessEvidence(db: Queryable, evidence: WitnessEvidenceRow): Promise<void> {
   await db.query(
-    `insert into federation.witness_evidence (origin, status, reason, old_size, proof, submitted_note, cosigned_note) values ($1, $2, $3, $4, $5, $6, $7)`,
+    `insert into federation.witness_evidence (origin, status, reason, old_size, proof, submitted_note, cosigned_note) values ($1, $2, $3, $4, $5, $6, $7)
+       on conflict do nothing`,
     [evidence.origin, evidence.status, evidence.reason, evidence.old_size, evidence.proof, evidence.submitted_note, evidence.cosigned_note],
   );
 }
