@@ -113,10 +113,11 @@ export class Witness {
    */
   private async keepEvidence(request: AddCheckpointRequest, decision: { status: number; reason: string }, stored: WitnessCheckpointRow | null): Promise<void> {
     const sameSizeOtherRoot = stored !== null && request.checkpoint.size === stored.tree_size && !bytesEqual(request.checkpoint.rootHash, stored.root_hash);
-    if (!(decision.status === 422 || (decision.status === 409 && sameSizeOtherRoot))) return;
+    const status = decision.status === 422 ? 422 : decision.status === 409 && sameSizeOtherRoot ? 409 : null;
+    if (status === null) return;
     await insertWitnessEvidence(this.options.db, {
       origin: request.checkpoint.origin,
-      status: decision.status as 409 | 422,
+      status,
       reason: sameSizeOtherRoot ? "same size as the cosigned checkpoint, different root" : decision.reason,
       old_size: request.oldSize,
       proof: request.proof.map((hash) => `${Buffer.from(hash).toString("base64")}\n`).join(""),
