@@ -445,6 +445,36 @@ def main() -> int:
     check("cosigned message", f"cosignature/v1\ntime {cs['timestamp']}\n{text}" == cs["signed_message"])
     check("cosignature", results == [(witness, int(cs["timestamp"]))])
 
+    # Witnessing: add-checkpoint bodies, the witnesses' answers, and the published 2-of-3 note.
+    wd = vectors["witnessed"]
+    wvkey = Vkey(wd["verifier_key"])
+    wkeys = [Vkey(w["verifier_key"]) for w in wd["witnesses"]]
+    check("witness keys are cosigner keys", all(k.type == 0x04 for k in wkeys) and wvkey.type == 0x01)
+    state = {}
+    for i, rq in enumerate(wd["requests"]):
+        head, _, note = rq["body"].partition("\n\n")
+        lines = head.split("\n")
+        old = int(lines[0].removeprefix("old "))
+        proof = [b64(x) for x in lines[1:]]
+        _, size, root = attempt(f"witness request {i} checkpoint", lambda note=note: open_checkpoint(note, wvkey)) or (None, 0, b"")
+        stored_size, stored_root = state.get(rq["witness"], (0, None))
+        check(f"witness request {i} old size", old == stored_size)
+        if old == 0:
+            check(f"witness request {i} proof", proof == [])
+        else:
+            check(f"witness request {i} proof", proof == consistency(old, hashes[:size]))
+            attempt(f"witness request {i} consistency", lambda: verify_consistency(old, size, stored_root, root, proof))
+        text, results = open_note(note + rq["response"], [wkeys[rq["witness"]]])
+        check(f"witness answer {i}", results == [(wkeys[rq["witness"]], int(rq["timestamp"]))] and int(rq["timestamp"]) != 0)
+        state[rq["witness"]] = (size, root)
+    text, cosigned = attempt("witnessed note", lambda: open_note(wd["published_note"], wkeys, require=False)) or ("", [])
+    attempt("witnessed note log signature", lambda: open_checkpoint(wd["published_note"], wvkey))
+    check("witnessed note quorum", len({(v.name, v.key_id) for v, _ in cosigned}) >= wd["threshold"])
+    check("witnessed note size", parse_checkpoint(text)[1:] == (300, roots[300]))
+    one = wd["published_note"][: wd["published_note"].rindex("\u2014 ")]
+    _, fewer = open_note(one, wkeys, require=False)
+    check("one cosignature is short of the quorum", len(fewer) < wd["threshold"])
+
     # Fork evidence.
     for v in vectors["fork_evidence"]:
         proves, why = fork_verdict(v["bundle"], Vkey(v["verifier_key"]))

@@ -11,6 +11,10 @@ import {
   consistencyProof,
   cosignatureSigner,
   createCosigner,
+  decideAddCheckpoint,
+  formatAddCheckpointRequest,
+  parseAddCheckpointRequest,
+  witnessResponse,
   createForkEvidence,
   createMemoryTileStore,
   createNoteSigner,
@@ -163,6 +167,36 @@ const fork_evidence = forkCases.map(([name, verifierKey, input]) => {
 const tampered = fork_evidence[0].bundle.replace(/\n([A-Za-z0-9+/])/, (_, c) => `\n${c === "A" ? "B" : "A"}`);
 fork_evidence.push({ name: "a changed path proves nothing", verifier_key: vkey, bundle: tampered, proves_misbehaviour: verifyForkEvidence(tampered, logSigner.key).provesMisbehaviour });
 
+// 6. Witnessing (tlog-witness add-checkpoint, 2 of 3 witnesses): the requests a log sends, the witnesses'
+// answers, and the note it publishes (its checkpoint with the cosignature lines, sorted). The federation
+// service's witness answers these requests with these exact lines (witness.test.ts "the vectors").
+const witnessedOrigin = logOrigin(nodeId, "witnessed");
+const witnessedSigner = createNoteSigner(witnessedOrigin, ed25519PrivateKeyFromSeed(logSeed));
+const witnessedTree = tree(leaves, witnessedSigner, witnessedOrigin);
+const quorum = [1, 2, 3].map((n) => {
+  const seed = sha256(`annals merkle vectors: witness ${n}`);
+  return { seed, cosigner: createCosigner(`acme.example/annals/w${n}`, ed25519PrivateKeyFromSeed(seed)) };
+});
+const witnessState = new Map();
+async function addCheckpoint(witness, oldSize, size, timestamp) {
+  const body = formatAddCheckpointRequest({ oldSize: BigInt(oldSize), proof: oldSize === 0 ? [] : await consistencyProof(BigInt(oldSize), BigInt(size), witnessedTree.store.reader), note: await witnessedTree.checkpoint(size) });
+  const decision = decideAddCheckpoint(parseAddCheckpointRequest(body), [witnessedSigner.key], witnessState.get(witness) ?? null);
+  if (decision.status !== 200) throw new Error(`witness ${witness} answered ${decision.status}: ${decision.reason}`);
+  witnessState.set(witness, { size: decision.checkpoint.size, rootHash: decision.checkpoint.rootHash });
+  return { witness, timestamp: timestamp.toString(), body, response: witnessResponse(decision, quorum[witness].cosigner, timestamp) };
+}
+const witnessRequests = [await addCheckpoint(0, 0, 256, cosignedAt), await addCheckpoint(0, 256, 300, cosignedAt + 60n), await addCheckpoint(1, 0, 300, cosignedAt + 61n)];
+const witnessedLines = witnessRequests.slice(1).map((request) => request.response.slice(0, -1)).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+const witnessed = {
+  description: "A log's checkpoint of size 300 witnessed by 2 of 3 witnesses: add-checkpoint bodies (witness 0 first at 256, then from 256 to 300 with a consistency proof; witness 1 from 0), their answers, and the published note.",
+  origin: witnessedOrigin,
+  verifier_key: formatVerifierKey(witnessedSigner.key),
+  threshold: 2,
+  witnesses: quorum.map((witness) => ({ verifier_key: formatVerifierKey(witness.cosigner.key), key_seed: hex(witness.seed) })),
+  requests: witnessRequests,
+  published_note: (await witnessedTree.checkpoint(300)) + witnessedLines.map((line) => `${line}\n`).join(""),
+};
+
 const published = {
   description: "Published by others (transparency-dev/merkle, c2sp.org/signed-note, golang.org/x/mod/sumdb/note, a checkpoint of the CT log arche2025h1 cosigned by the witness remora.n621.de): a check of the checkers.",
   rfc6962: { leaves: REFERENCE_LEAVES, roots: REFERENCE_ROOTS, inclusion: REFERENCE_INCLUSION_PROOFS, consistency: REFERENCE_CONSISTENCY_PROOFS },
@@ -181,6 +215,7 @@ const vectors = {
   receipt,
   cosignature,
   fork_evidence,
+  witnessed,
   published,
 };
 writeFileSync(new URL("./vectors.json", import.meta.url), JSON.stringify(vectors, null, 2) + "\n");

@@ -91,3 +91,5 @@ export {
 export type { AddCheckpointRequest, WitnessDecision, WitnessState } from "./witness.js";
 export { FORK_EVIDENCE_HEADER, createForkEvidence, formatForkEvidence, parseForkEvidence, verifyForkEvidence } from "./fork-evidence.js";
 export type { ForkEvidence, ForkVerdict } from "./fork-evidence.js";
+export { WitnessPolicyError, verifyCosignedCheckpoint, verifyWitnessPolicy } from "./witness-policy.js";
+export type { CosignedCheckpoint, WitnessPolicy } from "./witness-policy.js";

@@ -75,7 +75,7 @@ export async function federationCommand(connect: (url: string | undefined) => Fe
   switch (positionals[0]) {
     case "info": {
       const info = await connect(values.url).getNodeInfo({});
-      console.log(`node id: ${info.nodeId}\npublic key (JWK): ${info.publicKeyJwk}`);
+      console.log(`node id: ${info.nodeId}\npublic key (JWK): ${info.publicKeyJwk}${info.witnessVerifierKey ? `\nwitness key: ${info.witnessVerifierKey}` : ""}`);
       return 0;
     }
     case "status": {

@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { formatVerifierKey } from "@annals/chain";
 import { createAnnalsClients, type LogClient } from "@annals/client";
 import { loadMigrations, migrate, type Database } from "@annals/db";
 import { createLogger, watchCertificateFiles, type Logger, type ServiceComponent } from "@annals/runtime";
@@ -8,6 +9,9 @@ import { loadIdentity } from "./identity.js";
 import { FederationMetrics } from "./federation-metrics.js";
 import { DEFAULT_REPLICATOR_SETTINGS, Replicator, type ReplicatorSettings } from "./replicator.js";
 import { federationRegistration } from "./service.js";
+import { defaultWitnessName, loadWitnessCosigner } from "./witness-key.js";
+import { Witness } from "./witness-endpoint.js";
+import { witnessRoutes } from "./witness-routes.js";
 
 export const FEDERATION_SERVICE_NAME = "annals-federation";
 
@@ -80,6 +84,15 @@ export async function createFederationComponent(options: FederationComponentOpti
     : undefined;
   replicator = new Replicator({ db: options.db, identity, log, logger, metrics, tls, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } });
   const refusals = new RefusalAudit(options.db, DEFAULT_REFUSAL_AUDIT, (error) => logger.warn({ err: error }, "could not write the audit counts"));
+  const witnessSettings = { ...defaults.witness, ...options.witness };
+  const cosigner = await loadWitnessCosigner({
+    db: options.db,
+    name: witnessSettings.name ?? defaultWitnessName(identity.nodeId),
+    jwk: witnessSettings.keyJwk,
+    onGenerated: () => logger.warn("generated this node's witness cosigning key and stored it in the database; set ANNALS_WITNESS_KEY_FILE in production"),
+  });
+  const witness = new Witness({ db: options.db, cosigner, logs: witnessSettings.logs, logger });
+  if (witnessSettings.logs.length > 0) logger.info({ logs: witnessSettings.logs.map((log) => log.origin), key: formatVerifierKey(cosigner.key) }, "witnessing logs");
   const retention = startAuditRetention(options.db, options.auditRetentionMs ?? defaults.auditRetentionMs, logger);
   return {
     name: "federation",
@@ -93,8 +106,10 @@ export async function createFederationComponent(options: FederationComponentOpti
         metrics,
         refusals,
         requirePeerCertificate: options.requirePeerCertificate ?? false,
+        witnessVerifierKey: formatVerifierKey(cosigner.key),
       }),
     ],
+    httpRoutes: witnessRoutes(witness, logger),
     // The log service may be this process's own (the node): replicate once the listeners are up.
     start: () => replicator.start(),
     close: async () => {

@@ -1,4 +1,7 @@
+import { createPrivateKey, type JsonWebKey } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { keyNameProblem } from "@annals/chain";
+import { parseWitnessedLogs, type WitnessedLog } from "./witnessed-logs.js";
 import { ConfigError, readDatabaseConfig, readDurationMs, readFilePath, readInteger, readNodeId, readServerConfig, readString, readTlsReloadIntervalMs, readUrl, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
 
 /** Everything the standalone federation service reads from its environment. */
@@ -28,6 +31,18 @@ export interface FederationOptions {
    * every peer URL must be https and its certificate must name the peer's node id.
    */
   tls: { caFile: string; certFile: string; keyFile: string; reloadIntervalMs?: number } | undefined;
+  /** The witness (docs/merkle.md, "Witnesses"); with no logs it refuses every origin (404). */
+  witness: WitnessSettings;
+}
+
+/** ANNALS_WITNESS_*: which logs this node witnesses, and its cosigning key. */
+export interface WitnessSettings {
+  /** ANNALS_WITNESS_LOGS: the origins and their log verifier keys. Default none. */
+  logs: readonly WitnessedLog[];
+  /** ANNALS_WITNESS_NAME: the cosignatures' key name; default the node id without spiffe://. */
+  name: string | undefined;
+  /** ANNALS_WITNESS_KEY_FILE, read and checked: an Ed25519 private JWK; unset: one generated once and kept in the database. */
+  keyJwk: JsonWebKey | undefined;
 }
 
 /** How long audit records are kept unless ANNALS_FEDERATION_AUDIT_RETENTION says otherwise: 90 days. */
@@ -56,6 +71,7 @@ export function readFederationOptions(env: Env): FederationOptions {
     pullsPerMinute: readInteger(env, "ANNALS_FEDERATION_PULLS_PER_MINUTE", 60, { min: 1, max: 1_000_000 }),
     auditRetentionMs: readDurationMs(env, "ANNALS_FEDERATION_AUDIT_RETENTION", DEFAULT_AUDIT_RETENTION_MS),
     tls: readFederationTls(env),
+    witness: readWitnessSettings(env),
   };
 }
 
@@ -84,4 +100,35 @@ function readFederationTls(env: Env): FederationOptions["tls"] {
   if (missing) throw new ConfigError(missing, "is required with the other ANNALS_FEDERATION_TLS_* files (mTLS needs the CA, the certificate and its key)");
   // Read again while the process runs (cert-manager renews them), as the gRPC port's are.
   return { caFile: caFile!, certFile: certFile!, keyFile: keyFile!, reloadIntervalMs: readTlsReloadIntervalMs(env) };
+}
+
+function readWitnessSettings(env: Env): WitnessSettings {
+  let logs: WitnessedLog[] = [];
+  const text = readString(env, "ANNALS_WITNESS_LOGS");
+  if (text !== undefined) {
+    try {
+      logs = parseWitnessedLogs(text);
+    } catch (cause) {
+      throw new ConfigError("ANNALS_WITNESS_LOGS", `expected "<vkey>" or "<origin> <vkey>" entries separated by ";" (${(cause as Error).message})`, { cause });
+    }
+  }
+  const name = readString(env, "ANNALS_WITNESS_NAME");
+  const problem = name === undefined ? null : keyNameProblem(name);
+  if (problem) throw new ConfigError("ANNALS_WITNESS_NAME", `a key name ${problem}`);
+  return { logs, name, keyJwk: readWitnessKeyFile(env) };
+}
+
+/** ANNALS_WITNESS_KEY_FILE, checked now: an Ed25519 private JWK ({"kty":"OKP","crv":"Ed25519","d":…,"x":…}). */
+function readWitnessKeyFile(env: Env): JsonWebKey | undefined {
+  const name = "ANNALS_WITNESS_KEY_FILE";
+  const path = readFilePath(env, name);
+  if (path === undefined) return undefined;
+  try {
+    const jwk = JSON.parse(readFileSync(path, "utf8")) as JsonWebKey;
+    const key = createPrivateKey({ key: jwk, format: "jwk" });
+    if (key.asymmetricKeyType !== "ed25519") throw new Error(`it is a ${key.asymmetricKeyType} key`);
+    return jwk;
+  } catch (cause) {
+    throw new ConfigError(name, `file ${path} is not an Ed25519 private JWK (${cause instanceof Error ? cause.message : String(cause)})`, { cause });
+  }
 }

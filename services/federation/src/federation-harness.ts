@@ -6,7 +6,7 @@ import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import type { logV1 } from "@annals/proto";
 import type { Database } from "@annals/db";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
-import { createLogComponent } from "@annals/log";
+import { createLogComponent, type LogComponentOptions } from "@annals/log";
 import { serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
 import { testServerConfig } from "@annals/runtime/testing";
 import { createFederationComponent, type FederationComponentOptions } from "./component.js";
@@ -37,6 +37,7 @@ export async function startTestNode(
   options: Partial<FederationComponentOptions> = {},
   serverEnv: Record<string, string> = {},
   clientTls?: { caFile: string; certFile: string; keyFile: string },
+  logOptions: Omit<LogComponentOptions, "db"> = {},
 ): Promise<TestNode> {
   const database: TestDatabase = await createTestDatabase(label);
   const db = await database.open();
@@ -54,7 +55,7 @@ export async function startTestNode(
       name: `test-${label}`,
       server: config,
       components: async () => [
-        await createLogComponent({ db }),
+        await createLogComponent({ db, ...logOptions }),
         await createFederationComponent({
           db,
           nodeId,

@@ -44,6 +44,8 @@ export interface FederationServiceDeps {
   refusals: RefusalAudit;
   /** Whether Pull requires a client certificate naming the peer (the gRPC port runs mTLS). */
   requirePeerCertificate: boolean;
+  /** The witness's verifier key (vkey, type 0x04), which GetNodeInfo tells. */
+  witnessVerifierKey: string;
 }
 
 /** The page sizes of ListPeers, GetReplicationStatus and ListAuditRecords (AIP-158): 1 to this; 0 means DEFAULT_PAGE_SIZE. */
@@ -134,7 +136,7 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
     },
     impl: {
       async getNodeInfo() {
-        return { nodeId: identity.nodeId, publicKeyJwk: JSON.stringify(identity.publicJwk) };
+        return { nodeId: identity.nodeId, publicKeyJwk: JSON.stringify(identity.publicJwk), witnessVerifierKey: deps.witnessVerifierKey };
       },
 
       async registerPeer(request) {

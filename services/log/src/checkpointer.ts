@@ -9,7 +9,7 @@ import type { Database, Queryable } from "@annals/db";
 import { Code } from "@connectrpc/connect";
 import { rpcError, type Logger } from "@annals/runtime";
 import { tileReader, treeEdge, treeMismatch } from "./merkle-tree.js";
-import { getCheckpoint, insertCheckpoint, lockHead, type CheckpointRow, type HeadRow } from "./store.js";
+import { getCheckpoint, insertCheckpoint, lockHead, logsAheadOfTheirCheckpoint, type CheckpointRow, type HeadRow } from "./store.js";
 
 export interface CheckpointerOptions {
   db: Database;
@@ -18,6 +18,8 @@ export interface CheckpointerOptions {
   /** The longest an append waits for a checkpoint that covers it, in ms. Default 1000. */
   intervalMs: number;
   logger: Logger;
+  /** Told after a checkpoint was signed for the log's whole tree (the witness publisher sends it on). */
+  onSigned?: (logId: string) => void;
 }
 
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 1000;
@@ -40,6 +42,17 @@ export class Checkpointer {
     }, this.options.intervalMs);
     timer.unref();
     this.due.set(logId, timer);
+  }
+
+  /**
+   * At startup: every local log whose tree is ahead of its latest checkpoint
+   * (the process stopped before its timer fired) gets one within the
+   * interval, as if it had just grown. Returns those logs.
+   */
+  async sweep(): Promise<string[]> {
+    const behind = await logsAheadOfTheirCheckpoint(this.options.db);
+    for (const logId of behind) this.grown(logId);
+    return behind;
   }
 
   /** A checkpoint of at least `size` leaves, signing one now when none exists yet. */
@@ -66,7 +79,13 @@ export class Checkpointer {
   sign(logId: string): Promise<CheckpointRow | null> {
     let running = this.signing.get(logId);
     if (!running) {
-      running = this.options.db.transaction((tx) => this.signLocked(tx, logId)).finally(() => this.signing.delete(logId));
+      running = this.options.db
+        .transaction((tx) => this.signLocked(tx, logId))
+        .then((signed) => {
+          if (signed) this.options.onSigned?.(logId);
+          return signed;
+        })
+        .finally(() => this.signing.delete(logId));
       this.signing.set(logId, running);
     }
     return running;

@@ -5,6 +5,9 @@ import { createAuthenticator, createLogger, readNodeId, type AuthOptions, type S
 import { tileRoutes } from "./tile-routes.js";
 import { Checkpointer, DEFAULT_CHECKPOINT_INTERVAL_MS } from "./checkpointer.js";
 import { loadNodeSigner } from "./signing-key.js";
+import { localLogIds } from "./store.js";
+import type { WitnessPolicy } from "./witness-policy.js";
+import { WitnessPublisher } from "./witness-publisher.js";
 import { AppendBatcher, DEFAULT_GROUP_COMMIT, type GroupCommitOptions } from "./append-batcher.js";
 import { AppendNotifier } from "./append-notifier.js";
 import { DEFAULT_LOG_LIMITS, type LogLimits } from "./entry-input.js";
@@ -29,6 +32,10 @@ export interface LogComponentOptions {
   signingKey?: JsonWebKey;
   /** The longest an append waits for a signed checkpoint that covers it, in ms. Default 1000. */
   checkpointIntervalMs?: number;
+  /** The witnesses that must cosign checkpoints before they are published (ANNALS_LOG_WITNESSES); undefined: none. */
+  witnesses?: WitnessPolicy;
+  /** How long one add-checkpoint request to a witness may take, in ms. Default 5000. */
+  witnessTimeoutMs?: number;
   /** How the tile routes check tokens: the server's own auth settings. Default: auth off (tests, the node on loopback). */
   auth?: AuthOptions;
 }
@@ -48,12 +55,22 @@ export async function createLogComponent(options: LogComponentOptions): Promise<
     jwk: options.signingKey,
     onGenerated: () => logger.warn("generated this node's checkpoint signing key and stored it in the database; set ANNALS_LOG_SIGNING_KEY_FILE in production"),
   });
+  const publisher = options.witnesses
+    ? new WitnessPublisher({ db, policy: options.witnesses, ...(options.witnessTimeoutMs ? { timeoutMs: options.witnessTimeoutMs } : {}), logger })
+    : undefined;
   const checkpointer = new Checkpointer({
     db,
     signerFor: (logId) => signer.forLog(logId),
     intervalMs: options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
     logger,
+    ...(publisher ? { onSigned: (logId: string) => void publisher.publish(logId) } : {}),
   });
+  if (publisher) {
+    // Checkpoints signed before a restart (or before witnesses were configured) that no quorum cosigned yet.
+    for (const logId of await localLogIds(db)) void publisher.publish(logId);
+  }
+  const behind = await checkpointer.sweep();
+  if (behind.length > 0) logger.info({ logs: behind.length }, "signing checkpoints for logs whose tree is ahead of their latest checkpoint");
   const batcher = new AppendBatcher(db, options.groupCommit ?? DEFAULT_GROUP_COMMIT, metrics, (logId) => {
     notifier.announce(logId);
     checkpointer.grown(logId);
@@ -61,12 +78,13 @@ export async function createLogComponent(options: LogComponentOptions): Promise<
   return {
     name: "log",
     registrations: [
-      logRegistration({ db, batcher, checkpointer, signer, notifier, limits: { ...DEFAULT_LOG_LIMITS, ...options.limits }, metrics }),
+      logRegistration({ db, batcher, checkpointer, publisher, signer, notifier, limits: { ...DEFAULT_LOG_LIMITS, ...options.limits }, metrics }),
     ],
-    httpRoutes: tileRoutes({ db, checkpointer, authenticator: createAuthenticator(options.auth ?? { mode: "off" }), readRole: LOG_READ }),
+    httpRoutes: tileRoutes({ db, checkpointer, publisher, authenticator: createAuthenticator(options.auth ?? { mode: "off" }), readRole: LOG_READ }),
     close: async () => {
       await batcher.settled();
       checkpointer.close();
+      publisher?.close();
       await notifier.close();
     },
   };

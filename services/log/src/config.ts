@@ -14,6 +14,8 @@ import {
 import { DEFAULT_LOG_LIMITS, type LogLimits } from "./entry-input.js";
 import { DEFAULT_GROUP_COMMIT, type GroupCommitOptions } from "./append-batcher.js";
 import { DEFAULT_CHECKPOINT_INTERVAL_MS } from "./checkpointer.js";
+import { parseWitnessPolicy, type WitnessPolicy } from "./witness-policy.js";
+import { DEFAULT_WITNESS_TIMEOUT_MS } from "./witness-publisher.js";
 
 /** Everything the standalone log service reads from its environment. */
 export interface LogServiceConfig {
@@ -32,6 +34,10 @@ export interface LogOptions {
   signingKey: JsonWebKey | undefined;
   /** ANNALS_LOG_CHECKPOINT_INTERVAL_MS. */
   checkpointIntervalMs: number;
+  /** ANNALS_LOG_WITNESSES: the witnesses of the node's checkpoints and how many must cosign; undefined: none (checkpoints are published as signed). */
+  witnesses: WitnessPolicy | undefined;
+  /** ANNALS_LOG_WITNESS_TIMEOUT_MS: how long one request to a witness may take. Default 5000. */
+  witnessTimeoutMs: number;
 }
 
 /** Default ports of the standalone log service (the all-in-one node has its own). */
@@ -66,6 +72,8 @@ export function readLogOptions(env: Env): LogOptions {
     nodeId: readNodeId(env),
     signingKey: readSigningKeyFile(env),
     checkpointIntervalMs: readInteger(env, "ANNALS_LOG_CHECKPOINT_INTERVAL_MS", DEFAULT_CHECKPOINT_INTERVAL_MS, { min: 10, max: 1000 }),
+    witnesses: readWitnessPolicy(env),
+    witnessTimeoutMs: readInteger(env, "ANNALS_LOG_WITNESS_TIMEOUT_MS", DEFAULT_WITNESS_TIMEOUT_MS, { min: 100, max: 120_000 }),
   };
 }
 
@@ -83,4 +91,16 @@ function readSigningKeyFile(env: Env): JsonWebKey | undefined {
     throw new ConfigError(name, `file ${path} is not an Ed25519 private JWK (${cause instanceof Error ? cause.message : String(cause)})`, { cause });
   }
   return jwk;
+}
+
+/** ANNALS_LOG_WITNESSES: `k=<K>; <witness vkey> <submission prefix URL>; …` (witness-policy.ts). */
+function readWitnessPolicy(env: Env): WitnessPolicy | undefined {
+  const name = "ANNALS_LOG_WITNESSES";
+  const text = env[name];
+  if (text === undefined || text.trim() === "") return undefined;
+  try {
+    return parseWitnessPolicy(text);
+  } catch (cause) {
+    throw new ConfigError(name, `expected "k=<K>; <witness vkey> <URL>; …" (${(cause as Error).message})`, { cause });
+  }
 }

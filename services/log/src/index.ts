@@ -7,3 +7,6 @@ export type { LogLimits } from "./entry-input.js";
 export { DEFAULT_GROUP_COMMIT } from "./append-batcher.js";
 export type { GroupCommitOptions } from "./append-batcher.js";
 export { LOG_READ, LOG_REPLICATE, LOG_WRITE } from "./service.js";
+export { WitnessPolicyError, parseWitnessPolicy } from "./witness-policy.js";
+export type { PolicyWitness, WitnessPolicy } from "./witness-policy.js";
+export { publishedNote } from "./witness-publisher.js";

@@ -27,6 +27,7 @@ import { exportLines } from "./export.js";
 import { seqCompacted, seqPastHead } from "./log-errors.js";
 import type { LogMetrics } from "./log-metrics.js";
 import type { Checkpointer } from "./checkpointer.js";
+import type { WitnessPublisher } from "./witness-publisher.js";
 import { compactLog, redactEntry } from "./maintenance.js";
 import { checkpointAt, consistencyBetween, inclusionAt, receipts } from "./proofs.js";
 import type { NodeSigner } from "./signing-key.js";
@@ -49,6 +50,8 @@ export interface LogServiceDeps {
   db: Database;
   batcher: AppendBatcher;
   checkpointer: Checkpointer;
+  /** Sends checkpoints to the witnesses and tells which one is published; undefined: no witnesses. */
+  publisher: WitnessPublisher | undefined;
   signer: NodeSigner;
   notifier: AppendNotifier;
   limits: LogLimits;
@@ -145,7 +148,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
       async append(request, context) {
         const logId = localLogFor(context, request.logId);
         const [result] = await append(logId, [prepareEntry(request.entry, limits, "entry")], prepareCondition(request.condition, "condition"));
-        const [receipt] = request.wantReceipt ? await receipts(db, deps.checkpointer, logId, [result!.seq]) : [""];
+        const [receipt] = request.wantReceipt ? await receipts(db, deps.checkpointer, logId, [result!.seq], deps.publisher) : [""];
         return { result: appendResult(result!), receipt };
       },
 
@@ -154,7 +157,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
         const results = await append(logId, prepareBatch(request.entries, "entries"), prepareCondition(request.condition, "condition"));
         return {
           results: results.map(appendResult),
-          receipts: request.wantReceipt ? await receipts(db, deps.checkpointer, logId, results.map((result) => result.seq)) : [],
+          receipts: request.wantReceipt ? await receipts(db, deps.checkpointer, logId, results.map((result) => result.seq), deps.publisher) : [],
         };
       },
 
@@ -367,13 +370,13 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
 
       async getCheckpoint(request, context) {
         const head = await existingHead(logFor(context, request.logId));
-        const checkpoint = await checkpointAt(db, deps.checkpointer, head, request.treeSize);
+        const checkpoint = await checkpointAt(db, deps.checkpointer, head, request.treeSize, deps.publisher);
         return { ...checkpoint, verifierKey: head.origin === "local" ? deps.signer.verifierKey(head.log_id) : "" };
       },
 
       async getInclusionProof(request, context) {
         const head = await existingHead(logFor(context, request.logId));
-        return inclusionAt(db, deps.checkpointer, head, request.seq, request.treeSize);
+        return inclusionAt(db, deps.checkpointer, head, request.seq, request.treeSize, deps.publisher);
       },
 
       async getConsistencyProof(request, context) {

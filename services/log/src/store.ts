@@ -460,3 +460,76 @@ export async function anchorMirror(
     [logId, anchor.seq, anchor.checksum, anchor.treeEdge === null ? null : Buffer.from(anchor.treeEdge)],
   );
 }
+
+/** Local logs whose tree has leaves no signed checkpoint covers (the checkpointer's startup sweep). */
+export async function logsAheadOfTheirCheckpoint(db: Queryable): Promise<string[]> {
+  const { rows } = await db.query<{ log_id: string }>(
+    `select l.log_id from log.logs l
+      where l.origin = 'local' and l.tree_edge is not null and l.last_seq > 0
+        and l.last_seq > coalesce((select max(c.tree_size) from log.checkpoints c where c.log_id = l.log_id), 0)`,
+  );
+  return rows.map((row) => row.log_id);
+}
+
+/** Stores a witness's cosignature line of the checkpoint of `size` (a second one from the same witness replaces it). */
+export async function insertCosignature(db: Queryable, logId: string, size: bigint, witness: string, line: string, timestamp: bigint): Promise<void> {
+  await db.query(
+    `insert into log.cosignatures (log_id, tree_size, witness, line, cosigned_at) values ($1, $2, $3, $4, $5)
+       on conflict (log_id, tree_size, witness) do update set line = excluded.line, cosigned_at = excluded.cosigned_at, received_at = now()`,
+    [logId, size, witness, line, timestamp],
+  );
+}
+
+/** The witnesses (of `witnesses`) that cosigned the checkpoint of `size`. */
+export async function cosignersOf(db: Queryable, logId: string, size: bigint, witnesses: readonly string[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ witness: string }>(`select witness from log.cosignatures where log_id = $1 and tree_size = $2 and witness = any($3::text[])`, [
+    logId,
+    size,
+    witnesses,
+  ]);
+  return new Set(rows.map((row) => row.witness));
+}
+
+/** The size each witness last cosigned (or said it holds). */
+export async function witnessPositions(db: Queryable, logId: string): Promise<Map<string, bigint>> {
+  const { rows } = await db.query<{ witness: string; tree_size: bigint }>(`select witness, tree_size from log.witness_positions where log_id = $1`, [logId]);
+  return new Map(rows.map((row) => [row.witness, BigInt(row.tree_size)]));
+}
+
+export async function setWitnessPosition(db: Queryable, logId: string, witness: string, size: bigint): Promise<void> {
+  await db.query(
+    `insert into log.witness_positions (log_id, witness, tree_size) values ($1, $2, $3)
+       on conflict (log_id, witness) do update set tree_size = excluded.tree_size, updated_at = now()`,
+    [logId, witness, size],
+  );
+}
+
+/**
+ * The largest checkpoint that at least `threshold` of `witnesses` cosigned,
+ * with their lines (ordered by witness), or null when none has yet.
+ */
+export async function latestCosignedCheckpoint(
+  db: Queryable,
+  logId: string,
+  witnesses: readonly string[],
+  threshold: number,
+): Promise<(CheckpointRow & { lines: string[] }) | null> {
+  const { rows } = await db.query<CheckpointRow & { lines: string[] }>(
+    `select c.tree_size, c.root_hash, c.note, array_agg(s.line order by s.witness) as lines
+       from log.checkpoints c
+       join log.cosignatures s on s.log_id = c.log_id and s.tree_size = c.tree_size
+      where c.log_id = $1 and s.witness = any($2::text[])
+      group by c.tree_size, c.root_hash, c.note
+     having count(*) >= $3
+      order by c.tree_size desc
+      limit 1`,
+    [logId, witnesses, threshold],
+  );
+  return rows[0] ?? null;
+}
+
+/** Every local log (not the mirrors). */
+export async function localLogIds(db: Queryable): Promise<string[]> {
+  const { rows } = await db.query<{ log_id: string }>(`select log_id from log.logs where origin = 'local' order by log_id`);
+  return rows.map((row) => row.log_id);
+}

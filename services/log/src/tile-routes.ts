@@ -12,6 +12,7 @@ import type { Database } from "@annals/db";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { invalidArgument, isAllowed, notFound, requireLogAccess, writeRouteError, type Authenticator, type HttpRoute } from "@annals/runtime";
 import type { Checkpointer } from "./checkpointer.js";
+import type { WitnessPublisher } from "./witness-publisher.js";
 import { checkLogId } from "./entry-input.js";
 import { latestCheckpoint } from "./proofs.js";
 import { getHead, readChecksums, readTiles } from "./store.js";
@@ -25,6 +26,8 @@ const SHORT = "private, max-age=1";
 export interface TileRouteDeps {
   db: Database;
   checkpointer: Checkpointer;
+  /** The witness publisher, when checkpoints are cosigned before they are published. */
+  publisher?: WitnessPublisher | undefined;
   authenticator: Authenticator;
   /** The role a caller needs (log.read). */
   readRole: string;
@@ -37,7 +40,7 @@ export function tileRoutes(deps: TileRouteDeps): HttpRoute[] {
       matches: (path) => CHECKPOINT.test(path),
       handle: (request, response) => serve(deps, request, response, CHECKPOINT, async (logId) => {
         const head = await existingHead(deps.db, logId);
-        const checkpoint = await latestCheckpoint(deps.db, deps.checkpointer, head);
+        const checkpoint = await latestCheckpoint(deps.db, deps.checkpointer, head, deps.publisher);
         response.writeHead(200, { "content-type": "text/plain; charset=utf-8", "cache-control": SHORT });
         response.end(checkpoint.note);
       }),

@@ -1,0 +1,37 @@
+// The witness's cosigning key (C2SP tlog-cosignature, Ed25519): from
+// ANNALS_WITNESS_KEY_FILE (an Ed25519 private JWK), or generated once and
+// kept in the database. It is a key of its own, never the node's checkpoint
+// or federation key: tlog-cosignature asks for a distinct key per cosigner,
+// and signed-note for one key per signature type.
+import { createPrivateKey, generateKeyPairSync, type JsonWebKey } from "node:crypto";
+import { createCosigner, type Cosigner } from "@annals/chain";
+import type { Database } from "@annals/db";
+import { getWitnessKey, storeWitnessKey } from "./witness-store.js";
+
+export interface WitnessKeyOptions {
+  db: Database;
+  /** The key name of the cosignatures (a schema-less URL naming the witness). */
+  name: string;
+  /** An Ed25519 private JWK; undefined: the one kept in the database (generated on first use). */
+  jwk: JsonWebKey | undefined;
+  /** Told when a key was generated, so that the operator learns to configure one. */
+  onGenerated?: () => void;
+}
+
+export async function loadWitnessCosigner(options: WitnessKeyOptions): Promise<Cosigner> {
+  let jwk = options.jwk ?? (await getWitnessKey(options.db));
+  if (!jwk) {
+    jwk = await storeWitnessKey(options.db, generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" }));
+    options.onGenerated?.();
+  }
+  return createCosigner(options.name, createPrivateKey({ key: jwk, format: "jwk" }));
+}
+
+/**
+ * The default witness name: the node id without spiffe:// (docs/merkle.md,
+ * "Cosignatures"; never an origin, which has a colon). The node's log key
+ * under that name has type 0x01, so its key ID differs.
+ */
+export function defaultWitnessName(nodeId: string): string {
+  return nodeId.replace(/^spiffe:\/\//, "");
+}
