@@ -6,6 +6,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 import { listenerKey, type PeerCertificate } from "./call-context.js";
 import { UndecodableRequest } from "./request-check.js";
+import { clip, MAX_ERROR_TEXT } from "./errors.js";
 
 type AnyHandler = (...args: never[]) => unknown;
 type WrappedImpl = Record<string, AnyHandler>;
@@ -107,7 +108,7 @@ function guardHandler(method: grpc.MethodDefinition<unknown, unknown>, handler: 
   const refusal = (request: UndecodableRequest) => grpcStatus(request.toError());
   if (!method.requestStream) {
     return ((call: { request: unknown; emit(event: string, value: unknown): boolean }, callback?: grpc.sendUnaryData<unknown>) => {
-      if (!(call.request instanceof UndecodableRequest)) return handler(call, callback);
+      if (!(call.request instanceof UndecodableRequest)) return handler(call, callback && clippingErrors(callback));
       if (method.responseStream) call.emit("error", refusal(call.request));
       else callback!(refusal(call.request));
     }) as grpc.UntypedHandleCall;
@@ -125,6 +126,20 @@ function guardHandler(method: grpc.MethodDefinition<unknown, unknown>, handler: 
     };
     return handler(call, callback);
   }) as grpc.UntypedHandleCall;
+}
+
+/**
+ * A callback that clips the message of an error status: these services
+ * (health, reflection) may echo a request's text, e.g. a 512 KiB service name,
+ * and a status message past the client's header limit arrives as INTERNAL.
+ */
+function clippingErrors(callback: grpc.sendUnaryData<unknown>): grpc.sendUnaryData<unknown> {
+  return (error, ...rest) => {
+    if (!error) return callback(error, ...rest);
+    const details = error.details ?? ("message" in error ? error.message : "");
+    if (details.length <= MAX_ERROR_TEXT) return callback(error, ...rest);
+    callback({ code: error.code ?? grpc.status.UNKNOWN, details: clip(details), ...(error.metadata ? { metadata: error.metadata } : {}) }, ...rest);
+  };
 }
 
 /**

@@ -223,6 +223,15 @@ describe("an independent @grpc/grpc-js client", () => {
   });
 });
 
+test("Health/Check of a 512 KiB service name is NOT_FOUND with a clipped message, not a protocol error (fuzz seed 14, case #1431)", async () => {
+  const error = await grpcJsHealthCheck(`127.0.0.1:${server.grpcPort}`, "x".repeat(512 * 1024)).then(
+    () => assert.fail("a service nobody registered is not SERVING"),
+    (caught: grpc.ServiceError) => caught,
+  );
+  assert.equal(error.code, grpc.status.NOT_FOUND, error.message);
+  assert.ok(error.details.length < 1024, `details of ${error.details.length} characters`);
+});
+
 describe("telemetry", () => {
   test("a traceparent from the caller becomes the parent of the server span", async () => {
     const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
