@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { createAnnalsClients, type AnnalsClients } from "@annals/client";
 import { healthV1 } from "@annals/proto";
 import { signDevToken } from "@annals/runtime";
-import { FEDERATION_USAGE, federationCommand, peersCommand } from "./federation-commands.js";
+import { FEDERATION_USAGE, federationCommand, peersCommand, verifyEvidenceCommand } from "./federation-commands.js";
 import { KV_USAGE, kvCommand } from "./kv-commands.js";
 import { exportLog, importExport, printReport, verifyExportFile } from "./log-commands.js";
 import { UsageError } from "./usage-error.js";
@@ -111,6 +111,8 @@ async function main(argv: string[]): Promise<number> {
       return peersCommand((url) => connect(url).federation, rest);
     case "federation":
       return federationCommand((url) => connect(url).federation, rest);
+    case "verify-evidence":
+      return verifyEvidenceCommand(rest);
     default:
       throw new UsageError(command ? `unknown command "${command}"` : "no command given");
   }

@@ -93,6 +93,7 @@ export async function createFederationComponent(options: FederationComponentOpti
         metrics,
         refusals,
         requirePeerCertificate: options.requirePeerCertificate ?? false,
+        heartbeatMs: options.heartbeatMs ?? defaults.heartbeatMs,
       }),
     ],
     // The log service may be this process's own (the node): replicate once the listeners are up.

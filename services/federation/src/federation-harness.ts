@@ -54,7 +54,7 @@ export async function startTestNode(
       name: `test-${label}`,
       server: config,
       components: async () => [
-        await createLogComponent({ db }),
+        await createLogComponent({ db, nodeId }),
         await createFederationComponent({
           db,
           nodeId,
