@@ -11,7 +11,17 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Code } from "@connectrpc/connect";
-import { appendLeaves, emptyRightEdge, encodeRightEdge, leafHash, parseVerifierKey, verifyForkEvidence, createVerifierKey, SIGNATURE_TYPE_ED25519 } from "@annals/chain";
+import {
+  SIGNATURE_TYPE_ED25519,
+  appendLeaves,
+  createVerifierKey,
+  emptyRightEdge,
+  encodeRightEdge,
+  formatVerifierKey,
+  leafHash,
+  parseVerifierKey,
+  verifyForkEvidence,
+} from "@annals/chain";
 import { federationV1 } from "@annals/proto";
 import { errorReason, signDevToken } from "@annals/runtime";
 import { rejects, runProcessToExit } from "@annals/runtime/testing";
@@ -23,6 +33,11 @@ const B = "spiffe://acme.example/annals/us-1";
 const { AuditReason, ReplicationState } = federationV1;
 const CLI = fileURLToPath(new URL("../../../libs/cli/dist/main.js", import.meta.url));
 const LOGS = ["below", "at", "above", "truncated", "rekeyed", "recovered"];
+/**
+ * Bundles B produced, written to $ANNALS_FORK_EVIDENCE_DIR when it is set:
+ * that is how docs/merkle/federation/ (checked by check_vectors.py) was made.
+ */
+const produced: { file: string; verifier_key: string; kind: string; fork_seq: number; evidence: string }[] = [];
 /** Detection delays measured here, printed at the end (forks are timed, never asserted on time). */
 const delays: string[] = [];
 
@@ -98,6 +113,11 @@ describe("federation catches a forked history", () => {
   });
   after(async () => {
     if (delays.length > 0) console.log(`detection delays (rewrite on A to FORK on B): ${delays.join("; ")}`);
+    const out = process.env.ANNALS_FORK_EVIDENCE_DIR;
+    if (out && produced.length > 0) {
+      for (const bundle of produced) writeFileSync(join(out, bundle.file), bundle.evidence);
+      writeFileSync(join(out, "bundles.json"), `${JSON.stringify(produced.map(({ evidence: _, ...rest }) => rest), null, 2)}\n`);
+    }
     await b?.close();
     await a?.close();
     rmSync(dir, { recursive: true, force: true });
@@ -158,6 +178,7 @@ describe("federation catches a forked history", () => {
       const logKey = createVerifierKey(`${A.slice("spiffe://".length)}:${logId}`, SIGNATURE_TYPE_ED25519, parseVerifierKey(nodeKey).publicKey);
       const verdict = verifyForkEvidence(evidence.evidence, logKey);
       assert.equal(verdict.provesMisbehaviour, true, verdict.provesMisbehaviour ? "" : verdict.reason);
+      produced.push({ file: `${logId}.evidence`, verifier_key: formatVerifierKey(logKey), kind: verdict.kind, fork_seq: Number(evidence.forkSeq), evidence: evidence.evidence });
       // Offline, with the CLI: exported by `annals federation evidence`, checked with only A's node key.
       const exported = await annals("federation", "evidence", "--peer", A, "--log", logId);
       assert.equal(exported.code, 0, exported.stderr);
