@@ -13,7 +13,7 @@ import type { MirrorTree } from "./checkpoint-guard.js";
 /** Asks the peer for its latest checkpoint with proofs from `previous` and from `position` (a Pull's first frame). */
 export type ForkProbe = (previous: bigint, position: bigint) => Promise<federationV1.PullCheckpoint | undefined>;
 
-/** Most probes one search makes (a million leaves take 13). */
+/** Most probes one search makes (about 1 + log₃ of the mirror's size: 14 for a million leaves). */
 const MAX_PROBES = 40;
 
 /**

@@ -170,6 +170,8 @@ describe("federation catches a forked history", () => {
     assert.deepEqual(await chainOf(b.log, mirror), before);
     const [record] = (await b.federation.listAuditRecords({ nodeId: A })).records.filter((r) => r.logId === logId && r.reason === AuditReason.FORK);
     assert.equal(record?.seq, BigInt(keep + 1));
+    const scrape = await fetch(`http://127.0.0.1:${b.server.httpPort}/metrics`).then((response) => response.text());
+    assert.match(scrape, new RegExp(`annals_federation_forks_total\\{[^}]*log="${logId}"[^}]*\\} 1\\b`));
     const evidence = await b.federation.getForkEvidence({ nodeId: A, logId });
     assert.equal(evidence.forkSeq, BigInt(keep + 1));
     assert.match(evidence.detail, new RegExp(`^FORK: ${expected.finding}`));
