@@ -97,13 +97,31 @@ export async function peersCommand(connect: (url: string | undefined) => Federat
       const fromFile = await keys();
       const peer: { nodeId: string; url?: string; publicKeyJwk?: string; logVerifierKey?: string; servedLogs?: string[]; mirroredLogs?: string[]; status?: federationV1.PeerStatus } = { nodeId };
       const paths: string[] = [];
-      if (values["peer-url"] !== undefined) (peer.url = values["peer-url"]), paths.push("url");
-      if (fromFile) (peer.publicKeyJwk = fromFile.publicKeyJwk), paths.push("public_key_jwk");
+      if (values["peer-url"] !== undefined) {
+        peer.url = values["peer-url"];
+        paths.push("url");
+      }
+      if (fromFile) {
+        peer.publicKeyJwk = fromFile.publicKeyJwk;
+        paths.push("public_key_jwk");
+      }
       const logKey = values["log-key"] ?? fromFile?.logVerifierKey;
-      if (logKey !== undefined) (peer.logVerifierKey = logKey), paths.push("log_verifier_key");
-      if (values.serve !== undefined) (peer.servedLogs = list(values.serve)), paths.push("served_logs");
-      if (values.mirror !== undefined) (peer.mirroredLogs = list(values.mirror)), paths.push("mirrored_logs");
-      if (values.enable || values.disable) (peer.status = values.enable ? federationV1.PeerStatus.ACTIVE : federationV1.PeerStatus.DISABLED), paths.push("status");
+      if (logKey !== undefined) {
+        peer.logVerifierKey = logKey;
+        paths.push("log_verifier_key");
+      }
+      if (values.serve !== undefined) {
+        peer.servedLogs = list(values.serve);
+        paths.push("served_logs");
+      }
+      if (values.mirror !== undefined) {
+        peer.mirroredLogs = list(values.mirror);
+        paths.push("mirrored_logs");
+      }
+      if (values.enable || values.disable) {
+        peer.status = values.enable ? federationV1.PeerStatus.ACTIVE : federationV1.PeerStatus.DISABLED;
+        paths.push("status");
+      }
       if (paths.length === 0) throw new UsageError("peers update needs at least one of --peer-url, --key-file, --log-key, --serve, --mirror, --enable, --disable");
       const updated = await connect(values.url).updatePeer({ peer, updateMask: { paths } });
       console.log(`updated ${updated.peer?.nodeId}: ${paths.join(", ")}`);
