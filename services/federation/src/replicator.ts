@@ -78,6 +78,8 @@ interface Deps {
 /** How often, and how far apart, a puller with a peer's log key asks for its checkpoint after entries that do not link (forkBehind). */
 const FORK_PROBE_ATTEMPTS = 5;
 const FORK_PROBE_INTERVAL_MS = 1000;
+/** How long a connection to a peer stays open without a call, in ms (a live Pull stream is a call). */
+const PEER_IDLE_MS = 2000;
 
 const pemOf = ({ ca, cert, key }: CertificateMaterial) => ({ cert, key, ...(ca ? { ca } : {}) });
 
@@ -329,13 +331,21 @@ class ReplicationLoop {
     }
   }
 
-  /** A client of the peer's federation service, with a fresh peer token per call. */
-  private peerClient() {
+  /**
+   * A client of the peer's federation service, with a fresh peer token per
+   * call. Its connection closes once idle for `idleMs`: a client is dropped
+   * when its stream ends (a new one per connection, a burst of probes), and
+   * its idle connection to a peer that restarted would otherwise stay
+   * half-closed and keep the process alive (forks.test.ts, "a key B did not
+   * register", restarts A).
+   */
+  private peerClient(idleMs = PEER_IDLE_MS) {
     const tls = this.deps.tls;
     return createAnnalsClients({
       baseUrl: this.peer.url,
       token: () => signPeerToken(this.deps.identity, this.peer.nodeId),
       ...(tls ? { tls: { ...pemOf(tls.current()), serverUri: this.peer.nodeId } } : {}),
+      idleConnectionTimeoutMs: idleMs,
     }).federation;
   }
 
