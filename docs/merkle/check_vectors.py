@@ -6,6 +6,8 @@ RFC 9162 tree hashes and proofs, C2SP tlog-tiles tiles and entry bundles,
 signed notes and verifier keys, checkpoints, Ed25519 cosignatures,
 tlog-proof receipts and annals fork-evidence bundles. Python standard
 library, plus `cryptography` (Debian: python3-cryptography) for Ed25519.
+Also checks the fork-evidence bundles in docs/merkle/federation/, made by a
+federation mirror that caught a forked peer.
 Run: python3 docs/merkle/check_vectors.py
 """
 import base64
@@ -479,6 +481,17 @@ def main() -> int:
     for v in vectors["fork_evidence"]:
         proves, why = fork_verdict(v["bundle"], Vkey(v["verifier_key"]))
         check(f"fork evidence: {v['name']}", proves == v["proves_misbehaviour"] and (not proves or why == v["kind"]), why)
+
+    # Bundles a federation mirror produced (services/federation/src/forks.test.ts,
+    # written with ANNALS_FORK_EVIDENCE_DIR=docs/merkle/federation).
+    produced = json.loads((here / "federation" / "bundles.json").read_text("utf-8"))
+    check("federation bundles present", len(produced) > 0)
+    for v in produced:
+        bundle = (here / "federation" / v["file"]).read_text("utf-8")
+        proves, why = fork_verdict(bundle, Vkey(v["verifier_key"]))
+        check(f"federation bundle {v['file']}", proves and why == v["kind"], why)
+        other = Vkey(log["verifier_key"])
+        check(f"federation bundle {v['file']} under another key", not fork_verdict(bundle, other)[0])
 
     for failure in failures:
         print(f"MISMATCH {failure}")

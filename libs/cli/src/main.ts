@@ -7,7 +7,7 @@ import { healthV1 } from "@annals/proto";
 import { signDevToken } from "@annals/runtime";
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, connect, takeTlsOptions } from "./connection.js";
 import { appendCommand, countOption, logsCommand, readCommand, statsCommand, tailCommand } from "./entry-commands.js";
-import { FEDERATION_USAGE, federationCommand, peersCommand } from "./federation-commands.js";
+import { FEDERATION_USAGE, federationCommand, peersCommand, verifyEvidenceCommand } from "./federation-commands.js";
 import { KV_USAGE, kvCommand } from "./kv-commands.js";
 import { exportLog, importExport, printReport, verifyExportFile } from "./log-commands.js";
 import { checkpointCommand, proveCommand, readVerifierKey, verifierKeyCommand, verifyReceiptCommand } from "./proof-commands.js";
@@ -222,6 +222,8 @@ async function main(argv: string[]): Promise<number> {
       const federation = (url: string | undefined) => connect({ ...tls, url }).federation;
       return command === "peers" ? peersCommand(federation, args) : federationCommand(federation, args);
     }
+    case "verify-evidence":
+      return verifyEvidenceCommand(rest);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }

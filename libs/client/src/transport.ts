@@ -36,6 +36,13 @@ export interface TransportOptions {
   maxMessageBytes?: number;
   /** Extra interceptors, run after the built-in ones. */
   interceptors?: Interceptor[];
+  /**
+   * Closes the HTTP/2 connection once it has had no call for this long, in
+   * ms (connect-node's default: 15 minutes). For clients used in short
+   * bursts (the federation puller's fork probes), whose idle connection to
+   * a server that went away would otherwise linger.
+   */
+  idleConnectionTimeoutMs?: number;
 }
 
 /**
@@ -56,6 +63,7 @@ export function createAnnalsTransport(options: TransportOptions): Transport {
     baseUrl: options.baseUrl,
     interceptors,
     readMaxBytes: options.maxMessageBytes ?? 4 * 1024 * 1024,
+    ...(options.idleConnectionTimeoutMs !== undefined ? { idleConnectionTimeoutMs: options.idleConnectionTimeoutMs } : {}),
     ...(tls
       ? {
           nodeOptions: {

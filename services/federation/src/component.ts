@@ -107,6 +107,7 @@ export async function createFederationComponent(options: FederationComponentOpti
         refusals,
         requirePeerCertificate: options.requirePeerCertificate ?? false,
         witnessVerifierKey: formatVerifierKey(cosigner.key),
+        heartbeatMs: options.heartbeatMs ?? defaults.heartbeatMs,
       }),
     ],
     httpRoutes: witnessRoutes(witness, logger),

@@ -2,6 +2,7 @@ import { createPrivateKey, type JsonWebKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { keyNameProblem } from "@annals/chain";
 import { parseWitnessedLogs, type WitnessedLog } from "./witnessed-logs.js";
+import { DEFAULT_HEARTBEAT_MS } from "./pull.js";
 import { ConfigError, readDatabaseConfig, readDurationMs, readFilePath, readInteger, readNodeId, readServerConfig, readString, readTlsReloadIntervalMs, readUrl, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
 
 /** Everything the standalone federation service reads from its environment. */
@@ -23,6 +24,13 @@ export interface FederationOptions {
   keyFile: string | undefined;
   /** Pull calls one peer may start per minute. */
   pullsPerMinute: number;
+  /**
+   * How often an idle Pull stream served here sends a heartbeat, with the
+   * log's latest checkpoint when the puller asks for checkpoints, in ms
+   * (ANNALS_FEDERATION_HEARTBEAT_MS, 1000–300000, default 5000): the longest a
+   * puller waits to see a rewritten history while nothing is appended.
+   */
+  heartbeatMs: number;
   /** How long audit records are kept, in ms; 0 keeps them forever. Default 90 days. */
   auditRetentionMs: number;
   /**
@@ -69,6 +77,7 @@ export function readFederationOptions(env: Env): FederationOptions {
     nodeId: readNodeId(env),
     keyFile: readKeyFile(env),
     pullsPerMinute: readInteger(env, "ANNALS_FEDERATION_PULLS_PER_MINUTE", 60, { min: 1, max: 1_000_000 }),
+    heartbeatMs: readInteger(env, "ANNALS_FEDERATION_HEARTBEAT_MS", DEFAULT_HEARTBEAT_MS, { min: 1000, max: 300_000 }),
     auditRetentionMs: readDurationMs(env, "ANNALS_FEDERATION_AUDIT_RETENTION", DEFAULT_AUDIT_RETENTION_MS),
     tls: readFederationTls(env),
     witness: readWitnessSettings(env),

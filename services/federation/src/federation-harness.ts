@@ -55,7 +55,7 @@ export async function startTestNode(
       name: `test-${label}`,
       server: config,
       components: async () => [
-        await createLogComponent({ db, ...logOptions }),
+        await createLogComponent({ db, nodeId, ...logOptions }),
         await createFederationComponent({
           db,
           nodeId,

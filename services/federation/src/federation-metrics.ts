@@ -9,6 +9,7 @@ export class FederationMetrics {
   private readonly received: Counter;
   private readonly rejected: Counter;
   private readonly refused: Counter;
+  private readonly forks: Counter;
 
   /** `statuses` is read at each collection for the lag gauges. */
   constructor(statuses: () => Status[]) {
@@ -16,9 +17,11 @@ export class FederationMetrics {
     this.received = meter.createCounter("annals.federation.entries.received", { description: "Entries pulled from peers, verified and stored in mirrors" });
     this.rejected = meter.createCounter("annals.federation.entries.rejected", { description: "Replications stopped by an entry that failed verification" });
     this.refused = meter.createCounter("annals.federation.pulls.refused", { description: "Pull calls refused (token, grant, rate limit), by reason" });
+    this.forks = meter.createCounter("annals.federation.forks", { description: "Replications stopped because the peer's signed checkpoints showed a forked history, per peer and log" });
     // Exported from the start (at 0), so that alerts on them have a series before the first event.
     this.rejected.add(0);
     this.refused.add(0);
+    this.forks.add(0);
     meter
       .createObservableGauge("annals.federation.lag.entries", { description: "Entries the peer has that the mirror does not, per peer and log" })
       .addCallback((result) => {
@@ -42,6 +45,10 @@ export class FederationMetrics {
 
   entryRejected(peer: string): void {
     this.rejected.add(1, { peer });
+  }
+
+  forkDetected(peer: string, log: string): void {
+    this.forks.add(1, { peer, log });
   }
 
   pullRefused(reason: string): void {

@@ -8,6 +8,7 @@ import { logIdProblem } from "@annals/topics";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { algorithmOf, mirrorLogId, nodeIdProblem } from "./identity.js";
+import { logVerifierKeyProblem } from "./log-key.js";
 
 export type PeerStatus = "active" | "disabled";
 
@@ -19,6 +20,8 @@ export interface PeerRecord {
   servedLogs: string[];
   mirroredLogs: string[];
   status: PeerStatus;
+  /** The signed-note verifier key of the peer's checkpoints; "" when none is registered (log-key.ts). */
+  logVerifierKey: string;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -30,11 +33,12 @@ interface PeerRow {
   served_logs: string[];
   mirrored_logs: string[];
   status: PeerStatus;
+  log_verifier_key: string;
   created_at: Date;
   updated_at: Date;
 }
 
-const COLUMNS = "node_id, url, public_key, served_logs, mirrored_logs, status, created_at, updated_at";
+const COLUMNS = "node_id, url, public_key, served_logs, mirrored_logs, status, log_verifier_key, created_at, updated_at";
 
 const fromRow = (row: PeerRow): PeerRecord => ({
   nodeId: row.node_id,
@@ -43,6 +47,7 @@ const fromRow = (row: PeerRow): PeerRecord => ({
   servedLogs: row.served_logs,
   mirroredLogs: row.mirrored_logs,
   status: row.status,
+  logVerifierKey: row.log_verifier_key,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
 });
@@ -55,6 +60,7 @@ export function peerMessage(peer: PeerRecord): MessageInitShape<typeof federatio
     servedLogs: peer.servedLogs,
     mirroredLogs: peer.mirroredLogs,
     status: peer.status === "active" ? federationV1.PeerStatus.ACTIVE : federationV1.PeerStatus.DISABLED,
+    logVerifierKey: peer.logVerifierKey,
     createTime: timestampFromDate(peer.createdAt),
     updateTime: timestampFromDate(peer.updatedAt),
   };
@@ -79,9 +85,9 @@ export async function listPeerPage(db: Queryable, options: { after: string; limi
 /** Inserts a peer; ALREADY_EXISTS when its node id is registered. */
 export async function insertPeer(db: Queryable, peer: Omit<PeerRecord, "createdAt" | "updatedAt">): Promise<PeerRecord> {
   const { rows } = await db.query<PeerRow>(
-    `insert into federation.peers (node_id, url, public_key, served_logs, mirrored_logs, status)
-     values ($1, $2, $3::jsonb, $4::text[], $5::text[], $6) on conflict (node_id) do nothing returning ${COLUMNS}`,
-    [peer.nodeId, peer.url, JSON.stringify(peer.publicJwk), peer.servedLogs, peer.mirroredLogs, peer.status],
+    `insert into federation.peers (node_id, url, public_key, served_logs, mirrored_logs, status, log_verifier_key)
+     values ($1, $2, $3::jsonb, $4::text[], $5::text[], $6, $7) on conflict (node_id) do nothing returning ${COLUMNS}`,
+    [peer.nodeId, peer.url, JSON.stringify(peer.publicJwk), peer.servedLogs, peer.mirroredLogs, peer.status, peer.logVerifierKey],
   );
   if (!rows[0]) {
     throw rpcError(Code.AlreadyExists, `peer "${peer.nodeId}" is already registered; change it with UpdatePeer`, {
@@ -95,9 +101,10 @@ export async function insertPeer(db: Queryable, peer: Omit<PeerRecord, "createdA
 /** Replaces a peer's changeable fields; undefined when it is not registered. */
 export async function updatePeer(db: Database, peer: Omit<PeerRecord, "createdAt" | "updatedAt">): Promise<PeerRecord | undefined> {
   const { rows } = await db.query<PeerRow>(
-    `update federation.peers set url = $2, public_key = $3::jsonb, served_logs = $4::text[], mirrored_logs = $5::text[], status = $6, updated_at = now()
+    `update federation.peers set url = $2, public_key = $3::jsonb, served_logs = $4::text[], mirrored_logs = $5::text[], status = $6,
+       log_verifier_key = $7, updated_at = now()
      where node_id = $1 returning ${COLUMNS}`,
-    [peer.nodeId, peer.url, JSON.stringify(peer.publicJwk), peer.servedLogs, peer.mirroredLogs, peer.status],
+    [peer.nodeId, peer.url, JSON.stringify(peer.publicJwk), peer.servedLogs, peer.mirroredLogs, peer.status, peer.logVerifierKey],
   );
   return rows[0] ? fromRow(rows[0]) : undefined;
 }
@@ -107,7 +114,7 @@ export async function removePeer(db: Queryable, nodeId: string): Promise<boolean
 }
 
 /** The fields UpdatePeer may change, by their proto names. */
-export const UPDATABLE_FIELDS = ["url", "public_key_jwk", "served_logs", "mirrored_logs", "status"] as const;
+export const UPDATABLE_FIELDS = ["url", "public_key_jwk", "served_logs", "mirrored_logs", "status", "log_verifier_key"] as const;
 
 /** Checks a peer message field by field; INVALID_ARGUMENT names the first bad one (under `prefix`). */
 export async function checkPeer(
@@ -142,6 +149,11 @@ export async function checkPeer(
   if (peer.status !== federationV1.PeerStatus.UNSPECIFIED && !federationV1.PeerStatus[peer.status]) {
     throw invalidArgument(`${prefix}.status`, "is not one of the values this server knows");
   }
+  const logVerifierKey = peer.logVerifierKey.trim();
+  if (logVerifierKey !== "") {
+    const problem = logVerifierKeyProblem(logVerifierKey, peer.nodeId);
+    if (problem) throw invalidArgument(`${prefix}.log_verifier_key`, problem);
+  }
   return {
     nodeId: peer.nodeId,
     url: url.origin,
@@ -149,6 +161,7 @@ export async function checkPeer(
     servedLogs: [...new Set(peer.servedLogs)],
     mirroredLogs: [...new Set(peer.mirroredLogs)],
     status: peer.status === federationV1.PeerStatus.DISABLED ? "disabled" : "active",
+    logVerifierKey,
   };
 }
 

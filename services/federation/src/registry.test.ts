@@ -93,7 +93,7 @@ describe("federation: identity and peer registry", () => {
     await admin.registerPeer({ peer: base });
     try {
       await rejects(admin.updatePeer({ peer: base }), Code.InvalidArgument, /^update_mask: /);
-      await rejects(admin.updatePeer({ peer: base, updateMask: { paths: [] } }), Code.InvalidArgument, /^update_mask: name the fields to change: url, public_key_jwk, served_logs, mirrored_logs, status$/);
+      await rejects(admin.updatePeer({ peer: base, updateMask: { paths: [] } }), Code.InvalidArgument, /^update_mask: name the fields to change: url, public_key_jwk, served_logs, mirrored_logs, status, log_verifier_key$/);
       await rejects(admin.updatePeer({ peer: base, updateMask: { paths: ["node_id"] } }), Code.InvalidArgument, /^update_mask\.paths\[0\]: "node_id" cannot be changed/);
       await rejects(admin.updatePeer({ peer: base, updateMask: { paths: ["url", ""] } }), Code.InvalidArgument, /^update_mask\.paths\[1\]: /);
       // JSON names are not proto names.
@@ -180,6 +180,10 @@ describe("federation: identity and peer registry", () => {
       [{ publicKeyJwk: JSON.stringify({ kty: "RSA", n: "x", e: "AQAB" }) }, /^peer\.public_key_jwk: /],
       [{ servedLogs: ["ok", "bad name"] }, /^peer\.served_logs\[1\]: /],
       [{ mirroredLogs: ["eu/*"] }, /^peer\.mirrored_logs\[0\]: /],
+      [{ logVerifierKey: key }, /^peer\.log_verifier_key: is not a signed-note verifier key/],
+      [{ logVerifierKey: "acme.example/annals/ap-1+00000000+AQNY6yAOkSJ1RjeMyT9l4N2SGtaTUS1qKY1yM3pAiznI" }, /^peer\.log_verifier_key: .*does not match/],
+      // Another node's key: a peer's log key is named by its own node id (or one of its origins).
+      [{ logVerifierKey: "acme.example/annals/eu-1:below+15af3cc6+AQNY6yAOkSJ1RjeMyT9l4N2SGtaTUS1qKY1yM3pAiznI" }, /^peer\.log_verifier_key: is named "acme\.example\/annals\/eu-1:below"; it must be named by the peer's node id/],
     ];
     for (const [change, message] of cases) {
       await rejects(admin.registerPeer({ peer: { ...base, ...change } as typeof base }), Code.InvalidArgument, message);

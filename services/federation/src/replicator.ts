@@ -10,7 +10,14 @@ import { federationV1, logV1, rpcDetails } from "@annals/proto";
 import { retryDelayMs, type CertificateFiles, type CertificateMaterial, type Logger } from "@annals/runtime";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { emptyRoot, type VerifierKey } from "@annals/chain";
+import { invalidArgument, rpcError } from "@annals/runtime";
+import { logIdProblem } from "@annals/topics";
 import { audit } from "./audit.js";
+import { ForkDetected, judgeCheckpoint, type AcceptedCheckpoint, type MirrorTree } from "./checkpoint-guard.js";
+import { locateFork } from "./fork-locator.js";
+import { getFork, getReplicationRow, getStop, isQuarantined, quarantine, quarantinedMirrors, saveAcceptedCheckpoint, saveFork, startNewMirror } from "./fork-store.js";
+import { peerLogKey } from "./log-key.js";
 import type { FederationMetrics } from "./federation-metrics.js";
 import { mirrorLogId, type NodeIdentity } from "./identity.js";
 import { signPeerToken } from "./peer-token.js";
@@ -68,6 +75,12 @@ interface Deps {
   tls: CertificateFiles | undefined;
 }
 
+/** How often, and how far apart, a puller with a peer's log key asks for its checkpoint after entries that do not link (forkBehind). */
+const FORK_PROBE_ATTEMPTS = 5;
+const FORK_PROBE_INTERVAL_MS = 1000;
+/** How long a connection to a peer stays open without a call, in ms (a live Pull stream is a call). */
+const PEER_IDLE_MS = 2000;
+
 const pemOf = ({ ca, cert, key }: CertificateMaterial) => ({ cert, key, ...(ca ? { ca } : {}) });
 
 /** Waits `ms`, or less when `signal` aborts (never rejects). */
@@ -104,7 +117,17 @@ export function compareReplications(a: { nodeId: string; logId: string }, b: { n
 }
 
 class ReplicationLoop {
-  readonly mirror: string;
+  /** The mirror this replication writes: mirrorLogId(peer, log), or the one ReMirror named. */
+  mirror: string;
+  /** The peer's log key when it registered one: checkpoints are asked for and checked. */
+  readonly key: VerifierKey | undefined;
+  /** The last checkpoint of the peer's log accepted. */
+  accepted: AcceptedCheckpoint | undefined;
+  /** The largest accepted checkpoint handed to the mirror to keep. */
+  private keptInMirror = 0n;
+  /** For a FORK: the first seq the histories disagree on. */
+  forkSeq = 0n;
+  quarantined: string[] = [];
   private readonly stopped = new AbortController();
   state = ReplicationState.IDLE;
   /** The mirror's head: the last seq stored, where pulling resumes. */
@@ -121,6 +144,9 @@ class ReplicationLoop {
   backoffMs = 0;
   /** Settled once the mirror's head was read (or could not be), so that a status tells it. */
   readonly ready: Promise<void>;
+  /** Settled once the loop has read whether the replication is stopped (an integrity error, a fork, a quarantine). */
+  readonly stopChecked: Promise<void>;
+  private stopRead: () => void = () => {};
   readonly done: Promise<void>;
 
   constructor(
@@ -129,8 +155,12 @@ class ReplicationLoop {
     private readonly deps: Deps,
   ) {
     this.mirror = mirrorLogId(peer.nodeId, logId);
-    this.ready = this.readMirror().catch(() => undefined);
-    this.done = this.ready.then(() => this.run());
+    this.key = peer.logVerifierKey === "" ? undefined : peerLogKey(peer.logVerifierKey, peer.nodeId, logId);
+    this.ready = this.loadReplication()
+      .then(() => this.readMirror())
+      .catch(() => undefined);
+    this.stopChecked = new Promise((resolve) => (this.stopRead = resolve));
+    this.done = this.ready.then(() => this.run()).finally(() => this.stopRead());
   }
 
   stop(): Promise<void> {
@@ -154,26 +184,50 @@ class ReplicationLoop {
       lastErrorCode: this.lastErrorCode,
       ...(this.lastSuccessMs === undefined ? {} : { lastSuccessTime: timestampFromMs(this.lastSuccessMs) }),
       backoffMs: BigInt(this.state === ReplicationState.BACKOFF ? this.backoffMs : 0),
+      forkSeq: this.forkSeq,
+      checkpointSize: this.accepted?.size ?? 0n,
+      quarantinedMirrorLogIds: this.quarantined,
     });
+  }
+
+  /** The replication's row (its mirror, its accepted checkpoint) and its quarantined mirrors. */
+  private async loadReplication(): Promise<void> {
+    const row = await getReplicationRow(this.deps.db, this.peer.nodeId, this.logId);
+    if (row) {
+      this.mirror = row.mirrorLogId;
+      this.accepted = row.accepted;
+    }
+    this.quarantined = await quarantinedMirrors(this.deps.db, this.peer.nodeId, this.logId);
   }
 
   private async run(): Promise<void> {
     const { db, logger, settings } = this.deps;
     const signal = this.stopped.signal;
-    const stopped = await db.query<{ seq: bigint; detail: string }>("select seq, detail from federation.replication_errors where node_id = $1 and log_id = $2", [this.peer.nodeId, this.logId]);
-    if (stopped.rows[0]) {
-      this.integrityError(stopped.rows[0].detail);
+    const stopped = await getStop(db, this.peer.nodeId, this.logId);
+    if (stopped) {
+      if (stopped.kind === "fork") this.forkSeq = stopped.seq;
+      this.integrityError(stopped.detail);
+      if (stopped.kind === "fork" && (await isQuarantined(db, this.mirror))) this.state = ReplicationState.QUARANTINED;
+      this.stopRead();
       return;
     }
+    this.stopRead();
     let delay = settings.backoffFirstMs;
     while (!signal.aborted) {
       try {
         await this.follow(signal, () => (delay = settings.backoffFirstMs));
       } catch (error) {
         if (signal.aborted) return;
+        if (error instanceof ForkDetected) {
+          await this.recordFork(error);
+          return;
+        }
         const failure = ConnectError.from(error);
         if (failure.code === Code.DataLoss) {
-          await this.recordIntegrityError(failure);
+          // Entries that do not link to the mirror's may be the first sign of a rewritten history: the peer's checkpoint tells.
+          const fork = this.key ? await this.forkBehind(signal) : undefined;
+          if (fork) await this.recordFork(fork);
+          else await this.recordIntegrityError(failure);
           return;
         }
         if (failure.rawMessage !== this.lastError && /certificate/i.test(failure.rawMessage)) {
@@ -194,18 +248,14 @@ class ReplicationLoop {
 
   /** One connection: pull after the mirror's head, store in batches, until the stream fails. */
   private async follow(signal: AbortSignal, connected: () => void): Promise<void> {
-    const { identity, log, settings } = this.deps;
+    const { log, settings } = this.deps;
     await this.readMirror();
     const tls = this.deps.tls;
     if (tls && !this.peer.url.startsWith("https:")) {
       // Fail closed: with mTLS on, never pull over plain text.
       throw new ConnectError(`mTLS is on but peer ${this.peer.nodeId} has the plain-text URL ${this.peer.url}; register its https:// URL`, Code.FailedPrecondition);
     }
-    const peer = createAnnalsClients({
-      baseUrl: this.peer.url,
-      token: () => signPeerToken(identity, this.peer.nodeId),
-      ...(tls ? { tls: { ...pemOf(tls.current()), serverUri: this.peer.nodeId } } : {}),
-    }).federation;
+    const peer = this.peerClient();
     let batch: logV1.Entry[] = [];
     let batchBytes = 0;
     let anchor: logV1.Anchor | undefined;
@@ -225,19 +275,21 @@ class ReplicationLoop {
     /** Flushes after the ones already queued, so batches are stored in order; a failure ends the connection. */
     const queueFlush = () => (flushing = flushing.then(flush));
     let timer: NodeJS.Timeout | undefined;
-    const receive = async (entries: readonly logV1.Entry[]) => {
+    const receive = async (entries: readonly logV1.Entry[], checked: boolean) => {
       for (const entry of entries) {
         batch.push(entry);
         batchBytes += entryBytes(entry);
-        this.peerReported(entry.seq, entry.wallTimeUs);
+        // With checkpoints, the peer's head is its signed checkpoint's size, never what it streamed.
+        if (!checked) this.peerReported(entry.seq, entry.wallTimeUs);
         if (batch.length >= settings.batchEntries || batchBytes >= settings.batchBytes) await queueFlush();
       }
       // A quiet moment flushes what came so far.
       if (batch.length > 0 && !timer) timer = setTimeout(() => ((timer = undefined), void queueFlush().catch(() => undefined)), 20);
     };
     try {
-      const request = { logId: this.logId, afterSeq: this.head, maxEntriesPerFrame: settings.entriesPerFrame };
-      for await (const { frame } of peer.pull(request, { signal })) {
+      const checked = this.key !== undefined;
+      const request = { logId: this.logId, afterSeq: this.head, maxEntriesPerFrame: settings.entriesPerFrame, sendCheckpoints: checked, checkpointSize: this.accepted?.size ?? 0n };
+      for await (const { frame, checkpoint } of peer.pull(request, { signal })) {
         if (this.state !== ReplicationState.RUNNING) {
           this.state = ReplicationState.RUNNING;
           this.lastError = "";
@@ -249,19 +301,26 @@ class ReplicationLoop {
             anchor = frame.value;
             break;
           case "entry":
-            await receive([frame.value]);
+            await receive([frame.value], checked);
             break;
           case "entries":
-            await receive(frame.value.entries);
+            await receive(frame.value.entries, checked);
             break;
           case "heartbeat":
-            this.peerReported(frame.value.headSeq, microsOf(frame.value.headTime));
+            if (!checked) this.peerReported(frame.value.headSeq, microsOf(frame.value.headTime));
             await queueFlush();
             break;
           case "caughtUp":
-            this.peerReported(frame.value.seq, 0n);
+            if (!checked) this.peerReported(frame.value.seq, 0n);
             await queueFlush();
             break;
+        }
+        if (checked && checkpoint) {
+          // Everything the peer sent before the checkpoint is stored first: the mirror's size is the checkpoint's position.
+          clearTimeout(timer);
+          timer = undefined;
+          await queueFlush();
+          await this.checkCheckpoint(checkpoint);
         }
       }
       throw new ConnectError(`peer ${this.peer.nodeId} ended the Pull stream`, Code.Unavailable);
@@ -270,6 +329,116 @@ class ReplicationLoop {
       // Whatever ended the stream, what was received and verified is stored first (or its error surfaces).
       await queueFlush();
     }
+  }
+
+  /**
+   * A client of the peer's federation service, with a fresh peer token per
+   * call. Its connection closes once idle for `idleMs`: a client is dropped
+   * when its stream ends (a new one per connection, a burst of probes), and
+   * its idle connection to a peer that restarted would otherwise stay
+   * half-closed and keep the process alive (forks.test.ts, "a key B did not
+   * register", restarts A).
+   */
+  private peerClient(idleMs = PEER_IDLE_MS) {
+    const tls = this.deps.tls;
+    return createAnnalsClients({
+      baseUrl: this.peer.url,
+      token: () => signPeerToken(this.deps.identity, this.peer.nodeId),
+      ...(tls ? { tls: { ...pemOf(tls.current()), serverUri: this.peer.nodeId } } : {}),
+      idleConnectionTimeoutMs: idleMs,
+    }).federation;
+  }
+
+  /** The mirror's tree, through the local log service. */
+  private mirrorTree(): MirrorTree {
+    const log = this.deps.log();
+    const logId = this.mirror;
+    return {
+      root: async (size) => (size === 0n ? emptyRoot() : (await log.getCheckpoint({ logId, treeSize: size })).rootHash),
+      consistencyProof: async (from, to) => (await log.getConsistencyProof({ logId, fromSize: from, toSize: to })).hashes,
+    };
+  }
+
+  /**
+   * Checks a checkpoint from the peer against the accepted one and the
+   * mirror (checkpoint-guard.ts); accepted, it is recorded, gives the peer's
+   * head, and is handed to the mirror to keep once the mirror covers it.
+   */
+  private async checkCheckpoint(checkpoint: federationV1.PullCheckpoint): Promise<void> {
+    const next = await judgeCheckpoint({ key: this.key!, accepted: this.accepted, received: checkpoint, mirrorSize: this.head, mirror: this.mirrorTree() });
+    if (!this.accepted || next.size !== this.accepted.size) {
+      await saveAcceptedCheckpoint(this.deps.db, this.peer.nodeId, this.logId, this.mirror, next);
+      this.accepted = next;
+    }
+    if (next.size !== this.peerHead) {
+      this.peerHead = next.size;
+      this.peerHeadWallTimeUs = 0n;
+    }
+    if (next.size <= this.head && next.size > this.keptInMirror) {
+      await this.deps.log().appendReplicated({ logId: this.mirror, originNode: this.peer.nodeId, entries: [], checkpoints: [next.note] });
+      this.keptInMirror = next.size;
+    }
+  }
+
+  /**
+   * The fork the peer's latest checkpoint shows against the accepted one and
+   * the mirror, if any. A peer signs its entries' checkpoint up to a second
+   * after sending them (ANNALS_LOG_CHECKPOINT_INTERVAL_MS), so while its
+   * checkpoint does not reach past the mirror it is asked again, a few times.
+   */
+  private async forkBehind(signal: AbortSignal): Promise<ForkDetected | undefined> {
+    for (let attempt = 0; attempt < FORK_PROBE_ATTEMPTS && !signal.aborted; attempt++) {
+      if (attempt > 0) await sleep(FORK_PROBE_INTERVAL_MS, signal);
+      const checkpoint = await this.probe(this.accepted?.size ?? 0n, this.head).catch(() => undefined);
+      if (!checkpoint) continue;
+      try {
+        const judged = await judgeCheckpoint({ key: this.key!, accepted: this.accepted, received: checkpoint, mirrorSize: this.head, mirror: this.mirrorTree() });
+        if (judged.size > this.head) return undefined;
+      } catch (error) {
+        if (error instanceof ForkDetected) return error;
+      }
+    }
+    return undefined;
+  }
+
+  /** One Pull whose first frame is the peer's latest checkpoint with proofs from `previous` and `position` (fork-locator.ts). */
+  private async probe(previous: bigint, position: bigint, peer = this.peerClient()): Promise<federationV1.PullCheckpoint | undefined> {
+    const done = new AbortController();
+    try {
+      const stream = peer.pull({ logId: this.logId, afterSeq: position, sendCheckpoints: true, checkpointSize: previous, maxEntriesPerFrame: 1 }, { signal: done.signal });
+      for await (const { checkpoint } of stream) return checkpoint;
+      return undefined;
+    } finally {
+      done.abort();
+    }
+  }
+
+  /** Stops the replication for a fork: finds the fork point, keeps the evidence, audits it. */
+  private async recordFork(fork: ForkDetected): Promise<void> {
+    const { db, logger, metrics } = this.deps;
+    const key = this.key!;
+    // Stopped at once; the fork point follows from a few more calls to the peer.
+    this.integrityError(`FORK: ${fork.finding}: ${fork.message}; locating the fork point`);
+    const peer = this.peerClient();
+    const forkSeq =
+      fork.finding === "UNVERIFIED_SIGNATURE"
+        ? (this.accepted?.size ?? 0n) + 1n
+        : await locateFork({ key, probe: (previous, position) => this.probe(previous, position, peer), mirror: this.mirrorTree(), mirrorSize: this.head }).catch(() => this.head + 1n);
+    const detail = `FORK: ${fork.finding}: ${fork.message}; fork point seq ${forkSeq}; the mirror keeps seqs up to ${this.head} and takes no more from this peer (see GetForkEvidence, then quarantine and re-mirror)`;
+    await saveFork(db, this.peer.nodeId, this.logId, { mirrorLogId: this.mirror, forkSeq, finding: fork.finding, detail, evidence: fork.evidence, proves: fork.proves });
+    await audit(db, {
+      nodeId: this.peer.nodeId,
+      logId: this.logId,
+      seq: forkSeq,
+      reason: AuditReason.FORK,
+      message: detail,
+      expected: this.accepted ? `checkpoints consistent with size ${this.accepted.size} (root ${Buffer.from(this.accepted.root).toString("hex")}) and with the mirror` : "checkpoints consistent with the mirror",
+      actual: fork.checkpoint ? `size ${fork.checkpoint.size}, root ${Buffer.from(fork.checkpoint.rootHash).toString("hex")}` : fork.finding,
+    });
+    logger.error({ peer: this.peer.nodeId, log: this.logId, forkSeq: String(forkSeq), finding: fork.finding }, "replication stopped: the peer's history forked");
+    metrics.forkDetected(this.peer.nodeId, this.logId);
+    this.forkSeq = forkSeq;
+    this.integrityError(detail);
   }
 
   /** Notes a position the peer has reached, with its entry's wall time in µs (0 when not told). */
@@ -355,7 +524,7 @@ export class Replicator {
       for (const [key, loop] of this.loops) {
         const want = wanted.get(key);
         // A changed URL or key means a new connection: restart the loop.
-        if (!want || want.peer.url !== loop.peer.url || JSON.stringify(want.peer.publicJwk) !== JSON.stringify(loop.peer.publicJwk)) {
+        if (!want || want.peer.url !== loop.peer.url || want.peer.logVerifierKey !== loop.peer.logVerifierKey || JSON.stringify(want.peer.publicJwk) !== JSON.stringify(loop.peer.publicJwk)) {
           this.loops.delete(key);
           await loop.stop();
         }
@@ -381,6 +550,14 @@ export class Replicator {
    * error to clear.
    */
   async reset(nodeId: string, logId: string, operator: string): Promise<Status | undefined> {
+    const stop = await getStop(this.deps.db, nodeId, logId);
+    if (stop?.kind === "fork") {
+      throw rpcError(
+        Code.FailedPrecondition,
+        `the replication of "${logId}" from "${nodeId}" stopped at a fork (seq ${stop.seq}); a reset would only meet it again: keep the evidence (GetForkEvidence), quarantine the mirror (QuarantineMirror) and re-mirror (ReMirror)`,
+        { reason: "FORK", metadata: { node_id: nodeId, log: logId, fork_seq: String(stop.seq) } },
+      );
+    }
     const { rowCount } = await this.deps.db.query("delete from federation.replication_errors where node_id = $1 and log_id = $2", [nodeId, logId]);
     if (rowCount === 0) return undefined;
     await audit(this.deps.db, { nodeId, logId, reason: AuditReason.RESET, message: `integrity error cleared by ${operator}` });
@@ -404,6 +581,98 @@ export class Replicator {
       mirrorLogId: mirrorLogId(nodeId, logId),
       state: peer?.status === "disabled" ? ReplicationState.DISABLED : ReplicationState.IDLE,
     });
+  }
+
+  /** Restarts one replication's loop (after its stored state changed) and returns its status once it has read its state. */
+  private async restartLoop(nodeId: string, logId: string): Promise<Status> {
+    const key = `${nodeId} ${logId}`;
+    const loop = this.loops.get(key);
+    if (loop) {
+      this.loops.delete(key);
+      await loop.stop();
+    }
+    await this.reconcile();
+    const restarted = this.loops.get(key);
+    if (restarted) {
+      await restarted.stopChecked;
+      return restarted.status();
+    }
+    const peer = await getPeer(this.deps.db, nodeId);
+    return create(federationV1.ReplicationStatusSchema, {
+      nodeId,
+      logId,
+      mirrorLogId: (await getReplicationRow(this.deps.db, nodeId, logId))?.mirrorLogId ?? mirrorLogId(nodeId, logId),
+      state: peer?.status === "disabled" ? ReplicationState.DISABLED : ReplicationState.IDLE,
+      quarantinedMirrorLogIds: await quarantinedMirrors(this.deps.db, nodeId, logId),
+    });
+  }
+
+  /** The fork evidence a replication stored; NOT_FOUND (NO_EVIDENCE) when none. */
+  async forkEvidence(nodeId: string, logId: string) {
+    const fork = await getFork(this.deps.db, nodeId, logId);
+    if (!fork) {
+      throw rpcError(Code.NotFound, `no fork evidence is stored for the replication of "${logId}" from "${nodeId}"`, {
+        reason: "NO_EVIDENCE",
+        metadata: { node_id: nodeId, log: logId },
+      });
+    }
+    return fork;
+  }
+
+  /** Marks the mirror of a replication stopped by a fork as quarantined. */
+  async quarantine(nodeId: string, logId: string, operator: string): Promise<Status> {
+    const stop = await getStop(this.deps.db, nodeId, logId);
+    if (stop?.kind !== "fork") {
+      throw rpcError(Code.FailedPrecondition, `the replication of "${logId}" from "${nodeId}" is not stopped by a fork; only a forked mirror is quarantined`, {
+        reason: "NOT_FORKED",
+        metadata: { node_id: nodeId, log: logId },
+      });
+    }
+    const fork = await getFork(this.deps.db, nodeId, logId);
+    const mirror = (await getReplicationRow(this.deps.db, nodeId, logId))?.mirrorLogId ?? mirrorLogId(nodeId, logId);
+    const added = await quarantine(this.deps.db, { nodeId, logId, mirrorLogId: mirror, forkSeq: stop.seq, evidence: fork?.evidence ?? "", operator });
+    if (added) await audit(this.deps.db, { nodeId, logId, seq: stop.seq, reason: AuditReason.QUARANTINE, message: `mirror ${mirror} quarantined by ${operator} (fork at seq ${stop.seq})` });
+    return this.restartLoop(nodeId, logId);
+  }
+
+  /** Starts a replication whose mirror is quarantined again, from seq 1, into a new mirror. */
+  async reMirror(nodeId: string, logId: string, requested: string, operator: string): Promise<Status> {
+    const { db } = this.deps;
+    const current = (await getReplicationRow(db, nodeId, logId))?.mirrorLogId ?? mirrorLogId(nodeId, logId);
+    if (!(await isQuarantined(db, current))) {
+      throw rpcError(Code.FailedPrecondition, `the mirror ${current} of "${logId}" from "${nodeId}" is not quarantined; quarantine it first (QuarantineMirror)`, {
+        reason: "NOT_QUARANTINED",
+        metadata: { node_id: nodeId, log: logId },
+      });
+    }
+    const taken = async (name: string) => {
+      if (await isQuarantined(db, name)) return true;
+      try {
+        await this.deps.log().getLog({ logId: name });
+        return true;
+      } catch (error) {
+        if (ConnectError.from(error).code === Code.NotFound) return false;
+        throw error;
+      }
+    };
+    let next = requested;
+    if (next === "") {
+      const base = mirrorLogId(nodeId, logId);
+      for (let n = 2; next === "" || (await taken(next)); n++) next = `${base}.${n}`;
+    } else {
+      const problem = logIdProblem(next);
+      if (problem) throw invalidArgument("mirror_log_id", problem);
+      if (!next.startsWith("mirror/")) throw invalidArgument("mirror_log_id", "must be under mirror/ (names there are reserved for federation mirrors)");
+      if (await taken(next)) {
+        throw rpcError(Code.AlreadyExists, `log "${next}" exists (or was a quarantined mirror); name another`, { reason: "MIRROR_EXISTS", metadata: { log: next } });
+      }
+    }
+    await db.transaction(async (tx) => {
+      await startNewMirror(tx, nodeId, logId, next);
+      await tx.query("delete from federation.replication_errors where node_id = $1 and log_id = $2", [nodeId, logId]);
+    });
+    await audit(db, { nodeId, logId, reason: AuditReason.RE_MIRROR, message: `${operator} re-mirrors "${logId}" of ${nodeId} into ${next} (quarantined: ${current})` });
+    return this.restartLoop(nodeId, logId);
   }
 
   async close(): Promise<void> {

@@ -20,6 +20,7 @@ import {
   type ServiceRegistration,
 } from "@annals/runtime";
 import { logIdProblem } from "@annals/topics";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { listAudit, type RefusalAudit } from "./audit.js";
 import type { NodeIdentity } from "./identity.js";
 import { authenticatePeer, claimedPeer } from "./peer-token.js";
@@ -46,6 +47,8 @@ export interface FederationServiceDeps {
   requirePeerCertificate: boolean;
   /** The witness's verifier key (vkey, type 0x04), which GetNodeInfo tells. */
   witnessVerifierKey: string;
+  /** How often an idle Pull stream sends a heartbeat (with the log's checkpoint when asked), in ms. */
+  heartbeatMs: number;
 }
 
 /** The page sizes of ListPeers, GetReplicationStatus and ListAuditRecords (AIP-158): 1 to this; 0 means DEFAULT_PAGE_SIZE. */
@@ -133,10 +136,19 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
       getReplicationStatus: FEDERATION_READ,
       resetReplication: ADMIN_ROLE,
       listAuditRecords: FEDERATION_READ,
+      getForkEvidence: FEDERATION_READ,
+      quarantineMirror: ADMIN_ROLE,
+      reMirror: ADMIN_ROLE,
     },
     impl: {
       async getNodeInfo() {
-        return { nodeId: identity.nodeId, publicKeyJwk: JSON.stringify(identity.publicJwk), witnessVerifierKey: deps.witnessVerifierKey };
+        // The node's checkpoint key is the log service's; "" when it cannot be reached (nothing to register then).
+        const logVerifierKey = await deps
+          .log()
+          .getVerifierKey({})
+          .then((answer) => answer.verifierKey)
+          .catch(() => "");
+        return { nodeId: identity.nodeId, publicKeyJwk: JSON.stringify(identity.publicJwk), logVerifierKey, witnessVerifierKey: deps.witnessVerifierKey };
       },
 
       async registerPeer(request) {
@@ -167,6 +179,7 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
           ...(mask.has("served_logs") ? { servedLogs: request.peer.servedLogs } : {}),
           ...(mask.has("mirrored_logs") ? { mirroredLogs: request.peer.mirroredLogs } : {}),
           ...(mask.has("status") ? { status: request.peer.status } : {}),
+          ...(mask.has("log_verifier_key") ? { logVerifierKey: request.peer.logVerifierKey } : {}),
         } as federationV1.Peer;
         const updated = await updatePeer(db, await checkPeer(next, identity.nodeId));
         if (!updated) throw notFound("peer", request.peer.nodeId);
@@ -203,7 +216,7 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
         }
         return (async function* () {
           await authorisePull(context.requestHeader.get("authorization"), callInfo(context), request.logId);
-          yield* pullFrames(deps.log(), request, context.signal);
+          yield* pullFrames(deps.log(), request, context.signal, deps.heartbeatMs);
         })();
       },
 
@@ -232,6 +245,31 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
           });
         }
         return { status: reset };
+      },
+
+      async getForkEvidence(request) {
+        const logProblem = logIdProblem(request.logId);
+        if (logProblem) throw invalidArgument("log_id", logProblem);
+        const fork = await deps.replicator.forkEvidence(request.nodeId, request.logId);
+        return {
+          evidence: fork.evidence,
+          forkSeq: fork.forkSeq,
+          detail: fork.detail,
+          provesMisbehaviour: fork.proves,
+          detectTime: timestampFromDate(fork.detectedAt),
+        };
+      },
+
+      async quarantineMirror(request, context) {
+        const logProblem = logIdProblem(request.logId);
+        if (logProblem) throw invalidArgument("log_id", logProblem);
+        return { status: await deps.replicator.quarantine(request.nodeId, request.logId, callPrincipal(context).subject) };
+      },
+
+      async reMirror(request, context) {
+        const logProblem = logIdProblem(request.logId);
+        if (logProblem) throw invalidArgument("log_id", logProblem);
+        return { status: await deps.replicator.reMirror(request.nodeId, request.logId, request.mirrorLogId, callPrincipal(context).subject) };
       },
 
       async listAuditRecords(request) {

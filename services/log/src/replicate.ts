@@ -5,6 +5,7 @@ import type { Database } from "@annals/db";
 import type { logV1 } from "@annals/proto";
 import { rpcError } from "@annals/runtime";
 import { REDACTION_KIND } from "./maintenance.js";
+import { keepOriginCheckpoints } from "./mirror-checkpoints.js";
 import { anchorMirror, entryBySeq, insertEntries, lockHead, markRedacted, type HeadRow, type NewEntryRow } from "./store.js";
 
 /** The VerifyFindingKind name of each problem the chain verifier reports. */
@@ -15,6 +16,8 @@ export interface ReplicatedBatch {
   originNode: string;
   entries: readonly logV1.Entry[];
   anchor: { seq: bigint; checksum: string; treeEdge: readonly Uint8Array[] } | null;
+  /** The origin's signed checkpoints to keep with the mirror (mirror-checkpoints.ts). */
+  checkpoints?: readonly string[];
 }
 
 /** The right edge the origin sent with its anchor, encoded; null when it sent none (the mirror then has no tree). */
@@ -34,13 +37,16 @@ export async function appendReplicated(
   onCommitted: (logId: string) => void,
 ): Promise<HeadRow> {
   const { logId, originNode, entries } = batch;
-  const chainLogId = entries[0]!.chainLogId;
+  // Checkpoints alone (no entries) go to a mirror that exists already.
+  const chainLogId = entries[0]?.chainLogId;
   const head = await db.transaction(async (tx) => {
-    let head = (await lockHead(tx, logId, { origin: "mirror", originNode, chainLogId }))!;
+    const locked = await lockHead(tx, logId, chainLogId === undefined ? undefined : { origin: "mirror", originNode, chainLogId });
+    if (!locked) throw rpcError(Code.NotFound, `mirror "${logId}" does not exist yet; send entries first`, { reason: "LOG_NOT_FOUND", metadata: { log: logId } });
+    let head = locked;
     if (head.origin !== "mirror") {
       throw rpcError(Code.FailedPrecondition, `log "${logId}" is a local log, not a mirror`, { reason: "LOG_NOT_MIRROR", metadata: { log: logId } });
     }
-    if (head.origin_node !== originNode || (head.chain_log_id ?? logId) !== chainLogId) {
+    if (head.origin_node !== originNode || (chainLogId !== undefined && (head.chain_log_id ?? logId) !== chainLogId)) {
       throw rpcError(
         Code.FailedPrecondition,
         `log "${logId}" mirrors ${head.chain_log_id} of ${head.origin_node}, not ${chainLogId} of ${originNode}`,
@@ -60,6 +66,10 @@ export async function appendReplicated(
         tree_edge: edge,
       };
     }
+    if (entries.length === 0) {
+      await keepOriginCheckpoints(tx, head, batch.checkpoints ?? []);
+      return head;
+    }
     if (entries[0]!.seq !== head.last_seq + 1n) {
       throw rpcError(
         Code.FailedPrecondition,
@@ -67,6 +77,7 @@ export async function appendReplicated(
         { reason: "MIRROR_NOT_CONTIGUOUS", metadata: { log: logId, last_seq: String(head.last_seq) } },
       );
     }
+    const chainLog = entries[0]!.chainLogId;
     const verifier = new ChainVerifier({ seq: head.last_seq, checksum: head.last_checksum });
     const rows: NewEntryRow[] = [];
     let lastWallTimeUs = head.last_wall_time_us;
@@ -74,17 +85,17 @@ export async function appendReplicated(
       const json = entry.body.case === "payload" ? (entry.body.value as { [key: string]: JsonValue }) : null;
       const bytes = entry.body.case === "binaryPayload" ? entry.body.value : null;
       const fields = {
-        logId: chainLogId, seq: entry.seq, uuid: entry.uuid, kind: entry.kind, sourceId: entry.sourceId,
+        logId: chainLog, seq: entry.seq, uuid: entry.uuid, kind: entry.kind, sourceId: entry.sourceId,
         simTime: entry.simTime ?? null, wallTimeUs: entry.wallTimeUs, reqId: entry.requestId, metadata: entry.metadata,
         contentType: entry.contentType === "" ? null : entry.contentType,
         payloadDigest: entry.payloadDigest, prevChecksum: entry.prevChecksum, checksum: entry.checksum, payload: json ?? bytes,
       };
       const check = verifier.check(fields);
-      if (check.missingBefore || check.problems.length > 0 || entry.chainLogId !== chainLogId) {
+      if (check.missingBefore || check.problems.length > 0 || entry.chainLogId !== chainLog) {
         // `problem` is a fixed token (a VerifyFindingKind name, or CHAIN_LOG_ID) that callers can act on.
         const problem = check.missingBefore ? "MISSING" : (check.problems.map((found) => FINDING_OF[found])[0] ?? "CHAIN_LOG_ID");
         const what = check.missingBefore ? `seqs ${check.missingBefore.from}..${check.missingBefore.to} are missing` : check.problems.join(", ") || "chain log id differs";
-        throw rpcError(Code.DataLoss, `replicated entry ${entry.seq} of "${chainLogId}" does not verify: ${what}`, {
+        throw rpcError(Code.DataLoss, `replicated entry ${entry.seq} of "${chainLog}" does not verify: ${what}`, {
           reason: "CHAIN_MISMATCH",
           metadata: { log: logId, seq: String(entry.seq), problem },
         });
@@ -108,7 +119,9 @@ export async function appendReplicated(
       // Compacted away before the mirror started, or marked already: nothing to erase.
       if (stored && stored.redacted_by_seq === null) await markRedacted(tx, logId, stored.seq, row.seq, typeof reason === "string" ? reason : "");
     }
-    return (await lockHead(tx, logId))!;
+    const grown = (await lockHead(tx, logId))!;
+    await keepOriginCheckpoints(tx, grown, batch.checkpoints ?? []);
+    return grown;
   });
   onCommitted(logId);
   return head;

@@ -351,7 +351,8 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
       async appendReplicated(request, context) {
         const logId = logFor(context, request.logId);
         if (request.originNode === "") throw invalidArgument("origin_node", "is required");
-        if (request.entries.length === 0) throw invalidArgument("entries", "must hold at least one entry");
+        if (request.entries.length === 0 && request.checkpoints.length === 0) throw invalidArgument("entries", "must hold at least one entry (or checkpoints)");
+        if (request.checkpoints.length > 16) throw invalidArgument("checkpoints", `holds ${request.checkpoints.length} notes; the limit is 16`);
         if (request.entries.length > limits.maxBatchEntries) {
           throw invalidArgument("entries", `holds ${request.entries.length} entries; the limit is ${limits.maxBatchEntries}`);
         }
@@ -364,7 +365,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
           }
         }
         const anchor = request.anchor && request.anchor.seq > 0n ? { seq: request.anchor.seq, checksum: request.anchor.checksum, treeEdge: request.anchor.treeEdge } : null;
-        const head = await appendReplicated(db, { logId, originNode: request.originNode, entries: request.entries, anchor }, announce);
+        const head = await appendReplicated(db, { logId, originNode: request.originNode, entries: request.entries, anchor, checkpoints: request.checkpoints }, announce);
         return { head: headMessage(head) };
       },
 

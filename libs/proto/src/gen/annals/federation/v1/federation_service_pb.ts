@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file annals/federation/v1/federation_service.proto.
  */
 export const file_annals_federation_v1_federation_service: GenFile = /*@__PURE__*/
-  fileDesc("Ci1hbm5hbHMvZmVkZXJhdGlvbi92MS9mZWRlcmF0aW9uX3NlcnZpY2UucHJvdG8SFGFubmFscy5mZWRlcmF0aW9uLnYxIosCCgRQZWVyEhQKB25vZGVfaWQYASABKAlCA+BBAhILCgN1cmwYAiABKAkSFgoOcHVibGljX2tleV9qd2sYAyABKAkSEwoLc2VydmVkX2xvZ3MYBCADKAkSFQoNbWlycm9yZWRfbG9ncxgFIAMoCRIwCgZzdGF0dXMYBiABKA4yIC5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyU3RhdHVzEjQKC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEjQKC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDIhQKEkdldE5vZGVJbmZvUmVxdWVzdCJcChNHZXROb2RlSW5mb1Jlc3BvbnNlEg8KB25vZGVfaWQYASABKAkSFgoOcHVibGljX2tleV9qd2sYAiABKAkSHAoUd2l0bmVzc192ZXJpZmllcl9rZXkYCCABKAkiRAoTUmVnaXN0ZXJQZWVyUmVxdWVzdBItCgRwZWVyGAEgASgLMhouYW5uYWxzLmZlZGVyYXRpb24udjEuUGVlckID4EECIkAKFFJlZ2lzdGVyUGVlclJlc3BvbnNlEigKBHBlZXIYASABKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyIngKEVVwZGF0ZVBlZXJSZXF1ZXN0Ei0KBHBlZXIYASABKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyQgPgQQISNAoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgPgQQIiPgoSVXBkYXRlUGVlclJlc3BvbnNlEigKBHBlZXIYASABKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyIikKEVJlbW92ZVBlZXJSZXF1ZXN0EhQKB25vZGVfaWQYASABKAlCA+BBAiIlChJSZW1vdmVQZWVyUmVzcG9uc2USDwoHcmVtb3ZlZBgBIAEoCCImCg5HZXRQZWVyUmVxdWVzdBIUCgdub2RlX2lkGAEgASgJQgPgQQIiOwoPR2V0UGVlclJlc3BvbnNlEigKBHBlZXIYASABKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyIjkKEExpc3RQZWVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVwoRTGlzdFBlZXJzUmVzcG9uc2USKQoFcGVlcnMYASADKAsyGi5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJUCgtQdWxsUmVxdWVzdBITCgZsb2dfaWQYASABKAlCA+BBAhIRCglhZnRlcl9zZXEYAiABKAMSHQoVbWF4X2VudHJpZXNfcGVyX2ZyYW1lGAMgASgFIvIBCgxQdWxsUmVzcG9uc2USJQoFZW50cnkYASABKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5SAASLQoJaGVhcnRiZWF0GAIgASgLMhguYW5uYWxzLmxvZy52MS5IZWFydGJlYXRIABInCgZhbmNob3IYAyABKAsyFS5hbm5hbHMubG9nLnYxLkFuY2hvckgAEiwKCWNhdWdodF91cBgEIAEoCzIXLmFubmFscy5sb2cudjEuQ2F1Z2h0VXBIABIsCgdlbnRyaWVzGAUgASgLMhkuYW5uYWxzLmxvZy52MS5FbnRyeUJhdGNoSABCBwoFZnJhbWUiyAIKEVJlcGxpY2F0aW9uU3RhdHVzEg8KB25vZGVfaWQYASABKAkSDgoGbG9nX2lkGAIgASgJEhUKDW1pcnJvcl9sb2dfaWQYAyABKAkSNQoFc3RhdGUYBCABKA4yJi5hbm5hbHMuZmVkZXJhdGlvbi52MS5SZXBsaWNhdGlvblN0YXRlEhAKCGhlYWRfc2VxGAUgASgDEhUKDXBlZXJfaGVhZF9zZXEYBiABKAMSEwoLbGFnX2VudHJpZXMYByABKAMSDgoGbGFnX21zGAggASgDEhIKCmxhc3RfZXJyb3IYCSABKAkSFwoPbGFzdF9lcnJvcl9jb2RlGAogASgFEjUKEWxhc3Rfc3VjY2Vzc190aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpiYWNrb2ZmX21zGAwgASgDIlUKG0dldFJlcGxpY2F0aW9uU3RhdHVzUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJInYKHEdldFJlcGxpY2F0aW9uU3RhdHVzUmVzcG9uc2USPQoMcmVwbGljYXRpb25zGAEgAygLMicuYW5uYWxzLmZlZGVyYXRpb24udjEuUmVwbGljYXRpb25TdGF0dXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkQKF1Jlc2V0UmVwbGljYXRpb25SZXF1ZXN0EhQKB25vZGVfaWQYASABKAlCA+BBAhITCgZsb2dfaWQYAiABKAlCA+BBAiJTChhSZXNldFJlcGxpY2F0aW9uUmVzcG9uc2USNwoGc3RhdHVzGAEgASgLMicuYW5uYWxzLmZlZGVyYXRpb24udjEuUmVwbGljYXRpb25TdGF0dXMimQIKC0F1ZGl0UmVjb3JkEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB25vZGVfaWQYAiABKAkSDgoGbG9nX2lkGAMgASgJEgsKA3NlcRgEIAEoAxIxCgZyZWFzb24YBSABKA4yIS5hbm5hbHMuZmVkZXJhdGlvbi52MS5BdWRpdFJlYXNvbhIPCgdtZXNzYWdlGAsgASgJEhAKCGV4cGVjdGVkGAYgASgJEg4KBmFjdHVhbBgHIAEoCRIOCgZzb3VyY2UYCCABKAkSDQoFY291bnQYCSABKAMSLQoJbGFzdF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJRChdMaXN0QXVkaXRSZWNvcmRzUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImcKGExpc3RBdWRpdFJlY29yZHNSZXNwb25zZRIyCgdyZWNvcmRzGAEgAygLMiEuYW5uYWxzLmZlZGVyYXRpb24udjEuQXVkaXRSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKlsKClBlZXJTdGF0dXMSGwoXUEVFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJQRUVSX1NUQVRVU19BQ1RJVkUQARIYChRQRUVSX1NUQVRVU19ESVNBQkxFRBACKtYBChBSZXBsaWNhdGlvblN0YXRlEiEKHVJFUExJQ0FUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWUkVQTElDQVRJT05fU1RBVEVfSURMRRABEh0KGVJFUExJQ0FUSU9OX1NUQVRFX1JVTk5JTkcQAhIdChlSRVBMSUNBVElPTl9TVEFURV9CQUNLT0ZGEAMSJQohUkVQTElDQVRJT05fU1RBVEVfSU5URUdSSVRZX0VSUk9SEAQSHgoaUkVQTElDQVRJT05fU1RBVEVfRElTQUJMRUQQBSqLAgoLQXVkaXRSZWFzb24SHAoYQVVESVRfUkVBU09OX1VOU1BFQ0lGSUVEEAASIgoeQVVESVRfUkVBU09OX0NIRUNLU1VNX01JU01BVENIEAESHAoYQVVESVRfUkVBU09OX0JST0tFTl9MSU5LEAISGAoUQVVESVRfUkVBU09OX1NFUV9HQVAQAxIlCiFBVURJVF9SRUFTT05fQ0VSVElGSUNBVEVfTUlTTUFUQ0gQBBIdChlBVURJVF9SRUFTT05fUFVMTF9SRUZVU0VEEAUSFgoSQVVESVRfUkVBU09OX1JFU0VUEAYSJAogQVVESVRfUkVBU09OX1JFRlVTQUxTX0FHR1JFR0FURUQQByqgAwoLRXJyb3JSZWFzb24SHAoYRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASIwofRVJST1JfUkVBU09OX1BFRVJfVE9LRU5fTUlTU0lORxABEiMKH0VSUk9SX1JFQVNPTl9QRUVSX1RPS0VOX0lOVkFMSUQQAhIdChlFUlJPUl9SRUFTT05fUEVFUl9VTktOT1dOEAMSHgoaRVJST1JfUkVBU09OX1BFRVJfRElTQUJMRUQQBBIjCh9FUlJPUl9SRUFTT05fUEVFUl9DRVJUX01JU01BVENIEAUSHwobRVJST1JfUkVBU09OX0xPR19OT1RfU0VSVkVEEAYSIgoeRVJST1JfUkVBU09OX1BVTExfUkFURV9MSU1JVEVEEAcSHgoaRVJST1JfUkVBU09OX0xPR19OT1RfRk9VTkQQCBIfChtFUlJPUl9SRUFTT05fUEVFUl9OT1RfRk9VTkQQCRIcChhFUlJPUl9SRUFTT05fUEVFUl9FWElTVFMQChIhCh1FUlJPUl9SRUFTT05fTk9USElOR19UT19SRVNFVBALMrAIChFGZWRlcmF0aW9uU2VydmljZRJnCgtHZXROb2RlSW5mbxIoLmFubmFscy5mZWRlcmF0aW9uLnYxLkdldE5vZGVJbmZvUmVxdWVzdBopLmFubmFscy5mZWRlcmF0aW9uLnYxLkdldE5vZGVJbmZvUmVzcG9uc2UiA5ACARJlCgxSZWdpc3RlclBlZXISKS5hbm5hbHMuZmVkZXJhdGlvbi52MS5SZWdpc3RlclBlZXJSZXF1ZXN0GiouYW5uYWxzLmZlZGVyYXRpb24udjEuUmVnaXN0ZXJQZWVyUmVzcG9uc2USXwoKVXBkYXRlUGVlchInLmFubmFscy5mZWRlcmF0aW9uLnYxLlVwZGF0ZVBlZXJSZXF1ZXN0GiguYW5uYWxzLmZlZGVyYXRpb24udjEuVXBkYXRlUGVlclJlc3BvbnNlEmQKClJlbW92ZVBlZXISJy5hbm5hbHMuZmVkZXJhdGlvbi52MS5SZW1vdmVQZWVyUmVxdWVzdBooLmFubmFscy5mZWRlcmF0aW9uLnYxLlJlbW92ZVBlZXJSZXNwb25zZSIDkAICElsKB0dldFBlZXISJC5hbm5hbHMuZmVkZXJhdGlvbi52MS5HZXRQZWVyUmVxdWVzdBolLmFubmFscy5mZWRlcmF0aW9uLnYxLkdldFBlZXJSZXNwb25zZSIDkAIBEmEKCUxpc3RQZWVycxImLmFubmFscy5mZWRlcmF0aW9uLnYxLkxpc3RQZWVyc1JlcXVlc3QaJy5hbm5hbHMuZmVkZXJhdGlvbi52MS5MaXN0UGVlcnNSZXNwb25zZSIDkAIBElQKBFB1bGwSIS5hbm5hbHMuZmVkZXJhdGlvbi52MS5QdWxsUmVxdWVzdBoiLmFubmFscy5mZWRlcmF0aW9uLnYxLlB1bGxSZXNwb25zZSIDkAIBMAESggEKFEdldFJlcGxpY2F0aW9uU3RhdHVzEjEuYW5uYWxzLmZlZGVyYXRpb24udjEuR2V0UmVwbGljYXRpb25TdGF0dXNSZXF1ZXN0GjIuYW5uYWxzLmZlZGVyYXRpb24udjEuR2V0UmVwbGljYXRpb25TdGF0dXNSZXNwb25zZSIDkAIBEnEKEFJlc2V0UmVwbGljYXRpb24SLS5hbm5hbHMuZmVkZXJhdGlvbi52MS5SZXNldFJlcGxpY2F0aW9uUmVxdWVzdBouLmFubmFscy5mZWRlcmF0aW9uLnYxLlJlc2V0UmVwbGljYXRpb25SZXNwb25zZRJ2ChBMaXN0QXVkaXRSZWNvcmRzEi0uYW5uYWxzLmZlZGVyYXRpb24udjEuTGlzdEF1ZGl0UmVjb3Jkc1JlcXVlc3QaLi5hbm5hbHMuZmVkZXJhdGlvbi52MS5MaXN0QXVkaXRSZWNvcmRzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_annals_log_v1_entry, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("Ci1hbm5hbHMvZmVkZXJhdGlvbi92MS9mZWRlcmF0aW9uX3NlcnZpY2UucHJvdG8SFGFubmFscy5mZWRlcmF0aW9uLnYxIqUCCgRQZWVyEhQKB25vZGVfaWQYASABKAlCA+BBAhILCgN1cmwYAiABKAkSFgoOcHVibGljX2tleV9qd2sYAyABKAkSEwoLc2VydmVkX2xvZ3MYBCADKAkSFQoNbWlycm9yZWRfbG9ncxgFIAMoCRIwCgZzdGF0dXMYBiABKA4yIC5hbm5hbHMuZmVkZXJhdGlvbi52MS5QZWVyU3RhdHVzEjQKC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEjQKC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEhgKEGxvZ192ZXJpZmllcl9rZXkYCSABKAkiFAoSR2V0Tm9kZUluZm9SZXF1ZXN0InYKE0dldE5vZGVJbmZvUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoCRIWCg5wdWJsaWNfa2V5X2p3axgCIAEoCRIYChBsb2dfdmVyaWZpZXJfa2V5GAMgASgJEhwKFHdpdG5lc3NfdmVyaWZpZXJfa2V5GAggASgJIkQKE1JlZ2lzdGVyUGVlclJlcXVlc3QSLQoEcGVlchgBIAEoCzIaLmFubmFscy5mZWRlcmF0aW9uLnYxLlBlZXJCA+BBAiJAChRSZWdpc3RlclBlZXJSZXNwb25zZRIoCgRwZWVyGAEgASgLMhouYW5uYWxzLmZlZGVyYXRpb24udjEuUGVlciJ4ChFVcGRhdGVQZWVyUmVxdWVzdBItCgRwZWVyGAEgASgLMhouYW5uYWxzLmZlZGVyYXRpb24udjEuUGVlckID4EECEjQKC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0ID4EECIj4KElVwZGF0ZVBlZXJSZXNwb25zZRIoCgRwZWVyGAEgASgLMhouYW5uYWxzLmZlZGVyYXRpb24udjEuUGVlciIpChFSZW1vdmVQZWVyUmVxdWVzdBIUCgdub2RlX2lkGAEgASgJQgPgQQIiJQoSUmVtb3ZlUGVlclJlc3BvbnNlEg8KB3JlbW92ZWQYASABKAgiJgoOR2V0UGVlclJlcXVlc3QSFAoHbm9kZV9pZBgBIAEoCUID4EECIjsKD0dldFBlZXJSZXNwb25zZRIoCgRwZWVyGAEgASgLMhouYW5uYWxzLmZlZGVyYXRpb24udjEuUGVlciI5ChBMaXN0UGVlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlcKEUxpc3RQZWVyc1Jlc3BvbnNlEikKBXBlZXJzGAEgAygLMhouYW5uYWxzLmZlZGVyYXRpb24udjEuUGVlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkihwEKC1B1bGxSZXF1ZXN0EhMKBmxvZ19pZBgBIAEoCUID4EECEhEKCWFmdGVyX3NlcRgCIAEoAxIdChVtYXhfZW50cmllc19wZXJfZnJhbWUYAyABKAUSGAoQc2VuZF9jaGVja3BvaW50cxgEIAEoCBIXCg9jaGVja3BvaW50X3NpemUYBSABKAMijgEKDlB1bGxDaGVja3BvaW50EgwKBG5vdGUYASABKAkSEAoIcG9zaXRpb24YAiABKAMSFgoOcG9zaXRpb25fcHJvb2YYAyADKAwSFQoNcHJldmlvdXNfc2l6ZRgEIAEoAxIWCg5wcmV2aW91c19wcm9vZhgFIAMoDBIVCg1wcmV2aW91c19yb290GAYgASgMIqwCCgxQdWxsUmVzcG9uc2USJQoFZW50cnkYASABKAsyFC5hbm5hbHMubG9nLnYxLkVudHJ5SAASLQoJaGVhcnRiZWF0GAIgASgLMhguYW5uYWxzLmxvZy52MS5IZWFydGJlYXRIABInCgZhbmNob3IYAyABKAsyFS5hbm5hbHMubG9nLnYxLkFuY2hvckgAEiwKCWNhdWdodF91cBgEIAEoCzIXLmFubmFscy5sb2cudjEuQ2F1Z2h0VXBIABIsCgdlbnRyaWVzGAUgASgLMhkuYW5uYWxzLmxvZy52MS5FbnRyeUJhdGNoSAASOAoKY2hlY2twb2ludBgGIAEoCzIkLmFubmFscy5mZWRlcmF0aW9uLnYxLlB1bGxDaGVja3BvaW50QgcKBWZyYW1lIpcDChFSZXBsaWNhdGlvblN0YXR1cxIPCgdub2RlX2lkGAEgASgJEg4KBmxvZ19pZBgCIAEoCRIVCg1taXJyb3JfbG9nX2lkGAMgASgJEjUKBXN0YXRlGAQgASgOMiYuYW5uYWxzLmZlZGVyYXRpb24udjEuUmVwbGljYXRpb25TdGF0ZRIQCghoZWFkX3NlcRgFIAEoAxIVCg1wZWVyX2hlYWRfc2VxGAYgASgDEhMKC2xhZ19lbnRyaWVzGAcgASgDEg4KBmxhZ19tcxgIIAEoAxISCgpsYXN0X2Vycm9yGAkgASgJEhcKD2xhc3RfZXJyb3JfY29kZRgKIAEoBRI1ChFsYXN0X3N1Y2Nlc3NfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYmFja29mZl9tcxgMIAEoAxIQCghmb3JrX3NlcRgNIAEoAxIXCg9jaGVja3BvaW50X3NpemUYDiABKAMSIgoacXVhcmFudGluZWRfbWlycm9yX2xvZ19pZHMYDyADKAkiVQobR2V0UmVwbGljYXRpb25TdGF0dXNSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkidgocR2V0UmVwbGljYXRpb25TdGF0dXNSZXNwb25zZRI9CgxyZXBsaWNhdGlvbnMYASADKAsyJy5hbm5hbHMuZmVkZXJhdGlvbi52MS5SZXBsaWNhdGlvblN0YXR1cxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRAoXUmVzZXRSZXBsaWNhdGlvblJlcXVlc3QSFAoHbm9kZV9pZBgBIAEoCUID4EECEhMKBmxvZ19pZBgCIAEoCUID4EECIlMKGFJlc2V0UmVwbGljYXRpb25SZXNwb25zZRI3CgZzdGF0dXMYASABKAsyJy5hbm5hbHMuZmVkZXJhdGlvbi52MS5SZXBsaWNhdGlvblN0YXR1cyKZAgoLQXVkaXRSZWNvcmQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbm9kZV9pZBgCIAEoCRIOCgZsb2dfaWQYAyABKAkSCwoDc2VxGAQgASgDEjEKBnJlYXNvbhgFIAEoDjIhLmFubmFscy5mZWRlcmF0aW9uLnYxLkF1ZGl0UmVhc29uEg8KB21lc3NhZ2UYCyABKAkSEAoIZXhwZWN0ZWQYBiABKAkSDgoGYWN0dWFsGAcgASgJEg4KBnNvdXJjZRgIIAEoCRINCgVjb3VudBgJIAEoAxItCglsYXN0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlEKF0xpc3RBdWRpdFJlY29yZHNSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiZwoYTGlzdEF1ZGl0UmVjb3Jkc1Jlc3BvbnNlEjIKB3JlY29yZHMYASADKAsyIS5hbm5hbHMuZmVkZXJhdGlvbi52MS5BdWRpdFJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiQwoWR2V0Rm9ya0V2aWRlbmNlUmVxdWVzdBIUCgdub2RlX2lkGAEgASgJQgPgQQISEwoGbG9nX2lkGAIgASgJQgPgQQIimwEKF0dldEZvcmtFdmlkZW5jZVJlc3BvbnNlEhAKCGV2aWRlbmNlGAEgASgJEhAKCGZvcmtfc2VxGAIgASgDEg4KBmRldGFpbBgDIAEoCRIbChNwcm92ZXNfbWlzYmVoYXZpb3VyGAQgASgIEi8KC2RldGVjdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJEChdRdWFyYW50aW5lTWlycm9yUmVxdWVzdBIUCgdub2RlX2lkGAEgASgJQgPgQQISEwoGbG9nX2lkGAIgASgJQgPgQQIiUwoYUXVhcmFudGluZU1pcnJvclJlc3BvbnNlEjcKBnN0YXR1cxgBIAEoCzInLmFubmFscy5mZWRlcmF0aW9uLnYxLlJlcGxpY2F0aW9uU3RhdHVzIlMKD1JlTWlycm9yUmVxdWVzdBIUCgdub2RlX2lkGAEgASgJQgPgQQISEwoGbG9nX2lkGAIgASgJQgPgQQISFQoNbWlycm9yX2xvZ19pZBgDIAEoCSJLChBSZU1pcnJvclJlc3BvbnNlEjcKBnN0YXR1cxgBIAEoCzInLmFubmFscy5mZWRlcmF0aW9uLnYxLlJlcGxpY2F0aW9uU3RhdHVzKlsKClBlZXJTdGF0dXMSGwoXUEVFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJQRUVSX1NUQVRVU19BQ1RJVkUQARIYChRQRUVSX1NUQVRVU19ESVNBQkxFRBACKvkBChBSZXBsaWNhdGlvblN0YXRlEiEKHVJFUExJQ0FUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWUkVQTElDQVRJT05fU1RBVEVfSURMRRABEh0KGVJFUExJQ0FUSU9OX1NUQVRFX1JVTk5JTkcQAhIdChlSRVBMSUNBVElPTl9TVEFURV9CQUNLT0ZGEAMSJQohUkVQTElDQVRJT05fU1RBVEVfSU5URUdSSVRZX0VSUk9SEAQSHgoaUkVQTElDQVRJT05fU1RBVEVfRElTQUJMRUQQBRIhCh1SRVBMSUNBVElPTl9TVEFURV9RVUFSQU5USU5FRBAGKtsCCgtBdWRpdFJlYXNvbhIcChhBVURJVF9SRUFTT05fVU5TUEVDSUZJRUQQABIiCh5BVURJVF9SRUFTT05fQ0hFQ0tTVU1fTUlTTUFUQ0gQARIcChhBVURJVF9SRUFTT05fQlJPS0VOX0xJTksQAhIYChRBVURJVF9SRUFTT05fU0VRX0dBUBADEiUKIUFVRElUX1JFQVNPTl9DRVJUSUZJQ0FURV9NSVNNQVRDSBAEEh0KGUFVRElUX1JFQVNPTl9QVUxMX1JFRlVTRUQQBRIWChJBVURJVF9SRUFTT05fUkVTRVQQBhIkCiBBVURJVF9SRUFTT05fUkVGVVNBTFNfQUdHUkVHQVRFRBAHEhUKEUFVRElUX1JFQVNPTl9GT1JLEAgSGwoXQVVESVRfUkVBU09OX1FVQVJBTlRJTkUQCRIaChZBVURJVF9SRUFTT05fUkVfTUlSUk9SEAoqtAQKC0Vycm9yUmVhc29uEhwKGEVSUk9SX1JFQVNPTl9VTlNQRUNJRklFRBAAEiMKH0VSUk9SX1JFQVNPTl9QRUVSX1RPS0VOX01JU1NJTkcQARIjCh9FUlJPUl9SRUFTT05fUEVFUl9UT0tFTl9JTlZBTElEEAISHQoZRVJST1JfUkVBU09OX1BFRVJfVU5LTk9XThADEh4KGkVSUk9SX1JFQVNPTl9QRUVSX0RJU0FCTEVEEAQSIwofRVJST1JfUkVBU09OX1BFRVJfQ0VSVF9NSVNNQVRDSBAFEh8KG0VSUk9SX1JFQVNPTl9MT0dfTk9UX1NFUlZFRBAGEiIKHkVSUk9SX1JFQVNPTl9QVUxMX1JBVEVfTElNSVRFRBAHEh4KGkVSUk9SX1JFQVNPTl9MT0dfTk9UX0ZPVU5EEAgSHwobRVJST1JfUkVBU09OX1BFRVJfTk9UX0ZPVU5EEAkSHAoYRVJST1JfUkVBU09OX1BFRVJfRVhJU1RTEAoSIQodRVJST1JfUkVBU09OX05PVEhJTkdfVE9fUkVTRVQQCxIVChFFUlJPUl9SRUFTT05fRk9SSxAMEhwKGEVSUk9SX1JFQVNPTl9OT19FVklERU5DRRANEhsKF0VSUk9SX1JFQVNPTl9OT1RfRk9SS0VEEA4SIAocRVJST1JfUkVBU09OX05PVF9RVUFSQU5USU5FRBAPEh4KGkVSUk9SX1JFQVNPTl9NSVJST1JfRVhJU1RTEBAy8woKEUZlZGVyYXRpb25TZXJ2aWNlEmcKC0dldE5vZGVJbmZvEiguYW5uYWxzLmZlZGVyYXRpb24udjEuR2V0Tm9kZUluZm9SZXF1ZXN0GikuYW5uYWxzLmZlZGVyYXRpb24udjEuR2V0Tm9kZUluZm9SZXNwb25zZSIDkAIBEmUKDFJlZ2lzdGVyUGVlchIpLmFubmFscy5mZWRlcmF0aW9uLnYxLlJlZ2lzdGVyUGVlclJlcXVlc3QaKi5hbm5hbHMuZmVkZXJhdGlvbi52MS5SZWdpc3RlclBlZXJSZXNwb25zZRJfCgpVcGRhdGVQZWVyEicuYW5uYWxzLmZlZGVyYXRpb24udjEuVXBkYXRlUGVlclJlcXVlc3QaKC5hbm5hbHMuZmVkZXJhdGlvbi52MS5VcGRhdGVQZWVyUmVzcG9uc2USZAoKUmVtb3ZlUGVlchInLmFubmFscy5mZWRlcmF0aW9uLnYxLlJlbW92ZVBlZXJSZXF1ZXN0GiguYW5uYWxzLmZlZGVyYXRpb24udjEuUmVtb3ZlUGVlclJlc3BvbnNlIgOQAgISWwoHR2V0UGVlchIkLmFubmFscy5mZWRlcmF0aW9uLnYxLkdldFBlZXJSZXF1ZXN0GiUuYW5uYWxzLmZlZGVyYXRpb24udjEuR2V0UGVlclJlc3BvbnNlIgOQAgESYQoJTGlzdFBlZXJzEiYuYW5uYWxzLmZlZGVyYXRpb24udjEuTGlzdFBlZXJzUmVxdWVzdBonLmFubmFscy5mZWRlcmF0aW9uLnYxLkxpc3RQZWVyc1Jlc3BvbnNlIgOQAgESVAoEUHVsbBIhLmFubmFscy5mZWRlcmF0aW9uLnYxLlB1bGxSZXF1ZXN0GiIuYW5uYWxzLmZlZGVyYXRpb24udjEuUHVsbFJlc3BvbnNlIgOQAgEwARKCAQoUR2V0UmVwbGljYXRpb25TdGF0dXMSMS5hbm5hbHMuZmVkZXJhdGlvbi52MS5HZXRSZXBsaWNhdGlvblN0YXR1c1JlcXVlc3QaMi5hbm5hbHMuZmVkZXJhdGlvbi52MS5HZXRSZXBsaWNhdGlvblN0YXR1c1Jlc3BvbnNlIgOQAgEScQoQUmVzZXRSZXBsaWNhdGlvbhItLmFubmFscy5mZWRlcmF0aW9uLnYxLlJlc2V0UmVwbGljYXRpb25SZXF1ZXN0Gi4uYW5uYWxzLmZlZGVyYXRpb24udjEuUmVzZXRSZXBsaWNhdGlvblJlc3BvbnNlEnYKEExpc3RBdWRpdFJlY29yZHMSLS5hbm5hbHMuZmVkZXJhdGlvbi52MS5MaXN0QXVkaXRSZWNvcmRzUmVxdWVzdBouLmFubmFscy5mZWRlcmF0aW9uLnYxLkxpc3RBdWRpdFJlY29yZHNSZXNwb25zZSIDkAIBEnMKD0dldEZvcmtFdmlkZW5jZRIsLmFubmFscy5mZWRlcmF0aW9uLnYxLkdldEZvcmtFdmlkZW5jZVJlcXVlc3QaLS5hbm5hbHMuZmVkZXJhdGlvbi52MS5HZXRGb3JrRXZpZGVuY2VSZXNwb25zZSIDkAIBEnEKEFF1YXJhbnRpbmVNaXJyb3ISLS5hbm5hbHMuZmVkZXJhdGlvbi52MS5RdWFyYW50aW5lTWlycm9yUmVxdWVzdBouLmFubmFscy5mZWRlcmF0aW9uLnYxLlF1YXJhbnRpbmVNaXJyb3JSZXNwb25zZRJZCghSZU1pcnJvchIlLmFubmFscy5mZWRlcmF0aW9uLnYxLlJlTWlycm9yUmVxdWVzdBomLmFubmFscy5mZWRlcmF0aW9uLnYxLlJlTWlycm9yUmVzcG9uc2ViBnByb3RvMw", [file_annals_log_v1_entry, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Peer is a registered annals node.
@@ -81,6 +81,19 @@ export type Peer = Message<"annals.federation.v1.Peer"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 8;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * The signed-note verifier key of the peer's checkpoints (C2SP signed-note,
+   * `<name>+<key id>+<base64 key>`), as the peer's GetNodeInfo returns it in
+   * log_verifier_key (the node's key; a log's key under its origin works
+   * too). Set, the puller asks for the peer's signed checkpoints with every
+   * batch and heartbeat and stops with FORK when they disagree with each
+   * other or with the mirror (docs/merkle.md, "Federation"). Empty: entries
+   * are checked by their hash chain only.
+   *
+   * @generated from field: string log_verifier_key = 9;
+   */
+  logVerifierKey: string;
 };
 
 /**
@@ -126,10 +139,17 @@ export type GetNodeInfoResponse = Message<"annals.federation.v1.GetNodeInfoRespo
   publicKeyJwk: string;
 
   /**
+   * The signed-note verifier key of this node's log checkpoints, named by the
+   * node id without `spiffe://`: what a peer registers as log_verifier_key.
+   *
+   * @generated from field: string log_verifier_key = 3;
+   */
+  logVerifierKey: string;
+
+  /**
    * The verifier key of this node's witness (C2SP tlog-cosignature, Ed25519,
    * signed-note type 0x04): `<name>+<key id hex>+<base64>`, as a log lists it
-   * in ANNALS_LOG_WITNESSES and clients pass it to --witness-key. (Field 8
-   * leaves 3 to 7 to other additions of the same release.)
+   * in ANNALS_LOG_WITNESSES and clients pass it to --witness-key.
    *
    * @generated from field: string witness_verifier_key = 8;
    */
@@ -200,7 +220,7 @@ export type UpdatePeerRequest = Message<"annals.federation.v1.UpdatePeerRequest"
 
   /**
    * Which fields to change: any of `url`, `public_key_jwk`, `served_logs`,
-   * `mirrored_logs`, `status`. Empty is INVALID_ARGUMENT.
+   * `mirrored_logs`, `status`, `log_verifier_key`. Empty is INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -402,6 +422,24 @@ export type PullRequest = Message<"annals.federation.v1.PullRequest"> & {
    * @generated from field: int32 max_entries_per_frame = 3;
    */
   maxEntriesPerFrame: number;
+
+  /**
+   * Send the log's latest signed checkpoint (PullResponse.checkpoint): in a
+   * first frame of its own, then with every entry, entries, heartbeat and
+   * caught_up frame.
+   *
+   * @generated from field: bool send_checkpoints = 4;
+   */
+  sendCheckpoints: boolean;
+
+  /**
+   * With send_checkpoints: the size of the last checkpoint of this log the
+   * puller accepted (0: none), the start of the first checkpoint's
+   * consistency proof (PullCheckpoint.previous_size).
+   *
+   * @generated from field: int64 checkpoint_size = 5;
+   */
+  checkpointSize: bigint;
 };
 
 /**
@@ -410,6 +448,71 @@ export type PullRequest = Message<"annals.federation.v1.PullRequest"> & {
  */
 export const PullRequestSchema: GenMessage<PullRequest> = /*@__PURE__*/
   messageDesc(file_annals_federation_v1_federation_service, 13);
+
+/**
+ * PullCheckpoint is the serving log's latest signed checkpoint, with the
+ * consistency proofs that tie it to what the puller holds.
+ *
+ * @generated from message annals.federation.v1.PullCheckpoint
+ */
+export type PullCheckpoint = Message<"annals.federation.v1.PullCheckpoint"> & {
+  /**
+   * The checkpoint, a C2SP tlog-checkpoint signed note, as the log serves it.
+   *
+   * @generated from field: string note = 1;
+   */
+  note: string;
+
+  /**
+   * The stream's position when the checkpoint was read: the seq of the last
+   * entry sent (after_seq when none was). The puller has stored up to here.
+   *
+   * @generated from field: int64 position = 2;
+   */
+  position: bigint;
+
+  /**
+   * When position is below the checkpoint's size: the consistency proof from
+   * the tree of `position` leaves to the checkpoint's (RFC 9162 §2.1.4.2).
+   *
+   * @generated from field: repeated bytes position_proof = 3;
+   */
+  positionProof: Uint8Array[];
+
+  /**
+   * The size of the checkpoint sent before on this stream (at first,
+   * PullRequest.checkpoint_size).
+   *
+   * @generated from field: int64 previous_size = 4;
+   */
+  previousSize: bigint;
+
+  /**
+   * When previous_size is below the checkpoint's size (and not 0): the
+   * consistency proof from previous_size to it.
+   *
+   * @generated from field: repeated bytes previous_proof = 5;
+   */
+  previousProof: Uint8Array[];
+
+  /**
+   * With previous_proof: the root of the first previous_size leaves of the
+   * checkpoint's tree (32 bytes), which the puller's checkpoint of that size
+   * must have, and which previous_proof ties to the checkpoint's root (so a
+   * fork-evidence path can be made from it when previous_size is a power of
+   * two).
+   *
+   * @generated from field: bytes previous_root = 6;
+   */
+  previousRoot: Uint8Array;
+};
+
+/**
+ * Describes the message annals.federation.v1.PullCheckpoint.
+ * Use `create(PullCheckpointSchema)` to create a new message.
+ */
+export const PullCheckpointSchema: GenMessage<PullCheckpoint> = /*@__PURE__*/
+  messageDesc(file_annals_federation_v1_federation_service, 14);
 
 /**
  * PullResponse is one frame of a Pull stream.
@@ -465,6 +568,15 @@ export type PullResponse = Message<"annals.federation.v1.PullResponse"> & {
     value: EntryBatch;
     case: "entries";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * Only when PullRequest.send_checkpoints: the log's latest signed
+   * checkpoint, read after this frame's entries were sent. The first frame
+   * of such a stream carries only a checkpoint (no `frame`).
+   *
+   * @generated from field: annals.federation.v1.PullCheckpoint checkpoint = 6;
+   */
+  checkpoint?: PullCheckpoint | undefined;
 };
 
 /**
@@ -472,7 +584,7 @@ export type PullResponse = Message<"annals.federation.v1.PullResponse"> & {
  * Use `create(PullResponseSchema)` to create a new message.
  */
 export const PullResponseSchema: GenMessage<PullResponse> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 14);
+  messageDesc(file_annals_federation_v1_federation_service, 15);
 
 /**
  * ReplicationStatus describes one (peer, log) replication.
@@ -566,6 +678,30 @@ export type ReplicationStatus = Message<"annals.federation.v1.ReplicationStatus"
    * @generated from field: int64 backoff_ms = 12;
    */
   backoffMs: bigint;
+
+  /**
+   * For an integrity error with reason FORK: the first seq whose entry the
+   * peer's signed history and the mirror (or the peer's earlier checkpoint)
+   * disagree on; 0 otherwise.
+   *
+   * @generated from field: int64 fork_seq = 13;
+   */
+  forkSeq: bigint;
+
+  /**
+   * The size of the last checkpoint of the peer accepted (0: none yet).
+   *
+   * @generated from field: int64 checkpoint_size = 14;
+   */
+  checkpointSize: bigint;
+
+  /**
+   * Earlier mirrors of this replication that were quarantined (readable, no
+   * longer written), oldest first.
+   *
+   * @generated from field: repeated string quarantined_mirror_log_ids = 15;
+   */
+  quarantinedMirrorLogIds: string[];
 };
 
 /**
@@ -573,7 +709,7 @@ export type ReplicationStatus = Message<"annals.federation.v1.ReplicationStatus"
  * Use `create(ReplicationStatusSchema)` to create a new message.
  */
 export const ReplicationStatusSchema: GenMessage<ReplicationStatus> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 15);
+  messageDesc(file_annals_federation_v1_federation_service, 16);
 
 /**
  * GetReplicationStatusRequest is the input of GetReplicationStatus.
@@ -608,7 +744,7 @@ export type GetReplicationStatusRequest = Message<"annals.federation.v1.GetRepli
  * Use `create(GetReplicationStatusRequestSchema)` to create a new message.
  */
 export const GetReplicationStatusRequestSchema: GenMessage<GetReplicationStatusRequest> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 16);
+  messageDesc(file_annals_federation_v1_federation_service, 17);
 
 /**
  * GetReplicationStatusResponse is the output of GetReplicationStatus.
@@ -636,7 +772,7 @@ export type GetReplicationStatusResponse = Message<"annals.federation.v1.GetRepl
  * Use `create(GetReplicationStatusResponseSchema)` to create a new message.
  */
 export const GetReplicationStatusResponseSchema: GenMessage<GetReplicationStatusResponse> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 17);
+  messageDesc(file_annals_federation_v1_federation_service, 18);
 
 /**
  * ResetReplicationRequest is the input of ResetReplication.
@@ -664,7 +800,7 @@ export type ResetReplicationRequest = Message<"annals.federation.v1.ResetReplica
  * Use `create(ResetReplicationRequestSchema)` to create a new message.
  */
 export const ResetReplicationRequestSchema: GenMessage<ResetReplicationRequest> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 18);
+  messageDesc(file_annals_federation_v1_federation_service, 19);
 
 /**
  * ResetReplicationResponse is the output of ResetReplication.
@@ -685,7 +821,7 @@ export type ResetReplicationResponse = Message<"annals.federation.v1.ResetReplic
  * Use `create(ResetReplicationResponseSchema)` to create a new message.
  */
 export const ResetReplicationResponseSchema: GenMessage<ResetReplicationResponse> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 19);
+  messageDesc(file_annals_federation_v1_federation_service, 20);
 
 /**
  * AuditRecord is one entry of the federation audit trail.
@@ -778,7 +914,7 @@ export type AuditRecord = Message<"annals.federation.v1.AuditRecord"> & {
  * Use `create(AuditRecordSchema)` to create a new message.
  */
 export const AuditRecordSchema: GenMessage<AuditRecord> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 20);
+  messageDesc(file_annals_federation_v1_federation_service, 21);
 
 /**
  * ListAuditRecordsRequest is the input of ListAuditRecords.
@@ -813,7 +949,7 @@ export type ListAuditRecordsRequest = Message<"annals.federation.v1.ListAuditRec
  * Use `create(ListAuditRecordsRequestSchema)` to create a new message.
  */
 export const ListAuditRecordsRequestSchema: GenMessage<ListAuditRecordsRequest> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 21);
+  messageDesc(file_annals_federation_v1_federation_service, 22);
 
 /**
  * ListAuditRecordsResponse is the output of ListAuditRecords.
@@ -841,7 +977,194 @@ export type ListAuditRecordsResponse = Message<"annals.federation.v1.ListAuditRe
  * Use `create(ListAuditRecordsResponseSchema)` to create a new message.
  */
 export const ListAuditRecordsResponseSchema: GenMessage<ListAuditRecordsResponse> = /*@__PURE__*/
-  messageDesc(file_annals_federation_v1_federation_service, 22);
+  messageDesc(file_annals_federation_v1_federation_service, 23);
+
+/**
+ * GetForkEvidenceRequest is the input of GetForkEvidence.
+ *
+ * @generated from message annals.federation.v1.GetForkEvidenceRequest
+ */
+export type GetForkEvidenceRequest = Message<"annals.federation.v1.GetForkEvidenceRequest"> & {
+  /**
+   * The peer's node id.
+   *
+   * @generated from field: string node_id = 1;
+   */
+  nodeId: string;
+
+  /**
+   * The peer's log.
+   *
+   * @generated from field: string log_id = 2;
+   */
+  logId: string;
+};
+
+/**
+ * Describes the message annals.federation.v1.GetForkEvidenceRequest.
+ * Use `create(GetForkEvidenceRequestSchema)` to create a new message.
+ */
+export const GetForkEvidenceRequestSchema: GenMessage<GetForkEvidenceRequest> = /*@__PURE__*/
+  messageDesc(file_annals_federation_v1_federation_service, 24);
+
+/**
+ * GetForkEvidenceResponse is the output of GetForkEvidence.
+ *
+ * @generated from message annals.federation.v1.GetForkEvidenceResponse
+ */
+export type GetForkEvidenceResponse = Message<"annals.federation.v1.GetForkEvidenceResponse"> & {
+  /**
+   * The bundle (`annals/fork-evidence/v1` text); `annals verify-evidence`
+   * checks it offline with the peer's log verifier key.
+   *
+   * @generated from field: string evidence = 1;
+   */
+  evidence: string;
+
+  /**
+   * The fork point: the first seq the two histories disagree on.
+   *
+   * @generated from field: int64 fork_seq = 2;
+   */
+  forkSeq: bigint;
+
+  /**
+   * What was found: TRUNCATED, INCONSISTENT, ROOT_MISMATCH, SAME_SIZE or
+   * UNVERIFIED_SIGNATURE, and in words.
+   *
+   * @generated from field: string detail = 3;
+   */
+  detail: string;
+
+  /**
+   * Whether the bundle proves misbehaviour by itself (a pure truncation, a
+   * checkpoint signed by another key, or a root that disagrees only with
+   * the mirror's entries does not).
+   *
+   * @generated from field: bool proves_misbehaviour = 4;
+   */
+  provesMisbehaviour: boolean;
+
+  /**
+   * When the fork was detected.
+   *
+   * @generated from field: google.protobuf.Timestamp detect_time = 5;
+   */
+  detectTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message annals.federation.v1.GetForkEvidenceResponse.
+ * Use `create(GetForkEvidenceResponseSchema)` to create a new message.
+ */
+export const GetForkEvidenceResponseSchema: GenMessage<GetForkEvidenceResponse> = /*@__PURE__*/
+  messageDesc(file_annals_federation_v1_federation_service, 25);
+
+/**
+ * QuarantineMirrorRequest is the input of QuarantineMirror.
+ *
+ * @generated from message annals.federation.v1.QuarantineMirrorRequest
+ */
+export type QuarantineMirrorRequest = Message<"annals.federation.v1.QuarantineMirrorRequest"> & {
+  /**
+   * The peer's node id.
+   *
+   * @generated from field: string node_id = 1;
+   */
+  nodeId: string;
+
+  /**
+   * The peer's log.
+   *
+   * @generated from field: string log_id = 2;
+   */
+  logId: string;
+};
+
+/**
+ * Describes the message annals.federation.v1.QuarantineMirrorRequest.
+ * Use `create(QuarantineMirrorRequestSchema)` to create a new message.
+ */
+export const QuarantineMirrorRequestSchema: GenMessage<QuarantineMirrorRequest> = /*@__PURE__*/
+  messageDesc(file_annals_federation_v1_federation_service, 26);
+
+/**
+ * QuarantineMirrorResponse is the output of QuarantineMirror.
+ *
+ * @generated from message annals.federation.v1.QuarantineMirrorResponse
+ */
+export type QuarantineMirrorResponse = Message<"annals.federation.v1.QuarantineMirrorResponse"> & {
+  /**
+   * The replication's status after the quarantine.
+   *
+   * @generated from field: annals.federation.v1.ReplicationStatus status = 1;
+   */
+  status?: ReplicationStatus | undefined;
+};
+
+/**
+ * Describes the message annals.federation.v1.QuarantineMirrorResponse.
+ * Use `create(QuarantineMirrorResponseSchema)` to create a new message.
+ */
+export const QuarantineMirrorResponseSchema: GenMessage<QuarantineMirrorResponse> = /*@__PURE__*/
+  messageDesc(file_annals_federation_v1_federation_service, 27);
+
+/**
+ * ReMirrorRequest is the input of ReMirror.
+ *
+ * @generated from message annals.federation.v1.ReMirrorRequest
+ */
+export type ReMirrorRequest = Message<"annals.federation.v1.ReMirrorRequest"> & {
+  /**
+   * The peer's node id.
+   *
+   * @generated from field: string node_id = 1;
+   */
+  nodeId: string;
+
+  /**
+   * The peer's log.
+   *
+   * @generated from field: string log_id = 2;
+   */
+  logId: string;
+
+  /**
+   * The new mirror log's name (under `mirror/`); empty: the first free one of
+   * `<the original mirror name>.2`, `.3`, ….
+   *
+   * @generated from field: string mirror_log_id = 3;
+   */
+  mirrorLogId: string;
+};
+
+/**
+ * Describes the message annals.federation.v1.ReMirrorRequest.
+ * Use `create(ReMirrorRequestSchema)` to create a new message.
+ */
+export const ReMirrorRequestSchema: GenMessage<ReMirrorRequest> = /*@__PURE__*/
+  messageDesc(file_annals_federation_v1_federation_service, 28);
+
+/**
+ * ReMirrorResponse is the output of ReMirror.
+ *
+ * @generated from message annals.federation.v1.ReMirrorResponse
+ */
+export type ReMirrorResponse = Message<"annals.federation.v1.ReMirrorResponse"> & {
+  /**
+   * The replication's status, pulling into the new mirror.
+   *
+   * @generated from field: annals.federation.v1.ReplicationStatus status = 1;
+   */
+  status?: ReplicationStatus | undefined;
+};
+
+/**
+ * Describes the message annals.federation.v1.ReMirrorResponse.
+ * Use `create(ReMirrorResponseSchema)` to create a new message.
+ */
+export const ReMirrorResponseSchema: GenMessage<ReMirrorResponse> = /*@__PURE__*/
+  messageDesc(file_annals_federation_v1_federation_service, 29);
 
 /**
  * PeerStatus says whether a peer takes part in replication.
@@ -924,6 +1247,14 @@ export enum ReplicationState {
    * @generated from enum value: REPLICATION_STATE_DISABLED = 5;
    */
   DISABLED = 5,
+
+  /**
+   * Stopped by a fork whose mirror an operator quarantined (QuarantineMirror)
+   * until ReMirror.
+   *
+   * @generated from enum value: REPLICATION_STATE_QUARANTINED = 6;
+   */
+  QUARANTINED = 6,
 }
 
 /**
@@ -995,6 +1326,29 @@ export enum AuditReason {
    * @generated from enum value: AUDIT_REASON_REFUSALS_AGGREGATED = 7;
    */
   REFUSALS_AGGREGATED = 7,
+
+  /**
+   * The peer's signed checkpoints contradict each other or the mirror (a
+   * rewritten or truncated history, or a checkpoint no registered key
+   * signed); the record's seq is the fork point.
+   *
+   * @generated from enum value: AUDIT_REASON_FORK = 8;
+   */
+  FORK = 8,
+
+  /**
+   * An operator quarantined a mirror after a fork.
+   *
+   * @generated from enum value: AUDIT_REASON_QUARANTINE = 9;
+   */
+  QUARANTINE = 9,
+
+  /**
+   * An operator started mirroring a peer's log again under a new name.
+   *
+   * @generated from enum value: AUDIT_REASON_RE_MIRROR = 10;
+   */
+  RE_MIRROR = 10,
 }
 
 /**
@@ -1101,6 +1455,44 @@ export enum ErrorReason {
    * @generated from enum value: ERROR_REASON_NOTHING_TO_RESET = 11;
    */
   NOTHING_TO_RESET = 11,
+
+  /**
+   * DATA_LOSS (in ReplicationStatus): the peer's signed checkpoints
+   * contradict each other or the mirror; see fork_seq and GetForkEvidence.
+   * FAILED_PRECONDITION: ResetReplication of a fork (quarantine the mirror
+   * and re-mirror instead).
+   *
+   * @generated from enum value: ERROR_REASON_FORK = 12;
+   */
+  FORK = 12,
+
+  /**
+   * NOT_FOUND: no fork evidence is stored for the replication.
+   *
+   * @generated from enum value: ERROR_REASON_NO_EVIDENCE = 13;
+   */
+  NO_EVIDENCE = 13,
+
+  /**
+   * FAILED_PRECONDITION: QuarantineMirror of a replication not stopped by a fork.
+   *
+   * @generated from enum value: ERROR_REASON_NOT_FORKED = 14;
+   */
+  NOT_FORKED = 14,
+
+  /**
+   * FAILED_PRECONDITION: ReMirror of a replication whose mirror is not quarantined.
+   *
+   * @generated from enum value: ERROR_REASON_NOT_QUARANTINED = 15;
+   */
+  NOT_QUARANTINED = 15,
+
+  /**
+   * ALREADY_EXISTS: ReMirror's new mirror log name is taken.
+   *
+   * @generated from enum value: ERROR_REASON_MIRROR_EXISTS = 16;
+   */
+  MIRROR_EXISTS = 16,
 }
 
 /**
@@ -1232,6 +1624,46 @@ export const FederationService: GenService<{
     methodKind: "unary";
     input: typeof ListAuditRecordsRequestSchema;
     output: typeof ListAuditRecordsResponseSchema;
+  },
+  /**
+   * GetForkEvidence returns the fork-evidence bundle (docs/merkle.md, "Fork
+   * evidence") that a replication stopped with reason FORK stored: the two
+   * checkpoints of the peer's log that cannot both be true and the path
+   * between them. NOT_FOUND (NO_EVIDENCE) when none is stored.
+   *
+   * @generated from rpc annals.federation.v1.FederationService.GetForkEvidence
+   */
+  getForkEvidence: {
+    methodKind: "unary";
+    input: typeof GetForkEvidenceRequestSchema;
+    output: typeof GetForkEvidenceResponseSchema;
+  },
+  /**
+   * QuarantineMirror marks the mirror of a replication stopped by a fork as
+   * quarantined: it stays readable (mirrors take no client appends), is
+   * listed as quarantined, and never takes entries from the peer again.
+   * FAILED_PRECONDITION (NOT_FORKED) unless the replication stopped with
+   * reason FORK.
+   *
+   * @generated from rpc annals.federation.v1.FederationService.QuarantineMirror
+   */
+  quarantineMirror: {
+    methodKind: "unary";
+    input: typeof QuarantineMirrorRequestSchema;
+    output: typeof QuarantineMirrorResponseSchema;
+  },
+  /**
+   * ReMirror starts a replication whose mirror was quarantined again from
+   * seq 1 into a new mirror log, trusting the peer's history afresh.
+   * FAILED_PRECONDITION (NOT_QUARANTINED) unless its mirror is quarantined;
+   * ALREADY_EXISTS (MIRROR_EXISTS) when the new mirror's name is taken.
+   *
+   * @generated from rpc annals.federation.v1.FederationService.ReMirror
+   */
+  reMirror: {
+    methodKind: "unary";
+    input: typeof ReMirrorRequestSchema;
+    output: typeof ReMirrorResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_annals_federation_v1_federation_service, 0);
