@@ -10,6 +10,7 @@ import { appendCommand, countOption, logsCommand, readCommand, statsCommand, tai
 import { FEDERATION_USAGE, federationCommand, peersCommand, verifyEvidenceCommand } from "./federation-commands.js";
 import { KV_USAGE, kvCommand } from "./kv-commands.js";
 import { exportLog, importExport, printReport, verifyExportFile } from "./log-commands.js";
+import { WITNESS_OPTIONS, witnessPolicyOf } from "./witness-options.js";
 import { checkpointCommand, proveCommand, readVerifierKey, verifierKeyCommand, verifyReceiptCommand } from "./proof-commands.js";
 import { UsageError } from "./usage-error.js";
 
@@ -39,7 +40,7 @@ Evidence (docs/merkle.md):
   annals verifier-key [--log LOG]     the key that verifies the log's (or the node's) checkpoints  [log.read]
   annals prove --log LOG --seq SEQ > RECEIPT
       Writes a C2SP tlog-proof receipt: the entry's inclusion in the latest checkpoint.  [log.read]
-  annals verify-receipt RECEIPT --key VKEY [--checksum HEX]
+  annals verify-receipt RECEIPT --key VKEY [--checksum HEX] [--witness-key VKEY]... [--witnesses K]
       Offline: exit status 0 when RECEIPT proves the entry under the log's key VKEY (the key's
       text or a file holding it), 1 naming what failed.                             [none]
   annals verify FILE [--key VKEY]
@@ -179,10 +180,10 @@ async function main(argv: string[]): Promise<number> {
       return proveCommand(connect(values).log, values.log, countOption(values.seq, "seq", 0n));
     }
     case "verify-receipt": {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { key: { type: "string" }, checksum: { type: "string" } } });
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { key: { type: "string" }, checksum: { type: "string" }, ...WITNESS_OPTIONS } });
       if (positionals.length !== 1) throw new UsageError("verify-receipt takes one RECEIPT file");
       if (!values.key) throw new UsageError("verify-receipt needs --key VKEY (the log's verifier key: `annals verifier-key --log LOG`)");
-      return verifyReceiptCommand(positionals[0]!, values.key, values.checksum);
+      return verifyReceiptCommand(positionals[0]!, values.key, values.checksum, witnessPolicyOf(values));
     }
     case "verify": {
       const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { key: { type: "string" } } });

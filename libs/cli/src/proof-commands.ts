@@ -10,6 +10,7 @@ import {
   TlogError,
   verifyTlogProof,
   type VerifierKey,
+  type WitnessPolicy,
 } from "@annals/chain";
 import type { LogClient } from "@annals/client";
 import { parseCheckpointNote } from "@annals/chain";
@@ -89,7 +90,7 @@ export async function proveCommand(log: LogClient, logId: string, seq: bigint): 
  * proves the entry, 1 naming what failed (malformed, wrong-origin,
  * bad-signature, inclusion).
  */
-export function verifyReceiptCommand(file: string, keyValue: string, checksumHex: string | undefined): number {
+export function verifyReceiptCommand(file: string, keyValue: string, checksumHex: string | undefined, witnesses?: WitnessPolicy): number {
   const text = readFileSync(file === "-" ? 0 : file, "utf8");
   const fail = (reason: string, detail: string) => {
     console.log(`${file}: INVALID receipt (${reason}): ${detail}`);
@@ -117,11 +118,12 @@ export function verifyReceiptCommand(file: string, keyValue: string, checksumHex
     throw new UsageError("the receipt does not carry the entry's checksum: give it with --checksum HEX");
   }
   try {
-    const verified = verifyTlogProof(proof, leaf, { logKey: key, origin });
+    const verified = verifyTlogProof(proof, leaf, { logKey: key, origin, ...(witnesses ? { witnesses } : {}) });
     const { logId } = parseLogOrigin(verified.checkpoint.origin);
     console.log(
       `${file}: valid receipt: seq ${verified.index + 1n} of log "${logId}" (checksum ${Buffer.from(leaf).toString("hex")}) ` +
-        `is in the checkpoint of ${verified.checkpoint.size} entries signed by ${key.name}`,
+        `is in the checkpoint of ${verified.checkpoint.size} entries signed by ${key.name}` +
+        (witnesses ? ` and cosigned by at least ${witnesses.threshold} of the ${witnesses.keys.length} witnesses given` : ""),
     );
     return 0;
   } catch (error) {

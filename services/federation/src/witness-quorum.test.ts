@@ -6,6 +6,10 @@
 // witness returns.
 import assert from "node:assert/strict";
 import { createPrivateKey } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import {
@@ -22,10 +26,11 @@ import {
 } from "@annals/chain";
 import { parseWitnessPolicy } from "@annals/log";
 import { errorReason, signDevToken } from "@annals/runtime";
-import { rejects } from "@annals/runtime/testing";
+import { rejects, runProcessToExit } from "@annals/runtime/testing";
 import { jsonEntry, startTestNode, TEST_SECRET, until, type TestNode } from "./federation-harness.js";
 import { WITNESS_PREFIX } from "./witness-routes.js";
 
+const CLI = fileURLToPath(new URL("../../../libs/cli/dist/main.js", import.meta.url));
 const A = "spiffe://acme.example/annals/eu-1";
 const LOG = "orders";
 const ORIGIN = logOrigin(A, LOG);
@@ -114,6 +119,25 @@ test("one witness down: checkpoints are still published, with the two other cosi
   const verified = verifyTlogProof(receipt, Buffer.from(result!.checksum, "hex"), { logKey, witnesses: policy() });
   assert.ok(verified.checkpoint.size >= result!.seq);
   assert.equal(verified.cosignatures.length, 2);
+  // The same receipt offline with the CLI: 2 of the 3 witnesses given is met, 3 of 3 is not.
+  const dir = mkdtempSync(join(tmpdir(), "annals-receipt-"));
+  try {
+    const file = join(dir, "receipt");
+    writeFileSync(file, receipt);
+    const verify = (threshold: string) =>
+      runProcessToExit(
+        [CLI, "verify-receipt", file, "--key", formatVerifierKey(logKey), "--checksum", result!.checksum, ...[0, 1, 2].flatMap((i) => ["--witness-key", formatWitness(i)]), "--witnesses", threshold],
+        {},
+      );
+    const met = await verify("2");
+    assert.equal(met.code, 0, met.stdout + met.stderr);
+    assert.match(met.stdout, /valid receipt.*cosigned by at least 2 of the 3 witnesses given/);
+    const unmet = await verify("3");
+    assert.equal(unmet.code, 1, unmet.stdout + unmet.stderr);
+    assert.match(unmet.stdout, /INVALID receipt/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("two witnesses down: publication waits; GetCheckpoint keeps serving the last checkpoint that met the policy; receipts are UNAVAILABLE", async () => {
