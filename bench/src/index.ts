@@ -23,7 +23,6 @@ const SUITES: Record<string, () => Promise<void>> = {
   // Against the log service of the commit before the Merkle tree and checkpoints (74d614e added them).
   "verifiable-log": () =>
     verifiableLog({
-      baselineCommit: "b8a6156",
       rounds: 2,
       concurrencies: [16, 64],
       durationMs: 3000,

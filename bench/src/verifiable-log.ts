@@ -1,8 +1,8 @@
 // What the verifiable log costs and how fast its evidence is served: the log
 // service process on fresh PostgreSQL databases, driven from this process.
-//   1. Append and AppendBatch with the Merkle tree and signed checkpoints
-//      against the same service built from a commit without them (the
-//      baseline build, see baseline-build.ts), alternating, in rounds.
+//   1. Append and AppendBatch to logs with the Merkle tree and signed
+//      checkpoints against logs without a tree in the same build,
+//      alternating, in rounds.
 //   2. GetInclusionProof and GetConsistencyProof on a log of 1,000,000
 //      entries against a no-op call on the same server.
 //   3. Tile GETs on the HTTP port against a no-op Connect call on that port.
@@ -16,21 +16,18 @@ import pg from "pg";
 import { diagV1, logV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
 import { startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
-import { baselineBuild } from "./baseline-build.js";
 import { createBenchDatabase, type BenchDatabase } from "./bench-database.js";
 import { BENCH_SECRET, benchToken } from "./bench-token.js";
 import { runLoad, type LoadResult } from "./load.js";
 import { formatTable } from "./table.js";
 
 export interface VerifiableLogBenchOptions {
-  /** The commit whose log service has no tree and no checkpoints. */
-  baselineCommit: string;
-  /** Rounds of the append comparison; each runs the baseline, then the current build. */
+  /** Rounds of the append comparison; each runs the logs without a tree, then those with one. */
   rounds: number;
   concurrencies: number[];
   durationMs: number;
   warmupMs: number;
-  /** Entries written by AppendBatch (1,000 per call) in each build and round. */
+  /** Entries written by AppendBatch (1,000 per call) in each variant and round. */
   batchEntries: number;
   /** The size of the log the proofs and tiles are read from. */
   proofLogEntries: number;
@@ -94,15 +91,13 @@ async function start(label: string, script: string): Promise<Running> {
 
 export async function verifiableLog(options: VerifiableLogBenchOptions): Promise<void> {
   auth.set("authorization", `Bearer ${await benchToken(["admin"])}`);
-  const current = fileURLToPath(new URL("../../services/log/dist/main.js", import.meta.url));
-  const baseline = await baselineBuild(options.baselineCommit, "@annals/log", "services/log/dist/main.js");
+  const script = fileURLToPath(new URL("../../services/log/dist/main.js", import.meta.url));
   console.log(
     "verifiable-log: the log service process (JWT auth) on fresh PostgreSQL databases, grpc-js clients and node:http\n" +
-      `in the bench process; current build ${current}\n` +
-      `baseline build (no Merkle tree, no checkpoints) ${baseline.path}, commit ${baseline.commit}.\n`,
+      `in the bench process; build ${script}.\n`,
   );
-  await appendCost(options, baseline.path, current);
-  const running = await start("proofs", current);
+  await appendCost(options, script);
+  const running = await start("proofs", script);
   try {
     await fill(running, options.proofLogEntries);
     await proofs(running, options);
@@ -113,41 +108,64 @@ export async function verifiableLog(options: VerifiableLogBenchOptions): Promise
   }
 }
 
-/** Append (closed loop) and AppendBatch in both builds, alternating, `rounds` times. */
-async function appendCost(options: VerifiableLogBenchOptions, baseline: string, current: string): Promise<void> {
+/**
+ * Creates the logs a cell appends to; without a tree they are logs whose
+ * tree_edge is NULL (as for logs compacted before trees existed): appends
+ * then write no tiles and the checkpointer signs nothing for them.
+ */
+async function createLogs(running: Running, logIds: readonly string[], tree: boolean): Promise<void> {
+  for (const logId of logIds) await call(running.log, "createLog", { logId });
+  if (tree) return;
+  const db = new pg.Client({ connectionString: running.databaseUrl });
+  await db.connect();
+  try {
+    await db.query(`update log.logs set tree_edge = null where log_id = any($1)`, [logIds]);
+  } finally {
+    await db.end();
+  }
+}
+
+/** Append (closed loop) and AppendBatch to logs with and without a tree, alternating, `rounds` times. */
+async function appendCost(options: VerifiableLogBenchOptions, script: string): Promise<void> {
   console.log(
-    `Appends with the tree and checkpoints (current) ÷ without them (baseline build): ${options.rounds} rounds, each starting\n` +
-      `a fresh process and database per build; Append closed loop ${options.durationMs} ms after ${options.warmupMs} ms warm-up per\n` +
-      `concurrency, one log per cell; AppendBatch of ${options.batchEntries} entries, 1,000 per call. ratio = current ÷ baseline, same round.`,
+    `Appends with the Merkle tree and checkpoints (tree) ÷ without them (baseline: the same build, logs without a tree,\n` +
+      `so no tiles are written and nothing is signed): ${options.rounds} rounds, each starting a fresh process and database per\n` +
+      `variant; Append closed loop ${options.durationMs} ms after ${options.warmupMs} ms warm-up per concurrency, one log per cell;\n` +
+      `AppendBatch of ${options.batchEntries} entries, 1,000 per call. ratio = tree ÷ baseline, same round.`,
   );
   const rows: string[][] = [];
   for (let round = 1; round <= options.rounds; round++) {
-    const measured: Record<"baseline" | "current", Map<string, number>> = { baseline: new Map(), current: new Map() };
-    for (const [build, script] of [["baseline", baseline], ["current", current]] as const) {
-      const running = await start(`${build}${round}`, script);
+    const measured: Record<"baseline" | "tree", Map<string, number>> = { baseline: new Map(), tree: new Map() };
+    for (const variant of ["baseline", "tree"] as const) {
+      const running = await start(`${variant}${round}`, script);
       try {
+        await createLogs(running, [...options.concurrencies.map((concurrency) => `append-${concurrency}`), "batch"], variant === "tree");
         for (const concurrency of options.concurrencies) {
           let n = 0;
           const logId = `append-${concurrency}`;
           const result = await runLoad(() => call(running.log, "append", { logId, entry: entryInput(n++) }), concurrency, options.durationMs, options.warmupMs);
-          if (result.errors > 0) throw new Error(`${build}: ${result.errors} Append errors`);
-          measured[build].set(`Append, ${concurrency} callers (calls/s)`, result.callsPerSecond);
+          if (result.errors > 0) throw new Error(`${variant}: ${result.errors} Append errors`);
+          measured[variant].set(`Append, ${concurrency} callers (calls/s)`, result.callsPerSecond);
         }
         const started = performance.now();
         for (let first = 0; first < options.batchEntries; first += 1000) {
           await call(running.log, "appendBatch", { logId: "batch", entries: Array.from({ length: Math.min(1000, options.batchEntries - first) }, (_, i) => entryInput(first + i)) });
         }
-        measured[build].set("AppendBatch, 1,000/call (entries/s)", options.batchEntries / ((performance.now() - started) / 1000));
+        measured[variant].set("AppendBatch, 1,000/call (entries/s)", options.batchEntries / ((performance.now() - started) / 1000));
+        if (variant === "tree") {
+          const checkpoint = await call<logV1.GetCheckpointResponse>(running.log, "getCheckpoint", { logId: "batch" });
+          if (checkpoint.treeSize === 0n) throw new Error("the tree variant signed no checkpoint of the batch log");
+        }
       } finally {
         await running.stop();
       }
     }
     for (const [label, base] of measured.baseline) {
-      const now = measured.current.get(label)!;
+      const now = measured.tree.get(label)!;
       rows.push([String(round), label, base.toFixed(0), now.toFixed(0), (now / base).toFixed(2)]);
     }
   }
-  console.log(formatTable(["round", "case", "baseline", "current", "ratio"], rows) + "\n");
+  console.log(formatTable(["round", "case", "baseline (no tree)", "tree", "ratio"], rows) + "\n");
 }
 
 /** Writes `total` entries to the log "proofs" with AppendBatch, and waits for a checkpoint of all of them. */
