@@ -35,7 +35,7 @@ const annalsAt = (url: string, ...args: string[]) => runProcessToExit([CLI, ...a
 test("federation info, peers add / list / rm, federation status", async () => {
   const info = await annals("federation", "info");
   assert.equal(info.code, 0, info.stderr);
-  assert.match(info.stdout, /^node id: spiffe:\/\/acme\.example\/annals\/eu-1\npublic key \(JWK\): \{"kty":"OKP".*\}\nlog verifier key: acme\.example\/annals\/eu-1\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+\n$/);
+  assert.match(info.stdout, /^node id: spiffe:\/\/acme\.example\/annals\/eu-1\npublic key \(JWK\): \{"kty":"OKP".*\}\nlog verifier key: acme\.example\/annals\/eu-1\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+\nwitness key: acme\.example\/annals\/eu-1\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+\n$/);
   assert.equal((await annals("peers", "list")).stdout, "no peers registered (add one with `annals peers add`)\n");
   const { publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
   writeFileSync(join(dir, "peer.jwk"), JSON.stringify(await exportJWK(publicKey)));
