@@ -15,6 +15,8 @@ export interface Principal {
   readonly keyPrefixes: readonly string[] | undefined;
   /** Whether auth is off and this principal stands for every caller. */
   readonly unauthenticated: boolean;
+  /** Whether this is another service of the same process, calling in-process (INTERNAL_PRINCIPAL). */
+  readonly internal?: boolean;
 }
 
 /** The role that grants every method. */
@@ -60,6 +62,20 @@ const ANONYMOUS: Principal = {
   logs: undefined,
   keyPrefixes: undefined,
   unauthenticated: true,
+};
+
+/**
+ * The caller of in-process calls between the services of one process (the
+ * node's stream and federation services calling its log service). Only the
+ * in-process transport produces it; every access rule admits it.
+ */
+export const INTERNAL_PRINCIPAL: Principal = {
+  subject: "annals-internal",
+  roles: new Set(),
+  logs: undefined,
+  keyPrefixes: undefined,
+  unauthenticated: false,
+  internal: true,
 };
 
 export interface Authenticator {
@@ -181,7 +197,7 @@ export function principalFromClaims(claims: JWTPayload): Principal {
 
 /** Whether a principal satisfies an access rule. */
 export function isAllowed(principal: Principal, rule: AccessRule): boolean {
-  if (rule === PUBLIC || rule === AUTHENTICATED) return true;
+  if (rule === PUBLIC || rule === AUTHENTICATED || principal.internal === true) return true;
   return principal.roles.has(ADMIN_ROLE) || principal.roles.has(rule);
 }
 

@@ -1,6 +1,7 @@
 export {
   ADMIN_ROLE,
   AUTHENTICATED,
+  INTERNAL_PRINCIPAL,
   PUBLIC,
   createAuthenticator,
   grantsLog,
@@ -63,4 +64,8 @@ export type { Telemetry, TelemetryOptions } from "./telemetry.js";
 export { readDatabaseConfig } from "./database-config.js";
 export type { DatabaseConfig } from "./database-config.js";
 export { serveComponents } from "./serve.js";
-export type { Closable, ServeOptions } from "./serve.js";
+export type { Closable, ComponentContext, ServeOptions } from "./serve.js";
+export { createInProcessTransport } from "./in-process.js";
+export type { InProcessTransport } from "./in-process.js";
+export { DEFAULT_LOG_URL, readLogServiceConfig } from "./log-service-config.js";
+export type { LogServiceConfig } from "./log-service-config.js";

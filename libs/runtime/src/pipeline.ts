@@ -3,7 +3,7 @@ import type { DescMessage, DescMethod, DescService, Message } from "@bufbuild/pr
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { context as otelContext, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context } from "@opentelemetry/api";
 import type { Logger } from "pino";
-import { PUBLIC, principalKey, requireRole, type AccessRule, type Authenticator } from "./auth.js";
+import { INTERNAL_PRINCIPAL, PUBLIC, principalKey, requireRole, type AccessRule, type Authenticator } from "./auth.js";
 import { callInfoKey, listenerKey, type CallInfo, type Listener } from "./call-context.js";
 import { clip, MAX_ERROR_TEXT, unavailable } from "./errors.js";
 import { checkRequest, UndecodableRequest } from "./request-check.js";
@@ -178,7 +178,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     };
 
     try {
-      if (rule !== PUBLIC) {
+      if (listener.listener === "internal") {
+        // In-process calls come from this process's own services (in-process.ts); no listener sets "internal".
+        hctx.values.set(principalKey, INTERNAL_PRINCIPAL);
+      } else if (rule !== PUBLIC) {
         const principal = await authenticator.authenticate(hctx.requestHeader.get("authorization"));
         requireRole(principal, rule, procedure);
         hctx.values.set(principalKey, principal);

@@ -1,3 +1,5 @@
+import type { Transport } from "@connectrpc/connect";
+import { createInProcessTransport } from "./in-process.js";
 import type { ServerConfig } from "./server-config.js";
 import { startServer, type RunningServer } from "./server.js";
 import type { ServiceComponent } from "./service.js";
@@ -13,9 +15,20 @@ export interface ServeOptions {
   name: string;
   server: ServerConfig;
   /** Builds the components to serve; runs after `resources` are open. */
-  components(): Promise<readonly ServiceComponent[]>;
+  components(context: ComponentContext): Promise<readonly ServiceComponent[]>;
   /** Closed after the components, in order, on shutdown or when starting fails. */
   resources?: readonly Closable[];
+}
+
+/** What the process gives the components it builds. */
+export interface ComponentContext {
+  /**
+   * A transport to the services of this process, called in-process as the
+   * internal principal (in-process.ts): how one component calls another
+   * (`createAnnalsClients({ transport: local }).log`). Usable once the server
+   * has started (calls before that fail with UNAVAILABLE).
+   */
+  readonly local: Transport;
 }
 
 /**
@@ -33,12 +46,14 @@ export async function serveComponents(options: ServeOptions): Promise<RunningSer
   // Before the components, so the meters they create are the exported ones
   // (OpenTelemetry hands out no-op meters until a provider is registered).
   const telemetry = createTelemetry({ serviceName: options.name, otlpTraces: options.server.otlpTraces ?? false });
+  const inProcess = createInProcessTransport();
   try {
-    built.push(...(await options.components()));
+    built.push(...(await options.components({ local: inProcess.transport })));
     const server = await startServer({
       name: options.name,
       ...options.server,
       telemetry,
+      inProcess,
       services: built.flatMap((component) => component.registrations),
       httpRoutes: built.flatMap((component) => component.httpRoutes ?? []),
       onShutdown: [closeAll],

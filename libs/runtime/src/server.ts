@@ -11,6 +11,7 @@ import { diagRegistration } from "./diag-service.js";
 import { addReflection } from "./reflection.js";
 import { decodeGuardedServer, grpcHandlers, grpcServiceDefinition } from "./grpc-mount.js";
 import { createHttpHandler, type HttpRoute } from "./http-mount.js";
+import type { InProcessTransport } from "./in-process.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createPipeline, type ErrorMapper } from "./pipeline.js";
 import type { ServiceRegistration } from "./service.js";
@@ -73,6 +74,8 @@ export interface ServerOptions {
   /** Telemetry to use; otherwise one is made, exporting spans over OTLP when `otlpTraces`. */
   telemetry?: Telemetry;
   otlpTraces?: boolean;
+  /** Mounted with the wrapped services once they are built: this process's own services, in-process. */
+  inProcess?: InProcessTransport;
   /** Mount annals.diag.v1.DiagService (any authenticated caller). Default true. */
   diag?: boolean;
   /** Extra descriptors for reflection (the generated files are always included). */
@@ -126,6 +129,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     impl: pipeline.wrap(registration),
   }));
   const serviceNames = registrations.map((registration) => registration.service.typeName);
+  options.inProcess?.attach(mounted, maxMessageBytes);
 
   const health = new healthCheck.HealthImplementation(
     Object.fromEntries([["", "NOT_SERVING"], ...serviceNames.map((name) => [name, "NOT_SERVING"])]),

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { createAnnalsClients, type LogClient } from "@annals/client";
+import type { LogClient } from "@annals/client";
 import { loadMigrations, migrate, type Database } from "@annals/db";
 import { createLogger, watchCertificateFiles, type Logger, type ServiceComponent } from "@annals/runtime";
 import { DEFAULT_REFUSAL_AUDIT, RefusalAudit, pruneAudit } from "./audit.js";
@@ -17,12 +17,11 @@ export const FEDERATION_SCHEMA = "federation";
 export interface FederationComponentOptions extends Partial<FederationOptions> {
   /** The database holding the `federation` schema; the caller owns it and closes it. */
   db: Database;
-  /** The log service's gRPC port; a function when it is known only once the process listens (the node). */
-  logUrl: string | (() => string);
-  /** Bearer token for the log service. */
-  logToken?: string;
-  /** TLS to the log service when its port runs TLS (CA to trust; client certificate under mTLS). */
-  logTls?: { caFile?: string; certFile?: string; keyFile?: string };
+  /**
+   * The log service: in the node, its own, called in-process
+   * (ComponentContext.local); standalone, a client of ANNALS_LOG_URL.
+   */
+  log: LogClient;
   /** Level of the component's own log lines; default "info". */
   logLevel?: string;
   replication?: Partial<ReplicatorSettings>;
@@ -59,13 +58,7 @@ export async function createFederationComponent(options: FederationComponentOpti
     keyFile: options.keyFile,
     onGenerated: () => logger.warn("generated this node's federation signing key and stored it in the database; set ANNALS_FEDERATION_KEY_FILE in production"),
   });
-  let client: LogClient | undefined;
-  const log = () =>
-    (client ??= createAnnalsClients({
-      baseUrl: typeof options.logUrl === "function" ? options.logUrl() : options.logUrl,
-      ...(options.logToken ? { token: options.logToken } : {}),
-      ...(options.logTls ? { tls: options.logTls } : {}),
-    }).log);
+  const log = () => options.log;
   let replicator: Replicator | undefined;
   const metrics = new FederationMetrics(() => replicator?.statuses("") ?? []);
   const tls = options.tls

@@ -1,15 +1,13 @@
 import { readFileSync } from "node:fs";
-import { ConfigError, readDatabaseConfig, readDurationMs, readFilePath, readInteger, readNodeId, readServerConfig, readString, readTlsReloadIntervalMs, readUrl, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
+import { ConfigError, readDatabaseConfig, readDurationMs, readFilePath, readInteger, readNodeId, readLogServiceConfig, readServerConfig, readTlsReloadIntervalMs, type DatabaseConfig, type Env, type LogServiceConfig, type ServerConfig } from "@annals/runtime";
 
 /** Everything the standalone federation service reads from its environment. */
 export interface FederationServiceConfig {
   server: ServerConfig;
   database: DatabaseConfig;
   federation: FederationOptions;
-  /** The log service's gRPC port (Pull reads the logs through it). */
-  logUrl: string;
-  /** Bearer token for calls to the log service (log.read; log.replicate for mirrors). */
-  logToken: string | undefined;
+  /** The log service Pull reads the logs through (ANNALS_LOG_URL, a token with log.read and log.replicate, ANNALS_LOG_TLS_*). */
+  logService: LogServiceConfig;
 }
 
 /** The federation service's own settings, shared by the standalone service and the node. */
@@ -43,8 +41,7 @@ export function readFederationServiceConfig(env: Env): FederationServiceConfig {
     server: readServerConfig(env, { grpcPort: FEDERATION_GRPC_PORT, httpPort: FEDERATION_HTTP_PORT, allowAuthOff: false }),
     database: readDatabaseConfig(env, ".annals-data/federation"),
     federation: readFederationOptions(env),
-    logUrl: (readUrl(env, "ANNALS_LOG_URL", ["http:", "https:"]) ?? new URL("http://127.0.0.1:50061")).origin,
-    logToken: readString(env, "ANNALS_LOG_TOKEN"),
+    logService: readLogServiceConfig(env),
   };
 }
 

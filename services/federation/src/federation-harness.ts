@@ -1,6 +1,6 @@
 // Test support (not exported by the package): one annals node for federation
 // tests — the log and federation services in this process on a database of
-// their own, the federation service calling the log service over gRPC.
+// their own, the federation service calling the log service in-process.
 import { createAnnalsClients, type FederationClient, type LogClient } from "@annals/client";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import type { logV1 } from "@annals/proto";
@@ -40,35 +40,30 @@ export async function startTestNode(
 ): Promise<TestNode> {
   const database: TestDatabase = await createTestDatabase(label);
   const db = await database.open();
-  const internal = await signDevToken({ secret: TEST_SECRET, subject: "federation", roles: ["log.read", "log.replicate", "log.relay"] });
   const node = { nodeId, db } as TestNode;
   let currentEnv = serverEnv;
-  /** TLS options of this node's own clients (the admin clients and the federation service's log client). */
+  /** TLS options of this node's own clients (the admin clients). */
   let selfTls: typeof clientTls;
   const start = async (overrides: Partial<FederationComponentOptions>) => {
     const config = testServerConfig(TEST_SECRET, { ANNALS_SHUTDOWN_GRACE_MS: "1000", ...currentEnv });
     const tls = config.tls !== undefined;
     selfTls = tls ? clientTls : undefined;
-    let grpcPort = 0;
     node.server = await serveComponents({
       name: `test-${label}`,
       server: config,
-      components: async () => [
+      components: async ({ local }) => [
         await createLogComponent({ db }),
         await createFederationComponent({
           db,
           nodeId,
-          logUrl: () => `${tls ? "https" : "http"}://127.0.0.1:${grpcPort}`,
-          ...(selfTls ? { logTls: selfTls } : {}),
-          logToken: internal,
+          log: createAnnalsClients({ transport: local }).log,
           logLevel: "error",
           requirePeerCertificate: config.tls?.clientCaFile !== undefined,
           ...overrides,
         }),
       ],
     });
-    grpcPort = node.server.grpcPort;
-    node.baseUrl = `${tls ? "https" : "http"}://127.0.0.1:${grpcPort}`;
+    node.baseUrl = `${tls ? "https" : "http"}://127.0.0.1:${node.server.grpcPort}`;
     Object.assign(node, await node.clientsWith(["admin"]));
   };
   node.clientsWith = async (roles) => {

@@ -1,4 +1,5 @@
 // The standalone stream service: `node services/stream/dist/main.js`.
+import { createAnnalsClients } from "@annals/client";
 import { runMain, serveComponents } from "@annals/runtime";
 import { STREAM_SERVICE_NAME, createStreamComponent } from "./component.js";
 import { readStreamServiceConfig } from "./config.js";
@@ -10,8 +11,11 @@ runMain(STREAM_SERVICE_NAME, async () => {
     server: config.server,
     components: async () => [
       await createStreamComponent({
-        logUrl: config.logUrl,
-        ...(config.logToken ? { logToken: config.logToken } : {}),
+        log: createAnnalsClients({
+          baseUrl: config.logService.baseUrl,
+          ...(config.logService.token ? { token: config.logService.token } : {}),
+          ...(config.logService.tls ? { tls: config.logService.tls } : {}),
+        }).log,
         auth: config.server.auth,
         settings: config.stream,
         logLevel: config.server.logLevel,

@@ -41,8 +41,10 @@ before(async () => {
     server: config,
     components: async () => [
       await createStreamComponent({
-        logUrl: `http://127.0.0.1:${logPort}`,
-        logToken: await signDevToken({ secret: TEST_SECRET, subject: "stream-service", roles: ["log.read", "log.write", "log.relay"] }),
+        log: createAnnalsClients({
+          baseUrl: `http://127.0.0.1:${logPort}`,
+          token: await signDevToken({ secret: TEST_SECRET, subject: "stream-service", roles: ["log.read", "log.write", "log.relay"] }),
+        }).log,
         auth: config.auth,
         settings: { ...DEFAULT_STREAM_SETTINGS, keepaliveMs: 200 },
         logLevel: "error",

@@ -1,5 +1,5 @@
 // Test support (not exported by the package): the log and stream services in
-// this process on a database of their own (as the node runs them), clients
+// this process on a database of their own (as the node runs them, the stream service calling the log service in-process), clients
 // with tokens of chosen roles, and helpers to read Subscribe streams.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createAnnalsClients, type LogClient, type StreamClient } from "@annals/client";
@@ -32,28 +32,24 @@ export interface StreamHarness {
   close(): Promise<void>;
 }
 
-/** The log and stream services in one process, the stream service calling the log service over gRPC. */
+/** The log and stream services in one process, the stream service calling the log service in-process. */
 export async function startStreamHarness(label: string, settings: Partial<HubSettings> = {}): Promise<StreamHarness> {
   const database: TestDatabase = await createTestDatabase(label);
   const db = await database.open();
   const config = testServerConfig(TEST_SECRET);
-  let grpcPort = 0;
-  const internal = await signDevToken({ secret: TEST_SECRET, subject: "stream-service", roles: ["log.read", "log.write", "log.relay"] });
   const server = await serveComponents({
     name: `test-${label}`,
     server: config,
-    components: async () => [
+    components: async ({ local }) => [
       await createLogComponent({ db }),
       await createStreamComponent({
-        logUrl: () => `http://127.0.0.1:${grpcPort}`,
-        logToken: internal,
+        log: createAnnalsClients({ transport: local }).log,
         auth: config.auth,
         settings: { ...DEFAULT_STREAM_SETTINGS, ...settings },
         logLevel: "warn",
       }),
     ],
   });
-  grpcPort = server.grpcPort;
   const baseUrl = `http://127.0.0.1:${server.grpcPort}`;
   const tokenWith = (roles: string[], options: { logs?: string[]; subject?: string } = {}) =>
     signDevToken({ secret: TEST_SECRET, subject: options.subject ?? `test-${roles.join("+")}`, roles, ...(options.logs ? { logs: options.logs } : {}) });
