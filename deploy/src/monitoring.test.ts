@@ -71,7 +71,7 @@ before(async () => {
   await a.clients.log.verify({ logId: "orders" });
   // Calls that fail: a replicated entry that does not verify (DATA_LOSS, a server-side failure)
   // and a log that does not exist (NOT_FOUND, the caller's problem).
-  const bogus = { logId: "orders", seq: 1n, kind: "order.placed", payload: { forged: true }, wallTimeUs: 1n, payloadDigest: "0".repeat(64), prevChecksum: "0".repeat(64), checksum: "1".repeat(64) };
+  const bogus = { logId: "orders", chainLogId: "orders", seq: 1n, kind: "order.placed", body: { case: "payload" as const, value: { forged: true } }, wallTimeUs: 1n, payloadDigest: "0".repeat(64), prevChecksum: "0".repeat(64), checksum: "1".repeat(64) };
   const failures: Array<[() => Promise<unknown>, Code]> = [
     [() => a.clients.log.appendReplicated({ logId: "mirror/acme.example/annals/forger/orders", originNode: "spiffe://acme.example/annals/forger", entries: [bogus] }), Code.DataLoss],
     [() => a.clients.log.getLog({ logId: "no-such-log" }), Code.NotFound],

@@ -36,6 +36,7 @@ export {
   resourceExhausted,
   retryDelayMs,
   rpcError,
+  shuttingDown,
   unavailable,
 } from "./errors.js";
 export type { ErrorFacts } from "./errors.js";
@@ -43,7 +44,7 @@ export { grpcServiceDefinition, shareEncoding } from "./grpc-mount.js";
 export { requestProblem } from "./request-check.js";
 export { decodePageToken, encodePageToken, pagePositionInteger } from "./page-token.js";
 export type { RequestProblem } from "./request-check.js";
-export type { HttpRoute } from "./http-mount.js";
+export type { HttpRoute, RouteContext } from "./http-mount.js";
 export { writeRouteError } from "./route-errors.js";
 export { diagRegistration } from "./diag-service.js";
 export { createLogger } from "./logger.js";

@@ -178,7 +178,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const httpHandler = createHttpHandler({
     services: mounted,
-    routes: options.httpRoutes ?? [],
+    routes: (options.httpRoutes ?? []).map((route) => ({ route, handle: pipeline.wrapRoute(route) })),
     telemetry,
     maxMessageBytes,
     onRouteError: (error) => logger.error({ err: error }, "HTTP route failed"),

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { loadMigrations, migrate, type Database } from "@annals/db";
 import type { JsonWebKey } from "node:crypto";
-import { createAuthenticator, createLogger, readNodeId, type AuthOptions, type ServiceComponent } from "@annals/runtime";
+import { createLogger, readNodeId, type ServiceComponent } from "@annals/runtime";
 import { tileRoutes } from "./tile-routes.js";
 import { Checkpointer, DEFAULT_CHECKPOINT_INTERVAL_MS } from "./checkpointer.js";
 import { loadNodeSigner } from "./signing-key.js";
@@ -29,8 +29,6 @@ export interface LogComponentOptions {
   signingKey?: JsonWebKey;
   /** The longest an append waits for a signed checkpoint that covers it, in ms. Default 1000. */
   checkpointIntervalMs?: number;
-  /** How the tile routes check tokens: the server's own auth settings. Default: auth off (tests, the node on loopback). */
-  auth?: AuthOptions;
 }
 
 /** Applies the log service's migrations, starts listening for appends and builds the handlers. */
@@ -63,7 +61,7 @@ export async function createLogComponent(options: LogComponentOptions): Promise<
     registrations: [
       logRegistration({ db, batcher, checkpointer, signer, notifier, limits: { ...DEFAULT_LOG_LIMITS, ...options.limits }, metrics }),
     ],
-    httpRoutes: tileRoutes({ db, checkpointer, authenticator: createAuthenticator(options.auth ?? { mode: "off" }), readRole: LOG_READ }),
+    httpRoutes: tileRoutes({ db, checkpointer, readRole: LOG_READ }),
     close: async () => {
       await batcher.settled();
       checkpointer.close();

@@ -33,7 +33,7 @@ export async function startLogHarness(label: string, options: Omit<LogComponentO
   const server = await serveComponents({
     name: `test-${label}`,
     server: config,
-    components: async () => [await createLogComponent({ db, auth: config.auth, ...options })],
+    components: async () => [await createLogComponent({ db, ...options })],
   });
   const baseUrl = `http://127.0.0.1:${server.grpcPort}`;
   const clientWith = async (roles: string[], logs?: string[]) => {

@@ -31,7 +31,7 @@ runMain(NODE_NAME, async () => {
           requirePeerCertificate: config.server.tls?.clientCaFile !== undefined,
           logLevel: config.server.logLevel,
         }),
-        await createStreamComponent({ log, auth: config.server.auth, settings: config.stream, logLevel: config.server.logLevel }),
+        await createStreamComponent({ log, settings: config.stream, logLevel: config.server.logLevel }),
       ];
     },
   });

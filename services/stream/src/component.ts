@@ -1,5 +1,5 @@
 import type { LogClient } from "@annals/client";
-import { createAuthenticator, createLogger, type AuthOptions, type ServiceComponent } from "@annals/runtime";
+import { createLogger, type ServiceComponent } from "@annals/runtime";
 import { DEFAULT_STREAM_SETTINGS } from "./config.js";
 import { StreamHub, type HubSettings } from "./hub.js";
 import { streamRegistration } from "./service.js";
@@ -14,8 +14,6 @@ export interface StreamComponentOptions {
    * (ComponentContext.local); standalone, a client of ANNALS_LOG_URL.
    */
   log: LogClient;
-  /** How the SSE endpoint checks tokens: the server's own auth settings. */
-  auth: AuthOptions;
   settings?: HubSettings;
   /** Level of the component's own log lines (feed reconnects); default "info". */
   logLevel?: string;
@@ -29,7 +27,7 @@ export async function createStreamComponent(options: StreamComponentOptions): Pr
   return {
     name: "stream",
     registrations: [streamRegistration({ hub, log })],
-    httpRoutes: [sseRoute(hub, createAuthenticator(options.auth))],
+    httpRoutes: [sseRoute(hub)],
     close: async () => hub.close(),
   };
 }

@@ -16,7 +16,6 @@ runMain(STREAM_SERVICE_NAME, async () => {
           ...(config.logService.token ? { token: config.logService.token } : {}),
           ...(config.logService.tls ? { tls: config.logService.tls } : {}),
         }).log,
-        auth: config.server.auth,
         settings: config.stream,
         logLevel: config.server.logLevel,
       }),

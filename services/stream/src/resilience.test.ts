@@ -45,7 +45,6 @@ before(async () => {
           baseUrl: `http://127.0.0.1:${logPort}`,
           token: await signDevToken({ secret: TEST_SECRET, subject: "stream-service", roles: ["log.read", "log.write", "log.relay"] }),
         }).log,
-        auth: config.auth,
         settings: { ...DEFAULT_STREAM_SETTINGS, keepaliveMs: 200 },
         logLevel: "error",
       }),

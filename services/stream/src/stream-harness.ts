@@ -44,7 +44,6 @@ export async function startStreamHarness(label: string, settings: Partial<HubSet
       await createLogComponent({ db }),
       await createStreamComponent({
         log: createAnnalsClients({ transport: local }).log,
-        auth: config.auth,
         settings: { ...DEFAULT_STREAM_SETTINGS, ...settings },
         logLevel: "warn",
       }),
