@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { Code, createContextKey } from "@connectrpc/connect";
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { rpcError } from "./errors.js";
@@ -82,13 +81,6 @@ export interface Authenticator {
   readonly enabled: boolean;
   /** Verifies the `authorization` header; UNAUTHENTICATED when it fails. */
   authenticate(authorization: string | null): Promise<Principal>;
-}
-
-/** Reads a JWKS file, for `AuthOptions.jwks`. */
-export async function loadJwksFile(path: string): Promise<{ keys: unknown[] }> {
-  const parsed = JSON.parse(await readFile(path, "utf8")) as { keys?: unknown };
-  if (!Array.isArray(parsed.keys)) throw new Error(`${path} is not a JWKS document (no "keys" array)`);
-  return { keys: parsed.keys };
 }
 
 /** How long a verified token is trusted without verifying it again, in ms. */

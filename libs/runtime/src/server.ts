@@ -14,6 +14,7 @@ import { createHttpHandler, type HttpRoute } from "./http-mount.js";
 import type { InProcessTransport } from "./in-process.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createPipeline, type ErrorMapper } from "./pipeline.js";
+import { sleep } from "./retry.js";
 import type { ServiceRegistration } from "./service.js";
 import { createTelemetry, type Telemetry } from "./telemetry.js";
 
@@ -240,7 +241,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       httpServer.closeIdleConnections();
       const idleSweep = setInterval(() => httpServer.closeIdleConnections(), 100);
       const remaining = Math.max(0, shutdownGraceMs - (Date.now() - started));
-      const inTime = await Promise.race([Promise.all([grpcClosed, httpClosed]).then(() => true), sleep(remaining).then(() => false)]);
+      const closed = new AbortController();
+      const inTime = await Promise.race([Promise.all([grpcClosed, httpClosed]).then(() => true), sleep(remaining, closed.signal).then(() => closed.signal.aborted)]);
+      closed.abort();
       clearInterval(idleSweep);
       if (!inTime) {
         logger.warn({ inFlight: pipeline.inFlight }, "grace period over; cutting the remaining calls");
@@ -296,8 +299,4 @@ function reloadingServerCredentials(certificates: CertificateFiles): grpc.Server
   // provider (null: no client certificates asked for), whatever grpc-js's
   // declaration names them; certificate-files.test.ts "mTLS" pins this.
   return grpc.experimental.createCertificateProviderServerCredentials(provider, requireClientCertificate ? provider : null, requireClientCertificate);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

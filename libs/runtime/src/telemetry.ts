@@ -26,7 +26,7 @@ export interface TelemetryOptions {
  * Traces and metrics for one process. Metrics are served in the Prometheus
  * text format by the HTTP listener at `/metrics`; spans are exported over
  * OTLP when configured. The W3C `traceparent` header carries the trace across
- * service calls (see middleware.ts and libs/client).
+ * service calls (pipeline.ts extracts it; in-process.ts and libs/client's transport inject it).
  */
 export interface Telemetry {
   readonly meter: Meter;

@@ -1,9 +1,9 @@
 import { fileURLToPath } from "node:url";
 import type { LogClient } from "@annals/client";
 import { loadMigrations, migrate, type Database } from "@annals/db";
-import { createLogger, watchCertificateFiles, type Logger, type ServiceComponent } from "@annals/runtime";
+import { createLogger, defaultNodeId, watchCertificateFiles, type Logger, type ServiceComponent } from "@annals/runtime";
 import { DEFAULT_REFUSAL_AUDIT, RefusalAudit, pruneAudit } from "./audit.js";
-import { readFederationOptions, type FederationOptions } from "./config.js";
+import { DEFAULT_AUDIT_RETENTION_MS, DEFAULT_PULLS_PER_MINUTE, type FederationOptions } from "./config.js";
 import { loadIdentity } from "./identity.js";
 import { FederationMetrics } from "./federation-metrics.js";
 import { DEFAULT_REPLICATOR_SETTINGS, Replicator, type ReplicatorSettings } from "./replicator.js";
@@ -51,10 +51,9 @@ export async function createFederationComponent(options: FederationComponentOpti
   const migrations = await loadMigrations(fileURLToPath(new URL("../migrations", import.meta.url)));
   await migrate(options.db, { schema: FEDERATION_SCHEMA, migrations });
   const logger = createLogger({ name: FEDERATION_SERVICE_NAME, level: options.logLevel ?? "info" });
-  const defaults = readFederationOptions({});
   const identity = await loadIdentity({
     db: options.db,
-    nodeId: options.nodeId ?? defaults.nodeId,
+    nodeId: options.nodeId ?? defaultNodeId(),
     keyFile: options.keyFile,
     onGenerated: () => logger.warn("generated this node's federation signing key and stored it in the database; set ANNALS_FEDERATION_KEY_FILE in production"),
   });
@@ -73,7 +72,7 @@ export async function createFederationComponent(options: FederationComponentOpti
     : undefined;
   replicator = new Replicator({ db: options.db, identity, log, logger, metrics, tls, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } });
   const refusals = new RefusalAudit(options.db, DEFAULT_REFUSAL_AUDIT, (error) => logger.warn({ err: error }, "could not write the audit counts"));
-  const retention = startAuditRetention(options.db, options.auditRetentionMs ?? defaults.auditRetentionMs, logger);
+  const retention = startAuditRetention(options.db, options.auditRetentionMs ?? DEFAULT_AUDIT_RETENTION_MS, logger);
   return {
     name: "federation",
     registrations: [
@@ -81,7 +80,7 @@ export async function createFederationComponent(options: FederationComponentOpti
         db: options.db,
         identity,
         log,
-        pullsPerMinute: options.pullsPerMinute ?? defaults.pullsPerMinute,
+        pullsPerMinute: options.pullsPerMinute ?? DEFAULT_PULLS_PER_MINUTE,
         replicator,
         metrics,
         refusals,

@@ -1,10 +1,11 @@
+import { readDatabaseConfig, type DatabaseOptions } from "@annals/db";
 import { readFileSync } from "node:fs";
-import { ConfigError, readDatabaseConfig, readDurationMs, readFilePath, readInteger, readNodeId, readLogServiceConfig, readServerConfig, readTlsReloadIntervalMs, type DatabaseConfig, type Env, type LogServiceConfig, type ServerConfig } from "@annals/runtime";
+import { ConfigError, readDurationMs, readFilePath, readInteger, readNodeId, readLogServiceConfig, readServerConfig, readTlsReloadIntervalMs, type Env, type LogServiceConfig, type ServerConfig } from "@annals/runtime";
 
 /** Everything the standalone federation service reads from its environment. */
 export interface FederationServiceConfig {
   server: ServerConfig;
-  database: DatabaseConfig;
+  database: DatabaseOptions;
   federation: FederationOptions;
   /** The log service Pull reads the logs through (ANNALS_LOG_URL, a token with log.read and log.replicate, ANNALS_LOG_TLS_*). */
   logService: LogServiceConfig;
@@ -31,6 +32,9 @@ export interface FederationOptions {
 /** How long audit records are kept unless ANNALS_FEDERATION_AUDIT_RETENTION says otherwise: 90 days. */
 export const DEFAULT_AUDIT_RETENTION_MS = 90 * 86_400_000;
 
+/** Pull calls one peer may start per minute unless ANNALS_FEDERATION_PULLS_PER_MINUTE says otherwise. */
+export const DEFAULT_PULLS_PER_MINUTE = 60;
+
 /** Default ports of the standalone federation service (the all-in-one node has its own). */
 export const FEDERATION_GRPC_PORT = 50063;
 export const FEDERATION_HTTP_PORT = 8063;
@@ -50,7 +54,7 @@ export function readFederationOptions(env: Env): FederationOptions {
   return {
     nodeId: readNodeId(env),
     keyFile: readKeyFile(env),
-    pullsPerMinute: readInteger(env, "ANNALS_FEDERATION_PULLS_PER_MINUTE", 60, { min: 1, max: 1_000_000 }),
+    pullsPerMinute: readInteger(env, "ANNALS_FEDERATION_PULLS_PER_MINUTE", DEFAULT_PULLS_PER_MINUTE, { min: 1, max: 1_000_000 }),
     auditRetentionMs: readDurationMs(env, "ANNALS_FEDERATION_AUDIT_RETENTION", DEFAULT_AUDIT_RETENTION_MS),
     tls: readFederationTls(env),
   };

@@ -21,8 +21,8 @@ export interface KvComponentOptions {
    * schema migrated when given one (the node shares its database).
    */
   db?: Database;
-  /** Which store holds the keys; default postgres (on `db`). */
-  store?: KvBackendConfig;
+  /** Which backend holds the keys; default postgres (on `db`). */
+  backend?: KvBackendConfig;
   limits?: KvLimits;
   sweepIntervalMs?: number;
   /** Level of the component's own log lines (sweeper failures); default "info". */
@@ -38,7 +38,7 @@ export async function createKvComponent(options: KvComponentOptions): Promise<Se
     const migrations = await loadMigrations(fileURLToPath(new URL("../migrations", import.meta.url)));
     await migrate(options.db, { schema: KV_SCHEMA, migrations });
   }
-  const backend = await openBackend(options.db, options.store ?? { backend: "postgres" });
+  const backend = await openBackend(options.db, options.backend ?? { kind: "postgres" });
   const metrics = new KvMetrics();
   const logger = createLogger({ name: "annals-kv", level: options.logLevel ?? "info" });
   let sweeping: Promise<void> | undefined;
@@ -64,14 +64,14 @@ export async function createKvComponent(options: KvComponentOptions): Promise<Se
   };
 }
 
-async function openBackend(db: Database | undefined, store: KvBackendConfig): Promise<KvBackend> {
-  switch (store.backend) {
+async function openBackend(db: Database | undefined, config: KvBackendConfig): Promise<KvBackend> {
+  switch (config.kind) {
     case "postgres":
       if (!db) throw new Error("the postgres kv backend needs a database");
       return new PostgresBackend(db);
     case "memory":
       return new MemoryBackend();
     case "redis":
-      return RedisBackend.connect({ url: store.url, keyPrefix: store.keyPrefix });
+      return RedisBackend.connect({ url: config.url, keyPrefix: config.keyPrefix });
   }
 }

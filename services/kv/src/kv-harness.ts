@@ -76,16 +76,16 @@ export interface KvHarness {
   close(): Promise<void>;
 }
 
-export async function startKvHarness(label: string, backend: BackendName, options: Omit<KvComponentOptions, "db" | "store"> = {}): Promise<KvHarness> {
+export async function startKvHarness(label: string, backend: BackendName, options: Omit<KvComponentOptions, "db" | "backend"> = {}): Promise<KvHarness> {
   const database: TestDatabase = await createTestDatabase(label);
   const db = await database.open();
   const redisPrefix = backend === "redis" ? uniqueRedisPrefix(label) : undefined;
-  const store: KvBackendConfig = backend === "redis" ? { backend, url: TEST_REDIS_URL, keyPrefix: redisPrefix! } : { backend };
+  const backendConfig: KvBackendConfig = backend === "redis" ? { kind: backend, url: TEST_REDIS_URL, keyPrefix: redisPrefix! } : { kind: backend };
   const config = testServerConfig(TEST_SECRET);
   const server = await serveComponents({
     name: `test-${label}`,
     server: config,
-    components: async () => [await createKvComponent({ db, store, logLevel: "warn", ...options })],
+    components: async () => [await createKvComponent({ db, backend: backendConfig, logLevel: "warn", ...options })],
   });
   const baseUrl = `http://127.0.0.1:${server.grpcPort}`;
   const clientWith = async (roles: string[], keyPrefixes?: string[]) => {

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { loadMigrations, migrate, type Database } from "@annals/db";
 import type { JsonWebKey } from "node:crypto";
-import { createLogger, readNodeId, type ServiceComponent } from "@annals/runtime";
+import { createLogger, defaultNodeId, type ServiceComponent } from "@annals/runtime";
 import { tileRoutes } from "./tile-routes.js";
 import { Checkpointer, DEFAULT_CHECKPOINT_INTERVAL_MS } from "./checkpointer.js";
 import { loadNodeSigner } from "./signing-key.js";
@@ -23,7 +23,7 @@ export interface LogComponentOptions {
   limits?: Partial<LogLimits>;
   /** Group commit settings; defaults in DEFAULT_GROUP_COMMIT. */
   groupCommit?: GroupCommitOptions;
-  /** This node's SPIFFE ID, which names its logs' checkpoints (their origin). Default: readNodeId of an empty environment. */
+  /** This node's SPIFFE ID, which names its logs' checkpoints (their origin). Default: defaultNodeId(). */
   nodeId?: string;
   /** The node's Ed25519 checkpoint signing key as a private JWK; undefined: one generated once and kept in the database. */
   signingKey?: JsonWebKey;
@@ -42,7 +42,7 @@ export async function createLogComponent(options: LogComponentOptions): Promise<
   await notifier.start();
   const signer = await loadNodeSigner({
     db,
-    nodeId: options.nodeId ?? readNodeId({}),
+    nodeId: options.nodeId ?? defaultNodeId(),
     jwk: options.signingKey,
     onGenerated: () => logger.warn("generated this node's checkpoint signing key and stored it in the database; set ANNALS_LOG_SIGNING_KEY_FILE in production"),
   });

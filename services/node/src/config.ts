@@ -1,14 +1,15 @@
+import { readDatabaseConfig, type DatabaseOptions } from "@annals/db";
 import { readFederationOptions, type FederationOptions } from "@annals/federation";
 import { readKvOptions, type KvOptions } from "@annals/kv";
 import { readLogOptions, type LogOptions } from "@annals/log";
 import { readStreamSettings, type HubSettings } from "@annals/stream";
-import { readDatabaseConfig, readServerConfig, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
+import { readServerConfig, type Env, type ServerConfig } from "@annals/runtime";
 
 /** Everything the all-in-one node reads from its environment. */
 export interface NodeConfig {
   server: ServerConfig;
   /** One database for the log, kv and federation schemas; embedded PGlite in .annals-data by default. */
-  database: DatabaseConfig;
+  database: DatabaseOptions;
   /** ANNALS_LOG_* settings of the log service. */
   log: LogOptions;
   /** ANNALS_KV_* settings of the kv service (postgres on the node's database by default). */
