@@ -58,8 +58,9 @@ export async function createFederationComponent(options: FederationComponentOpti
     onGenerated: () => logger.warn("generated this node's federation signing key and stored it in the database; set ANNALS_FEDERATION_KEY_FILE in production"),
   });
   const log = () => options.log;
-  let replicator: Replicator | undefined;
-  const metrics = new FederationMetrics(() => replicator?.statuses("") ?? []);
+  // The metrics read the replicator's statuses at scrape time; it is made next, with them.
+  const replication: { replicator?: Replicator } = {};
+  const metrics = new FederationMetrics(() => replication.replicator?.statuses("") ?? []);
   const tls = options.tls
     ? await watchCertificateFiles({
         caFile: options.tls.caFile,
@@ -70,7 +71,7 @@ export async function createFederationComponent(options: FederationComponentOpti
         logger,
       })
     : undefined;
-  replicator = new Replicator({ db: options.db, identity, log, logger, metrics, tls, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } });
+  const replicator = (replication.replicator = new Replicator({ db: options.db, identity, log, logger, metrics, tls, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } }));
   const refusals = new RefusalAudit(options.db, DEFAULT_REFUSAL_AUDIT, (error) => logger.warn({ err: error }, "could not write the audit counts"));
   const retention = startAuditRetention(options.db, options.auditRetentionMs ?? DEFAULT_AUDIT_RETENTION_MS, logger);
   return {

@@ -32,7 +32,7 @@ export class FederationMetrics {
     meter
       .createObservableGauge("annals.federation.integrity_errors", { description: "Replications stopped by an integrity error (1) or not (0), per peer and log" })
       .addCallback((result) => {
-        for (const status of statuses()) result.observe(status.lastErrorCode === Code.DataLoss ? 1 : 0, { peer: status.nodeId, log: status.logId });
+        for (const status of statuses()) result.observe(status.lastErrorCode === (Code.DataLoss as number) ? 1 : 0, { peer: status.nodeId, log: status.logId });
       });
   }
 

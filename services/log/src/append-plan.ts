@@ -1,5 +1,5 @@
 import { canonicalJson, entryChecksum } from "@annals/chain";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { rpcError } from "@annals/runtime";
 import type { PreparedEntry } from "./entry-input.js";
 import type { EntryRow, HeadRow, NewEntryRow } from "./store.js";

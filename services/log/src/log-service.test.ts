@@ -11,7 +11,7 @@ import { binaryEntry, entry, payloadOf, rejects, startLogHarness, type EntryInit
 /** The AppendResult of an AppendStream answer to an entry frame. */
 function resultOf(response: logV1.AppendStreamResponse): logV1.AppendResult {
   assert.equal(response.frame.case, "result");
-  return response.frame.value as logV1.AppendResult;
+  return response.frame.value;
 }
 
 let harness: LogHarness;
@@ -106,7 +106,7 @@ describe("contract v1: binary payloads and stream frames", () => {
     const { result } = await harness.admin.append({ logId: "binary", entry: binaryEntry("blob.put", bytes, "application/x-protobuf; messageType=t.v1.Blob", { requestId: "b-1" }) });
     const stored = (await harness.admin.getEntry({ logId: "binary", selector: { case: "seq", value: result!.seq } })).entry!;
     assert.equal(stored.body.case, "binaryPayload");
-    assert.deepEqual(Buffer.from(stored.body.value as Uint8Array), Buffer.from(bytes));
+    assert.deepEqual(Buffer.from(stored.body.value), Buffer.from(bytes));
     assert.equal(stored.contentType, "application/x-protobuf; messageType=t.v1.Blob");
     assert.equal(stored.payloadDigest, createHash("sha256").update(bytes).digest("hex"));
     const retry = await harness.admin.append({ logId: "binary", entry: binaryEntry("blob.put", bytes, "application/x-protobuf; messageType=t.v1.Blob", { requestId: "b-1" }) });

@@ -103,7 +103,7 @@ describe("Subscribe", () => {
     const tail = subscribe(harness.admin, { logId: "tail" });
     await tail.until(() => tail.events.length > 0);
     assert.deepEqual(tail.events[0], { case: "caughtUp", value: tail.events[0]!.value });
-    assert.equal((tail.events[0]!.value as logV1.CaughtUp).seq, 5n);
+    assert.equal((tail.events[0].value as logV1.CaughtUp).seq, 5n);
 
     const fresh = subscribe(harness.admin, { logId: "not-yet", afterSeq: 0n });
     await fresh.until(() => fresh.events.some((event) => event.case === "caughtUp"));
@@ -142,7 +142,7 @@ describe("Subscribe", () => {
     const stream = subscribe(harness.admin, { logId: "idle", afterSeq: 0n, heartbeatIntervalMs: 1000n });
     await stream.until(() => stream.events.some((event) => event.case === "heartbeat"));
     stream.cancel();
-    const heartbeat = stream.events.find((event) => event.case === "heartbeat")!.value as logV1.Heartbeat;
+    const heartbeat = stream.events.find((event) => event.case === "heartbeat")!.value;
     assert.deepEqual([heartbeat.lastSeq, heartbeat.headSeq], [3n, 3n]);
     const head = (await harness.admin.read({ logId: "idle", fromSeq: 3n })).entries[0]!;
     assert.equal(heartbeat.headTime!.seconds * 1_000_000n + BigInt(heartbeat.headTime!.nanos / 1000), head.wallTimeUs, "head_time is the head entry's wall time");
@@ -177,7 +177,7 @@ describe("Subscribe", () => {
     await stream.until(() => stream.events.some((event) => event.case === "caughtUp"));
     stream.cancel();
     assert.deepEqual(stream.events[0], { case: "anchor", value: stream.events[0]!.value });
-    const anchor = stream.events[0]!.value as logV1.Anchor;
+    const anchor = stream.events[0].value as logV1.Anchor;
     assert.deepEqual([anchor.seq, anchor.checksum], [7n, head.anchor!.checksum]);
     assert.equal(stream.entries()[0]!.prevChecksum, anchor.checksum);
     assert.deepEqual(seqsOf(stream.entries()), range(8, 12));

@@ -89,6 +89,6 @@ test("a live subscriber more than the buffer behind ends with ABORTED naming the
     (error: unknown) => ConnectError.from(error),
   );
   assert.equal(ended?.code, Code.Aborted);
-  assert.equal(errorReason(ended!), "SLOW_CONSUMER");
-  assert.match(ended!.rawMessage, /resume at once with after_seq 103$/);
+  assert.equal(errorReason(ended), "SLOW_CONSUMER");
+  assert.match(ended.rawMessage, /resume at once with after_seq 103$/);
 });

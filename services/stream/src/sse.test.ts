@@ -64,7 +64,7 @@ test("EventSource gets the snapshot and live events with ids and event names; a 
     return new Response(pipe.readable, { status: response.status, headers: response.headers });
   };
   const received: { id: string; type: string; data: { seq: string; name: string; entry: { payload: unknown }; snapshot: boolean } }[] = [];
-  const source = new EventSource(eventsUrl("people", `kinds=identity.>&token=${viewer}`), { fetch: cuttableFetch as typeof fetch });
+  const source = new EventSource(eventsUrl("people", `kinds=identity.>&token=${viewer}`), { fetch: cuttableFetch });
   for (const type of ["formed", "left"]) {
     source.addEventListener(type, (event) => received.push({ id: event.lastEventId, type, data: JSON.parse(event.data) }));
   }

@@ -218,10 +218,10 @@ describe("stream service: fan-out", () => {
       [{ logId: "/x", kinds: [">"] }, /^log_id: /],
     ];
     for (const [request, message] of cases) {
-      const stream = subscribe(harness.stream, request as never);
+      const stream = subscribe(harness.stream, request);
       await stream.until((r) => r.ended !== undefined).catch(() => {});
       assert.equal(stream.ended?.code, Code.InvalidArgument, `${JSON.stringify(request, (_, v) => (typeof v === "bigint" ? String(v) : v))}`);
-      assert.match(stream.ended!.rawMessage, message);
+      assert.match(stream.ended.rawMessage, message);
     }
   });
 
@@ -245,7 +245,7 @@ describe("stream service: fan-out", () => {
     const ahead = subscribe(harness.stream, { logId: "short", kinds: [">"], afterSeq: 1_000_000n });
     await assert.rejects(ahead.until(() => false));
     assert.equal(ahead.ended?.code, Code.OutOfRange);
-    assert.match(ahead.ended!.message, /after_seq 1000000 is past the head of log "short" \(last seq 40\)/);
+    assert.match(ahead.ended.message, /after_seq 1000000 is past the head of log "short" \(last seq 40\)/);
     const atHead = subscribe(harness.stream, { logId: "short", kinds: [">"], afterSeq: 40n });
     await atHead.until((r) => r.caughtUp !== undefined);
     atHead.cancel();
@@ -363,8 +363,8 @@ describe("stream service: auth and caps", () => {
     await Promise.all(open.map((s) => s.until((r) => r.caughtUp !== undefined)));
     const third = await ended(subscribe(alice, { logId: "c", kinds: [">"] }));
     assert.equal(third?.code, Code.ResourceExhausted);
-    assert.equal(errorReason(third!), "STREAM_LIMIT_PER_USER");
-    assert.ok((retryDelayMs(third!) ?? 0) > 0, "with RetryInfo");
+    assert.equal(errorReason(third), "STREAM_LIMIT_PER_USER");
+    assert.ok((retryDelayMs(third) ?? 0) > 0, "with RetryInfo");
     open.push(subscribe(bob, { logId: "c", kinds: [">"] }), subscribe(bob, { logId: "c", kinds: [">"] }));
     await Promise.all(open.map((s) => s.until((r) => r.caughtUp !== undefined)));
     const carol = await harness.clientWith(["stream.view"], { subject: "carol" });
