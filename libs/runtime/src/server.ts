@@ -69,10 +69,16 @@ export interface ServerOptions {
   errorMapper?: ErrorMapper;
   /** Run after the listeners have closed, in order (close pools, stop loops). */
   onShutdown?: ReadonlyArray<() => Promise<void> | void>;
+  /** Aborted when shutdown starts (before the drain delay): background work stops taking new work. */
+  stopping?: AbortController;
   /** A logger to use; otherwise one is made at `logLevel` (default info). */
   logger?: Logger;
   logLevel?: string;
-  /** Telemetry to use; otherwise one is made, exporting spans over OTLP when `otlpTraces`. */
+  /**
+   * Telemetry to use (the caller then shuts it down); otherwise one is made,
+   * exporting spans over OTLP when `otlpTraces`, and shut down (its spans
+   * flushed) at the end of the server's shutdown.
+   */
   telemetry?: Telemetry;
   otlpTraces?: boolean;
   /** Mounted with the wrapped services once they are built: this process's own services, in-process. */
@@ -155,6 +161,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         ...(options.tls.reloadIntervalMs ? { reloadIntervalMs: options.tls.reloadIntervalMs } : {}),
         role: "server",
         logger,
+        meter: telemetry.meter,
       })
     : undefined;
   const credentials = certificates ? reloadingServerCredentials(certificates) : grpc.ServerCredentials.createInsecure();
@@ -229,6 +236,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     (shuttingDown ??= (async () => {
       const started = Date.now();
       logger.info({ reason, inFlight: pipeline.inFlight, graceMs: shutdownGraceMs }, "shutting down");
+      options.stopping?.abort();
       for (const name of ["", ...serviceNames]) setServing(name, false);
       if (drainDelayMs > 0) await sleep(drainDelayMs);
       // Open streams end with UNAVAILABLE so clients reconnect elsewhere; unary calls may finish.
@@ -259,6 +267,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         }
       }
       logger.info({ ms: Date.now() - started }, "shut down");
+      // Last, so that the spans of the calls that just finished (and of the shutdown hooks) are exported.
+      if (!options.telemetry) await telemetry.shutdown();
     })());
 
   return { host, grpcPort, httpPort, healthPort, metricsPort, logger, telemetry, setServing, shutdown };

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import type { LogClient } from "@annals/client";
 import { loadMigrations, migrate, type Database } from "@annals/db";
-import { createLogger, defaultNodeId, watchCertificateFiles, type Logger, type ServiceComponent } from "@annals/runtime";
+import { defaultNodeId, watchCertificateFiles, type ComponentContext, type Logger, type ServiceComponent } from "@annals/runtime";
 import { DEFAULT_REFUSAL_AUDIT, RefusalAudit, pruneAudit } from "./audit.js";
 import { DEFAULT_AUDIT_RETENTION_MS, DEFAULT_PULLS_PER_MINUTE, type FederationOptions } from "./config.js";
 import { loadIdentity } from "./identity.js";
@@ -22,8 +22,6 @@ export interface FederationComponentOptions extends Partial<FederationOptions> {
    * (ComponentContext.local); standalone, a client of ANNALS_LOG_URL.
    */
   log: LogClient;
-  /** Level of the component's own log lines; default "info". */
-  logLevel?: string;
   replication?: Partial<ReplicatorSettings>;
   /** Whether this process's gRPC port runs mTLS, so that Pull demands a client certificate naming the peer. */
   requirePeerCertificate?: boolean;
@@ -47,10 +45,10 @@ function startAuditRetention(db: Database, retentionMs: number, logger: Logger):
 }
 
 /** Applies the federation service's migrations, loads the node's identity and builds its handlers. */
-export async function createFederationComponent(options: FederationComponentOptions): Promise<ServiceComponent> {
+export async function createFederationComponent(options: FederationComponentOptions, context: ComponentContext): Promise<ServiceComponent> {
   const migrations = await loadMigrations(fileURLToPath(new URL("../migrations", import.meta.url)));
   await migrate(options.db, { schema: FEDERATION_SCHEMA, migrations });
-  const logger = createLogger({ name: FEDERATION_SERVICE_NAME, level: options.logLevel ?? "info" });
+  const logger = context.logger.child({ component: "federation" });
   const identity = await loadIdentity({
     db: options.db,
     nodeId: options.nodeId ?? defaultNodeId(),
@@ -60,7 +58,7 @@ export async function createFederationComponent(options: FederationComponentOpti
   const log = () => options.log;
   // The metrics read the replicator's statuses at scrape time; it is made next, with them.
   const replication: { replicator?: Replicator } = {};
-  const metrics = new FederationMetrics(() => replication.replicator?.statuses("") ?? []);
+  const metrics = new FederationMetrics(context.meter, () => replication.replicator?.statuses("") ?? []);
   const tls = options.tls
     ? await watchCertificateFiles({
         caFile: options.tls.caFile,
@@ -69,6 +67,7 @@ export async function createFederationComponent(options: FederationComponentOpti
         ...(options.tls.reloadIntervalMs ? { reloadIntervalMs: options.tls.reloadIntervalMs } : {}),
         role: "federation-client",
         logger,
+        meter: context.meter,
       })
     : undefined;
   const replicator = (replication.replicator = new Replicator({ db: options.db, identity, log, logger, metrics, tls, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } }));

@@ -7,8 +7,8 @@ import type { logV1 } from "@annals/proto";
 import type { Database } from "@annals/db";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { createLogComponent } from "@annals/log";
-import { serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
-import { testServerConfig } from "@annals/runtime/testing";
+import type { RunningServer } from "@annals/runtime";
+import { startTestServer, type TestServer } from "@annals/runtime/testing";
 import { createFederationComponent, type FederationComponentOptions } from "./component.js";
 
 export const TEST_SECRET = "federation-service-test-secret-at-least-32-bytes";
@@ -44,40 +44,42 @@ export async function startTestNode(
   let currentEnv = serverEnv;
   /** TLS options of this node's own clients (the admin clients). */
   let selfTls: typeof clientTls;
+  let running: TestServer;
   const start = async (overrides: Partial<FederationComponentOptions>) => {
-    const config = testServerConfig(TEST_SECRET, { ANNALS_SHUTDOWN_GRACE_MS: "1000", ...currentEnv });
-    const tls = config.tls !== undefined;
-    selfTls = tls ? clientTls : undefined;
-    node.server = await serveComponents({
-      name: `test-${label}`,
-      server: config,
-      components: async ({ local }) => [
-        await createLogComponent({ db }),
-        await createFederationComponent({
-          db,
-          nodeId,
-          log: createAnnalsClients({ transport: local }).log,
-          logLevel: "error",
-          requirePeerCertificate: config.tls?.clientCaFile !== undefined,
-          ...overrides,
-        }),
+    running = await startTestServer({
+      label,
+      secret: TEST_SECRET,
+      env: { ANNALS_SHUTDOWN_GRACE_MS: "1000", ...currentEnv },
+      components: async (context) => [
+        await createLogComponent({ db }, context),
+        await createFederationComponent(
+          {
+            db,
+            nodeId,
+            log: createAnnalsClients({ transport: context.local }).log,
+            requirePeerCertificate: currentEnv["ANNALS_TLS_CLIENT_CA_FILE"] !== undefined,
+            ...overrides,
+          },
+          context,
+        ),
       ],
     });
-    node.baseUrl = `${tls ? "https" : "http"}://127.0.0.1:${node.server.grpcPort}`;
+    selfTls = running.baseUrl.startsWith("https:") ? clientTls : undefined;
+    node.server = running.server;
+    node.baseUrl = running.baseUrl;
     Object.assign(node, await node.clientsWith(["admin"]));
   };
   node.clientsWith = async (roles) => {
-    const token = await signDevToken({ secret: TEST_SECRET, subject: `test-${roles.join("+")}`, roles });
-    const clients = createAnnalsClients({ baseUrl: node.baseUrl, token, unaryTimeoutMs: 60_000, ...(selfTls ? { tls: selfTls } : {}) });
+    const clients = createAnnalsClients({ baseUrl: node.baseUrl, token: await running.tokenWith(roles), unaryTimeoutMs: 60_000, ...(selfTls ? { tls: selfTls } : {}) });
     return { federation: clients.federation, log: clients.log };
   };
   node.restart = async (overrides = {}, env) => {
-    await node.server.shutdown("restart");
+    await running.close();
     if (env) currentEnv = env;
     await start({ ...options, ...overrides });
   };
   node.close = async () => {
-    await node.server.shutdown("test done");
+    await running.close();
     await database.drop();
   };
   await start(options);

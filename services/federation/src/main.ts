@@ -12,7 +12,7 @@ runMain(FEDERATION_SERVICE_NAME, async () => {
     name: FEDERATION_SERVICE_NAME,
     server: config.server,
     resources: [db],
-    components: async () => [
+    components: async (context) => [
       await createFederationComponent({
         db,
         ...config.federation,
@@ -22,8 +22,7 @@ runMain(FEDERATION_SERVICE_NAME, async () => {
           ...(config.logService.tls ? { tls: config.logService.tls } : {}),
         }).log,
         requirePeerCertificate: config.server.tls?.clientCaFile !== undefined,
-        logLevel: config.server.logLevel,
-      }),
+      }, context),
     ],
   });
 });

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { loadMigrations, migrate, type Database } from "@annals/db";
 import type { JsonWebKey } from "node:crypto";
-import { createLogger, defaultNodeId, type ServiceComponent } from "@annals/runtime";
+import { defaultNodeId, type ComponentContext, type ServiceComponent } from "@annals/runtime";
 import { tileRoutes } from "./tile-routes.js";
 import { Checkpointer, DEFAULT_CHECKPOINT_INTERVAL_MS } from "./checkpointer.js";
 import { loadNodeSigner } from "./signing-key.js";
@@ -32,12 +32,12 @@ export interface LogComponentOptions {
 }
 
 /** Applies the log service's migrations, starts listening for appends and builds the handlers. */
-export async function createLogComponent(options: LogComponentOptions): Promise<ServiceComponent> {
+export async function createLogComponent(options: LogComponentOptions, context: ComponentContext): Promise<ServiceComponent> {
   const { db } = options;
   const migrations = await loadMigrations(fileURLToPath(new URL("../migrations", import.meta.url)));
   await migrate(db, { schema: LOG_SCHEMA, migrations });
-  const logger = createLogger({ name: LOG_SERVICE_NAME });
-  const metrics = new LogMetrics();
+  const logger = context.logger.child({ component: "log" });
+  const metrics = new LogMetrics(context.meter);
   const notifier = new AppendNotifier(db);
   await notifier.start();
   const signer = await loadNodeSigner({

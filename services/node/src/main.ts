@@ -18,20 +18,14 @@ runMain(NODE_NAME, async () => {
     name: NODE_NAME,
     server: config.server,
     resources: [db],
-    components: async ({ local }) => {
+    components: async (context) => {
       // The stream and federation services call this node's log service in-process, as the internal principal.
-      const log = createAnnalsClients({ transport: local }).log;
+      const log = createAnnalsClients({ transport: context.local }).log;
       return [
-        await createLogComponent({ db, ...config.log }),
-        await createKvComponent({ db, ...config.kv, logLevel: config.server.logLevel }),
-        await createFederationComponent({
-          db,
-          ...config.federation,
-          log,
-          requirePeerCertificate: config.server.tls?.clientCaFile !== undefined,
-          logLevel: config.server.logLevel,
-        }),
-        await createStreamComponent({ log, settings: config.stream, logLevel: config.server.logLevel }),
+        await createLogComponent({ db, ...config.log }, context),
+        await createKvComponent({ db, ...config.kv }, context),
+        await createFederationComponent({ db, ...config.federation, log, requirePeerCertificate: config.server.tls?.clientCaFile !== undefined }, context),
+        await createStreamComponent({ log, settings: config.stream }, context),
       ];
     },
   });

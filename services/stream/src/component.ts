@@ -1,5 +1,5 @@
 import type { LogClient } from "@annals/client";
-import { createLogger, type ServiceComponent } from "@annals/runtime";
+import type { ComponentContext, ServiceComponent } from "@annals/runtime";
 import { DEFAULT_STREAM_SETTINGS } from "./config.js";
 import { StreamHub, type HubSettings } from "./hub.js";
 import { streamRegistration } from "./service.js";
@@ -15,15 +15,13 @@ export interface StreamComponentOptions {
    */
   log: LogClient;
   settings?: HubSettings;
-  /** Level of the component's own log lines (feed reconnects); default "info". */
-  logLevel?: string;
 }
 
 /** Builds the stream service: the fan-out hub, the gRPC handlers and the SSE route. */
-export async function createStreamComponent(options: StreamComponentOptions): Promise<ServiceComponent> {
+export async function createStreamComponent(options: StreamComponentOptions, context: ComponentContext): Promise<ServiceComponent> {
   const log = () => options.log;
-  const logger = createLogger({ name: STREAM_SERVICE_NAME, level: options.logLevel ?? "info" });
-  const hub = new StreamHub(log, options.settings ?? DEFAULT_STREAM_SETTINGS, new StreamMetrics(), logger);
+  const logger = context.logger.child({ component: "stream" });
+  const hub = new StreamHub(log, options.settings ?? DEFAULT_STREAM_SETTINGS, new StreamMetrics(context.meter), logger);
   return {
     name: "stream",
     registrations: [streamRegistration({ hub, log })],

@@ -9,16 +9,18 @@ runMain(STREAM_SERVICE_NAME, async () => {
   return serveComponents({
     name: STREAM_SERVICE_NAME,
     server: config.server,
-    components: async () => [
-      await createStreamComponent({
-        log: createAnnalsClients({
-          baseUrl: config.logService.baseUrl,
-          ...(config.logService.token ? { token: config.logService.token } : {}),
-          ...(config.logService.tls ? { tls: config.logService.tls } : {}),
-        }).log,
-        settings: config.stream,
-        logLevel: config.server.logLevel,
-      }),
+    components: async (context) => [
+      await createStreamComponent(
+        {
+          log: createAnnalsClients({
+            baseUrl: config.logService.baseUrl,
+            ...(config.logService.token ? { token: config.logService.token } : {}),
+            ...(config.logService.tls ? { tls: config.logService.tls } : {}),
+          }).log,
+          settings: config.stream,
+        },
+        context,
+      ),
     ],
   });
 });

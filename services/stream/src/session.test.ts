@@ -1,5 +1,6 @@
 // One session in memory: a log service of 100 entries behind
 // createRouterTransport (Read and GetLog only) and a feed the test drives.
+import { metrics } from "@opentelemetry/api";
 import assert from "node:assert/strict";
 import { setImmediate as tick } from "node:timers/promises";
 import { test } from "node:test";
@@ -42,7 +43,7 @@ function openSession(request: Partial<SessionRequest>, bufferFrames = 10): Sessi
     { bufferFrames, keepaliveMs: 60_000, snapshotScanLimit: 10_000 },
     new LogReader(() => logClient, 1),
     feed,
-    new StreamMetrics(),
+    new StreamMetrics(metrics.getMeter("session-test")),
     () => {},
   );
 }

@@ -11,7 +11,7 @@ import { createAnnalsClients } from "@annals/client";
 import * as protoLoader from "@grpc/proto-loader";
 import { rpcDetails } from "@annals/proto";
 import { errorReason, retryDelayMs } from "@annals/runtime";
-import { PROTO_ROOT } from "@annals/runtime/testing";
+import { PROTO_ROOT, until } from "@annals/runtime/testing";
 import { subjectMatches } from "@annals/topics";
 import { MAX_PAYLOAD_DEPTH } from "@annals/chain";
 import { jsonEntry, rejects, seqs, sleep, startStreamHarness, subscribe, type StreamHarness } from "./stream-harness.js";
@@ -69,16 +69,14 @@ describe("stream service: fan-out", () => {
   test("one upstream log subscription is shared by all subscribers of a log, and ends with the last", async () => {
     const upstreams = async () => Number(/^annals_log_subscribers(?:\{[^}]*\})? (\d+)/m.exec(await harness.metrics())?.[1] ?? "0");
     // The previous test's feed winds down asynchronously; start from none.
-    for (const deadline = Date.now() + 5000; (await upstreams()) !== 0 && Date.now() < deadline; ) await sleep(20);
+    await until("the previous feed to stop", async () => (await upstreams()) === 0);
     const before = await upstreams();
     assert.equal(before, 0);
     const streams = Array.from({ length: 5 }, () => subscribe(harness.stream, { logId: "shared", kinds: [">"] }));
     await Promise.all(streams.map((s) => s.until((r) => r.caughtUp !== undefined)));
     assert.equal(await upstreams(), before + 1);
     for (const s of streams) s.cancel();
-    const deadline = Date.now() + 5000;
-    while ((await upstreams()) !== before && Date.now() < deadline) await sleep(20);
-    assert.equal(await upstreams(), before, "the upstream subscription stopped with the last subscriber");
+    await until("the upstream subscription to stop with the last subscriber", async () => (await upstreams()) === before);
   });
 
   test("a snapshot holds the latest matching entries in seq order, then CaughtUp, then live entries", async () => {
@@ -320,7 +318,7 @@ describe("stream service: slow consumers", () => {
     assert.equal(errorReason(error), "SLOW_CONSUMER");
     const afterSeq = BigInt(error.findDetails(rpcDetails.ErrorInfoSchema)[0]!.metadata["after_seq"]!);
     assert.equal(retryDelayMs(error), undefined, "resume at once: no RetryInfo");
-    for (const deadline = Date.now() + 5000; slowSeqs.at(-1) !== afterSeq && Date.now() < deadline; ) await sleep(20);
+    await until("the slow subscriber to read up to after_seq", async () => slowSeqs.at(-1) === afterSeq, 5000);
     assert.deepEqual(slowSeqs, range(1, Number(afterSeq)), "the slow subscriber got every entry up to after_seq");
     const resumed = subscribe(harness.stream, { logId: "busy", kinds: [">"], afterSeq });
     await resumed.until((r) => r.events.length === 2000 - Number(afterSeq), 60_000);
