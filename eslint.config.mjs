@@ -2,6 +2,8 @@
 // type-aware rules, so that a fire-and-forget promise is written as such
 // (`void p.catch(…)`), unused code goes, type imports are marked, and `any`
 // does not leak out of the places that must use it.
+// One run over the whole tree after a build (the packages' types come from their
+// dist/ folders), in one process: quicker on 2 cores than one per workspace.
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 

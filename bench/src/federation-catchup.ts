@@ -20,10 +20,9 @@ const B = "spiffe://bench.example/annals/b";
 const COLUMNS = ["log_id", "seq", "uuid", "kind", "source_id", "sim_time", "wall_time_us", "req_id", "metadata", "payload", "payload_digest", "prev_checksum", "checksum"];
 
 async function startNode(database: BenchDatabase, nodeId: string): Promise<{ process: ServiceProcess; clients: AnnalsClients }> {
-  const internal = await signDevToken({ secret: BENCH_SECRET, subject: nodeId, roles: ["log.read", "log.write", "log.replicate", "log.relay"], expiresIn: "2h" });
   const process = await startServiceProcess({
     script: NODE_MAIN,
-    env: { DATABASE_URL: database.url, ANNALS_AUTH_JWT_SECRET: BENCH_SECRET, ANNALS_INTERNAL_TOKEN: internal, ANNALS_NODE_ID: nodeId },
+    env: { DATABASE_URL: database.url, ANNALS_AUTH_JWT_SECRET: BENCH_SECRET, ANNALS_NODE_ID: nodeId },
   });
   const token = await signDevToken({ secret: BENCH_SECRET, subject: "bench", roles: ["admin"], expiresIn: "2h" });
   return { process, clients: createAnnalsClients({ baseUrl: `http://127.0.0.1:${process.grpcPort}`, token, unaryTimeoutMs: 120_000 }) };

@@ -90,7 +90,6 @@ before(async () => {
   // Node us-1: an all-in-one node whose puller presents its certificate from its own volume.
   b = await start("node/dist/main.js", "reload_b", {
     ANNALS_NODE_ID: B,
-    ANNALS_INTERNAL_TOKEN: await internal("node-b"),
     ANNALS_FEDERATION_TLS_CA_FILE: join(volumeB, "ca.crt"),
     ANNALS_FEDERATION_TLS_CERT_FILE: join(volumeB, "tls.crt"),
     ANNALS_FEDERATION_TLS_KEY_FILE: join(volumeB, "tls.key"),

@@ -37,10 +37,9 @@ let certificateDir: string;
 
 async function startNode(label: string, nodeId: string): Promise<Node> {
   const database = await createTestDatabase(label);
-  const internal = await signDevToken({ secret: SECRET, subject: nodeId, roles: ["log.read", "log.write", "log.replicate", "log.relay"] });
   const process = await startServiceProcess({
     script: NODE_MAIN,
-    env: { ...database.env, ANNALS_AUTH_JWT_SECRET: SECRET, ANNALS_INTERNAL_TOKEN: internal, ANNALS_NODE_ID: nodeId },
+    env: { ...database.env, ANNALS_AUTH_JWT_SECRET: SECRET, ANNALS_NODE_ID: nodeId },
   });
   const token = await signDevToken({ secret: SECRET, subject: "ops", roles: ["admin"] });
   const node = { process, database, clients: createAnnalsClients({ baseUrl: `http://127.0.0.1:${process.grpcPort}`, token, unaryTimeoutMs: 60_000 }) };

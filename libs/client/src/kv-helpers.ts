@@ -4,6 +4,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { kvV1 } from "@annals/proto";
 import type { KvClient } from "./clients.js";
+import { sleep } from "@annals/runtime/retry";
 
 /** A key as text (UTF-8) or bytes. */
 export type KvKey = string | Uint8Array;
@@ -21,7 +22,6 @@ export const jsonCodec: Codec<unknown> = {
 };
 
 const keyBytes = (key: KvKey) => (typeof key === "string" ? new TextEncoder().encode(key) : key);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Polls start at this delay and double up to MAX_POLL_MS. */
 const FIRST_POLL_MS = 10;
 const MAX_POLL_MS = 200;

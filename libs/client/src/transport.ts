@@ -5,7 +5,7 @@ import { Code, ConnectError, type Interceptor, type Transport } from "@connectrp
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { context, propagation } from "@opentelemetry/api";
 import { rpcDetails } from "@annals/proto";
-import { abortableSleep, backoffDelayMs } from "./backoff.js";
+import { Backoff, sleep } from "@annals/runtime/retry";
 
 export interface TransportOptions {
   /** The gRPC port of an annals process: `http://host:50051`, or `https://` under TLS. */
@@ -16,7 +16,7 @@ export interface TransportOptions {
   unaryTimeoutMs?: number;
   /**
    * Retries of idempotent unary calls (declared NO_SIDE_EFFECTS or IDEMPOTENT)
-   * that fail with UNAVAILABLE, with exponential backoff and jitter. Default 3.
+   * that fail with UNAVAILABLE, with exponential backoff and jitter (@annals/runtime/retry). Default 3.
    */
   maxRetries?: number;
   /** First retry delay in ms, doubled each time, capped at 2000. Default 100. */
@@ -135,22 +135,23 @@ function retryInterceptor(maxRetries: number, baseDelayMs: number): Interceptor 
     const retryable =
       !request.stream &&
       (idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS || idempotency === MethodOptions_IdempotencyLevel.IDEMPOTENT);
+    const backoff = new Backoff({ firstMs: baseDelayMs, maxMs: 2000 });
     for (let attempt = 0; ; attempt++) {
       try {
         return await next(request);
       } catch (error) {
         const connectError = ConnectError.from(error);
         if (!retryable || attempt >= maxRetries || connectError.code !== Code.Unavailable || request.signal.aborted) throw error;
-        await abortableSleep(retryDelay(connectError, attempt, baseDelayMs), request.signal);
+        // Never sooner than the server asked (RetryInfo), even past the cap.
+        await sleep(Math.max(backoff.next(), askedDelayMs(connectError)), request.signal);
+        if (request.signal.aborted) throw ConnectError.from(request.signal.reason ?? new Error("aborted"), Code.Canceled);
       }
     }
   };
 }
 
-/** Full jitter over an exponential backoff, but never sooner than the server asked. */
-function retryDelay(error: ConnectError, attempt: number, baseDelayMs: number): number {
-  const backoff = backoffDelayMs(attempt, baseDelayMs, 2000);
+/** The retry delay the server asked for in RetryInfo, in ms; 0 when none. */
+function askedDelayMs(error: ConnectError): number {
   const info = error.findDetails(rpcDetails.RetryInfoSchema)[0]?.retryDelay;
-  const asked = info ? Number(info.seconds) * 1000 + info.nanos / 1e6 : 0;
-  return Math.max(backoff, asked);
+  return info ? Number(info.seconds) * 1000 + info.nanos / 1e6 : 0;
 }

@@ -1,5 +1,5 @@
 // The one small interface services code against, whether the state lives in
-// PostgreSQL (a `pg` pool) or in embedded PGlite (DESIGN.md, "Runtime choices").
+// PostgreSQL (a `pg` pool) or in embedded PGlite.
 //
 // Values, the same on both drivers (database.test.ts "value mapping"):
 //   int8 (bigint), int8[]   → bigint, bigint[]   (sequence numbers never lose precision)

@@ -3,3 +3,4 @@ export { DatabaseError } from "./database-error.js";
 export { loadMigrations, migrate } from "./migrate.js";
 export type { MigrateOptions, Migration } from "./migrate.js";
 export { openDatabase } from "./open-database.js";
+export { DEFAULT_DATABASE_POOL_SIZE, readDatabaseConfig } from "./config.js";

@@ -1,6 +1,6 @@
 // Creating a PGlite data directory runs initdb inside the process that does
 // it: 3–4 s, and that process keeps ≈ 0.7 GB RSS afterwards; opening an
-// existing one takes ≈ 0.4 s and ≈ 0.2–0.3 GB (DESIGN.md, "Runtime choices").
+// existing one takes ≈ 0.4 s and ≈ 0.2–0.3 GB (measured on the 2-core CI machine).
 // So a long-lived process only ever opens; creating is a child's job
 // (pglite-data-dir.test.ts "creates a data directory in a child process").
 import { spawn } from "node:child_process";

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { Backoff, sleep } from "@annals/runtime/retry";
 import { DatabaseError, toDatabaseError } from "./database-error.js";
 import type { ListenOptions } from "./database.js";
 import { quoteChannel } from "./notify-channel.js";
@@ -41,7 +42,7 @@ export function createPostgresListener(options: PostgresListenerOptions): Postgr
   let connecting: Promise<pg.Client> | undefined;
   let reconnecting = false;
   let closed = false;
-  let wakeFromBackoff: (() => void) | undefined;
+  let wakeFromBackoff: AbortController | undefined;
   // LISTEN and UNLISTEN run one at a time, so a second listen on a channel
   // never resolves before the first one's LISTEN has run.
   let queue: Promise<unknown> = Promise.resolve();
@@ -111,17 +112,15 @@ export function createPostgresListener(options: PostgresListenerOptions): Postgr
     if (reconnecting) return;
     reconnecting = true;
     try {
+      const backoff = new Backoff({ firstMs: initialBackoffMs, maxMs: maxBackoffMs });
       for (let attempt = 0; !closed && channels.size > 0; attempt++) {
         try {
           await connect();
         } catch (error) {
           if (closed) return;
           report(toDatabaseError(error, `re-opening the LISTEN connection failed (attempt ${attempt + 1})`));
-          const delay = Math.min(maxBackoffMs, initialBackoffMs * 2 ** attempt) * (0.5 + Math.random() / 2);
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, delay);
-            wakeFromBackoff = () => (clearTimeout(timer), resolve());
-          });
+          wakeFromBackoff = new AbortController();
+          await sleep(backoff.next(), wakeFromBackoff.signal);
           wakeFromBackoff = undefined;
           continue;
         }
@@ -177,7 +176,7 @@ export function createPostgresListener(options: PostgresListenerOptions): Postgr
     async close() {
       closed = true;
       channels.clear();
-      wakeFromBackoff?.();
+      wakeFromBackoff?.abort();
       const current = client;
       client = undefined;
       await current?.end().catch(() => undefined);

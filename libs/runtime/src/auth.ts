@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { Code, createContextKey } from "@connectrpc/connect";
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { rpcError } from "./errors.js";
@@ -15,6 +14,8 @@ export interface Principal {
   readonly keyPrefixes: readonly string[] | undefined;
   /** Whether auth is off and this principal stands for every caller. */
   readonly unauthenticated: boolean;
+  /** Whether this is another service of the same process, calling in-process (INTERNAL_PRINCIPAL). */
+  readonly internal?: boolean;
 }
 
 /** The role that grants every method. */
@@ -62,17 +63,24 @@ const ANONYMOUS: Principal = {
   unauthenticated: true,
 };
 
+/**
+ * The caller of in-process calls between the services of one process (the
+ * node's stream and federation services calling its log service). Only the
+ * in-process transport produces it; every access rule admits it.
+ */
+export const INTERNAL_PRINCIPAL: Principal = {
+  subject: "annals-internal",
+  roles: new Set(),
+  logs: undefined,
+  keyPrefixes: undefined,
+  unauthenticated: false,
+  internal: true,
+};
+
 export interface Authenticator {
   readonly enabled: boolean;
   /** Verifies the `authorization` header; UNAUTHENTICATED when it fails. */
   authenticate(authorization: string | null): Promise<Principal>;
-}
-
-/** Reads a JWKS file, for `AuthOptions.jwks`. */
-export async function loadJwksFile(path: string): Promise<{ keys: unknown[] }> {
-  const parsed = JSON.parse(await readFile(path, "utf8")) as { keys?: unknown };
-  if (!Array.isArray(parsed.keys)) throw new Error(`${path} is not a JWKS document (no "keys" array)`);
-  return { keys: parsed.keys };
 }
 
 /** How long a verified token is trusted without verifying it again, in ms. */
@@ -181,7 +189,7 @@ export function principalFromClaims(claims: JWTPayload): Principal {
 
 /** Whether a principal satisfies an access rule. */
 export function isAllowed(principal: Principal, rule: AccessRule): boolean {
-  if (rule === PUBLIC || rule === AUTHENTICATED) return true;
+  if (rule === PUBLIC || rule === AUTHENTICATED || principal.internal === true) return true;
   return principal.roles.has(ADMIN_ROLE) || principal.roles.has(rule);
 }
 

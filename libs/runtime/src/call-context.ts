@@ -2,8 +2,8 @@ import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { principalKey, type Principal } from "./auth.js";
 
-/** Which listener a call arrived on. */
-export type Listener = "grpc" | "http";
+/** Which listener a call arrived on; "internal" for calls between the services of one process (in-process.ts). */
+export type Listener = "grpc" | "http" | "internal";
 
 /** Facts about the current call that the runtime records for handlers. */
 export interface CallInfo {

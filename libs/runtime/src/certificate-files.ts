@@ -12,7 +12,7 @@
 // deploy/src/certificate-reload.test.ts (real processes, openssl certificates).
 import { readFile } from "node:fs/promises";
 import { X509Certificate, createHash, createPrivateKey } from "node:crypto";
-import { metrics, type Counter } from "@opentelemetry/api";
+import { metrics, type Counter, type Meter } from "@opentelemetry/api";
 import type { Logger } from "./logger.js";
 
 export interface CertificateFilesOptions {
@@ -26,6 +26,8 @@ export interface CertificateFilesOptions {
   reloadIntervalMs?: number;
   /** What the certificate is for, as the `role` label of the metrics: "server", "federation-client". */
   role: string;
+  /** Where the expiry gauges and reload counts go (the server's; ComponentContext.meter); default: OpenTelemetry's global meter. */
+  meter?: Meter;
   logger: Logger;
 }
 
@@ -60,13 +62,17 @@ export class CertificateFilesError extends Error {
 
 export const DEFAULT_TLS_RELOAD_INTERVAL_MS = 10_000;
 
-// Per role, the latest known expiries, exported as gauges (one callback for all watchers).
-const expiries = new Map<string, { cert: number; ca: number | undefined }>();
-let reloadCounter: Counter | undefined;
+interface TlsInstruments {
+  reloads: Counter;
+  /** Per role, the latest known expiries, exported as gauges (one callback for all watchers of a meter). */
+  expiries: Map<string, { cert: number; ca: number | undefined }>;
+}
+const byMeter = new WeakMap<Meter, TlsInstruments>();
 
-function instruments(): Counter {
-  if (reloadCounter) return reloadCounter;
-  const meter = metrics.getMeter("annals.tls");
+function instruments(meter: Meter): TlsInstruments {
+  const known = byMeter.get(meter);
+  if (known) return known;
+  const expiries = new Map<string, { cert: number; ca: number | undefined }>();
   meter
     .createObservableGauge("annals.tls.certificate.expiry_timestamp_seconds", {
       description: "When the certificate in use expires (Unix time, seconds), per role; kind=ca for the CA bundle's first expiry",
@@ -77,8 +83,10 @@ function instruments(): Counter {
         if (expiry.ca !== undefined) result.observe(expiry.ca, { role, kind: "ca" });
       }
     });
-  reloadCounter = meter.createCounter("annals.tls.reloads", { description: "Certificate file changes seen, by role and result (loaded, rejected)" });
-  return reloadCounter;
+  const reloads = meter.createCounter("annals.tls.reloads", { description: "Certificate file changes seen, by role and result (loaded, rejected)" });
+  const made = { reloads, expiries };
+  byMeter.set(meter, made);
+  return made;
 }
 
 /**
@@ -86,7 +94,7 @@ function instruments(): Counter {
  * usable set) and then every `reloadIntervalMs`, publishing each new set.
  */
 export async function watchCertificateFiles(options: CertificateFilesOptions): Promise<CertificateFiles> {
-  const reloads = instruments();
+  const { reloads, expiries } = instruments(options.meter ?? metrics.getMeter("annals.tls"));
   let raw = await readAll(options);
   let material = parseMaterial(raw, options);
   const listeners = new Set<(material: CertificateMaterial) => void>();

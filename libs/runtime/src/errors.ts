@@ -108,3 +108,8 @@ export function retryDelayMs(error: ConnectError): number | undefined {
 export function errorReason(error: ConnectError): string | undefined {
   return error.findDetails(rpcDetails.ErrorInfoSchema)[0]?.reason;
 }
+
+/** What a stream the server ends because it shuts down tells the client: UNAVAILABLE, reconnect elsewhere. */
+export function shuttingDown(): ConnectError {
+  return unavailable("server is shutting down; reconnect to another replica", { reason: "SHUTTING_DOWN" });
+}

@@ -12,33 +12,46 @@ import {
 } from "@connectrpc/connect-node";
 import { createCorsPolicy } from "./cors.js";
 import { UndecodableRequest } from "./request-check.js";
-import { listenerKey } from "./call-context.js";
+import type { AccessRule, Principal } from "./auth.js";
+import { listenerKey, type CallInfo } from "./call-context.js";
 import type { Telemetry } from "./telemetry.js";
 
 /**
  * A plain HTTP route served next to the Connect handlers on the HTTP port
- * (the stream service's SSE endpoint is one).
+ * (the stream service's SSE endpoint, the log's tiles). The pipeline wraps
+ * it as it wraps an RPC (pipeline.ts): request id, span, metrics, one log
+ * line, the access rule checked against a bearer token (Authorization, or
+ * `token=` in the query, which EventSource needs), and a refusal answered as
+ * JSON with the code's HTTP status (route-errors.ts), also for what
+ * `handle` throws before it has written.
  */
 export interface HttpRoute {
   /** HTTP method, e.g. "GET". */
   readonly method: string;
+  /** Name in spans, metrics (`rpc.method`, with `rpc.service` "http") and logs, e.g. "GET /v1/logs/{log}/events". */
+  readonly name: string;
+  /** Who may call: a role, "authenticated" or "public". */
+  readonly access: AccessRule;
   /** Whether this route serves the given path (without query). */
   matches(path: string): boolean;
-  /**
-   * `context.draining` aborts when the server starts shutting down: a route
-   * that streams (SSE) ends its response then, so that shutdown does not wait
-   * out its grace period for streams that never end by themselves.
-   */
-  handle(request: IncomingMessage, response: ServerResponse, context: HttpRouteContext): void | Promise<void>;
+  handle(request: IncomingMessage, response: ServerResponse, context: RouteContext): void | Promise<void>;
 }
 
-export interface HttpRouteContext {
+/** What the pipeline hands a route. */
+export interface RouteContext {
+  /** The caller; undefined on a public route. */
+  readonly principal: Principal | undefined;
+  readonly info: CallInfo;
+  /** Aborted when the client goes away or the server drains: a long response (SSE) ends then. */
+  readonly signal: AbortSignal;
+  /** Aborted when the server drains (after the drain delay): a stream says so before it ends. */
   readonly draining: AbortSignal;
 }
 
 export interface HttpHandlerOptions {
   services: ReadonlyArray<{ service: DescService; impl: Record<string, (...args: never[]) => unknown> }>;
-  routes: readonly HttpRoute[];
+  /** Routes, each with its handler already wrapped by the pipeline. */
+  routes: ReadonlyArray<{ route: HttpRoute; handle(request: IncomingMessage, response: ServerResponse): Promise<void> }>;
   telemetry: Telemetry;
   /** Largest request message accepted, in bytes. */
   maxMessageBytes: number;
@@ -48,8 +61,6 @@ export interface HttpHandlerOptions {
   onUndecodable(service: DescService, method: DescMethod, error: ConnectError): void;
   /** Browser origins allowed to call the port (CORS); empty: none. */
   corsOrigins?: readonly string[];
-  /** Aborts when the server starts shutting down (passed to plain routes). */
-  draining?: AbortSignal;
 }
 
 /**
@@ -77,7 +88,6 @@ export function createHttpHandler(options: HttpHandlerOptions) {
   for (const { service, impl } of options.services) router.service(service, impl as never);
   const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
   const cors = createCorsPolicy(options.corsOrigins ?? []);
-  const routeContext: HttpRouteContext = { draining: options.draining ?? new AbortController().signal };
   return (request: IncomingMessage, response: ServerResponse) => {
     if (cors.handle(request, response)) return;
     const path = (request.url ?? "/").split("?", 1)[0] ?? "/";
@@ -85,9 +95,9 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       options.telemetry.handleMetrics(request, response);
       return;
     }
-    const route = options.routes.find((candidate) => candidate.method === request.method && candidate.matches(path));
+    const route = options.routes.find(({ route: candidate }) => candidate.method === request.method && candidate.matches(path));
     if (route) {
-      Promise.resolve(route.handle(request, response, routeContext)).catch((error: unknown) => {
+      route.handle(request, response).catch((error: unknown) => {
         options.onRouteError(error);
         if (!response.headersSent) response.writeHead(500, { "content-type": "application/json" });
         response.end(JSON.stringify({ error: "internal error" }));

@@ -1,6 +1,7 @@
 export {
   ADMIN_ROLE,
   AUTHENTICATED,
+  INTERNAL_PRINCIPAL,
   PUBLIC,
   createAuthenticator,
   grantsLog,
@@ -35,6 +36,7 @@ export {
   resourceExhausted,
   retryDelayMs,
   rpcError,
+  shuttingDown,
   unavailable,
 } from "./errors.js";
 export type { ErrorFacts } from "./errors.js";
@@ -42,7 +44,7 @@ export { grpcServiceDefinition, shareEncoding } from "./grpc-mount.js";
 export { requestProblem } from "./request-check.js";
 export { decodePageToken, encodePageToken, pagePositionInteger } from "./page-token.js";
 export type { RequestProblem } from "./request-check.js";
-export type { HttpRoute, HttpRouteContext } from "./http-mount.js";
+export type { HttpRoute, RouteContext } from "./http-mount.js";
 export { writeRouteError } from "./route-errors.js";
 export { diagRegistration } from "./diag-service.js";
 export { createLogger } from "./logger.js";
@@ -50,7 +52,7 @@ export type { Logger, LoggerOptions } from "./logger.js";
 export { runMain } from "./main.js";
 export type { ErrorMapper } from "./pipeline.js";
 export { readServerConfig, readTlsReloadIntervalMs } from "./server-config.js";
-export { MAX_NODE_ID_LENGTH, nodeIdProblem, readNodeId } from "./node-id.js";
+export { MAX_NODE_ID_LENGTH, defaultNodeId, nodeIdProblem, readNodeId } from "./node-id.js";
 export { CertificateFilesError, watchCertificateFiles } from "./certificate-files.js";
 export type { CertificateFiles, CertificateFilesOptions, CertificateMaterial } from "./certificate-files.js";
 export type { ServerConfig, ServerConfigDefaults } from "./server-config.js";
@@ -60,7 +62,11 @@ export { defineService } from "./service.js";
 export type { ServiceComponent, ServiceRegistration } from "./service.js";
 export { createTelemetry } from "./telemetry.js";
 export type { Telemetry, TelemetryOptions } from "./telemetry.js";
-export { readDatabaseConfig } from "./database-config.js";
-export type { DatabaseConfig } from "./database-config.js";
 export { serveComponents } from "./serve.js";
-export type { Closable, ServeOptions } from "./serve.js";
+export type { Closable, ComponentContext, ServeOptions } from "./serve.js";
+export { createInProcessTransport } from "./in-process.js";
+export type { InProcessTransport } from "./in-process.js";
+export { DEFAULT_LOG_URL, readLogServiceConfig } from "./log-service-config.js";
+export type { LogServiceConfig } from "./log-service-config.js";
+export { Backoff, isTransient, jitter, sleep } from "./retry.js";
+export type { BackoffSettings } from "./retry.js";

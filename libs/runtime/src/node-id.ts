@@ -18,10 +18,15 @@ export function nodeIdProblem(nodeId: string): string | null {
   return null;
 }
 
-/** ANNALS_NODE_ID, checked; default `spiffe://annals.local/node/<hostname>`. */
-export function readNodeId(env: Env): string {
+/** The node id when ANNALS_NODE_ID is unset: `spiffe://annals.local/node/<hostname>`. */
+export function defaultNodeId(): string {
   const host = hostname().toLowerCase().replace(/[^a-z0-9._-]/g, "-") || "localhost";
-  const nodeId = readString(env, "ANNALS_NODE_ID", `spiffe://annals.local/node/${host}`);
+  return `spiffe://annals.local/node/${host}`;
+}
+
+/** ANNALS_NODE_ID, checked; default defaultNodeId(). */
+export function readNodeId(env: Env): string {
+  const nodeId = readString(env, "ANNALS_NODE_ID", defaultNodeId());
   const problem = nodeIdProblem(nodeId);
   if (problem) throw new ConfigError("ANNALS_NODE_ID", problem);
   return nodeId;

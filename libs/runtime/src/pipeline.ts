@@ -1,11 +1,14 @@
 import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DescMessage, DescMethod, DescService, Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { context as otelContext, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context } from "@opentelemetry/api";
 import type { Logger } from "pino";
-import { PUBLIC, principalKey, requireRole, type AccessRule, type Authenticator } from "./auth.js";
-import { callInfoKey, listenerKey, type CallInfo, type Listener } from "./call-context.js";
-import { clip, MAX_ERROR_TEXT, unavailable } from "./errors.js";
+import { INTERNAL_PRINCIPAL, PUBLIC, principalKey, requireRole, type AccessRule, type Authenticator, type Principal } from "./auth.js";
+import { callInfoKey, listenerKey, type CallInfo, type Listener, type PeerCertificate } from "./call-context.js";
+import { clip, MAX_ERROR_TEXT, shuttingDown, unavailable } from "./errors.js";
+import type { HttpRoute, RouteContext } from "./http-mount.js";
+import { writeRouteError } from "./route-errors.js";
 import { checkRequest, UndecodableRequest } from "./request-check.js";
 import type { Telemetry } from "./telemetry.js";
 import type { ServiceRegistration } from "./service.js";
@@ -40,6 +43,8 @@ export interface Pipeline {
    * the handlers (a request body the HTTP listener could not decode).
    */
   refused(service: DescService, method: DescMethod, listener: Listener, error: ConnectError): void;
+  /** Wraps a plain HTTP route (HttpRoute) in the same pipeline as the RPCs. */
+  wrapRoute(route: HttpRoute): (request: IncomingMessage, response: ServerResponse) => Promise<void>;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -49,7 +54,6 @@ type Handler = (input: unknown, context: HandlerContext) => unknown;
 
 interface ActiveCall {
   readonly context: Context;
-  readonly handlerContext: HandlerContext;
   finish(error: unknown): ConnectError | undefined;
 }
 
@@ -81,7 +85,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   // One rejection shared by every open stream; marked handled so that it never
   // surfaces as an unhandled rejection when no stream is open.
   const drained = new Promise<never>((_, reject) => {
-    const fail = () => reject(unavailable("server is shutting down; reconnect to another replica", { reason: "SHUTTING_DOWN" }));
+    const fail = () => reject(shuttingDown());
     if (draining.aborted) fail();
     else draining.addEventListener("abort", fail, { once: true });
   });
@@ -109,46 +113,49 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     return new ConnectError(`internal error (request id ${info?.requestId ?? "unknown"})`, Code.Internal);
   }
 
-  async function begin(service: DescService, method: DescMethod, rule: AccessRule, hctx: HandlerContext): Promise<ActiveCall> {
+  interface CallStart {
+    /** Metric and span attributes: the service (`http` for plain routes) and the method (the route's name). */
+    service: string;
+    method: string;
+    procedure: string;
+    listener: Listener;
+    peer: string;
+    peerCertificate?: PeerCertificate | undefined;
+    requestHeader: Headers;
+    setResponseHeader(name: string, value: string): void;
+    spanAttributes: Attributes;
+  }
+
+  /** Starts a call: request id, call info, a server span in the caller's trace, metrics; `finish` ends it once. */
+  function open(start: CallStart): ActiveCall & { info: CallInfo } {
     const started = performance.now();
-    const procedure = `${service.typeName}/${method.name}`;
-    const listener = hctx.values.get(listenerKey);
-    const headerId = hctx.requestHeader.get("x-request-id");
+    const { procedure } = start;
+    const headerId = start.requestHeader.get("x-request-id");
     const requestId = headerId && REQUEST_ID.test(headerId) ? headerId : randomUUID();
-    hctx.responseHeader.set("x-request-id", requestId);
+    start.setResponseHeader("x-request-id", requestId);
     let callLogger: Logger | undefined;
     const info: CallInfo = {
       requestId,
-      listener: listener.listener,
-      peer: listener.peer,
-      ...(listener.peerCertificate ? { peerCertificate: listener.peerCertificate } : {}),
+      listener: start.listener,
+      peer: start.peer,
+      ...(start.peerCertificate ? { peerCertificate: start.peerCertificate } : {}),
       // A child logger costs more than a no-op call, so it is made on first use.
       get logger() {
         return (callLogger ??= options.logger.child({ requestId, procedure }));
       },
     };
-    hctx.values.set(callInfoKey, info);
 
-    const parent = telemetry.propagator.extract(ROOT_CONTEXT, hctx.requestHeader, headerGetter);
+    const parent = telemetry.propagator.extract(ROOT_CONTEXT, start.requestHeader, headerGetter);
     const span = telemetry.tracer.startSpan(
       procedure,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          "rpc.system": "grpc",
-          "rpc.service": service.typeName,
-          "rpc.method": method.name,
-          "annals.listener": listener.listener,
-          "annals.request_id": requestId,
-        },
-      },
+      { kind: SpanKind.SERVER, attributes: { ...start.spanAttributes, "annals.listener": start.listener, "annals.request_id": requestId } },
       parent,
     );
     const spanContext = trace.setSpan(parent, span);
-    const activeKey = `${procedure} ${listener.listener}`;
+    const activeKey = `${procedure} ${start.listener}`;
     let activeEntry = activeCalls.get(activeKey);
     if (!activeEntry) {
-      const attributes = { "rpc.service": service.typeName, "rpc.method": method.name, listener: listener.listener };
+      const attributes = { "rpc.service": start.service, "rpc.method": start.method, listener: start.listener };
       activeCalls.set(activeKey, (activeEntry = { attributes, value: 0 }));
     }
     const activeCall = activeEntry;
@@ -176,17 +183,76 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       }
       return connectError;
     };
+    return { context: spanContext, info, finish };
+  }
 
+  /**
+   * The caller: the internal principal for in-process calls (in-process.ts;
+   * no listener sets "internal"), none for a public method, otherwise the
+   * bearer token's, which must satisfy the rule (UNAUTHENTICATED, PERMISSION_DENIED).
+   */
+  async function principalFor(rule: AccessRule, listener: Listener, authorization: string | null, procedure: string): Promise<Principal | undefined> {
+    if (listener === "internal") return INTERNAL_PRINCIPAL;
+    if (rule === PUBLIC) return undefined;
+    const principal = await authenticator.authenticate(authorization);
+    requireRole(principal, rule, procedure);
+    return principal;
+  }
+
+  async function begin(service: DescService, method: DescMethod, rule: AccessRule, hctx: HandlerContext): Promise<ActiveCall> {
+    const procedure = `${service.typeName}/${method.name}`;
+    const listener = hctx.values.get(listenerKey);
+    const call = open({
+      service: service.typeName,
+      method: method.name,
+      procedure,
+      listener: listener.listener,
+      peer: listener.peer,
+      peerCertificate: listener.peerCertificate,
+      requestHeader: hctx.requestHeader,
+      setResponseHeader: (name, value) => hctx.responseHeader.set(name, value),
+      spanAttributes: { "rpc.system": "grpc", "rpc.service": service.typeName, "rpc.method": method.name },
+    });
+    hctx.values.set(callInfoKey, call.info);
     try {
-      if (rule !== PUBLIC) {
-        const principal = await authenticator.authenticate(hctx.requestHeader.get("authorization"));
-        requireRole(principal, rule, procedure);
-        hctx.values.set(principalKey, principal);
-      }
+      const principal = await principalFor(rule, listener.listener, hctx.requestHeader.get("authorization"), procedure);
+      if (principal) hctx.values.set(principalKey, principal);
     } catch (error) {
-      throw finish(error);
+      throw call.finish(error);
     }
-    return { context: spanContext, handlerContext: hctx, finish };
+    return call;
+  }
+
+  /** A plain HTTP route under the same pipeline: request id, span, metrics, log line, access rule, drain signal. */
+  function wrapRoute(route: HttpRoute): (request: IncomingMessage, response: ServerResponse) => Promise<void> {
+    return async (request, response) => {
+      const requestHeader = new Headers();
+      for (const [name, value] of Object.entries(request.headers)) {
+        if (typeof value === "string") requestHeader.set(name, value);
+      }
+      const call = open({
+        service: "http",
+        method: route.name,
+        procedure: route.name,
+        listener: "http",
+        peer: request.socket?.remoteAddress ?? "unknown",
+        requestHeader,
+        setResponseHeader: (name, value) => response.setHeader(name, value),
+        spanAttributes: { "http.request.method": route.method, "http.route": route.name },
+      });
+      const gone = new AbortController();
+      response.once("close", () => gone.abort());
+      try {
+        // EventSource cannot set headers, so routes take the token in the query too.
+        const token = new URLSearchParams((request.url ?? "").split("?", 2)[1] ?? "").get("token");
+        const principal = await principalFor(route.access, "http", token ? `Bearer ${token}` : (request.headers.authorization ?? null), route.name);
+        const context: RouteContext = { principal, info: call.info, signal: AbortSignal.any([gone.signal, draining]), draining };
+        await otelContext.with(call.context, () => route.handle(request, response, context));
+        call.finish(undefined);
+      } catch (error) {
+        writeRouteError(response, call.finish(error) ?? error);
+      }
+    };
   }
 
   function wrapUnary(service: DescService, method: DescMethod, rule: AccessRule, impl: Handler) {
@@ -250,6 +316,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       duration.record(0, attributesWithCode(`${procedure} ${listener}`, attributes, Code[error.code]));
       options.logger.info({ procedure, listener, code: Code[error.code], reason: error.rawMessage }, "call refused");
     },
+    wrapRoute,
     wrap(registration) {
       const { service, impl, access } = registration;
       const wrapped: Record<string, (...args: never[]) => unknown> = {};

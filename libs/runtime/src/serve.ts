@@ -1,3 +1,7 @@
+import type { Transport } from "@connectrpc/connect";
+import type { Meter, Tracer } from "@opentelemetry/api";
+import { createLogger, type Logger } from "./logger.js";
+import { createInProcessTransport } from "./in-process.js";
 import type { ServerConfig } from "./server-config.js";
 import { startServer, type RunningServer } from "./server.js";
 import type { ServiceComponent } from "./service.js";
@@ -13,9 +17,30 @@ export interface ServeOptions {
   name: string;
   server: ServerConfig;
   /** Builds the components to serve; runs after `resources` are open. */
-  components(): Promise<readonly ServiceComponent[]>;
+  components(context: ComponentContext): Promise<readonly ServiceComponent[]>;
   /** Closed after the components, in order, on shutdown or when starting fails. */
   resources?: readonly Closable[];
+}
+
+/**
+ * What the server gives the components it builds: they log, measure and
+ * trace through it (nothing global), and stop background work on `signal`.
+ */
+export interface ComponentContext {
+  /** The process's logger; a component takes a child (`logger.child({ component: "kv" })`). */
+  readonly logger: Logger;
+  /** The server's meter: the metrics land in its /metrics. */
+  readonly meter: Meter;
+  readonly tracer: Tracer;
+  /** Aborted when the server starts to shut down. */
+  readonly signal: AbortSignal;
+  /**
+   * A transport to the services of this process, called in-process as the
+   * internal principal (in-process.ts): how one component calls another
+   * (`createAnnalsClients({ transport: local }).log`). Usable once the server
+   * has started (calls before that fail with UNAVAILABLE).
+   */
+  readonly local: Transport;
 }
 
 /**
@@ -30,23 +55,30 @@ export async function serveComponents(options: ServeOptions): Promise<RunningSer
     for (const component of built) await component.close();
     for (const resource of resources) await resource.close();
   };
-  // Before the components, so the meters they create are the exported ones
-  // (OpenTelemetry hands out no-op meters until a provider is registered).
   const telemetry = createTelemetry({ serviceName: options.name, otlpTraces: options.server.otlpTraces ?? false });
+  const logger = createLogger({ name: options.name, level: options.server.logLevel });
+  const inProcess = createInProcessTransport();
+  const stopping = new AbortController();
+  const context: ComponentContext = { logger, meter: telemetry.meter, tracer: telemetry.tracer, signal: stopping.signal, local: inProcess.transport };
   try {
-    built.push(...(await options.components()));
+    built.push(...(await options.components(context)));
     const server = await startServer({
       name: options.name,
       ...options.server,
       telemetry,
+      logger,
+      stopping,
+      inProcess,
       services: built.flatMap((component) => component.registrations),
       httpRoutes: built.flatMap((component) => component.httpRoutes ?? []),
-      onShutdown: [closeAll],
+      // The telemetry last: the spans of the last calls and of closing are flushed (OTLP).
+      onShutdown: [closeAll, () => telemetry.shutdown()],
     });
     for (const component of built) component.start?.();
     return server;
   } catch (error) {
     await closeAll();
+    await telemetry.shutdown();
     throw error;
   }
 }

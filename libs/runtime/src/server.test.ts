@@ -1,16 +1,17 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { SignJWT } from "jose";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
-import { diagV1, healthV1, rpcDetails } from "@annals/proto";
+import { diagV1, healthV1, logV1, rpcDetails } from "@annals/proto";
 import { signDevToken } from "./auth.js";
 import { defineService } from "./service.js";
+import { grpcServiceDefinition } from "./grpc-mount.js";
 import { diagRegistration } from "./diag-service.js";
 import { startServer, type RunningServer } from "./server.js";
 import { createTelemetry } from "./telemetry.js";
@@ -267,10 +268,17 @@ describe("limits", () => {
   });
 });
 
-test("create() output is accepted where handlers return init shapes", () => {
-  // Guards the serialiser: handlers may return plain objects or messages.
-  const message = create(diagV1.PingResponseSchema, { data: new Uint8Array([1]) });
-  assert.equal(message.data.length, 1);
+test("the gRPC listener's serialiser takes what handlers return: a message, or a plain object with fields left out", () => {
+  const read = grpcServiceDefinition(logV1.LogService)["read"]!;
+  const message = create(logV1.ReadResponseSchema, { nextPageToken: "next" });
+  // An init shape: no $typeName, and `entries` (repeated) left out.
+  const plain = { nextPageToken: "next" } as unknown as logV1.ReadResponse;
+  const fromMessage = read.responseSerialize(message);
+  const fromPlain = read.responseSerialize(plain);
+  assert.deepEqual(fromPlain, fromMessage);
+  const decoded = fromBinary(logV1.ReadResponseSchema, fromPlain);
+  assert.equal(decoded.nextPageToken, "next");
+  assert.deepEqual(decoded.entries, []);
 });
 
 describe("a health-only port (ANNALS_HEALTH_PORT)", () => {

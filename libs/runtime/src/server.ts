@@ -11,8 +11,10 @@ import { diagRegistration } from "./diag-service.js";
 import { addReflection } from "./reflection.js";
 import { decodeGuardedServer, grpcHandlers, grpcServiceDefinition } from "./grpc-mount.js";
 import { createHttpHandler, type HttpRoute } from "./http-mount.js";
+import type { InProcessTransport } from "./in-process.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createPipeline, type ErrorMapper } from "./pipeline.js";
+import { sleep } from "./retry.js";
 import type { ServiceRegistration } from "./service.js";
 import { createTelemetry, type Telemetry } from "./telemetry.js";
 
@@ -67,12 +69,20 @@ export interface ServerOptions {
   errorMapper?: ErrorMapper;
   /** Run after the listeners have closed, in order (close pools, stop loops). */
   onShutdown?: ReadonlyArray<() => Promise<void> | void>;
+  /** Aborted when shutdown starts (before the drain delay): background work stops taking new work. */
+  stopping?: AbortController;
   /** A logger to use; otherwise one is made at `logLevel` (default info). */
   logger?: Logger;
   logLevel?: string;
-  /** Telemetry to use; otherwise one is made, exporting spans over OTLP when `otlpTraces`. */
+  /**
+   * Telemetry to use (the caller then shuts it down); otherwise one is made,
+   * exporting spans over OTLP when `otlpTraces`, and shut down (its spans
+   * flushed) at the end of the server's shutdown.
+   */
   telemetry?: Telemetry;
   otlpTraces?: boolean;
+  /** Mounted with the wrapped services once they are built: this process's own services, in-process. */
+  inProcess?: InProcessTransport;
   /** Mount annals.diag.v1.DiagService (any authenticated caller). Default true. */
   diag?: boolean;
   /** Extra descriptors for reflection (the generated files are always included). */
@@ -128,6 +138,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     impl: pipeline.wrap(registration),
   }));
   const serviceNames = registrations.map((registration) => registration.service.typeName);
+  options.inProcess?.attach(mounted, maxMessageBytes);
 
   const health = new healthCheck.HealthImplementation(
     Object.fromEntries([["", "NOT_SERVING"], ...serviceNames.map((name) => [name, "NOT_SERVING"])]),
@@ -152,6 +163,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         ...(options.tls.reloadIntervalMs ? { reloadIntervalMs: options.tls.reloadIntervalMs } : {}),
         role: "server",
         logger,
+        meter: telemetry.meter,
       })
     : undefined;
   const credentials = certificates ? reloadingServerCredentials(certificates) : grpc.ServerCredentials.createInsecure();
@@ -176,13 +188,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const httpHandler = createHttpHandler({
     services: mounted,
-    routes: options.httpRoutes ?? [],
+    routes: (options.httpRoutes ?? []).map((route) => ({ route, handle: pipeline.wrapRoute(route) })),
     telemetry,
     maxMessageBytes,
     onRouteError: (error) => logger.error({ err: error }, "HTTP route failed"),
     onUndecodable: (service, method, error) => pipeline.refused(service, method, "http", error),
     corsOrigins: options.corsOrigins ?? [],
-    draining: draining.signal,
   });
   const isMetrics = (request: IncomingMessage) => (request.url ?? "/").split("?", 1)[0] === "/metrics";
   // With a metrics port, /metrics is answered there only (metrics-port.test.ts).
@@ -227,6 +238,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     (shuttingDown ??= (async () => {
       const started = Date.now();
       logger.info({ reason, inFlight: pipeline.inFlight, graceMs: shutdownGraceMs }, "shutting down");
+      options.stopping?.abort();
       for (const name of ["", ...serviceNames]) setServing(name, false);
       if (drainDelayMs > 0) await sleep(drainDelayMs);
       // Open streams end with UNAVAILABLE so clients reconnect elsewhere; unary calls may finish.
@@ -239,7 +251,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       httpServer.closeIdleConnections();
       const idleSweep = setInterval(() => httpServer.closeIdleConnections(), 100);
       const remaining = Math.max(0, shutdownGraceMs - (Date.now() - started));
-      const inTime = await Promise.race([Promise.all([grpcClosed, httpClosed]).then(() => true), sleep(remaining).then(() => false)]);
+      const closed = new AbortController();
+      const inTime = await Promise.race([Promise.all([grpcClosed, httpClosed]).then(() => true), sleep(remaining, closed.signal).then(() => closed.signal.aborted)]);
+      closed.abort();
       clearInterval(idleSweep);
       if (!inTime) {
         logger.warn({ inFlight: pipeline.inFlight }, "grace period over; cutting the remaining calls");
@@ -255,6 +269,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         }
       }
       logger.info({ ms: Date.now() - started }, "shut down");
+      // Last, so that the spans of the calls that just finished (and of the shutdown hooks) are exported.
+      if (!options.telemetry) await telemetry.shutdown();
     })());
 
   return {
@@ -308,8 +324,4 @@ function reloadingServerCredentials(certificates: CertificateFiles): grpc.Server
   // provider (null: no client certificates asked for), whatever grpc-js's
   // declaration names them; certificate-files.test.ts "mTLS" pins this.
   return grpc.experimental.createCertificateProviderServerCredentials(provider, requireClientCertificate ? provider : null, requireClientCertificate);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -32,9 +32,9 @@ export interface ServiceComponent {
   readonly registrations: readonly ServiceRegistration[];
   readonly httpRoutes?: readonly HttpRoute[];
   /**
-   * Starts background work that calls this process's own listeners (the
-   * node's services reach each other over its gRPC port); runs once both
-   * listeners are up.
+   * Starts background work that calls this process's own services (the
+   * node's federation replicator calls its log service in-process); runs once
+   * both listeners are up.
    */
   start?(): void;
   /** Stops background work (loops, subscriptions); runs after the listeners have closed. */

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { metrics, trace, type Meter, type Tracer } from "@opentelemetry/api";
+import type { Meter, Tracer } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
@@ -26,7 +26,7 @@ export interface TelemetryOptions {
  * Traces and metrics for one process. Metrics are served in the Prometheus
  * text format by the HTTP listener at `/metrics`; spans are exported over
  * OTLP when configured. The W3C `traceparent` header carries the trace across
- * service calls (see middleware.ts and libs/client).
+ * service calls (pipeline.ts extracts it; in-process.ts and libs/client's transport inject it).
  */
 export interface Telemetry {
   readonly meter: Meter;
@@ -34,25 +34,26 @@ export interface Telemetry {
   readonly propagator: W3CTraceContextPropagator;
   /** Serves `/metrics`. */
   handleMetrics(request: IncomingMessage, response: ServerResponse): void;
+  /** Exports the spans still buffered and stops; the server calls it last on shutdown. */
   shutdown(): Promise<void>;
 }
 
-let registered: Telemetry | undefined;
-
 /**
- * Creates (once per process) and registers the global tracer and meter
- * providers. A second call returns the first instance: the all-in-one node
- * runs four services in one process and they share one registry.
+ * The telemetry of one server: its own metrics registry and tracer, which
+ * the server hands to the components it serves (ComponentContext), so that
+ * nothing depends on globals or on the order things are built in (the
+ * all-in-one node's four services share their server's). The first one made
+ * also installs OpenTelemetry's context manager (AsyncLocalStorage: the
+ * active span follows async calls from a handler into the clients it uses)
+ * and the W3C propagator; later ones find them installed.
  */
 export function createTelemetry(options: TelemetryOptions): Telemetry {
-  if (registered) return registered;
   const resource = resourceFromAttributes({
     "service.name": options.serviceName,
     "service.version": options.serviceVersion ?? "0.1.0",
   });
   const exporter = new PrometheusExporter({ preventServerStart: true });
   const meterProvider = new MeterProvider({ resource, readers: [exporter] });
-  metrics.setGlobalMeterProvider(meterProvider);
 
   const spanProcessors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
   if (options.otlpTraces) spanProcessors.push(new BatchSpanProcessor(new OTLPTraceExporter()));
@@ -65,15 +66,13 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
   // span follows async calls from a handler into the clients it uses.
   tracerProvider.register();
 
-  registered = {
-    meter: metrics.getMeter("annals"),
-    tracer: trace.getTracer("annals"),
+  let shutdown: Promise<void> | undefined;
+  return {
+    meter: meterProvider.getMeter("annals"),
+    tracer: tracerProvider.getTracer("annals"),
     propagator: new W3CTraceContextPropagator(),
     handleMetrics: (request, response) => exporter.getMetricsRequestHandler(request, response),
-    async shutdown() {
-      await Promise.allSettled([meterProvider.shutdown(), tracerProvider.shutdown()]);
-      registered = undefined;
-    },
+    // A span processor's shutdown exports what it still holds (BatchSpanProcessor flushes).
+    shutdown: () => (shutdown ??= Promise.allSettled([meterProvider.shutdown(), tracerProvider.shutdown()]).then(() => undefined)),
   };
-  return registered;
 }

@@ -13,7 +13,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import type { Env } from "./config.js";
+import { signDevToken } from "./auth.js";
+import { serveComponents, type ServeOptions } from "./serve.js";
 import { readServerConfig, type ServerConfig } from "./server-config.js";
+import type { RunningServer } from "./server.js";
 
 /** The repository's proto/ folder (this file runs from libs/runtime/dist). */
 export const PROTO_ROOT = fileURLToPath(new URL("../../../proto", import.meta.url));
@@ -331,4 +334,96 @@ export async function until(what: string, check: () => Promise<boolean>, timeout
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+export interface TestServer {
+  server: RunningServer;
+  /** The gRPC port, `http://127.0.0.1:<port>` (`https://` under TLS). */
+  baseUrl: string;
+  /** The HTTP port (Connect, SSE, /metrics). */
+  httpUrl: string;
+  /** A token of `roles` signed with the test secret; subject `test-<roles>` unless given. */
+  tokenWith: (roles: readonly string[], claims?: { logs?: string[]; keyPrefixes?: string[]; subject?: string }) => Promise<string>;
+  /** This server's Prometheus scrape (its own registry). */
+  metrics: () => Promise<string>;
+  /** Shuts the server down, then runs `onClose` (drop the database, clear Redis keys). */
+  close: () => Promise<void>;
+}
+
+/**
+ * The one harness of the service tests: components served in this process
+ * as a process serves them (serveComponents, with JWT auth on `secret`,
+ * free ports and quiet logs; `env` adds server settings), the URLs, tokens
+ * and the metrics scrape. The log, kv, stream and federation harnesses build
+ * their typed clients on it.
+ */
+export async function startTestServer(options: {
+  label: string;
+  secret: string;
+  env?: Env;
+  components: ServeOptions["components"];
+  onClose?: () => Promise<void>;
+}): Promise<TestServer> {
+  const config = testServerConfig(options.secret, options.env);
+  const server = await serveComponents({ name: `test-${options.label}`, server: config, components: options.components });
+  const httpUrl = `http://127.0.0.1:${server.httpPort}`;
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    baseUrl: `${config.tls ? "https" : "http"}://127.0.0.1:${server.grpcPort}`,
+    httpUrl,
+    tokenWith: (roles, claims = {}) =>
+      signDevToken({
+        secret: options.secret,
+        subject: claims.subject ?? `test-${roles.join("+")}`,
+        roles,
+        ...(claims.logs ? { logs: claims.logs } : {}),
+        ...(claims.keyPrefixes ? { keyPrefixes: claims.keyPrefixes } : {}),
+      }),
+    metrics: async () => (await fetch(`${httpUrl}/metrics`)).text(),
+    close: () =>
+      (closing ??= (async () => {
+        await server.shutdown("test done");
+        await options.onClose?.();
+      })()),
+  };
+}
+
+/**
+ * Waits on state that events change (the messages of a stream), without
+ * polling: `until` checks at once and again at each `changed()`, fails once
+ * `ended()` is called while it does not hold (the source will change no
+ * more), or after `timeoutMs`. The stream harnesses' `until` is this.
+ */
+export function eventWaiter(describe: () => string = () => "") {
+  const checks = new Set<() => void>();
+  let end: string | undefined;
+  const changed = () => {
+    for (const check of [...checks]) check();
+  };
+  return {
+    changed,
+    /** The source ended (`how`: cleanly, or its error); waits that do not hold now fail. */
+    ended(how: string) {
+      end = how;
+      changed();
+    },
+    until(what: string, predicate: () => boolean, timeoutMs = 30_000): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
+        const settle = (error?: Error) => {
+          checks.delete(check);
+          clearTimeout(timer);
+          if (error) reject(error);
+          else resolve();
+        };
+        const check = () => {
+          if (predicate()) settle();
+          else if (end !== undefined) settle(new Error(`the stream ended (${end}) before ${what}; ${describe()}`));
+        };
+        const timer = setTimeout(() => settle(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ${describe()}`)), timeoutMs);
+        checks.add(check);
+        check();
+      });
+    },
+  };
 }

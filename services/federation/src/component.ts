@@ -1,10 +1,11 @@
 import { fileURLToPath } from "node:url";
 import { formatVerifierKey } from "@annals/chain";
-import { createAnnalsClients, type LogClient } from "@annals/client";
+import type { LogClient } from "@annals/client";
 import { loadMigrations, migrate, type Database } from "@annals/db";
-import { createLogger, watchCertificateFiles, type Logger, type ServiceComponent } from "@annals/runtime";
+import { defaultNodeId, watchCertificateFiles, type ComponentContext, type Logger, type ServiceComponent } from "@annals/runtime";
 import { DEFAULT_REFUSAL_AUDIT, RefusalAudit, pruneAudit } from "./audit.js";
-import { readFederationOptions, type FederationOptions } from "./config.js";
+import { DEFAULT_AUDIT_RETENTION_MS, DEFAULT_PULLS_PER_MINUTE, type FederationOptions, type WitnessSettings } from "./config.js";
+import { DEFAULT_HEARTBEAT_MS } from "./pull.js";
 import { loadIdentity } from "./identity.js";
 import { FederationMetrics } from "./federation-metrics.js";
 import { DEFAULT_REPLICATOR_SETTINGS, Replicator, type ReplicatorSettings } from "./replicator.js";
@@ -21,14 +22,11 @@ export const FEDERATION_SCHEMA = "federation";
 export interface FederationComponentOptions extends Partial<FederationOptions> {
   /** The database holding the `federation` schema; the caller owns it and closes it. */
   db: Database;
-  /** The log service's gRPC port; a function when it is known only once the process listens (the node). */
-  logUrl: string | (() => string);
-  /** Bearer token for the log service. */
-  logToken?: string;
-  /** TLS to the log service when its port runs TLS (CA to trust; client certificate under mTLS). */
-  logTls?: { caFile?: string; certFile?: string; keyFile?: string };
-  /** Level of the component's own log lines; default "info". */
-  logLevel?: string;
+  /**
+   * The log service: in the node, its own, called in-process
+   * (ComponentContext.local); standalone, a client of ANNALS_LOG_URL.
+   */
+  log: LogClient;
   replication?: Partial<ReplicatorSettings>;
   /** Whether this process's gRPC port runs mTLS, so that Pull demands a client certificate naming the peer. */
   requirePeerCertificate?: boolean;
@@ -52,26 +50,20 @@ function startAuditRetention(db: Database, retentionMs: number, logger: Logger):
 }
 
 /** Applies the federation service's migrations, loads the node's identity and builds its handlers. */
-export async function createFederationComponent(options: FederationComponentOptions): Promise<ServiceComponent> {
+export async function createFederationComponent(options: FederationComponentOptions, context: ComponentContext): Promise<ServiceComponent> {
   const migrations = await loadMigrations(fileURLToPath(new URL("../migrations", import.meta.url)));
   await migrate(options.db, { schema: FEDERATION_SCHEMA, migrations });
-  const logger = createLogger({ name: FEDERATION_SERVICE_NAME, level: options.logLevel ?? "info" });
-  const defaults = readFederationOptions({});
+  const logger = context.logger.child({ component: "federation" });
   const identity = await loadIdentity({
     db: options.db,
-    nodeId: options.nodeId ?? defaults.nodeId,
+    nodeId: options.nodeId ?? defaultNodeId(),
     keyFile: options.keyFile,
     onGenerated: () => logger.warn("generated this node's federation signing key and stored it in the database; set ANNALS_FEDERATION_KEY_FILE in production"),
   });
-  let client: LogClient | undefined;
-  const log = () =>
-    (client ??= createAnnalsClients({
-      baseUrl: typeof options.logUrl === "function" ? options.logUrl() : options.logUrl,
-      ...(options.logToken ? { token: options.logToken } : {}),
-      ...(options.logTls ? { tls: options.logTls } : {}),
-    }).log);
-  let replicator: Replicator | undefined;
-  const metrics = new FederationMetrics(() => replicator?.statuses("") ?? []);
+  const log = () => options.log;
+  // The metrics read the replicator's statuses at scrape time; it is made next, with them.
+  const replication: { replicator?: Replicator } = {};
+  const metrics = new FederationMetrics(context.meter, () => replication.replicator?.statuses("") ?? []);
   const tls = options.tls
     ? await watchCertificateFiles({
         caFile: options.tls.caFile,
@@ -80,11 +72,12 @@ export async function createFederationComponent(options: FederationComponentOpti
         ...(options.tls.reloadIntervalMs ? { reloadIntervalMs: options.tls.reloadIntervalMs } : {}),
         role: "federation-client",
         logger,
+        meter: context.meter,
       })
     : undefined;
-  replicator = new Replicator({ db: options.db, identity, log, logger, metrics, tls, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } });
+  const replicator = (replication.replicator = new Replicator({ db: options.db, identity, log, logger, metrics, tls, settings: { ...DEFAULT_REPLICATOR_SETTINGS, ...options.replication } }));
   const refusals = new RefusalAudit(options.db, DEFAULT_REFUSAL_AUDIT, (error) => logger.warn({ err: error }, "could not write the audit counts"));
-  const witnessSettings = { ...defaults.witness, ...options.witness };
+  const witnessSettings: WitnessSettings = { logs: [], name: undefined, keyJwk: undefined, ...options.witness };
   const cosigner = await loadWitnessCosigner({
     db: options.db,
     name: witnessSettings.name ?? defaultWitnessName(identity.nodeId),
@@ -93,7 +86,7 @@ export async function createFederationComponent(options: FederationComponentOpti
   });
   const witness = new Witness({ db: options.db, cosigner, logs: witnessSettings.logs, logger });
   if (witnessSettings.logs.length > 0) logger.info({ logs: witnessSettings.logs.map((log) => log.origin), key: formatVerifierKey(cosigner.key) }, "witnessing logs");
-  const retention = startAuditRetention(options.db, options.auditRetentionMs ?? defaults.auditRetentionMs, logger);
+  const retention = startAuditRetention(options.db, options.auditRetentionMs ?? DEFAULT_AUDIT_RETENTION_MS, logger);
   return {
     name: "federation",
     registrations: [
@@ -101,13 +94,13 @@ export async function createFederationComponent(options: FederationComponentOpti
         db: options.db,
         identity,
         log,
-        pullsPerMinute: options.pullsPerMinute ?? defaults.pullsPerMinute,
+        pullsPerMinute: options.pullsPerMinute ?? DEFAULT_PULLS_PER_MINUTE,
         replicator,
         metrics,
         refusals,
         requirePeerCertificate: options.requirePeerCertificate ?? false,
         witnessVerifierKey: formatVerifierKey(cosigner.key),
-        heartbeatMs: options.heartbeatMs ?? defaults.heartbeatMs,
+        heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
       }),
     ],
     httpRoutes: witnessRoutes(witness, logger),

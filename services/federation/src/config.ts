@@ -1,19 +1,18 @@
 import { createPrivateKey, type JsonWebKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { keyNameProblem } from "@annals/chain";
+import { readDatabaseConfig, type DatabaseOptions } from "@annals/db";
+import { ConfigError, readDurationMs, readFilePath, readInteger, readNodeId, readLogServiceConfig, readServerConfig, readString, readTlsReloadIntervalMs, type Env, type LogServiceConfig, type ServerConfig } from "@annals/runtime";
 import { parseWitnessedLogs, type WitnessedLog } from "./witnessed-logs.js";
 import { DEFAULT_HEARTBEAT_MS } from "./pull.js";
-import { ConfigError, readDatabaseConfig, readDurationMs, readFilePath, readInteger, readNodeId, readServerConfig, readString, readTlsReloadIntervalMs, readUrl, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
 
 /** Everything the standalone federation service reads from its environment. */
 export interface FederationServiceConfig {
   server: ServerConfig;
-  database: DatabaseConfig;
+  database: DatabaseOptions;
   federation: FederationOptions;
-  /** The log service's gRPC port (Pull reads the logs through it). */
-  logUrl: string;
-  /** Bearer token for calls to the log service (log.read; log.replicate for mirrors). */
-  logToken: string | undefined;
+  /** The log service Pull reads the logs through (ANNALS_LOG_URL, a token with log.read and log.replicate, ANNALS_LOG_TLS_*). */
+  logService: LogServiceConfig;
 }
 
 /** The federation service's own settings, shared by the standalone service and the node. */
@@ -56,6 +55,9 @@ export interface WitnessSettings {
 /** How long audit records are kept unless ANNALS_FEDERATION_AUDIT_RETENTION says otherwise: 90 days. */
 export const DEFAULT_AUDIT_RETENTION_MS = 90 * 86_400_000;
 
+/** Pull calls one peer may start per minute unless ANNALS_FEDERATION_PULLS_PER_MINUTE says otherwise. */
+export const DEFAULT_PULLS_PER_MINUTE = 60;
+
 /** Default ports of the standalone federation service (the all-in-one node has its own). */
 export const FEDERATION_GRPC_PORT = 50063;
 export const FEDERATION_HTTP_PORT = 8063;
@@ -66,8 +68,7 @@ export function readFederationServiceConfig(env: Env): FederationServiceConfig {
     server: readServerConfig(env, { grpcPort: FEDERATION_GRPC_PORT, httpPort: FEDERATION_HTTP_PORT, allowAuthOff: false }),
     database: readDatabaseConfig(env, ".annals-data/federation"),
     federation: readFederationOptions(env),
-    logUrl: (readUrl(env, "ANNALS_LOG_URL", ["http:", "https:"]) ?? new URL("http://127.0.0.1:50061")).origin,
-    logToken: readString(env, "ANNALS_LOG_TOKEN"),
+    logService: readLogServiceConfig(env),
   };
 }
 
@@ -76,7 +77,7 @@ export function readFederationOptions(env: Env): FederationOptions {
   return {
     nodeId: readNodeId(env),
     keyFile: readKeyFile(env),
-    pullsPerMinute: readInteger(env, "ANNALS_FEDERATION_PULLS_PER_MINUTE", 60, { min: 1, max: 1_000_000 }),
+    pullsPerMinute: readInteger(env, "ANNALS_FEDERATION_PULLS_PER_MINUTE", DEFAULT_PULLS_PER_MINUTE, { min: 1, max: 1_000_000 }),
     heartbeatMs: readInteger(env, "ANNALS_FEDERATION_HEARTBEAT_MS", DEFAULT_HEARTBEAT_MS, { min: 1000, max: 300_000 }),
     auditRetentionMs: readDurationMs(env, "ANNALS_FEDERATION_AUDIT_RETENTION", DEFAULT_AUDIT_RETENTION_MS),
     tls: readFederationTls(env),

@@ -1,14 +1,14 @@
 // Test support (not exported by the package): one annals node for federation
 // tests — the log and federation services in this process on a database of
-// their own, the federation service calling the log service over gRPC.
+// their own, the federation service calling the log service in-process.
 import { createAnnalsClients, type FederationClient, type LogClient } from "@annals/client";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import type { logV1 } from "@annals/proto";
 import type { Database } from "@annals/db";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { createLogComponent, type LogComponentOptions } from "@annals/log";
-import { serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
-import { testServerConfig } from "@annals/runtime/testing";
+import type { RunningServer } from "@annals/runtime";
+import { startTestServer, type TestServer } from "@annals/runtime/testing";
 import { createFederationComponent, type FederationComponentOptions } from "./component.js";
 
 export const TEST_SECRET = "federation-service-test-secret-at-least-32-bytes";
@@ -41,49 +41,46 @@ export async function startTestNode(
 ): Promise<TestNode> {
   const database: TestDatabase = await createTestDatabase(label);
   const db = await database.open();
-  const internal = await signDevToken({ secret: TEST_SECRET, subject: "federation", roles: ["log.read", "log.replicate", "log.relay"] });
   const node = { nodeId, db } as TestNode;
   let currentEnv = serverEnv;
-  /** TLS options of this node's own clients (the admin clients and the federation service's log client). */
+  /** TLS options of this node's own clients (the admin clients). */
   let selfTls: typeof clientTls;
+  let running: TestServer;
   const start = async (overrides: Partial<FederationComponentOptions>) => {
-    const config = testServerConfig(TEST_SECRET, { ANNALS_SHUTDOWN_GRACE_MS: "1000", ...currentEnv });
-    const tls = config.tls !== undefined;
-    selfTls = tls ? clientTls : undefined;
-    let grpcPort = 0;
-    node.server = await serveComponents({
-      name: `test-${label}`,
-      server: config,
-      components: async () => [
-        await createLogComponent({ db, nodeId, ...logOptions }),
-        await createFederationComponent({
-          db,
-          nodeId,
-          logUrl: () => `${tls ? "https" : "http"}://127.0.0.1:${grpcPort}`,
-          ...(selfTls ? { logTls: selfTls } : {}),
-          logToken: internal,
-          logLevel: "error",
-          requirePeerCertificate: config.tls?.clientCaFile !== undefined,
-          ...overrides,
-        }),
+    running = await startTestServer({
+      label,
+      secret: TEST_SECRET,
+      env: { ANNALS_SHUTDOWN_GRACE_MS: "1000", ...currentEnv },
+      components: async (context) => [
+        await createLogComponent({ db, nodeId, ...logOptions }, context),
+        await createFederationComponent(
+          {
+            db,
+            nodeId,
+            log: createAnnalsClients({ transport: context.local }).log,
+            requirePeerCertificate: currentEnv["ANNALS_TLS_CLIENT_CA_FILE"] !== undefined,
+            ...overrides,
+          },
+          context,
+        ),
       ],
     });
-    grpcPort = node.server.grpcPort;
-    node.baseUrl = `${tls ? "https" : "http"}://127.0.0.1:${grpcPort}`;
+    selfTls = running.baseUrl.startsWith("https:") ? clientTls : undefined;
+    node.server = running.server;
+    node.baseUrl = running.baseUrl;
     Object.assign(node, await node.clientsWith(["admin"]));
   };
   node.clientsWith = async (roles) => {
-    const token = await signDevToken({ secret: TEST_SECRET, subject: `test-${roles.join("+")}`, roles });
-    const clients = createAnnalsClients({ baseUrl: node.baseUrl, token, unaryTimeoutMs: 60_000, ...(selfTls ? { tls: selfTls } : {}) });
+    const clients = createAnnalsClients({ baseUrl: node.baseUrl, token: await running.tokenWith(roles), unaryTimeoutMs: 60_000, ...(selfTls ? { tls: selfTls } : {}) });
     return { federation: clients.federation, log: clients.log };
   };
   node.restart = async (overrides = {}, env) => {
-    await node.server.shutdown("restart");
+    await running.close();
     if (env) currentEnv = env;
     await start({ ...options, ...overrides });
   };
   node.close = async () => {
-    await node.server.shutdown("test done");
+    await running.close();
     await database.drop();
   };
   await start(options);

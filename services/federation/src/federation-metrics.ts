@@ -1,5 +1,5 @@
 import { Code } from "@connectrpc/connect";
-import { metrics, type Counter } from "@opentelemetry/api";
+import type { Meter, Counter } from "@opentelemetry/api";
 import type { federationV1 } from "@annals/proto";
 
 type Status = federationV1.ReplicationStatus;
@@ -12,8 +12,7 @@ export class FederationMetrics {
   private readonly forks: Counter;
 
   /** `statuses` is read at each collection for the lag gauges. */
-  constructor(statuses: () => Status[]) {
-    const meter = metrics.getMeter("annals.federation");
+  constructor(meter: Meter, statuses: () => Status[]) {
     this.received = meter.createCounter("annals.federation.entries.received", { description: "Entries pulled from peers, verified and stored in mirrors" });
     this.rejected = meter.createCounter("annals.federation.entries.rejected", { description: "Replications stopped by an entry that failed verification" });
     this.refused = meter.createCounter("annals.federation.pulls.refused", { description: "Pull calls refused (token, grant, rate limit), by reason" });
@@ -35,7 +34,7 @@ export class FederationMetrics {
     meter
       .createObservableGauge("annals.federation.integrity_errors", { description: "Replications stopped by an integrity error (1) or not (0), per peer and log" })
       .addCallback((result) => {
-        for (const status of statuses()) result.observe(status.lastErrorCode === Code.DataLoss ? 1 : 0, { peer: status.nodeId, log: status.logId });
+        for (const status of statuses()) result.observe(status.lastErrorCode === (Code.DataLoss as number) ? 1 : 0, { peer: status.nodeId, log: status.logId });
       });
   }
 

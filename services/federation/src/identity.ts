@@ -18,7 +18,7 @@ export { nodeIdProblem } from "@annals/runtime";
 /** The public half of a JWK: the members a verifier needs, nothing private. */
 export function publicPart(jwk: JWK): JWK {
   const { kty, crv, x, y, n, e } = jwk;
-  return Object.fromEntries(Object.entries({ kty, crv, x, y, n, e }).filter(([, value]) => value !== undefined)) as JWK;
+  return Object.fromEntries(Object.entries({ kty, crv, x, y, n, e }).filter(([, value]) => value !== undefined));
 }
 
 export interface IdentityOptions {

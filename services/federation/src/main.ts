@@ -1,4 +1,5 @@
 // The standalone federation service: `node services/federation/dist/main.js`.
+import { createAnnalsClients } from "@annals/client";
 import { openDatabase } from "@annals/db";
 import { runMain, serveComponents } from "@annals/runtime";
 import { FEDERATION_SERVICE_NAME, createFederationComponent } from "./component.js";
@@ -11,15 +12,17 @@ runMain(FEDERATION_SERVICE_NAME, async () => {
     name: FEDERATION_SERVICE_NAME,
     server: config.server,
     resources: [db],
-    components: async () => [
+    components: async (context) => [
       await createFederationComponent({
         db,
         ...config.federation,
-        logUrl: config.logUrl,
+        log: createAnnalsClients({
+          baseUrl: config.logService.baseUrl,
+          ...(config.logService.token ? { token: config.logService.token } : {}),
+          ...(config.logService.tls ? { tls: config.logService.tls } : {}),
+        }).log,
         requirePeerCertificate: config.server.tls?.clientCaFile !== undefined,
-        ...(config.logToken ? { logToken: config.logToken } : {}),
-        logLevel: config.server.logLevel,
-      }),
+      }, context),
     ],
   });
 });

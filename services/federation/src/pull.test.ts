@@ -94,7 +94,7 @@ describe("federation: Pull", () => {
   test("an idle stream sends heartbeats with the log's head and its time", { timeout: 30_000 }, async () => {
     const head = (await a.log.getLog({ logId: "orders" })).head!.lastSeq;
     const frames = await pull(a, await token(), { logId: "orders", afterSeq: head }, (seen) => seen.some((frame) => frame.case === "heartbeat"));
-    const beat = frames.find((frame) => frame.case === "heartbeat")!.value as logV1.Heartbeat;
+    const beat = frames.find((frame) => frame.case === "heartbeat")!.value;
     const last = (await a.log.getEntry({ logId: "orders", selector: { case: "seq", value: head } })).entry!;
     assert.deepEqual([beat.headSeq, beat.lastSeq], [head, head]);
     assert.ok(Math.abs(timestampMs(beat.headTime!) - Number(last.wallTimeUs / 1000n)) <= 1, "head_time is the head entry's wall time");
@@ -107,9 +107,9 @@ describe("federation: Pull", () => {
     assert.equal(stored.anchor?.seq, 2n);
     const frames = await pull(a, await token(), { logId: "eu/compacted", afterSeq: 0n }, untilCaughtUp);
     assert.deepEqual(frames.map((frame) => frame.case), ["anchor", "entry", "entry", "caughtUp"]);
-    assert.deepEqual(frames[0]!.value, { ...frames[0]!.value, seq: 2n, checksum: stored.anchor!.checksum });
+    assert.deepEqual(frames[0]!.value, { ...frames[0]!.value, seq: 2n, checksum: stored.anchor.checksum });
     assert.deepEqual(entriesOf(frames).map((e) => e.seq), [3n, 4n]);
-    assert.equal(entriesOf(frames)[0]!.prevChecksum, stored.anchor!.checksum, "the first entry links to the anchor");
+    assert.equal(entriesOf(frames)[0]!.prevChecksum, stored.anchor.checksum, "the first entry links to the anchor");
 
     // Resuming at the anchor needs no anchor frame; before it, the entries are gone.
     assert.deepEqual((await pull(a, await token(), { logId: "eu/compacted", afterSeq: 2n }, untilCaughtUp)).map((frame) => frame.case), ["entry", "entry", "caughtUp"]);

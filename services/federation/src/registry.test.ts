@@ -68,8 +68,8 @@ describe("federation: identity and peer registry", () => {
     const startedMs = Date.now() - 1000;
     const registered = await admin.registerPeer({ peer: { nodeId: PEER, url: "https://annals.us-1.acme.example:50051", publicKeyJwk: key, servedLogs: ["orders", "eu/*"], mirroredLogs: ["payments"] } });
     assert.equal(registered.peer?.status, federationV1.PeerStatus.ACTIVE);
-    assert.ok(timestampMs(registered.peer!.createTime!) >= startedMs);
-    assert.deepEqual(registered.peer!.updateTime, registered.peer!.createTime);
+    assert.ok(timestampMs(registered.peer.createTime!) >= startedMs);
+    assert.deepEqual(registered.peer.updateTime, registered.peer.createTime);
     const duplicate = await rejects(admin.registerPeer({ peer: { nodeId: PEER, url: "https://x.example", publicKeyJwk: key } }), Code.AlreadyExists, /already registered/);
     assert.equal(errorReason(duplicate), "PEER_EXISTS");
     assert.deepEqual((await reader.getPeer({ nodeId: PEER })).peer?.servedLogs, ["orders", "eu/*"]);
@@ -79,7 +79,7 @@ describe("federation: identity and peer registry", () => {
       updateMask: { paths: ["status", "served_logs"] },
     });
     assert.deepEqual([updated.peer?.status, updated.peer?.url, updated.peer?.servedLogs], [federationV1.PeerStatus.DISABLED, "https://annals.us-1.acme.example:50051", ["orders"]]);
-    assert.deepEqual(updated.peer!.createTime, registered.peer!.createTime);
+    assert.deepEqual(updated.peer!.createTime, registered.peer.createTime);
     assert.ok(timestampMs(updated.peer!.updateTime!) > timestampMs(updated.peer!.createTime!));
     assert.deepEqual((await reader.listPeers({})).peers.map((p) => p.nodeId), [PEER]);
     assert.equal((await admin.removePeer({ nodeId: PEER })).removed, true);
@@ -186,7 +186,7 @@ describe("federation: identity and peer registry", () => {
       [{ logVerifierKey: "acme.example/annals/eu-1:below+15af3cc6+AQNY6yAOkSJ1RjeMyT9l4N2SGtaTUS1qKY1yM3pAiznI" }, /^peer\.log_verifier_key: is named "acme\.example\/annals\/eu-1:below"; it must be named by the peer's node id/],
     ];
     for (const [change, message] of cases) {
-      await rejects(admin.registerPeer({ peer: { ...base, ...change } as typeof base }), Code.InvalidArgument, message);
+      await rejects(admin.registerPeer({ peer: { ...base, ...change } }), Code.InvalidArgument, message);
     }
     await rejects(admin.registerPeer({}), Code.InvalidArgument, /^peer: is required/);
     assert.deepEqual((await reader.listPeers({})).peers, []);

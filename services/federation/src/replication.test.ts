@@ -90,7 +90,7 @@ describe("federation: B mirrors A's logs", () => {
     for (const [i, value] of bytes.entries()) {
       const copy = (await b.log.getEntry({ logId: mirror("orders"), selector: { case: "seq", value: results[i]!.seq } })).entry!;
       assert.equal(copy.body.case, "binaryPayload");
-      assert.deepEqual(Buffer.from(copy.body.value as Uint8Array), Buffer.from(value));
+      assert.deepEqual(Buffer.from(copy.body.value), Buffer.from(value));
       assert.equal(copy.contentType, contentType);
       assert.equal(copy.payloadDigest, createHash("sha256").update(value).digest("hex"));
       assert.equal(copy.chainLogId, "orders");

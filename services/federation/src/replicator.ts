@@ -2,12 +2,11 @@
 // that pulls the peer's log after the mirror's head and hands verified batches
 // to the local log service (AppendReplicated checks every checksum and link and
 // stores a batch whole or not at all; the mirror's head is where pulling resumes).
-import { setTimeout as delay } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createAnnalsClients, type LogClient } from "@annals/client";
 import type { Database } from "@annals/db";
 import { federationV1, logV1, rpcDetails } from "@annals/proto";
-import { retryDelayMs, type CertificateFiles, type CertificateMaterial, type Logger } from "@annals/runtime";
+import { Backoff, retryDelayMs, sleep, type CertificateFiles, type CertificateMaterial, type Logger } from "@annals/runtime";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { emptyRoot, type VerifierKey } from "@annals/chain";
@@ -84,7 +83,6 @@ const PEER_IDLE_MS = 2000;
 const pemOf = ({ ca, cert, key }: CertificateMaterial) => ({ cert, key, ...(ca ? { ca } : {}) });
 
 /** Waits `ms`, or less when `signal` aborts (never rejects). */
-const sleep = (ms: number, signal: AbortSignal) => delay(ms, undefined, { signal }).catch(() => undefined);
 
 /**
  * An upper estimate of an entry's encoded size: a Struct's protobuf encoding
@@ -212,10 +210,10 @@ class ReplicationLoop {
       return;
     }
     this.stopRead();
-    let delay = settings.backoffFirstMs;
+    const backoff = new Backoff({ firstMs: settings.backoffFirstMs, maxMs: settings.backoffMaxMs });
     while (!signal.aborted) {
       try {
-        await this.follow(signal, () => (delay = settings.backoffFirstMs));
+        await this.follow(signal, () => backoff.reset());
       } catch (error) {
         if (signal.aborted) return;
         if (error instanceof ForkDetected) {
@@ -237,11 +235,10 @@ class ReplicationLoop {
         this.lastErrorCode = failure.code;
         this.state = ReplicationState.BACKOFF;
         // Honour the peer's retry delay; otherwise exponential, with jitter, capped.
-        const wait = Math.min(settings.backoffMaxMs, Math.max(retryDelayMs(failure) ?? 0, delay / 2 + Math.random() * (delay / 2)));
+        const wait = backoff.next(retryDelayMs(failure));
         this.backoffMs = Math.round(wait);
         logger.info({ peer: this.peer.nodeId, log: this.logId, code: Code[failure.code], retryInMs: this.backoffMs }, "replication interrupted; reconnecting");
         await sleep(wait, signal);
-        delay = Math.min(delay * 2, settings.backoffMaxMs);
       }
     }
   }

@@ -7,7 +7,7 @@
 // JSON errors of the other routes).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { MAX_NOTE_SIZE } from "@annals/chain";
-import type { HttpRoute, Logger } from "@annals/runtime";
+import { PUBLIC, type HttpRoute, type Logger } from "@annals/runtime";
 import type { Witness, WitnessAnswer } from "./witness-endpoint.js";
 
 /** The submission and monitoring prefix of every node's witness. */
@@ -22,6 +22,8 @@ export function witnessRoutes(witness: Witness, logger: Logger): HttpRoute[] {
   return [
     {
       method: "POST",
+      name: "POST /witness/v1/add-checkpoint",
+      access: PUBLIC,
       matches: (path) => path === ADD_CHECKPOINT,
       handle: async (request, response) => {
         const body = await readBody(request, MAX_BODY_BYTES);
@@ -30,6 +32,8 @@ export function witnessRoutes(witness: Witness, logger: Logger): HttpRoute[] {
     },
     {
       method: "GET",
+      name: "GET /witness/v1/{origin hash}/checkpoint",
+      access: PUBLIC,
       matches: (path) => MONITORING.test(path),
       handle: async (request, response) => {
         const path = (request.url ?? "/").split("?", 1)[0]!;

@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { loadMigrations, migrate, type Database } from "@annals/db";
-import { createLogger, type ServiceComponent } from "@annals/runtime";
+import type { ComponentContext, ServiceComponent } from "@annals/runtime";
 import type { KvBackend } from "./backend.js";
 import { DEFAULT_SWEEP_INTERVAL_MS, type KvBackendConfig } from "./config.js";
 import { KvMetrics } from "./kv-metrics.js";
@@ -21,26 +21,24 @@ export interface KvComponentOptions {
    * schema migrated when given one (the node shares its database).
    */
   db?: Database;
-  /** Which store holds the keys; default postgres (on `db`). */
-  store?: KvBackendConfig;
+  /** Which backend holds the keys; default postgres (on `db`). */
+  backend?: KvBackendConfig;
   limits?: KvLimits;
   sweepIntervalMs?: number;
-  /** Level of the component's own log lines (sweeper failures); default "info". */
-  logLevel?: string;
 }
 
 /**
  * Applies the kv service's migrations when it has a database, opens the
  * backend, starts the sweeper and builds the handlers.
  */
-export async function createKvComponent(options: KvComponentOptions): Promise<ServiceComponent> {
+export async function createKvComponent(options: KvComponentOptions, context: ComponentContext): Promise<ServiceComponent> {
   if (options.db) {
     const migrations = await loadMigrations(fileURLToPath(new URL("../migrations", import.meta.url)));
     await migrate(options.db, { schema: KV_SCHEMA, migrations });
   }
-  const backend = await openBackend(options.db, options.store ?? { backend: "postgres" });
-  const metrics = new KvMetrics();
-  const logger = createLogger({ name: "annals-kv", level: options.logLevel ?? "info" });
+  const backend = await openBackend(options.db, options.backend ?? { kind: "postgres" });
+  const metrics = new KvMetrics(context.meter);
+  const logger = context.logger.child({ component: "kv" });
   let sweeping: Promise<void> | undefined;
   const sweeper = setInterval(() => {
     // One sweep at a time: a slow one is not joined by the next tick's.
@@ -64,14 +62,14 @@ export async function createKvComponent(options: KvComponentOptions): Promise<Se
   };
 }
 
-async function openBackend(db: Database | undefined, store: KvBackendConfig): Promise<KvBackend> {
-  switch (store.backend) {
+async function openBackend(db: Database | undefined, config: KvBackendConfig): Promise<KvBackend> {
+  switch (config.kind) {
     case "postgres":
       if (!db) throw new Error("the postgres kv backend needs a database");
       return new PostgresBackend(db);
     case "memory":
       return new MemoryBackend();
     case "redis":
-      return RedisBackend.connect({ url: store.url, keyPrefix: store.keyPrefix });
+      return RedisBackend.connect({ url: config.url, keyPrefix: config.keyPrefix });
   }
 }

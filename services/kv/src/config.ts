@@ -1,12 +1,11 @@
+import { readDatabaseConfig, type DatabaseOptions } from "@annals/db";
 import {
   ConfigError,
   readChoice,
-  readDatabaseConfig,
   readInteger,
   readServerConfig,
   readString,
   readUrl,
-  type DatabaseConfig,
   type Env,
   type ServerConfig,
 } from "@annals/runtime";
@@ -17,16 +16,16 @@ import { DEFAULT_KV_LIMITS, type KvLimits } from "./service.js";
 export interface KvServiceConfig {
   server: ServerConfig;
   /** Only for the postgres backend: on redis and memory the service opens no database. */
-  database: DatabaseConfig | undefined;
+  database: DatabaseOptions | undefined;
   kv: KvOptions;
 }
 
-/** Which store holds the keys; the postgres backend uses the service's database. */
-export type KvBackendConfig = { backend: "postgres" } | { backend: "memory" } | { backend: "redis"; url: string; keyPrefix: string };
+/** Which backend holds the keys (ANNALS_KV_BACKEND); the postgres backend uses the service's database. */
+export type KvBackendConfig = { kind: "postgres" } | { kind: "memory" } | { kind: "redis"; url: string; keyPrefix: string };
 
 /** The kv service's own settings, shared by the standalone service and the node. */
 export interface KvOptions {
-  store: KvBackendConfig;
+  backend: KvBackendConfig;
   limits: KvLimits;
   /** How often expired keys are deleted (postgres and memory backends), in ms. */
   sweepIntervalMs: number;
@@ -43,7 +42,7 @@ export function readKvServiceConfig(env: Env): KvServiceConfig {
   const kv = readKvOptions(env);
   return {
     server: readServerConfig(env, { grpcPort: KV_GRPC_PORT, httpPort: KV_HTTP_PORT, allowAuthOff: false }),
-    database: kv.store.backend === "postgres" ? readDatabaseConfig(env, ".annals-data/kv") : undefined,
+    database: kv.backend.kind === "postgres" ? readDatabaseConfig(env, ".annals-data/kv") : undefined,
     kv,
   };
 }
@@ -51,16 +50,16 @@ export function readKvServiceConfig(env: Env): KvServiceConfig {
 /** ANNALS_KV_* settings (and REDIS_URL for the redis backend); the node reads them too. */
 export function readKvOptions(env: Env): KvOptions {
   const backend = readChoice<BackendName>(env, "ANNALS_KV_BACKEND", ["postgres", "memory", "redis"], "postgres");
-  let store: KvBackendConfig;
+  let config: KvBackendConfig;
   if (backend === "redis") {
     const url = readUrl(env, "REDIS_URL", ["redis:", "rediss:"]);
     if (!url) throw new ConfigError("REDIS_URL", "is required when ANNALS_KV_BACKEND=redis (e.g. redis://127.0.0.1:6379)");
-    store = { backend, url: url.toString(), keyPrefix: readString(env, "ANNALS_KV_REDIS_PREFIX", "annals:kv:") };
+    config = { kind: backend, url: url.toString(), keyPrefix: readString(env, "ANNALS_KV_REDIS_PREFIX", "annals:kv:") };
   } else {
-    store = { backend };
+    config = { kind: backend };
   }
   return {
-    store,
+    backend: config,
     limits: {
       maxValueBytes: readInteger(env, "ANNALS_KV_MAX_VALUE_BYTES", DEFAULT_KV_LIMITS.maxValueBytes, { min: 1, max: 64 * 1024 * 1024 }),
     },

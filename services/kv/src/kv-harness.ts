@@ -6,12 +6,12 @@ import { Redis } from "ioredis";
 import { createAnnalsClients, type KvClient } from "@annals/client";
 import type { Database } from "@annals/db";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
-import { serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
+import type { RunningServer } from "@annals/runtime";
 import type { BackendName } from "./backend.js";
 import { createKvComponent, type KvComponentOptions } from "./component.js";
 import type { KvBackendConfig } from "./config.js";
 
-import { testServerConfig } from "@annals/runtime/testing";
+import { startTestServer } from "@annals/runtime/testing";
 
 export { rejects } from "@annals/runtime/testing";
 
@@ -76,22 +76,22 @@ export interface KvHarness {
   close(): Promise<void>;
 }
 
-export async function startKvHarness(label: string, backend: BackendName, options: Omit<KvComponentOptions, "db" | "store"> = {}): Promise<KvHarness> {
+export async function startKvHarness(label: string, backend: BackendName, options: Omit<KvComponentOptions, "db" | "backend"> = {}): Promise<KvHarness> {
   const database: TestDatabase = await createTestDatabase(label);
   const db = await database.open();
   const redisPrefix = backend === "redis" ? uniqueRedisPrefix(label) : undefined;
-  const store: KvBackendConfig = backend === "redis" ? { backend, url: TEST_REDIS_URL, keyPrefix: redisPrefix! } : { backend };
-  const config = testServerConfig(TEST_SECRET);
-  const server = await serveComponents({
-    name: `test-${label}`,
-    server: config,
-    components: async () => [await createKvComponent({ db, store, logLevel: "warn", ...options })],
+  const backendConfig: KvBackendConfig = backend === "redis" ? { kind: backend, url: TEST_REDIS_URL, keyPrefix: redisPrefix! } : { kind: backend };
+  const { server, baseUrl, tokenWith, close } = await startTestServer({
+    label,
+    secret: TEST_SECRET,
+    components: async (context) => [await createKvComponent({ db, backend: backendConfig, ...options }, context)],
+    onClose: async () => {
+      await database.drop();
+      if (redisPrefix) await clearRedisPrefix(redisPrefix);
+    },
   });
-  const baseUrl = `http://127.0.0.1:${server.grpcPort}`;
-  const clientWith = async (roles: string[], keyPrefixes?: string[]) => {
-    const token = await signDevToken({ secret: TEST_SECRET, subject: `test-${roles.join("+")}`, roles, ...(keyPrefixes ? { keyPrefixes } : {}) });
-    return createAnnalsClients({ baseUrl, token, unaryTimeoutMs: 60_000 }).kv;
-  };
+  const clientWith = async (roles: string[], keyPrefixes?: string[]) =>
+    createAnnalsClients({ baseUrl, token: await tokenWith(roles, keyPrefixes ? { keyPrefixes } : {}), unaryTimeoutMs: 60_000 }).kv;
   return {
     backend,
     admin: await clientWith(["admin"]),
@@ -100,11 +100,7 @@ export async function startKvHarness(label: string, backend: BackendName, option
     db,
     server,
     baseUrl,
-    close: async () => {
-      await server.shutdown("test done");
-      await database.drop();
-      if (redisPrefix) await clearRedisPrefix(redisPrefix);
-    },
+    close,
   };
 }
 

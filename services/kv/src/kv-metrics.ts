@@ -1,4 +1,4 @@
-import { metrics, type Counter, type Histogram } from "@opentelemetry/api";
+import type { Meter, Counter, Histogram } from "@opentelemetry/api";
 
 /** The KV service's instruments (exported on /metrics and over OTLP by the runtime). */
 export class KvMetrics {
@@ -6,8 +6,7 @@ export class KvMetrics {
   private readonly duration: Histogram;
   private readonly swept: Counter;
 
-  constructor() {
-    const meter = metrics.getMeter("annals.kv");
+  constructor(meter: Meter) {
     this.operations = meter.createCounter("annals.kv.operations", { description: "KV calls, by method, backend and outcome" });
     this.duration = meter.createHistogram("annals.kv.operation.duration", {
       description: "Time to serve one KV call, by method and backend",

@@ -12,6 +12,6 @@ runMain(KV_SERVICE_NAME, async () => {
     name: KV_SERVICE_NAME,
     server: config.server,
     resources: db ? [db] : [],
-    components: async () => [await createKvComponent({ ...(db ? { db } : {}), ...config.kv, logLevel: config.server.logLevel })],
+    components: async (context) => [await createKvComponent({ ...(db ? { db } : {}), ...config.kv }, context)],
   });
 });

@@ -13,7 +13,7 @@ import {
   decideRefreshLock,
   decideReleaseLock,
   type RateAlgorithm,
-} from "./helpers.js";
+} from "./transitions.js";
 import type { KvMetrics } from "./kv-metrics.js";
 
 /** Roles of the KV service. */

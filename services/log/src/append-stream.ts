@@ -53,7 +53,7 @@ export class OrderedAcks<T> {
         const next = this.outstanding[0];
         if (next) {
           const value = await next;
-          this.outstanding.shift();
+          void this.outstanding.shift();
           this.wakeProducer?.();
           this.wakeProducer = null;
           yield value;

@@ -71,7 +71,7 @@ test("a restarted service signs, unasked, for a log whose tree is ahead of its l
   const restarted = await serveComponents({
     name: "test-log_checkpoint_serving-2",
     server: config,
-    components: async () => [await createLogComponent({ db: harness.db, auth: config.auth, nodeId: NODE, checkpointIntervalMs: 50 })],
+    components: async (context) => [await createLogComponent({ db: harness.db, nodeId: NODE, checkpointIntervalMs: 50 }, context)],
   });
   try {
     // Nobody reads: the startup sweep alone signs the tree of 3.

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { loadMigrations, migrate, type Database } from "@annals/db";
 import type { JsonWebKey } from "node:crypto";
-import { createAuthenticator, createLogger, readNodeId, type AuthOptions, type ServiceComponent } from "@annals/runtime";
+import { defaultNodeId, type ComponentContext, type ServiceComponent } from "@annals/runtime";
 import { tileRoutes } from "./tile-routes.js";
 import { Checkpointer, DEFAULT_CHECKPOINT_INTERVAL_MS } from "./checkpointer.js";
 import { loadNodeSigner } from "./signing-key.js";
@@ -26,7 +26,7 @@ export interface LogComponentOptions {
   limits?: Partial<LogLimits>;
   /** Group commit settings; defaults in DEFAULT_GROUP_COMMIT. */
   groupCommit?: GroupCommitOptions;
-  /** This node's SPIFFE ID, which names its logs' checkpoints (their origin). Default: readNodeId of an empty environment. */
+  /** This node's SPIFFE ID, which names its logs' checkpoints (their origin). Default: defaultNodeId(). */
   nodeId?: string;
   /** The node's Ed25519 checkpoint signing key as a private JWK; undefined: one generated once and kept in the database. */
   signingKey?: JsonWebKey;
@@ -36,22 +36,20 @@ export interface LogComponentOptions {
   witnesses?: WitnessPolicy;
   /** How long one add-checkpoint request to a witness may take, in ms. Default 5000. */
   witnessTimeoutMs?: number;
-  /** How the tile routes check tokens: the server's own auth settings. Default: auth off (tests, the node on loopback). */
-  auth?: AuthOptions;
 }
 
 /** Applies the log service's migrations, starts listening for appends and builds the handlers. */
-export async function createLogComponent(options: LogComponentOptions): Promise<ServiceComponent> {
+export async function createLogComponent(options: LogComponentOptions, context: ComponentContext): Promise<ServiceComponent> {
   const { db } = options;
   const migrations = await loadMigrations(fileURLToPath(new URL("../migrations", import.meta.url)));
   await migrate(db, { schema: LOG_SCHEMA, migrations });
-  const logger = createLogger({ name: LOG_SERVICE_NAME });
-  const metrics = new LogMetrics();
+  const logger = context.logger.child({ component: "log" });
+  const metrics = new LogMetrics(context.meter);
   const notifier = new AppendNotifier(db);
   await notifier.start();
   const signer = await loadNodeSigner({
     db,
-    nodeId: options.nodeId ?? readNodeId({}),
+    nodeId: options.nodeId ?? defaultNodeId(),
     jwk: options.signingKey,
     onGenerated: () => logger.warn("generated this node's checkpoint signing key and stored it in the database; set ANNALS_LOG_SIGNING_KEY_FILE in production"),
   });
@@ -80,7 +78,7 @@ export async function createLogComponent(options: LogComponentOptions): Promise<
     registrations: [
       logRegistration({ db, batcher, checkpointer, publisher, signer, notifier, limits: { ...DEFAULT_LOG_LIMITS, ...options.limits }, metrics }),
     ],
-    httpRoutes: tileRoutes({ db, checkpointer, publisher, authenticator: createAuthenticator(options.auth ?? { mode: "off" }), readRole: LOG_READ }),
+    httpRoutes: tileRoutes({ db, checkpointer, publisher, readRole: LOG_READ }),
     close: async () => {
       await batcher.settled();
       checkpointer.close();

@@ -1,13 +1,12 @@
+import { readDatabaseConfig, type DatabaseOptions } from "@annals/db";
 import { createPrivateKey, type JsonWebKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import {
   ConfigError,
-  readDatabaseConfig,
   readFilePath,
   readNodeId,
   readInteger,
   readServerConfig,
-  type DatabaseConfig,
   type Env,
   type ServerConfig,
 } from "@annals/runtime";
@@ -20,7 +19,7 @@ import { DEFAULT_WITNESS_TIMEOUT_MS } from "./witness-publisher.js";
 /** Everything the standalone log service reads from its environment. */
 export interface LogServiceConfig {
   server: ServerConfig;
-  database: DatabaseConfig;
+  database: DatabaseOptions;
   log: LogOptions;
 }
 

@@ -45,7 +45,7 @@ describe("poison appends", () => {
     const bad = Array.from({ length: 90 }, (_, i) => appendJson("poison", poisons[i % poisons.length]!));
     const [goodResults, badResults] = await Promise.all([Promise.allSettled(good), Promise.all(bad)]);
     const goodFailed = goodResults.filter((result) => result.status === "rejected");
-    assert.equal(goodFailed.length, 0, `good appends failed: ${goodFailed.map((f) => String((f as PromiseRejectedResult).reason)).slice(0, 3).join("; ")}`);
+    assert.equal(goodFailed.length, 0, `good appends failed: ${goodFailed.map((f) => String((f).reason)).slice(0, 3).join("; ")}`);
     for (const result of badResults) {
       assert.equal(result.status, 400);
       assert.equal(result.body.code, "invalid_argument");
@@ -93,7 +93,7 @@ describe("payload depth", () => {
     assert.deepEqual(payloadOf(got.entry), payload);
     const first = await firstFrame((signal) => harness.admin.subscribe({ logId: "deep", afterSeq: 0n }, { signal }));
     assert.equal(first?.frame.case, "entry");
-    assert.deepEqual(payloadOf(first.frame.value as logV1.Entry), payload);
+    assert.deepEqual(payloadOf(first.frame.value), payload);
     let exported = "";
     for await (const chunk of harness.admin.export({ logId: "deep" })) exported += Buffer.from(chunk.chunk).toString("utf8");
     assert.deepEqual(JSON.parse(exported.split("\n")[1]!).payload, payload);
@@ -154,6 +154,7 @@ describe("positions", () => {
         /past the head/,
       );
       assert.equal(errorReason(error), "SEQ_PAST_HEAD");
+      assert.match(error.rawMessage, new RegExp(`\\(last seq ${last}\\)`));
     }
     // The next seq to be written is fine: the stream waits for it.
     const first = await firstFrame((signal) => harness.admin.subscribe({ logId: "positions", afterSeq: 40n }, { signal }));
@@ -163,7 +164,7 @@ describe("positions", () => {
   test("Subscribe after_seq 0 means from the first stored entry, as 0 does for Read and Export", async () => {
     const first = await firstFrame((signal) => harness.admin.subscribe({ logId: "positions", afterSeq: 0n }, { signal }));
     assert.equal(first?.frame.case, "entry");
-    assert.equal((first.frame.value as logV1.Entry).seq, 1n);
+    assert.equal(first.frame.value.seq, 1n);
     await rejects(
       (async () => {
         for await (const _ of harness.admin.subscribe({ logId: "positions", afterSeq: -1n })) break;

@@ -4,10 +4,10 @@ import { createAnnalsClients, type LogClient } from "@annals/client";
 import type { logV1 } from "@annals/proto";
 import type { Database } from "@annals/db";
 import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
-import { serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
+import type { RunningServer } from "@annals/runtime";
 import { createLogComponent, type LogComponentOptions } from "./component.js";
 
-import { testServerConfig } from "@annals/runtime/testing";
+import { startTestServer } from "@annals/runtime/testing";
 
 export { firstFrame, rejects } from "@annals/runtime/testing";
 
@@ -30,29 +30,16 @@ export interface LogHarness {
 export async function startLogHarness(label: string, options: Omit<LogComponentOptions, "db"> = {}, serverEnv: Record<string, string> = {}): Promise<LogHarness> {
   const database = await createTestDatabase(label);
   const db = await database.open();
-  const config = testServerConfig(TEST_SECRET, serverEnv);
-  const server = await serveComponents({
-    name: `test-${label}`,
-    server: config,
-    components: async () => [await createLogComponent({ db, auth: config.auth, ...options })],
+  const { server, baseUrl, tokenWith, close } = await startTestServer({
+    label,
+    secret: TEST_SECRET,
+    env: serverEnv,
+    components: async (context) => [await createLogComponent({ db, ...options }, context)],
+    onClose: () => database.drop(),
   });
-  const baseUrl = `${config.tls ? "https" : "http"}://127.0.0.1:${server.grpcPort}`;
-  const clientWith = async (roles: string[], logs?: string[]) => {
-    const token = await signDevToken({ secret: TEST_SECRET, subject: `test-${roles.join("+")}`, roles, ...(logs ? { logs } : {}) });
-    return createAnnalsClients({ baseUrl, token, unaryTimeoutMs: 60_000 }).log;
-  };
-  return {
-    admin: await clientWith(["admin"]),
-    clientWith,
-    db,
-    database,
-    server,
-    baseUrl,
-    close: async () => {
-      await server.shutdown("test done");
-      await database.drop();
-    },
-  };
+  const clientWith = async (roles: string[], logs?: string[]) =>
+    createAnnalsClients({ baseUrl, token: await tokenWith(roles, logs ? { logs } : {}), unaryTimeoutMs: 60_000 }).log;
+  return { admin: await clientWith(["admin"]), clientWith, db, database, server, baseUrl, close };
 }
 
 

@@ -1,4 +1,4 @@
-import { metrics, type Counter, type Histogram, type UpDownCounter } from "@opentelemetry/api";
+import type { Meter, Counter, Histogram, UpDownCounter } from "@opentelemetry/api";
 
 /** The log service's instruments (exported on /metrics and over OTLP by the runtime). */
 export class LogMetrics {
@@ -8,8 +8,7 @@ export class LogMetrics {
   private readonly subscribers: UpDownCounter;
   private readonly verifyRuns: Counter;
 
-  constructor() {
-    const meter = metrics.getMeter("annals.log");
+  constructor(meter: Meter) {
     this.appendDuration = meter.createHistogram("annals.log.append.duration", {
       description: "Time from an append request reaching the sequencer to its commit",
       unit: "s",

@@ -6,12 +6,13 @@ import { ExportVerifier } from "@annals/chain";
 import { Code } from "@connectrpc/connect";
 import { logV1 } from "@annals/proto";
 import { errorReason } from "@annals/runtime";
+import { until } from "@annals/runtime/testing";
 import { binaryEntry, entry, payloadOf, rejects, startLogHarness, type EntryInit, type LogHarness } from "./log-harness.js";
 
 /** The AppendResult of an AppendStream answer to an entry frame. */
 function resultOf(response: logV1.AppendStreamResponse): logV1.AppendResult {
   assert.equal(response.frame.case, "result");
-  return response.frame.value as logV1.AppendResult;
+  return response.frame.value;
 }
 
 let harness: LogHarness;
@@ -56,11 +57,39 @@ describe("append and sequencing", () => {
   });
 
   test("concurrent appends to one log are group-committed without gaps or duplicates", async () => {
-    const results = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => harness.admin.append({ logId: "group", entry: entry("load.tick", { i }) })),
-    );
+    // This server's metrics (its own registry): the group commit histogram (transactions, and the
+    // entries they wrote) and the Append calls in progress.
+    const scrape = async () => (await fetch(`http://127.0.0.1:${harness.server.httpPort}/metrics`)).text();
+    const total = (text: string, series: string) =>
+      [...text.matchAll(new RegExp(`^${series}(?:\\{[^}]*\\})? (\\d+)$`, "gm"))].reduce((sum, match) => sum + Number(match[1]), 0);
+    const groups = async () => {
+      const text = await scrape();
+      return { transactions: total(text, "annals_log_group_commit_entries_count"), entries: total(text, "annals_log_group_commit_entries_sum") };
+    };
+    const before = await groups();
+    // A transaction holds the table of heads while the 200 appends arrive, so that they queue
+    // whatever the machine's speed; once all 200 are waiting, it lets them through.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holding = harness.db.transaction(async (tx) => {
+      await tx.query("lock table log.logs in exclusive mode");
+      locked();
+      await held;
+    });
+    await isLocked;
+    const appending = Promise.all(Array.from({ length: 200 }, (_, i) => harness.admin.append({ logId: "group", entry: entry("load.tick", { i }) })));
+    await until("the 200 appends to wait", async () => /^annals_rpc_server_active\{[^}]*rpc_method="Append"[^}]*\} 200$/m.test(await scrape()));
+    release();
+    await holding;
+    const results = await appending;
     const seqs = results.map((r) => Number(r.result!.seq)).sort((a, b) => a - b);
     assert.deepEqual(seqs, Array.from({ length: 200 }, (_, i) => i + 1));
+    const after = await groups();
+    assert.equal(after.entries - before.entries, 200);
+    const transactions = after.transactions - before.transactions;
+    assert.ok(transactions < 200, `the 200 appends were grouped: ${transactions} transactions wrote them`);
     const verify = await harness.admin.verify({ logId: "group" });
     assert.equal(verify.valid, true);
     assert.equal(verify.checkedCount, 200n);
@@ -106,7 +135,7 @@ describe("contract v1: binary payloads and stream frames", () => {
     const { result } = await harness.admin.append({ logId: "binary", entry: binaryEntry("blob.put", bytes, "application/x-protobuf; messageType=t.v1.Blob", { requestId: "b-1" }) });
     const stored = (await harness.admin.getEntry({ logId: "binary", selector: { case: "seq", value: result!.seq } })).entry!;
     assert.equal(stored.body.case, "binaryPayload");
-    assert.deepEqual(Buffer.from(stored.body.value as Uint8Array), Buffer.from(bytes));
+    assert.deepEqual(Buffer.from(stored.body.value), Buffer.from(bytes));
     assert.equal(stored.contentType, "application/x-protobuf; messageType=t.v1.Blob");
     assert.equal(stored.payloadDigest, createHash("sha256").update(bytes).digest("hex"));
     const retry = await harness.admin.append({ logId: "binary", entry: binaryEntry("blob.put", bytes, "application/x-protobuf; messageType=t.v1.Blob", { requestId: "b-1" }) });

@@ -11,6 +11,6 @@ runMain(LOG_SERVICE_NAME, async () => {
     name: LOG_SERVICE_NAME,
     server: config.server,
     resources: [db],
-    components: async () => [await createLogComponent({ db, ...config.log, auth: config.server.auth })],
+    components: async (context) => [await createLogComponent({ db, ...config.log }, context)],
   });
 });

@@ -1,4 +1,4 @@
-import { ChainVerifier, canonicalJson, encodeRightEdge, type EntryProblem, type JsonValue } from "@annals/chain";
+import { ChainVerifier, canonicalJson, encodeRightEdge, type EntryProblem } from "@annals/chain";
 import { growTree } from "./merkle-tree.js";
 import { Code } from "@connectrpc/connect";
 import type { Database } from "@annals/db";
@@ -82,7 +82,7 @@ export async function appendReplicated(
     const rows: NewEntryRow[] = [];
     let lastWallTimeUs = head.last_wall_time_us;
     for (const entry of entries) {
-      const json = entry.body.case === "payload" ? (entry.body.value as { [key: string]: JsonValue }) : null;
+      const json = entry.body.case === "payload" ? (entry.body.value) : null;
       const bytes = entry.body.case === "binaryPayload" ? entry.body.value : null;
       const fields = {
         logId: chainLog, seq: entry.seq, uuid: entry.uuid, kind: entry.kind, sourceId: entry.sourceId,

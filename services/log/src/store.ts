@@ -81,7 +81,7 @@ export async function createLog(db: Queryable, logId: string): Promise<{ head: H
  * Locks a log's head row for the rest of the transaction (creating the log
  * first when `create` is given). Every write to a log takes this lock, which
  * is what makes seq gap-free and commit order equal seq order across
- * replicas (DESIGN.md, "Sequencing"; append.test.ts "two processes").
+ * replicas (replicas.test.ts "32 concurrent clients append 5,000 entries").
  */
 export async function lockHead(
   tx: Queryable,

@@ -5,8 +5,8 @@ import { Code } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { logV1 } from "@annals/proto";
 import { errorReason } from "@annals/runtime";
+import { eventWaiter, until } from "@annals/runtime/testing";
 import { entry, firstFrame, rejects, startLogHarness, type LogHarness } from "./log-harness.js";
-import { until } from "@annals/runtime/testing";
 
 let harness: LogHarness;
 
@@ -28,34 +28,24 @@ type SubscribeInit = MessageInitShape<typeof logV1.SubscribeRequestSchema>;
 function subscribe(client: LogClient, request: SubscribeInit) {
   const controller = new AbortController();
   const events: Event[] = [];
-  let waiter = null as { check: () => boolean; resolve: () => void } | null; // set by until()
+  const waiter = eventWaiter(() => `received ${events.length} events`);
   const done = (async () => {
     for await (const message of client.subscribe(request, { signal: controller.signal })) {
       events.push(message.frame);
-      if (waiter?.check()) waiter.resolve();
+      waiter.changed();
     }
   })();
-  done.catch(() => undefined); // observed through `done` by the tests that expect an error
+  // Observed through `done` by the tests that expect an error.
+  done.then(
+    () => waiter.ended("cleanly"),
+    (error: unknown) => waiter.ended(String(error)),
+  );
   return {
     events,
     done,
     entries: () => events.flatMap((event) => (event.case === "entry" ? [event.value] : event.case === "entries" ? event.value.entries : [])),
-    /** Resolves once `check` holds over the events received so far (fails after 20 s). */
-    until(check: () => boolean): Promise<void> {
-      if (check()) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out; received ${events.length} events`)), 20_000);
-        waiter = {
-          check,
-          resolve: () => {
-            clearTimeout(timer);
-            waiter = null;
-            resolve();
-          },
-        };
-        void done.then(() => reject(new Error("the stream ended")), reject);
-      });
-    },
+    /** Resolves once `check` holds over the events received so far (fails after 20 s, or when the stream ends first). */
+    until: (check: () => boolean): Promise<void> => waiter.until("the condition", check, 20_000),
     cancel: () => controller.abort(),
   };
 }
@@ -104,7 +94,7 @@ describe("Subscribe", () => {
     const tail = subscribe(harness.admin, { logId: "tail" });
     await tail.until(() => tail.events.length > 0);
     assert.deepEqual(tail.events[0], { case: "caughtUp", value: tail.events[0]!.value });
-    assert.equal((tail.events[0]!.value as logV1.CaughtUp).seq, 5n);
+    assert.equal((tail.events[0].value as logV1.CaughtUp).seq, 5n);
 
     const fresh = subscribe(harness.admin, { logId: "not-yet", afterSeq: 0n });
     await fresh.until(() => fresh.events.some((event) => event.case === "caughtUp"));
@@ -143,7 +133,7 @@ describe("Subscribe", () => {
     const stream = subscribe(harness.admin, { logId: "idle", afterSeq: 0n, heartbeatIntervalMs: 1000n });
     await stream.until(() => stream.events.some((event) => event.case === "heartbeat"));
     stream.cancel();
-    const heartbeat = stream.events.find((event) => event.case === "heartbeat")!.value as logV1.Heartbeat;
+    const heartbeat = stream.events.find((event) => event.case === "heartbeat")!.value;
     assert.deepEqual([heartbeat.lastSeq, heartbeat.headSeq], [3n, 3n]);
     const head = (await harness.admin.read({ logId: "idle", fromSeq: 3n })).entries[0]!;
     assert.equal(heartbeat.headTime!.seconds * 1_000_000n + BigInt(heartbeat.headTime!.nanos / 1000), head.wallTimeUs, "head_time is the head entry's wall time");
@@ -178,7 +168,7 @@ describe("Subscribe", () => {
     await stream.until(() => stream.events.some((event) => event.case === "caughtUp"));
     stream.cancel();
     assert.deepEqual(stream.events[0], { case: "anchor", value: stream.events[0]!.value });
-    const anchor = stream.events[0]!.value as logV1.Anchor;
+    const anchor = stream.events[0].value as logV1.Anchor;
     assert.deepEqual([anchor.seq, anchor.checksum], [7n, head.anchor!.checksum]);
     assert.equal(stream.entries()[0]!.prevChecksum, anchor.checksum);
     assert.deepEqual(seqsOf(stream.entries()), range(8, 12));
@@ -238,7 +228,7 @@ describe("Subscribe", () => {
     const cases: [SubscribeInit, Code, RegExp][] = [
       [{ logId: "", afterSeq: 0n }, Code.InvalidArgument, /^log_id: is required/],
       [{ logId: "x", afterSeq: -1n }, Code.InvalidArgument, /after_seq: must not be negative/],
-      [{ logId: "x", afterSeq: 1n }, Code.OutOfRange, /after_seq 1 is past the head of log "x" \(last seq 0\)/],
+      [{ logId: "x", afterSeq: 2n }, Code.OutOfRange, /after_seq 2 is past the head of log "x" \(last seq 1\)/],
       [{ logId: "x", maxEntriesPerFrame: 1001 }, Code.InvalidArgument, /max_entries_per_frame/],
       [{ logId: "x", kinds: ["a..b"] }, Code.InvalidArgument, /kinds\[0\]/],
       [{ logId: "x", kinds: ["ok.*", "a.>.b"] }, Code.InvalidArgument, /kinds\[1\]/],
@@ -246,14 +236,19 @@ describe("Subscribe", () => {
       [{ logId: "x", heartbeatIntervalMs: 999n }, Code.InvalidArgument, /heartbeat_interval_ms/],
       [{ logId: "x", heartbeatIntervalMs: 300_001n }, Code.InvalidArgument, /heartbeat_interval_ms/],
     ];
-    for (const [request, code, message] of cases) {
-      await rejects(subscribe(harness.admin, request).done, code, message);
-    }
+    // A log with entries, so that a stream that was not refused at once would have something to send.
+    await harness.admin.append({ logId: "x", entry: entry("a.b", { i: 1 }) });
+    const refusedBeforeSending = async (client: LogClient, request: SubscribeInit, code: Code, message?: RegExp) => {
+      const stream = subscribe(client, request);
+      await rejects(stream.done, code, message);
+      assert.deepEqual(stream.events, [], `nothing was sent before ${Code[code]} (${request.logId}, after ${request.afterSeq})`);
+    };
+    for (const [request, code, message] of cases) await refusedBeforeSending(harness.admin, request, code, message);
     const anonymous = createAnnalsClients({ baseUrl: harness.baseUrl }).log;
-    await rejects(subscribe(anonymous, { logId: "x" }).done, Code.Unauthenticated);
+    await refusedBeforeSending(anonymous, { logId: "x" }, Code.Unauthenticated);
     const writer = await harness.clientWith(["log.write"]);
-    await rejects(subscribe(writer, { logId: "x" }).done, Code.PermissionDenied);
+    await refusedBeforeSending(writer, { logId: "x" }, Code.PermissionDenied);
     const otherLog = await harness.clientWith(["log.read"], ["mine"]);
-    await rejects(subscribe(otherLog, { logId: "x" }).done, Code.PermissionDenied, /x/);
+    await refusedBeforeSending(otherLog, { logId: "x" }, Code.PermissionDenied, /x/);
   });
 });

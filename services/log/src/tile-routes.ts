@@ -4,13 +4,13 @@
 //   GET /v1/logs/{log}/tile/{L}/{N}[.p/{W}]        a hash tile
 //   GET /v1/logs/{log}/tile/entries/{N}[.p/{W}]    an entry bundle: the leaves' data (the entries' checksums)
 // with the log's read grant (a bearer token in Authorization, or `token=` in
-// the query). Full tiles never change, so they are cacheable forever; partial
+// the query: the runtime's pipeline checks it). Full tiles never change, so they are cacheable forever; partial
 // tiles and the checkpoint are not for long.
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
 import { TILE_WIDTH, encodeEntryBundle, parseTilePath, TileError } from "@annals/chain";
 import type { Database } from "@annals/db";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { invalidArgument, isAllowed, notFound, requireLogAccess, writeRouteError, type Authenticator, type HttpRoute } from "@annals/runtime";
+import { invalidArgument, notFound, requireLogAccess, type HttpRoute, type RouteContext } from "@annals/runtime";
 import type { Checkpointer } from "./checkpointer.js";
 import type { WitnessPublisher } from "./witness-publisher.js";
 import { checkLogId } from "./entry-input.js";
@@ -28,7 +28,6 @@ export interface TileRouteDeps {
   checkpointer: Checkpointer;
   /** The witness publisher, when checkpoints are cosigned before they are published. */
   publisher?: WitnessPublisher | undefined;
-  authenticator: Authenticator;
   /** The role a caller needs (log.read). */
   readRole: string;
 }
@@ -37,8 +36,10 @@ export function tileRoutes(deps: TileRouteDeps): HttpRoute[] {
   return [
     {
       method: "GET",
+      name: "GET /v1/logs/{log}/checkpoint",
+      access: deps.readRole,
       matches: (path) => CHECKPOINT.test(path),
-      handle: (request, response) => serve(deps, request, response, CHECKPOINT, async (logId) => {
+      handle: (request, response, context) => serve(request, context, CHECKPOINT, async (logId) => {
         const head = await existingHead(deps.db, logId);
         const checkpoint = await latestCheckpoint(deps.db, deps.checkpointer, head, deps.publisher);
         response.writeHead(200, { "content-type": "text/plain; charset=utf-8", "cache-control": SHORT });
@@ -47,8 +48,10 @@ export function tileRoutes(deps: TileRouteDeps): HttpRoute[] {
     },
     {
       method: "GET",
+      name: "GET /v1/logs/{log}/tile/{path}",
+      access: deps.readRole,
       matches: (path) => TILE.test(path),
-      handle: (request, response) => serve(deps, request, response, TILE, async (logId, tilePart) => {
+      handle: (request, response, context) => serve(request, context, TILE, async (logId, tilePart) => {
         let parsed;
         try {
           parsed = parseTilePath(tilePart!);
@@ -67,32 +70,24 @@ export function tileRoutes(deps: TileRouteDeps): HttpRoute[] {
   ];
 }
 
-/** Authenticates, checks the grant and the log id, runs the route, and answers any refusal as JSON. */
+/** Checks the log id and the caller's grant for it, then runs the route (the pipeline answers any refusal as JSON). */
 async function serve(
-  deps: TileRouteDeps,
   request: IncomingMessage,
-  response: ServerResponse,
+  context: RouteContext,
   pattern: RegExp,
   handler: (logId: string, part: string | undefined) => Promise<void>,
 ): Promise<void> {
+  const [path = ""] = (request.url ?? "/").split("?", 1);
+  const match = pattern.exec(path)!;
+  let logId: string;
   try {
-    const [path = "", query = ""] = (request.url ?? "/").split("?", 2);
-    const match = pattern.exec(path)!;
-    const token = new URLSearchParams(query).get("token");
-    const principal = await deps.authenticator.authenticate(token ? `Bearer ${token}` : (request.headers.authorization ?? null));
-    if (!isAllowed(principal, deps.readRole)) throw new ConnectError(`reading a log's tiles requires the role "${deps.readRole}"`, Code.PermissionDenied);
-    let logId: string;
-    try {
-      logId = decodeURIComponent(match[1]!);
-    } catch {
-      throw invalidArgument("log_id", "the path's log id is not valid percent-encoded UTF-8");
-    }
-    checkLogId(logId);
-    requireLogAccess(principal, logId);
-    await handler(logId, match[2]);
-  } catch (error) {
-    writeRouteError(response, error);
+    logId = decodeURIComponent(match[1]!);
+  } catch {
+    throw invalidArgument("log_id", "the path's log id is not valid percent-encoded UTF-8");
   }
+  checkLogId(logId);
+  requireLogAccess(context.principal!, logId);
+  await handler(logId, match[2]);
 }
 
 async function existingHead(db: Database, logId: string) {

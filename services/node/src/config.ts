@@ -1,16 +1,15 @@
+import { readDatabaseConfig, type DatabaseOptions } from "@annals/db";
 import { readFederationOptions, type FederationOptions } from "@annals/federation";
 import { readKvOptions, type KvOptions } from "@annals/kv";
 import { readLogOptions, type LogOptions } from "@annals/log";
 import { readStreamSettings, type HubSettings } from "@annals/stream";
-import { readBoolean, readDatabaseConfig, readServerConfig, readString, type DatabaseConfig, type Env, type ServerConfig } from "@annals/runtime";
+import { readBoolean, readServerConfig, type Env, type ServerConfig } from "@annals/runtime";
 
 /** Everything the all-in-one node reads from its environment. */
 export interface NodeConfig {
   server: ServerConfig;
   /** One database for the log, kv and federation schemas; embedded PGlite in .annals-data by default. */
-  database: DatabaseConfig;
-  /** Bearer token the node's stream and federation services use to call its log service. */
-  internalToken: string | undefined;
+  database: DatabaseOptions;
   /** ANNALS_LOG_* settings of the log service. */
   log: LogOptions;
   /** ANNALS_KV_* settings of the kv service (postgres on the node's database by default). */
@@ -35,7 +34,6 @@ export function readNodeConfig(env: Env): NodeConfig {
   return {
     server: readServerConfig(env, { grpcPort: NODE_GRPC_PORT, httpPort: NODE_HTTP_PORT, allowAuthOff: true }),
     database: readDatabaseConfig(env, NODE_DATA_DIR),
-    internalToken: readString(env, "ANNALS_INTERNAL_TOKEN"),
     log: readLogOptions(env),
     kv: readKvOptions(env),
     stream: readStreamSettings(env),

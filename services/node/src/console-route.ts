@@ -14,7 +14,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { HttpRoute } from "@annals/runtime";
+import { PUBLIC, type HttpRoute } from "@annals/runtime";
 
 /** Where the build puts the console's files (next to this module in dist/). */
 export const CONSOLE_DIR = fileURLToPath(new URL("./console/", import.meta.url));
@@ -61,6 +61,8 @@ export function consoleRoute(dir: string = CONSOLE_DIR): HttpRoute {
   if (!files.has("/")) throw new Error(`the web console's index.html is missing from ${dir}: run the build (npm run build)`);
   return {
     method: "GET",
+    name: "GET / (web console)",
+    access: PUBLIC,
     matches: (path) => files.has(path),
     handle(request, response) {
       const path = (request.url ?? "/").split("?", 1)[0]!;

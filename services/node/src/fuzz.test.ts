@@ -171,7 +171,7 @@ async function startTarget(target: Target, auth: Record<AuthCase, string | undef
   const adminToken = auth.admin!.slice("Bearer ".length);
   const child: ServiceProcess = await startServiceProcess({
     script: target.script,
-    env: { ...database.env, ANNALS_AUTH_JWT_SECRET: SECRET, ANNALS_INTERNAL_TOKEN: adminToken, ANNALS_SHUTDOWN_GRACE_MS: "2000" },
+    env: { ...database.env, ANNALS_AUTH_JWT_SECRET: SECRET, ANNALS_SHUTDOWN_GRACE_MS: "2000" },
     readyTimeoutMs: 120_000,
   });
   cleanups.push(() => child.stop("SIGKILL"));

@@ -1,5 +1,6 @@
 // The all-in-one node: the four annals services in one process, on one gRPC
 // port and one HTTP port. `npm start` runs this on embedded PGlite.
+import { createAnnalsClients } from "@annals/client";
 import { openDatabase } from "@annals/db";
 import { createFederationComponent } from "@annals/federation";
 import { createKvComponent } from "@annals/kv";
@@ -14,39 +15,23 @@ const NODE_NAME = "annals-node";
 runMain(NODE_NAME, async () => {
   const config = readNodeConfig(process.env);
   const db = await openDatabase(config.database);
-  // Wildcard binds are dialled on loopback; a specific address as it is.
-  const dialHost = ["0.0.0.0", "::"].includes(config.server.host) ? "127.0.0.1" : config.server.host;
-  let grpcPort = config.server.grpcPort;
-  const logToken = config.internalToken;
-  // The node's stream and federation services call its own log service over gRPC, on the port it gets.
-  const logUrl = () => `http://${dialHost.includes(":") ? `[${dialHost}]` : dialHost}:${grpcPort}`;
   const server = await serveComponents({
     name: NODE_NAME,
     server: config.server,
     resources: [db],
-    components: async () => [
-      await createLogComponent({ db, ...config.log }),
-      await createKvComponent({ db, ...config.kv, logLevel: config.server.logLevel }),
-      await createFederationComponent({
-        db,
-        ...config.federation,
-        logUrl,
-        ...(logToken ? { logToken } : {}),
-        requirePeerCertificate: config.server.tls?.clientCaFile !== undefined,
-        logLevel: config.server.logLevel,
-      }),
-      await createStreamComponent({
-        logUrl,
-        ...(logToken ? { logToken } : {}),
-        auth: config.server.auth,
-        settings: config.stream,
-        logLevel: config.server.logLevel,
-      }),
-      // The read-only web console at / (ANNALS_CONSOLE=false leaves it out).
-      ...(config.console ? [{ name: "console", registrations: [], httpRoutes: [consoleRoute()], close: async () => {} }] : []),
-    ],
+    components: async (context) => {
+      // The stream and federation services call this node's log service in-process, as the internal principal.
+      const log = createAnnalsClients({ transport: context.local }).log;
+      return [
+        await createLogComponent({ db, ...config.log }, context),
+        await createKvComponent({ db, ...config.kv }, context),
+        await createFederationComponent({ db, ...config.federation, log, requirePeerCertificate: config.server.tls?.clientCaFile !== undefined }, context),
+        await createStreamComponent({ log, settings: config.stream }, context),
+        // The read-only web console at / (ANNALS_CONSOLE=false leaves it out).
+        ...(config.console ? [{ name: "console", registrations: [], httpRoutes: [consoleRoute()], close: async () => {} }] : []),
+      ];
+    },
   });
-  grpcPort = server.grpcPort;
   const database = "url" in config.database ? "PostgreSQL (DATABASE_URL)" : "inMemory" in config.database ? "PGlite in memory" : `PGlite in ${config.database.dataDir}`;
   process.stdout.write(
     `annals node ready: gRPC on ${server.host}:${server.grpcPort} (health, reflection), ` +

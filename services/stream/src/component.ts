@@ -1,5 +1,5 @@
-import { createAnnalsClients, type LogClient } from "@annals/client";
-import { createAuthenticator, createLogger, type AuthOptions, type ServiceComponent } from "@annals/runtime";
+import type { LogClient } from "@annals/client";
+import type { ComponentContext, ServiceComponent } from "@annals/runtime";
 import { DEFAULT_STREAM_SETTINGS } from "./config.js";
 import { StreamHub, type HubSettings } from "./hub.js";
 import { streamRegistration } from "./service.js";
@@ -10,34 +10,22 @@ export const STREAM_SERVICE_NAME = "annals-stream";
 
 export interface StreamComponentOptions {
   /**
-   * The log service's gRPC port, e.g. http://127.0.0.1:50061; a function when
-   * it is known only once the process listens (the all-in-one node on port 0).
+   * The log service: in the node, its own, called in-process
+   * (ComponentContext.local); standalone, a client of ANNALS_LOG_URL.
    */
-  logUrl: string | (() => string);
-  /** Bearer token for the log service, or a function returning a fresh one. */
-  logToken?: string | (() => string | Promise<string>);
-  /** How the SSE endpoint checks tokens: the server's own auth settings. */
-  auth: AuthOptions;
+  log: LogClient;
   settings?: HubSettings;
-  /** Level of the component's own log lines (feed reconnects); default "info". */
-  logLevel?: string;
 }
 
 /** Builds the stream service: the fan-out hub, the gRPC handlers and the SSE route. */
-export async function createStreamComponent(options: StreamComponentOptions): Promise<ServiceComponent> {
-  let client: LogClient | undefined;
-  // Created on first use: the node knows its own port only once it listens.
-  const log = () =>
-    (client ??= createAnnalsClients({
-      baseUrl: typeof options.logUrl === "function" ? options.logUrl() : options.logUrl,
-      ...(options.logToken ? { token: options.logToken } : {}),
-    }).log);
-  const logger = createLogger({ name: STREAM_SERVICE_NAME, level: options.logLevel ?? "info" });
-  const hub = new StreamHub(log, options.settings ?? DEFAULT_STREAM_SETTINGS, new StreamMetrics(), logger);
+export async function createStreamComponent(options: StreamComponentOptions, context: ComponentContext): Promise<ServiceComponent> {
+  const log = () => options.log;
+  const logger = context.logger.child({ component: "stream" });
+  const hub = new StreamHub(log, options.settings ?? DEFAULT_STREAM_SETTINGS, new StreamMetrics(context.meter), logger);
   return {
     name: "stream",
     registrations: [streamRegistration({ hub, log })],
-    httpRoutes: [sseRoute(hub, createAuthenticator(options.auth))],
+    httpRoutes: [sseRoute(hub)],
     close: async () => hub.close(),
   };
 }

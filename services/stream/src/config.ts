@@ -1,13 +1,11 @@
-import { readInteger, readServerConfig, readString, readUrl, type Env, type ServerConfig } from "@annals/runtime";
+import { readInteger, readLogServiceConfig, readServerConfig, type Env, type LogServiceConfig, type ServerConfig } from "@annals/runtime";
 import type { HubSettings } from "./hub.js";
 
 /** Everything the standalone stream service reads from its environment. */
 export interface StreamServiceConfig {
   server: ServerConfig;
-  /** The log service's gRPC port, which the stream service subscribes to. */
-  logUrl: string;
-  /** Bearer token for calls to the log service (a token with log.read and log.write). */
-  logToken: string | undefined;
+  /** The log service the stream service reads and appends to (ANNALS_LOG_URL, a token with log.read and log.write, ANNALS_LOG_TLS_*). */
+  logService: LogServiceConfig;
   stream: HubSettings;
 }
 
@@ -28,8 +26,7 @@ export const DEFAULT_STREAM_SETTINGS: HubSettings = {
 export function readStreamServiceConfig(env: Env): StreamServiceConfig {
   return {
     server: readServerConfig(env, { grpcPort: STREAM_GRPC_PORT, httpPort: STREAM_HTTP_PORT, allowAuthOff: false }),
-    logUrl: (readUrl(env, "ANNALS_LOG_URL", ["http:", "https:"]) ?? new URL("http://127.0.0.1:50061")).origin,
-    logToken: readString(env, "ANNALS_LOG_TOKEN"),
+    logService: readLogServiceConfig(env),
     stream: readStreamSettings(env),
   };
 }

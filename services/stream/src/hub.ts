@@ -5,9 +5,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { LogClient } from "@annals/client";
 import type { logV1 } from "@annals/proto";
-import { resourceExhausted, rpcError, unavailable, type Logger, type Principal } from "@annals/runtime";
+import { Backoff, isTransient, resourceExhausted, rpcError, sleep, unavailable, type Logger, type Principal } from "@annals/runtime";
 import { SubjectTree } from "@annals/topics";
-import { sleepWithJitter } from "./backoff.js";
 import { LogReader } from "./log-reader.js";
 import { EntryFrames, Session, type FeedLink, type HeadPosition, type SessionRequest, type SessionSettings } from "./session.js";
 import type { StreamMetrics } from "./stream-metrics.js";
@@ -83,7 +82,7 @@ class LogFeed implements FeedLink {
 
   private async run(markStarted: () => void, markFailed: (error: Error) => void): Promise<void> {
     const signal = this.stopped.signal;
-    let delay = RECONNECT_FIRST_MS;
+    const backoff = new Backoff({ firstMs: RECONNECT_FIRST_MS, maxMs: RECONNECT_MAX_MS });
     let started = false;
     while (!signal.aborted) {
       try {
@@ -98,7 +97,7 @@ class LogFeed implements FeedLink {
           { signal },
         );
         for await (const { frame } of stream) {
-          delay = RECONNECT_FIRST_MS;
+          backoff.reset();
           if (frame.case === "entries") for (const entry of frame.value.entries) this.deliver(entry);
           else if (frame.case === "entry") this.deliver(frame.value);
           else if (frame.case === "heartbeat") this.heardOfHead(frame.value);
@@ -114,10 +113,9 @@ class LogFeed implements FeedLink {
           return;
         }
         this.metrics.upstreamReconnect();
-        this.logger.info({ log: this.logId, code: Code[failure.code], retryInMs: delay }, "log service unreachable; the feed reconnects");
+        this.logger.info({ log: this.logId, code: Code[failure.code] }, "log service unreachable; the feed reconnects");
       }
-      await sleepWithJitter(delay, signal);
-      delay = Math.min(delay * 2, RECONNECT_MAX_MS);
+      await sleep(backoff.next(), signal);
     }
   }
 
@@ -153,9 +151,6 @@ class LogFeed implements FeedLink {
   }
 }
 
-function isTransient(code: Code): boolean {
-  return code === Code.Unavailable || code === Code.DeadlineExceeded || code === Code.Internal || code === Code.Unknown || code === Code.Aborted || code === Code.ResourceExhausted;
-}
 
 export class StreamHub {
   private readonly feeds = new Map<string, LogFeed>();

@@ -6,8 +6,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { LogClient } from "@annals/client";
 import type { logV1 } from "@annals/proto";
-import { retryDelayMs } from "@annals/runtime";
-import { sleepWithJitter } from "./backoff.js";
+import { Backoff, isTransient, retryDelayMs, sleep } from "@annals/runtime";
 
 /** Most entries read per Read call. */
 const READ_PAGE = 1000;
@@ -68,7 +67,7 @@ export class LogReader {
 
   /** A call under the limiter, retried with backoff while the log service is unavailable; `absent` when the log does not exist. */
   private async retried<T, A>(call: () => Promise<T>, absent: A, signal: AbortSignal): Promise<T | A> {
-    let delay = RETRY_FIRST_MS;
+    const backoff = new Backoff({ firstMs: RETRY_FIRST_MS, maxMs: RETRY_MAX_MS });
     for (;;) {
       await this.acquire();
       try {
@@ -76,12 +75,11 @@ export class LogReader {
       } catch (error) {
         const code = ConnectError.from(error).code;
         if (code === Code.NotFound) return absent;
-        if (signal.aborted || (code !== Code.Unavailable && code !== Code.DeadlineExceeded && code !== Code.ResourceExhausted)) throw error;
+        if (signal.aborted || !isTransient(code)) throw error;
       } finally {
         this.release();
       }
-      await sleepWithJitter(delay, signal);
-      delay = Math.min(delay * 2, RETRY_MAX_MS);
+      await sleep(backoff.next(), signal);
     }
   }
 

@@ -1,4 +1,5 @@
 // The standalone stream service: `node services/stream/dist/main.js`.
+import { createAnnalsClients } from "@annals/client";
 import { runMain, serveComponents } from "@annals/runtime";
 import { STREAM_SERVICE_NAME, createStreamComponent } from "./component.js";
 import { readStreamServiceConfig } from "./config.js";
@@ -8,14 +9,18 @@ runMain(STREAM_SERVICE_NAME, async () => {
   return serveComponents({
     name: STREAM_SERVICE_NAME,
     server: config.server,
-    components: async () => [
-      await createStreamComponent({
-        logUrl: config.logUrl,
-        ...(config.logToken ? { logToken: config.logToken } : {}),
-        auth: config.server.auth,
-        settings: config.stream,
-        logLevel: config.server.logLevel,
-      }),
+    components: async (context) => [
+      await createStreamComponent(
+        {
+          log: createAnnalsClients({
+            baseUrl: config.logService.baseUrl,
+            ...(config.logService.token ? { token: config.logService.token } : {}),
+            ...(config.logService.tls ? { tls: config.logService.tls } : {}),
+          }).log,
+          settings: config.stream,
+        },
+        context,
+      ),
     ],
   });
 });

@@ -39,14 +39,14 @@ before(async () => {
   streamServer = await serveComponents({
     name: "test-stream-restart",
     server: config,
-    components: async () => [
+    components: async (context) => [
       await createStreamComponent({
-        logUrl: `http://127.0.0.1:${logPort}`,
-        logToken: await signDevToken({ secret: TEST_SECRET, subject: "stream-service", roles: ["log.read", "log.write", "log.relay"] }),
-        auth: config.auth,
+        log: createAnnalsClients({
+          baseUrl: `http://127.0.0.1:${logPort}`,
+          token: await signDevToken({ secret: TEST_SECRET, subject: "stream-service", roles: ["log.read", "log.write", "log.relay"] }),
+        }).log,
         settings: { ...DEFAULT_STREAM_SETTINGS, keepaliveMs: 200 },
-        logLevel: "error",
-      }),
+      }, context),
     ],
   });
   const token = await signDevToken({ secret: TEST_SECRET, subject: "test", roles: ["admin"] });

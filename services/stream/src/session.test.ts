@@ -1,5 +1,6 @@
 // One session in memory: a log service of 100 entries behind
 // createRouterTransport (Read and GetLog only) and a feed the test drives.
+import { metrics } from "@opentelemetry/api";
 import assert from "node:assert/strict";
 import { setImmediate as tick } from "node:timers/promises";
 import { test } from "node:test";
@@ -42,7 +43,7 @@ function openSession(request: Partial<SessionRequest>, bufferFrames = 10): Sessi
     { bufferFrames, keepaliveMs: 60_000, snapshotScanLimit: 10_000 },
     new LogReader(() => logClient, 1),
     feed,
-    new StreamMetrics(),
+    new StreamMetrics(metrics.getMeter("session-test")),
     () => {},
   );
 }
@@ -89,6 +90,6 @@ test("a live subscriber more than the buffer behind ends with ABORTED naming the
     (error: unknown) => ConnectError.from(error),
   );
   assert.equal(ended?.code, Code.Aborted);
-  assert.equal(errorReason(ended!), "SLOW_CONSUMER");
-  assert.match(ended!.rawMessage, /resume at once with after_seq 103$/);
+  assert.equal(errorReason(ended), "SLOW_CONSUMER");
+  assert.match(ended.rawMessage, /resume at once with after_seq 103$/);
 });

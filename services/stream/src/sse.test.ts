@@ -5,7 +5,8 @@ import { after, before, test } from "node:test";
 import { toJson } from "@bufbuild/protobuf";
 import { EventSource } from "eventsource";
 import { logV1 } from "@annals/proto";
-import { jsonEntry, sleep, startStreamHarness, type StreamHarness } from "./stream-harness.js";
+import { until } from "@annals/runtime/testing";
+import { jsonEntry, startStreamHarness, type StreamHarness } from "./stream-harness.js";
 
 let harness: StreamHarness;
 let viewer: string;
@@ -64,28 +65,27 @@ test("EventSource gets the snapshot and live events with ids and event names; a 
     return new Response(pipe.readable, { status: response.status, headers: response.headers });
   };
   const received: { id: string; type: string; data: { seq: string; name: string; entry: { payload: unknown }; snapshot: boolean } }[] = [];
-  const source = new EventSource(eventsUrl("people", `kinds=identity.>&token=${viewer}`), { fetch: cuttableFetch as typeof fetch });
+  const source = new EventSource(eventsUrl("people", `kinds=identity.>&token=${viewer}`), { fetch: cuttableFetch });
   for (const type of ["formed", "left"]) {
     source.addEventListener(type, (event) => received.push({ id: event.lastEventId, type, data: JSON.parse(event.data) }));
   }
-  const until = async (count: number) => {
-    const deadline = Date.now() + 20_000;
-    while (received.length < count && Date.now() < deadline) await sleep(20);
+  const untilReceived = async (count: number) => {
+    await until(`${count} events`, async () => received.length >= count, 20_000);
     assert.equal(received.length, count, JSON.stringify(received));
   };
   try {
-    await until(2);
+    await untilReceived(2);
     assert.deepEqual(received.map((r) => [r.id, r.type, r.data.snapshot]), [["1", "formed", true], ["2", "left", true]]);
     assert.deepEqual(received[0]!.data.entry.payload, { who: "ada" });
     assert.deepEqual([received[0]!.data.seq, received[0]!.data.name], ["1", "formed"]);
     await publish("identity.formed", { who: "cy" });
     await publish("identity.left", { who: "cy" });
-    await until(4);
+    await untilReceived(4);
     cut!();
     await publish("identity.formed", { who: "dee" });
     await publish("other.thing", {});
     await publish("identity.left", { who: "dee" });
-    await until(6);
+    await untilReceived(6);
     assert.deepEqual(received.map((r) => r.id), ["1", "2", "4", "5", "6", "8"]);
     assert.ok(received.slice(2).every((r) => !r.data.snapshot));
     assert.equal(requests.length, 2, "one reconnect");
@@ -189,7 +189,7 @@ test("reserved names: no kind can produce a control event or one of EventSource'
   source.onerror = () => errors++;
   for (const type of ["kind:identity.error", "snapshot-done", "annals:caught-up"]) source.addEventListener(type, () => seen.push(type));
   try {
-    for (const deadline = Date.now() + 10_000; !seen.includes("annals:caught-up") && Date.now() < deadline; ) await sleep(20);
+    await until("annals:caught-up", async () => seen.includes("annals:caught-up"), 10_000);
     assert.deepEqual(seen, ["kind:identity.error", "snapshot-done", "annals:caught-up"]);
     assert.equal(errors, 0);
   } finally {
@@ -241,7 +241,7 @@ test("event=message sends data events with no event name, so onmessage gets ever
   source.onerror = () => errors++;
   source.addEventListener("annals:caught-up", () => (caughtUp = true));
   try {
-    for (const deadline = Date.now() + 10_000; !caughtUp && Date.now() < deadline; ) await sleep(20);
+    await until("the caught-up event", async () => caughtUp, 10_000);
     assert.deepEqual(seqs, ["1", "2", "3"]);
     assert.equal(errors, 0, "order.error does not fire onerror");
   } finally {

@@ -12,26 +12,24 @@
 // data event's name is dotted tokens of letters, digits, `_` and `-` (the
 // kind rules), so it never contains `:`, and every control event's does:
 //   annals:caught-up  {"seq": "…"}: the snapshot (or resume) is done; live follows
-//   annals:error      {"code": "…", "message": "…"}: why the stream ends
+//   annals:error      {"code": "…", "message": "…"}: why the stream ends (also
+//                     when the server shuts down: "unavailable", reconnect)
 // A data event whose name would be one of EventSource's own types (`error`,
 // `open`, `message`; `error` would fire onerror) goes out as `kind:` and its
 // full kind instead, e.g. `kind:identity.error` (sse.test.ts "reserved names").
 // Heartbeats are comment lines (`: keepalive <last seq>`), which EventSource ignores.
-// When the server shuts down, streams end with a comment and no control
-// event, so that EventSource reconnects (to this node once it is back, or to
-// another behind the same address) and resumes after Last-Event-ID.
 //
 // `event=message` (opt-in) sends every data event with no `event:` line, so
 // EventSource delivers them all to `onmessage` (a page following `>` cannot
 // know the names to listen for in advance); the name is still in `data`,
 // and control events keep their `annals:` names. The web console uses it.
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
 import { once } from "node:events";
 import { toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { logV1 } from "@annals/proto";
-import { isAllowed, retryDelayMs, type Authenticator, type HttpRoute } from "@annals/runtime";
+import { shuttingDown, type HttpRoute } from "@annals/runtime";
 import type { StreamHub } from "./hub.js";
 import { STREAM_VIEW, checkSubscription } from "./service.js";
 import type { EventValue } from "./session.js";
@@ -44,55 +42,34 @@ const EVENTSOURCE_TYPES = new Set(["error", "open", "message"]);
 /** An entry's protobuf JSON, made once for all the streams it is written to. */
 const entryJson = new WeakMap<logV1.Entry, string>();
 
-const STATUS: Partial<Record<Code, number>> = {
-  [Code.InvalidArgument]: 400,
-  [Code.OutOfRange]: 400,
-  [Code.Unauthenticated]: 401,
-  [Code.PermissionDenied]: 403,
-  [Code.ResourceExhausted]: 429,
-  [Code.Unavailable]: 503,
-};
-
-export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRoute {
+/**
+ * The events route. The runtime's pipeline authenticates the caller (token in
+ * the query or the Authorization header), checks the role, and answers a
+ * refusal thrown before the stream starts as JSON with its HTTP status.
+ */
+export function sseRoute(hub: StreamHub): HttpRoute {
   return {
     method: "GET",
+    name: "GET /v1/logs/{log}/events",
+    access: STREAM_VIEW,
     matches: (path) => PATH.test(path),
-    async handle(request, response, { draining }) {
+    async handle(request, response, { principal, signal, draining }) {
       // The raw path, not a URL's: `new URL` would resolve `/v1/logs/%2E%2E/events` to another path.
       const [path = "", query = ""] = (request.url ?? "/").split("?", 2);
       const searchParams = new URLSearchParams(query);
-      let session;
-      let unnamed = false;
-      const gone = new AbortController();
-      response.on("close", () => gone.abort());
-      // Shutting down: the stream ends plainly (no annals:error), and EventSource reconnects by itself, with Last-Event-ID.
-      const onDrain = () => gone.abort();
-      if (draining.aborted) onDrain();
-      else draining.addEventListener("abort", onDrain, { once: true });
-      response.on("close", () => draining.removeEventListener("abort", onDrain));
-      try {
-        const token = searchParams.get("token");
-        const principal = await authenticator.authenticate(token ? `Bearer ${token}` : (request.headers.authorization ?? null));
-        if (!isAllowed(principal, STREAM_VIEW)) {
-          throw new ConnectError(`the events endpoint requires the role "${STREAM_VIEW}"`, Code.PermissionDenied);
-        }
-        unnamed = eventParameter(searchParams.get("event"));
-        const subscription = checkSubscription(
-          {
-            logId: pathLogId(path),
-            kinds: searchParams.getAll("kinds").flatMap((value) => value.split(",")).filter((kind) => kind !== ""),
-            afterSeq: lastEventId(request),
-            snapshotLimit: snapshotParameter(searchParams.get("snapshot")),
-            maxEventsPerFrame: 0,
-          },
-          principal,
-        );
-        await hub.refusePastHead(subscription.logId, subscription.afterSeq, gone.signal);
-        session = hub.subscribe(principal, subscription);
-      } catch (error) {
-        refuse(response, draining.aborted ? new ConnectError("the server is shutting down; retry", Code.Unavailable) : ConnectError.from(error));
-        return;
-      }
+      const unnamed = eventParameter(searchParams.get("event"));
+      const subscription = checkSubscription(
+        {
+          logId: pathLogId(path),
+          kinds: searchParams.getAll("kinds").flatMap((value) => value.split(",")).filter((kind) => kind !== ""),
+          afterSeq: lastEventId(request),
+          snapshotLimit: snapshotParameter(searchParams.get("snapshot")),
+          maxEventsPerFrame: 0,
+        },
+        principal!,
+      );
+      await hub.refusePastHead(subscription.logId, subscription.afterSeq, signal);
+      const session = hub.subscribe(principal!, subscription);
       response.writeHead(200, {
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-cache",
@@ -101,7 +78,7 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
       });
       response.write(`retry: ${CLIENT_RETRY_MS}\n\n`);
       try {
-        for await (const { frame } of session.frames(gone.signal)) {
+        for await (const { frame } of session.frames(signal)) {
           let text: string;
           switch (frame.case) {
             case "event":
@@ -116,17 +93,17 @@ export function sseRoute(hub: StreamHub, authenticator: Authenticator): HttpRout
             case "heartbeat":
               text = `: keepalive ${frame.value.lastSeq}\n\n`;
           }
-          if (!response.write(text)) await once(response, "drain", { signal: gone.signal }).catch(() => undefined);
+          if (!response.write(text)) await once(response, "drain", { signal }).catch(() => undefined);
         }
-        response.end();
+        // The server drains: the client is told to reconnect (to another replica) before the stream closes.
+        response.end(draining.aborted ? errorEvent(shuttingDown()) : undefined);
       } catch (error) {
         if (draining.aborted) {
           response.end(": the server is shutting down; reconnect\n\n");
           return;
         }
         // The stream already started: say why it ends as an event, then close.
-        const failure = ConnectError.from(error);
-        response.end(`event: annals:error\ndata: ${JSON.stringify({ code: codeToString(failure.code), message: failure.rawMessage })}\n\n`);
+        response.end(errorEvent(ConnectError.from(error)));
       }
     },
   };
@@ -172,12 +149,7 @@ function lastEventId(request: IncomingMessage): bigint | undefined {
   return BigInt(value);
 }
 
-function refuse(response: ServerResponse, error: ConnectError): void {
-  const status = STATUS[error.code] ?? 500;
-  const headers: Record<string, string> = { "content-type": "application/json", "cache-control": "no-store" };
-  const retryMs = retryDelayMs(error);
-  if (status === 429 && retryMs !== undefined) headers["retry-after"] = String(Math.ceil(retryMs / 1000));
-  response.writeHead(status, headers);
-  response.end(JSON.stringify({ code: codeToString(error.code), message: status === 500 ? "internal error" : error.rawMessage }));
+/** The control event that ends a stream with an error (see the module comment). */
+function errorEvent(failure: ConnectError): string {
+  return `event: annals:error\ndata: ${JSON.stringify({ code: codeToString(failure.code), message: failure.rawMessage })}\n\n`;
 }
-

@@ -1,5 +1,5 @@
 // Test support (not exported by the package): the log and stream services in
-// this process on a database of their own (as the node runs them), clients
+// this process on a database of their own (as the node runs them, the stream service calling the log service in-process), clients
 // with tokens of chosen roles, and helpers to read Subscribe streams.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createAnnalsClients, type LogClient, type StreamClient } from "@annals/client";
@@ -7,12 +7,12 @@ import { createTestDatabase, type TestDatabase } from "@annals/db/testing";
 import { createLogComponent } from "@annals/log";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import type { logV1, streamV1 } from "@annals/proto";
-import { serveComponents, signDevToken, type RunningServer } from "@annals/runtime";
+import type { RunningServer } from "@annals/runtime";
 import { createStreamComponent } from "./component.js";
 import { DEFAULT_STREAM_SETTINGS } from "./config.js";
 import type { HubSettings } from "./hub.js";
 
-import { testServerConfig } from "@annals/runtime/testing";
+import { eventWaiter, startTestServer } from "@annals/runtime/testing";
 
 export { rejects } from "@annals/runtime/testing";
 
@@ -32,31 +32,19 @@ export interface StreamHarness {
   close(): Promise<void>;
 }
 
-/** The log and stream services in one process, the stream service calling the log service over gRPC. */
+/** The log and stream services in one process, the stream service calling the log service in-process. */
 export async function startStreamHarness(label: string, settings: Partial<HubSettings> = {}): Promise<StreamHarness> {
   const database: TestDatabase = await createTestDatabase(label);
   const db = await database.open();
-  const config = testServerConfig(TEST_SECRET);
-  let grpcPort = 0;
-  const internal = await signDevToken({ secret: TEST_SECRET, subject: "stream-service", roles: ["log.read", "log.write", "log.relay"] });
-  const server = await serveComponents({
-    name: `test-${label}`,
-    server: config,
-    components: async () => [
-      await createLogComponent({ db }),
-      await createStreamComponent({
-        logUrl: () => `http://127.0.0.1:${grpcPort}`,
-        logToken: internal,
-        auth: config.auth,
-        settings: { ...DEFAULT_STREAM_SETTINGS, ...settings },
-        logLevel: "warn",
-      }),
+  const { server, baseUrl, httpUrl, tokenWith, metrics, close } = await startTestServer({
+    label,
+    secret: TEST_SECRET,
+    components: async (context) => [
+      await createLogComponent({ db }, context),
+      await createStreamComponent({ log: createAnnalsClients({ transport: context.local }).log, settings: { ...DEFAULT_STREAM_SETTINGS, ...settings } }, context),
     ],
+    onClose: () => database.drop(),
   });
-  grpcPort = server.grpcPort;
-  const baseUrl = `http://127.0.0.1:${server.grpcPort}`;
-  const tokenWith = (roles: string[], options: { logs?: string[]; subject?: string } = {}) =>
-    signDevToken({ secret: TEST_SECRET, subject: options.subject ?? `test-${roles.join("+")}`, roles, ...(options.logs ? { logs: options.logs } : {}) });
   const admin = createAnnalsClients({ baseUrl, token: await tokenWith(["admin"]), unaryTimeoutMs: 60_000 });
   return {
     stream: admin.stream,
@@ -65,12 +53,9 @@ export async function startStreamHarness(label: string, settings: Partial<HubSet
     tokenWith,
     server,
     baseUrl,
-    httpUrl: `http://127.0.0.1:${server.httpPort}`,
-    metrics: () => fetch(`http://127.0.0.1:${server.httpPort}/metrics`).then((response) => response.text()),
-    close: async () => {
-      await server.shutdown("test done");
-      await database.drop();
-    },
+    httpUrl,
+    metrics,
+    close,
   };
 }
 
@@ -92,7 +77,7 @@ export interface Received {
 
 export function subscribe(client: StreamClient, request: MessageInitShape<typeof streamV1.SubscribeRequestSchema>): Received {
   const controller = new AbortController();
-  const waiters = new Set<() => void>();
+  const waiter = eventWaiter(() => `${received.events.length} events`);
   const received: Received = {
     events: [],
     batchSizes: [],
@@ -100,29 +85,7 @@ export function subscribe(client: StreamClient, request: MessageInitShape<typeof
     caughtUp: undefined,
     ended: undefined,
     cancel: () => controller.abort(),
-    until: (predicate, timeoutMs = 30_000) =>
-      new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (predicate(received)) {
-            waiters.delete(check);
-            clearTimeout(timer);
-            resolve();
-          } else if (received.ended !== undefined) {
-            waiters.delete(check);
-            clearTimeout(timer);
-            reject(new Error(`the stream ended (${received.ended?.message ?? "cleanly"}) before the condition held; ${received.events.length} events`));
-          }
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`timed out after ${timeoutMs} ms with ${received.events.length} events`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      }),
-  };
-  const notify = () => {
-    for (const waiter of [...waiters]) waiter();
+    until: (predicate, timeoutMs = 30_000) => waiter.until("the condition", () => predicate(received), timeoutMs),
   };
   void (async () => {
     try {
@@ -133,14 +96,14 @@ export function subscribe(client: StreamClient, request: MessageInitShape<typeof
           received.batchSizes.push(frame.value.events.length);
         } else if (frame.case === "heartbeat") received.heartbeats.push(frame.value);
         else if (frame.case === "caughtUp") received.caughtUp = frame.value.seq;
-        notify();
+        waiter.changed();
       }
       received.ended = null;
     } catch (error) {
       const failure = ConnectError.from(error);
       received.ended = failure.code === Code.Canceled && controller.signal.aborted ? null : failure;
     }
-    notify();
+    waiter.ended(received.ended?.message ?? "cleanly");
   })();
   return received;
 }

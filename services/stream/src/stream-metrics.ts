@@ -1,4 +1,4 @@
-import { metrics, type Counter, type Histogram, type UpDownCounter } from "@opentelemetry/api";
+import type { Meter, Counter, Histogram, UpDownCounter } from "@opentelemetry/api";
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
@@ -11,8 +11,7 @@ export class StreamMetrics {
   private readonly delivery: Histogram;
   private readonly reconnects: Counter;
 
-  constructor() {
-    const meter = metrics.getMeter("annals.stream");
+  constructor(meter: Meter) {
     this.subscribers = meter.createUpDownCounter("annals.stream.subscribers", { description: "Open Subscribe and SSE streams" });
     this.delivered = meter.createCounter("annals.stream.events.delivered", { description: "Events written to subscribers" });
     this.disconnects = meter.createCounter("annals.stream.slow_consumer.disconnects", { description: "Subscribers ended for falling too far behind" });

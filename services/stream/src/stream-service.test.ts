@@ -11,7 +11,7 @@ import { createAnnalsClients } from "@annals/client";
 import * as protoLoader from "@grpc/proto-loader";
 import { rpcDetails } from "@annals/proto";
 import { errorReason, retryDelayMs } from "@annals/runtime";
-import { PROTO_ROOT } from "@annals/runtime/testing";
+import { PROTO_ROOT, until } from "@annals/runtime/testing";
 import { subjectMatches } from "@annals/topics";
 import { MAX_PAYLOAD_DEPTH } from "@annals/chain";
 import { jsonEntry, rejects, seqs, sleep, startStreamHarness, subscribe, type StreamHarness } from "./stream-harness.js";
@@ -69,16 +69,14 @@ describe("stream service: fan-out", () => {
   test("one upstream log subscription is shared by all subscribers of a log, and ends with the last", async () => {
     const upstreams = async () => Number(/^annals_log_subscribers(?:\{[^}]*\})? (\d+)/m.exec(await harness.metrics())?.[1] ?? "0");
     // The previous test's feed winds down asynchronously; start from none.
-    for (const deadline = Date.now() + 5000; (await upstreams()) !== 0 && Date.now() < deadline; ) await sleep(20);
+    await until("the previous feed to stop", async () => (await upstreams()) === 0);
     const before = await upstreams();
     assert.equal(before, 0);
     const streams = Array.from({ length: 5 }, () => subscribe(harness.stream, { logId: "shared", kinds: [">"] }));
     await Promise.all(streams.map((s) => s.until((r) => r.caughtUp !== undefined)));
     assert.equal(await upstreams(), before + 1);
     for (const s of streams) s.cancel();
-    const deadline = Date.now() + 5000;
-    while ((await upstreams()) !== before && Date.now() < deadline) await sleep(20);
-    assert.equal(await upstreams(), before, "the upstream subscription stopped with the last subscriber");
+    await until("the upstream subscription to stop with the last subscriber", async () => (await upstreams()) === before);
   });
 
   test("a snapshot holds the latest matching entries in seq order, then CaughtUp, then live entries", async () => {
@@ -257,10 +255,10 @@ describe("stream service: fan-out", () => {
       [{ logId: "/x", kinds: [">"] }, /^log_id: /],
     ];
     for (const [request, message] of cases) {
-      const stream = subscribe(harness.stream, request as never);
+      const stream = subscribe(harness.stream, request);
       await stream.until((r) => r.ended !== undefined).catch(() => {});
       assert.equal(stream.ended?.code, Code.InvalidArgument, `${JSON.stringify(request, (_, v) => (typeof v === "bigint" ? String(v) : v))}`);
-      assert.match(stream.ended!.rawMessage, message);
+      assert.match(stream.ended.rawMessage, message);
     }
   });
 
@@ -284,7 +282,7 @@ describe("stream service: fan-out", () => {
     const ahead = subscribe(harness.stream, { logId: "short", kinds: [">"], afterSeq: 1_000_000n });
     await assert.rejects(ahead.until(() => false));
     assert.equal(ahead.ended?.code, Code.OutOfRange);
-    assert.match(ahead.ended!.message, /after_seq 1000000 is past the head of log "short" \(last seq 40\)/);
+    assert.match(ahead.ended.message, /after_seq 1000000 is past the head of log "short" \(last seq 40\)/);
     const atHead = subscribe(harness.stream, { logId: "short", kinds: [">"], afterSeq: 40n });
     await atHead.until((r) => r.caughtUp !== undefined);
     atHead.cancel();
@@ -359,7 +357,7 @@ describe("stream service: slow consumers", () => {
     assert.equal(errorReason(error), "SLOW_CONSUMER");
     const afterSeq = BigInt(error.findDetails(rpcDetails.ErrorInfoSchema)[0]!.metadata["after_seq"]!);
     assert.equal(retryDelayMs(error), undefined, "resume at once: no RetryInfo");
-    for (const deadline = Date.now() + 5000; slowSeqs.at(-1) !== afterSeq && Date.now() < deadline; ) await sleep(20);
+    await until("the slow subscriber to read up to after_seq", async () => slowSeqs.at(-1) === afterSeq, 5000);
     assert.deepEqual(slowSeqs, range(1, Number(afterSeq)), "the slow subscriber got every entry up to after_seq");
     const resumed = subscribe(harness.stream, { logId: "busy", kinds: [">"], afterSeq });
     await resumed.until((r) => r.events.length === 2000 - Number(afterSeq), 60_000);
@@ -402,8 +400,8 @@ describe("stream service: auth and caps", () => {
     await Promise.all(open.map((s) => s.until((r) => r.caughtUp !== undefined)));
     const third = await ended(subscribe(alice, { logId: "c", kinds: [">"] }));
     assert.equal(third?.code, Code.ResourceExhausted);
-    assert.equal(errorReason(third!), "STREAM_LIMIT_PER_USER");
-    assert.ok((retryDelayMs(third!) ?? 0) > 0, "with RetryInfo");
+    assert.equal(errorReason(third), "STREAM_LIMIT_PER_USER");
+    assert.ok((retryDelayMs(third) ?? 0) > 0, "with RetryInfo");
     open.push(subscribe(bob, { logId: "c", kinds: [">"] }), subscribe(bob, { logId: "c", kinds: [">"] }));
     await Promise.all(open.map((s) => s.until((r) => r.caughtUp !== undefined)));
     const carol = await harness.clientWith(["stream.view"], { subject: "carol" });

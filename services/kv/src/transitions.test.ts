@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Decide, Stored } from "./backend.js";
-import { decideAcquireLock, decideRateLimit, decideReleaseLock, LOCK_RECORD_RETENTION_MS, SLIDING_BUCKETS, type RateAlgorithm } from "./helpers.js";
+import { decideAcquireLock, decideRateLimit, decideReleaseLock, LOCK_RECORD_RETENTION_MS, SLIDING_BUCKETS, type RateAlgorithm } from "./transitions.js";
 import { seededRandom as random } from "./kv-harness.js";
 
 /** One key's state as a backend keeps it: applies writes, forgets it at its expiry. */

@@ -1,11 +1,5 @@
-import { ConfigError, readInteger, readString, readUrl, type Env } from "./config.js";
-
-/**
- * Where a service keeps its state; matches `DatabaseOptions` of @annals/db.
- * On PostgreSQL, `maxConnections` is the pool's size; a process that
- * listens (the log service) opens one connection more for LISTEN.
- */
-export type DatabaseConfig = { url: string; maxConnections: number } | { dataDir: string } | { inMemory: true };
+import { ConfigError, readInteger, readString, readUrl, type Env } from "@annals/runtime/config";
+import type { DatabaseOptions } from "./database.js";
 
 export const DEFAULT_DATABASE_POOL_SIZE = 10;
 
@@ -13,9 +7,10 @@ export const DEFAULT_DATABASE_POOL_SIZE = 10;
  * DATABASE_URL (postgres://…) selects PostgreSQL, with a pool of
  * ANNALS_DATABASE_POOL_SIZE connections; otherwise ANNALS_DATA_DIR holds an
  * embedded PGlite database (`:memory:` keeps it in memory only); otherwise
- * `defaultDataDir`.
+ * `defaultDataDir`. On PostgreSQL, `maxConnections` is the pool's size; a
+ * process that listens (the log service) opens one connection more for LISTEN.
  */
-export function readDatabaseConfig(env: Env, defaultDataDir: string): DatabaseConfig {
+export function readDatabaseConfig(env: Env, defaultDataDir: string): DatabaseOptions {
   const url = readUrl(env, "DATABASE_URL", ["postgres:", "postgresql:"]);
   if (url) {
     if (!url.hostname && !url.searchParams.get("host")) throw new ConfigError("DATABASE_URL", "has no host");
