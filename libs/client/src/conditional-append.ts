@@ -4,7 +4,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { rpcDetails, type logV1 } from "@annals/proto";
-import { abortableSleep, backoffDelayMs } from "./backoff.js";
+import { Backoff, sleep } from "@annals/runtime/retry";
 import type { LogClient } from "./clients.js";
 
 /** What to append, and on which condition (decided from a fresh read). */
@@ -22,7 +22,7 @@ export interface AppendDecision {
 export interface ConditionalAppendOptions {
   /** Attempts in all, the first included, before giving up with AppendConflictError. Default 10. */
   maxAttempts?: number;
-  /** Backoff before the second attempt, in ms; doubled for each further one (with full jitter). Default 10. */
+  /** Backoff before the second attempt, in ms (jittered); doubled for each further one. Default 10. */
   baseDelayMs?: number;
   /** The longest backoff, in ms. Default 1000. */
   maxDelayMs?: number;
@@ -83,6 +83,7 @@ export async function appendWithCondition(
   const baseDelayMs = options.baseDelayMs ?? 10;
   const maxDelayMs = options.maxDelayMs ?? 1000;
   const signal = options.signal;
+  const backoff = new Backoff({ firstMs: baseDelayMs, maxMs: maxDelayMs });
   for (let attempt = 1; ; attempt++) {
     const decision = await decide(attempt);
     if (decision === null) return { results: [], attempts: attempt };
@@ -96,7 +97,8 @@ export async function appendWithCondition(
     } catch (error) {
       if (!isAppendConflict(error)) throw error;
       if (attempt >= maxAttempts) throw new AppendConflictError(logId, attempt, error);
-      await abortableSleep(backoffDelayMs(attempt - 1, baseDelayMs, maxDelayMs), signal);
+      await sleep(backoff.next(), signal);
+      if (signal?.aborted) throw ConnectError.from(signal.reason ?? new Error("aborted"), Code.Canceled);
     }
   }
 }
