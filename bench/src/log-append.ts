@@ -4,18 +4,16 @@
 // baselines measured in the same run: a no-op RPC on the same server, raw
 // multi-row INSERTs with `pg`, and NATS JetStream on 127.0.0.1:4222.
 import { randomBytes, randomUUID } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { connect as connectNats } from "@nats-io/transport-node";
 import pg from "pg";
 import { diagV1, logV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
-import { startServiceProcess } from "@annals/runtime/testing";
-import { createBenchDatabase } from "./bench-database.js";
-import { BENCH_SECRET, benchToken } from "./bench-token.js";
+import { benchToken } from "./bench-token.js";
 import { runLoad } from "./load.js";
 import { formatTable } from "./table.js";
+import { startBenchLogService } from "./log-service.js";
 
 export interface LogBenchOptions {
   concurrencies: number[];
@@ -57,14 +55,7 @@ function entryInput(n: number) {
 }
 
 export async function logAppend(options: LogBenchOptions): Promise<void> {
-  const database = await createBenchDatabase("log");
-  const service = await startServiceProcess({
-    script: fileURLToPath(new URL("../../services/log/dist/main.js", import.meta.url)),
-    env: { DATABASE_URL: database.url, ANNALS_AUTH_JWT_SECRET: BENCH_SECRET },
-  }).catch(async (error: unknown) => {
-    await database.drop();
-    throw error;
-  });
+  const { service, database } = await startBenchLogService("log");
   auth.set("authorization", `Bearer ${await benchToken(["admin"])}`);
   const address = `127.0.0.1:${service.grpcPort}`;
   const log = new LogClient(address, grpc.credentials.createInsecure()) as unknown as LogStub;

@@ -3,16 +3,14 @@
 // clients in this process; every figure against plain Append measured in the
 // same run, the cases alternating so that the machine's noise hits both.
 import { loadavg } from "node:os";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
 import { logV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
-import { startServiceProcess } from "@annals/runtime/testing";
-import { createBenchDatabase } from "./bench-database.js";
-import { BENCH_SECRET, benchToken } from "./bench-token.js";
+import { benchToken } from "./bench-token.js";
 import { runLoad, type LoadResult } from "./load.js";
 import { formatTable } from "./table.js";
+import { startBenchLogService } from "./log-service.js";
 
 export interface ConditionBenchOptions {
   /** Callers of the throughput case, each on its own log. */
@@ -47,14 +45,7 @@ function entryInput(n: number, kind = "bench.order.placed", sourceId = "bench") 
 type Conditioning = { label: string; condition: (lastSeq: bigint) => object | undefined };
 
 export async function logConditions(options: ConditionBenchOptions): Promise<void> {
-  const database = await createBenchDatabase("conditions");
-  const service = await startServiceProcess({
-    script: fileURLToPath(new URL("../../services/log/dist/main.js", import.meta.url)),
-    env: { DATABASE_URL: database.url, ANNALS_AUTH_JWT_SECRET: BENCH_SECRET },
-  }).catch(async (error: unknown) => {
-    await database.drop();
-    throw error;
-  });
+  const { service, database } = await startBenchLogService("conditions");
   auth.set("authorization", `Bearer ${await benchToken(["admin"])}`);
   const log = new LogClient(`127.0.0.1:${service.grpcPort}`, grpc.credentials.createInsecure()) as unknown as LogStub;
   const raw = new pg.Client({ connectionString: database.url });

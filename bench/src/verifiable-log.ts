@@ -9,17 +9,15 @@
 //   4. Checkpoint lag: from an Append's ack to a signed checkpoint covering it.
 import { randomInt } from "node:crypto";
 import { Agent, request as httpRequest } from "node:http";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { leafHash, verifyConsistency, verifyInclusion } from "@annals/chain";
 import pg from "pg";
 import { diagV1, logV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
-import { startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
-import { createBenchDatabase, type BenchDatabase } from "./bench-database.js";
-import { BENCH_SECRET, benchToken } from "./bench-token.js";
+import { benchToken } from "./bench-token.js";
 import { runLoad, type LoadResult } from "./load.js";
 import { formatTable } from "./table.js";
+import { LOG_SERVICE_SCRIPT, startBenchLogService } from "./log-service.js";
 
 export interface VerifiableLogBenchOptions {
   /** Rounds of the append comparison; each runs the logs without a tree, then those with one. */
@@ -63,15 +61,8 @@ interface Running {
   stop(): Promise<void>;
 }
 
-async function start(label: string, script: string): Promise<Running> {
-  const database: BenchDatabase = await createBenchDatabase(label);
-  let service: ServiceProcess;
-  try {
-    service = await startServiceProcess({ script, env: { DATABASE_URL: database.url, ANNALS_AUTH_JWT_SECRET: BENCH_SECRET } });
-  } catch (error) {
-    await database.drop();
-    throw error;
-  }
+async function start(label: string): Promise<Running> {
+  const { service, database } = await startBenchLogService(label);
   const address = `127.0.0.1:${service.grpcPort}`;
   const log = new LogClient(address, grpc.credentials.createInsecure()) as unknown as Stub;
   const diag = new DiagClient(address, grpc.credentials.createInsecure()) as unknown as Stub;
@@ -91,13 +82,12 @@ async function start(label: string, script: string): Promise<Running> {
 
 export async function verifiableLog(options: VerifiableLogBenchOptions): Promise<void> {
   auth.set("authorization", `Bearer ${await benchToken(["admin"])}`);
-  const script = fileURLToPath(new URL("../../services/log/dist/main.js", import.meta.url));
   console.log(
     "verifiable-log: the log service process (JWT auth) on fresh PostgreSQL databases, grpc-js clients and node:http\n" +
-      `in the bench process; build ${script}.\n`,
+      `in the bench process; build ${LOG_SERVICE_SCRIPT}.\n`,
   );
-  await appendCost(options, script);
-  const running = await start("proofs", script);
+  await appendCost(options);
+  const running = await start("proofs");
   try {
     await fill(running, options.proofLogEntries);
     await proofs(running, options);
@@ -126,7 +116,7 @@ async function createLogs(running: Running, logIds: readonly string[], tree: boo
 }
 
 /** Append (closed loop) and AppendBatch to logs with and without a tree, alternating, `rounds` times. */
-async function appendCost(options: VerifiableLogBenchOptions, script: string): Promise<void> {
+async function appendCost(options: VerifiableLogBenchOptions): Promise<void> {
   console.log(
     `Appends with the Merkle tree and checkpoints (tree) ÷ without them (baseline: the same build, logs without a tree,\n` +
       `so no tiles are written and nothing is signed): ${options.rounds} rounds, each starting a fresh process and database per\n` +
@@ -137,7 +127,7 @@ async function appendCost(options: VerifiableLogBenchOptions, script: string): P
   for (let round = 1; round <= options.rounds; round++) {
     const measured: Record<"baseline" | "tree", Map<string, number>> = { baseline: new Map(), tree: new Map() };
     for (const variant of ["baseline", "tree"] as const) {
-      const running = await start(`${variant}${round}`, script);
+      const running = await start(`${variant}${round}`);
       try {
         await createLogs(running, [...options.concurrencies.map((concurrency) => `append-${concurrency}`), "batch"], variant === "tree");
         for (const concurrency of options.concurrencies) {

@@ -54,29 +54,15 @@ export function exportHeaderLine(header: ExportHeader): string {
 }
 
 export function exportEntryLine(entry: ExportedEntry): string {
-  return (
-    JSON.stringify({
-      type: "entry",
-      seq: entry.seq.toString(),
-      uuid: entry.uuid,
-      kind: entry.kind,
-      source_id: entry.sourceId,
-      sim_time: entry.simTime,
-      wall_time: entry.wallTimeUs.toString(),
-      req_id: entry.reqId,
-      metadata: entry.metadata,
-      content_type: entry.contentType,
-      payload: entry.payload instanceof Uint8Array ? Buffer.from(entry.payload).toString("base64") : entry.payload,
-      payload_digest: entry.payloadDigest,
-      prev_checksum: entry.prevChecksum,
-      checksum: entry.checksum,
-      redaction: entry.redaction && { redaction_seq: entry.redaction.redactionSeq.toString(), reason: entry.redaction.reason },
-    }) + "\n"
-  );
+  return entryLine(entry, false);
 }
 
 /** An entry line of the earlier format (EXPORT_FORMAT_V1: JSON payloads only, no content_type). */
 function exportEntryLineV1(entry: ExportedEntry): string {
+  return entryLine(entry, true);
+}
+
+function entryLine(entry: ExportedEntry, v1: boolean): string {
   return (
     JSON.stringify({
       type: "entry",
@@ -88,7 +74,8 @@ function exportEntryLineV1(entry: ExportedEntry): string {
       wall_time: entry.wallTimeUs.toString(),
       req_id: entry.reqId,
       metadata: entry.metadata,
-      payload: entry.payload,
+      ...(v1 ? {} : { content_type: entry.contentType }),
+      payload: !v1 && entry.payload instanceof Uint8Array ? Buffer.from(entry.payload).toString("base64") : entry.payload,
       payload_digest: entry.payloadDigest,
       prev_checksum: entry.prevChecksum,
       checksum: entry.checksum,

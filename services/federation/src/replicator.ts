@@ -558,26 +558,7 @@ export class Replicator {
     const { rowCount } = await this.deps.db.query("delete from federation.replication_errors where node_id = $1 and log_id = $2", [nodeId, logId]);
     if (rowCount === 0) return undefined;
     await audit(this.deps.db, { nodeId, logId, reason: AuditReason.RESET, message: `integrity error cleared by ${operator}` });
-    const key = `${nodeId} ${logId}`;
-    const loop = this.loops.get(key);
-    if (loop) {
-      this.loops.delete(key);
-      await loop.stop();
-    }
-    await this.reconcile();
-    const restarted = this.loops.get(key);
-    if (restarted) {
-      await restarted.ready;
-      return restarted.status();
-    }
-    // Not replicating now: the peer is disabled, removed, or no longer mirrors the log.
-    const peer = await getPeer(this.deps.db, nodeId);
-    return create(federationV1.ReplicationStatusSchema, {
-      nodeId,
-      logId,
-      mirrorLogId: mirrorLogId(nodeId, logId),
-      state: peer?.status === "disabled" ? ReplicationState.DISABLED : ReplicationState.IDLE,
-    });
+    return this.restartLoop(nodeId, logId);
   }
 
   /** Restarts one replication's loop (after its stored state changed) and returns its status once it has read its state. */
