@@ -105,8 +105,10 @@ async function main(argv: string[]): Promise<number> {
           secret,
           subject: values.sub,
           roles: list(values.roles),
-          ...(values.logs ? { logs: list(values.logs) } : {}),
-          ...(values["kv-prefixes"] ? { keyPrefixes: list(values["kv-prefixes"]) } : {}),
+          claims: {
+            ...(values.logs ? { logs: list(values.logs) } : {}),
+            ...(values["kv-prefixes"] ? { kv_prefixes: list(values["kv-prefixes"]) } : {}),
+          },
           expiresIn: values.expires ?? "1h",
         }),
       );

@@ -8,10 +8,12 @@ export interface Principal {
   readonly subject: string;
   /** Roles granted by the token (`log.read`, `kv.write`, `admin`, ...). */
   readonly roles: ReadonlySet<string>;
-  /** Logs the token may touch; undefined means every log its roles allow. */
-  readonly logs: readonly string[] | undefined;
-  /** Key prefixes the token may touch in the KV service; undefined means all. */
-  readonly keyPrefixes: readonly string[] | undefined;
+  /**
+   * The token's verified claims (empty when auth is off or in-process). The
+   * services read their own grants from them (claimList): the log rules read
+   * `logs`, the KV service `kv_prefixes`; the runtime knows none of them.
+   */
+  readonly claims: Readonly<Record<string, unknown>>;
   /** Whether auth is off and this principal stands for every caller. */
   readonly unauthenticated: boolean;
   /** Whether this is another service of the same process, calling in-process (INTERNAL_PRINCIPAL). */
@@ -58,8 +60,7 @@ export const DEFAULT_CLOCK_SKEW_MS = 60_000;
 const ANONYMOUS: Principal = {
   subject: "anonymous",
   roles: new Set([ADMIN_ROLE]),
-  logs: undefined,
-  keyPrefixes: undefined,
+  claims: {},
   unauthenticated: true,
 };
 
@@ -71,8 +72,7 @@ const ANONYMOUS: Principal = {
 export const INTERNAL_PRINCIPAL: Principal = {
   subject: "annals-internal",
   roles: new Set(),
-  logs: undefined,
-  keyPrefixes: undefined,
+  claims: {},
   unauthenticated: false,
   internal: true,
 };
@@ -174,17 +174,26 @@ function stringList(value: unknown): string[] | undefined {
 
 /**
  * Roles come from the `roles` claim (array or space-separated string) or the
- * OAuth `scope` claim; `logs` and `kv_prefixes` narrow what the token touches.
+ * OAuth `scope` claim; the other claims stay with the principal for the
+ * services' own grants.
  */
 export function principalFromClaims(claims: JWTPayload): Principal {
   const roles = stringList(claims["roles"]) ?? stringList(claims["scope"]) ?? [];
   return {
     subject: claims.sub ?? "unknown",
     roles: new Set(roles),
-    logs: stringList(claims["logs"]),
-    keyPrefixes: stringList(claims["kv_prefixes"]),
+    claims,
     unauthenticated: false,
   };
+}
+
+/**
+ * A grant claim of the principal's token as a list of strings (an array, or
+ * a space-separated string): undefined when the token has no such claim (no
+ * narrowing), [] when the claim is malformed (nothing granted).
+ */
+export function claimList(principal: Principal, claim: string): readonly string[] | undefined {
+  return stringList(principal.claims[claim]);
 }
 
 /** Whether a principal satisfies an access rule. */
@@ -203,39 +212,13 @@ export function requireRole(principal: Principal, rule: AccessRule, procedure: s
   }
 }
 
-/** Whether the token may touch this log (its `logs` claim, if any, names it). */
-export function grantsLog(principal: Principal, logId: string): boolean {
-  if (principal.logs === undefined || principal.roles.has(ADMIN_ROLE)) return true;
-  return principal.logs.some((pattern) => logPatternMatches(pattern, logId));
-}
-
-/** PERMISSION_DENIED unless the token may touch this log. */
-export function requireLogAccess(principal: Principal, logId: string): void {
-  if (!grantsLog(principal, logId)) {
-    throw rpcError(Code.PermissionDenied, `token does not grant access to log "${logId}"`, {
-      reason: "LOG_NOT_GRANTED",
-      metadata: { log: logId },
-    });
-  }
-}
-
-/** `orders` matches itself; `eu/*` matches every log under `eu/`; `*` matches all. */
-function logPatternMatches(pattern: string, logId: string): boolean {
-  if (pattern === "*") return true;
-  if (pattern.endsWith("/*")) return logId.startsWith(pattern.slice(0, -1));
-  return pattern === logId;
-}
-
-
 export interface DevTokenOptions {
   /** The HS256 shared secret the server is configured with. */
   secret: string;
   subject: string;
   roles: readonly string[];
-  /** Logs the token may touch; omitted means all. */
-  logs?: readonly string[];
-  /** KV key prefixes the token may touch (the `kv_prefixes` claim); omitted means all. */
-  keyPrefixes?: readonly string[];
+  /** More claims, e.g. a service's grants (`logs`, `kv_prefixes`). */
+  claims?: Readonly<Record<string, unknown>>;
   /** Lifetime, as jose reads it ("1h", "15m") or seconds; default "1h". Negative values make expired tokens for tests. */
   expiresIn?: string | number;
   issuer?: string;
@@ -246,11 +229,7 @@ export interface DevTokenOptions {
 export async function signDevToken(options: DevTokenOptions): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const lifetime = options.expiresIn ?? "1h";
-  let jwt = new SignJWT({
-    roles: [...options.roles],
-    ...(options.logs ? { logs: [...options.logs] } : {}),
-    ...(options.keyPrefixes ? { kv_prefixes: [...options.keyPrefixes] } : {}),
-  })
+  let jwt = new SignJWT({ ...options.claims, roles: [...options.roles] })
     .setProtectedHeader({ alg: "HS256" })
     .setSubject(options.subject)
     .setIssuedAt(now)

@@ -3,12 +3,11 @@ export {
   AUTHENTICATED,
   INTERNAL_PRINCIPAL,
   PUBLIC,
+  claimList,
   createAuthenticator,
-  grantsLog,
   isAllowed,
   principalFromClaims,
   principalKey,
-  requireLogAccess,
   requireRole,
   signDevToken,
 } from "./auth.js";

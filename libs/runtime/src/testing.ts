@@ -343,7 +343,8 @@ export interface TestServer {
   /** The HTTP port (Connect, SSE, /metrics). */
   httpUrl: string;
   /** A token of `roles` signed with the test secret; subject `test-<roles>` unless given. */
-  tokenWith: (roles: readonly string[], claims?: { logs?: string[]; keyPrefixes?: string[]; subject?: string }) => Promise<string>;
+  /** A token with these roles, its subject (default from the roles) and more claims (a service's grants: `logs`, `kv_prefixes`). */
+  tokenWith: (roles: readonly string[], claims?: { subject?: string; [claim: string]: unknown }) => Promise<string>;
   /** This server's Prometheus scrape (its own registry). */
   metrics: () => Promise<string>;
   /** Shuts the server down, then runs `onClose` (drop the database, clear Redis keys). */
@@ -372,14 +373,7 @@ export async function startTestServer(options: {
     server,
     baseUrl: `${config.tls ? "https" : "http"}://127.0.0.1:${server.grpcPort}`,
     httpUrl,
-    tokenWith: (roles, claims = {}) =>
-      signDevToken({
-        secret: options.secret,
-        subject: claims.subject ?? `test-${roles.join("+")}`,
-        roles,
-        ...(claims.logs ? { logs: claims.logs } : {}),
-        ...(claims.keyPrefixes ? { keyPrefixes: claims.keyPrefixes } : {}),
-      }),
+    tokenWith: (roles, { subject, ...claims } = {}) => signDevToken({ secret: options.secret, subject: subject ?? `test-${roles.join("+")}`, roles, claims }),
     metrics: async () => (await fetch(`${httpUrl}/metrics`)).text(),
     close: () =>
       (closing ??= (async () => {

@@ -1,11 +1,6 @@
 export {
   KindFilter,
-  MAX_LOCAL_LOG_ID_LENGTH,
-  MAX_LOG_ID_LENGTH,
-  MIRROR_PREFIX,
   kindProblem,
-  localLogIdProblem,
-  logIdProblem,
   patternProblem,
   subjectMatches,
 } from "./topic.js";

@@ -4,7 +4,7 @@ import { importJWK, type JWK } from "jose";
 import type { Database, Queryable } from "@annals/db";
 import { federationV1 } from "@annals/proto";
 import { invalidArgument, rpcError } from "@annals/runtime";
-import { logIdProblem } from "@annals/topics";
+import { logIdProblem } from "@annals/logs";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { algorithmOf, mirrorLogId, nodeIdProblem } from "./identity.js";

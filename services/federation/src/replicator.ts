@@ -11,7 +11,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { emptyRoot, type VerifierKey } from "@annals/chain";
 import { invalidArgument, rpcError } from "@annals/runtime";
-import { logIdProblem } from "@annals/topics";
+import { logIdProblem } from "@annals/logs";
 import { audit } from "./audit.js";
 import { ForkDetected, judgeCheckpoint, type AcceptedCheckpoint, type MirrorTree } from "./checkpoint-guard.js";
 import { locateFork } from "./fork-locator.js";

@@ -19,7 +19,7 @@ import {
   type CallInfo,
   type ServiceRegistration,
 } from "@annals/runtime";
-import { logIdProblem } from "@annals/topics";
+import { logIdProblem } from "@annals/logs";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { listAudit, type RefusalAudit } from "./audit.js";
 import type { NodeIdentity } from "./identity.js";

@@ -91,7 +91,7 @@ export async function startKvHarness(label: string, backend: BackendName, option
     },
   });
   const clientWith = async (roles: string[], keyPrefixes?: string[]) =>
-    createAnnalsClients({ baseUrl, token: await tokenWith(roles, keyPrefixes ? { keyPrefixes } : {}), unaryTimeoutMs: 60_000 }).kv;
+    createAnnalsClients({ baseUrl, token: await tokenWith(roles, keyPrefixes ? { kv_prefixes: keyPrefixes } : {}), unaryTimeoutMs: 60_000 }).kv;
   return {
     backend,
     admin: await clientWith(["admin"]),

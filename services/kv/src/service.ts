@@ -1,7 +1,7 @@
 import type { HandlerContext } from "@connectrpc/connect";
 import { Code } from "@connectrpc/connect";
 import { kvV1 } from "@annals/proto";
-import { ADMIN_ROLE, callPrincipal, defineService, invalidArgument, rpcError, type ServiceRegistration } from "@annals/runtime";
+import { ADMIN_ROLE, callPrincipal, claimList, defineService, invalidArgument, rpcError, type ServiceRegistration } from "@annals/runtime";
 import { hasPrefix, type KvBackend, type SetCondition } from "./backend.js";
 import {
   decideAbortIdempotent,
@@ -301,10 +301,11 @@ function measured(deps: KvServiceDeps, impl: Required<Impl>): Impl {
 /** PERMISSION_DENIED unless the token's `kv_prefixes` (if any) cover the key. */
 function requireKeyGrant(context: HandlerContext, key: Uint8Array, field = "key"): void {
   const principal = callPrincipal(context);
-  if (principal.keyPrefixes === undefined || principal.roles.has(ADMIN_ROLE)) return;
-  const granted = principal.keyPrefixes.some((prefix) => hasPrefix(key, Buffer.from(prefix)));
+  const prefixes = claimList(principal, "kv_prefixes");
+  if (prefixes === undefined || principal.roles.has(ADMIN_ROLE)) return;
+  const granted = prefixes.some((prefix) => hasPrefix(key, Buffer.from(prefix)));
   if (!granted) {
-    throw rpcError(Code.PermissionDenied, `the token may only touch keys starting with ${principal.keyPrefixes.map((p) => JSON.stringify(p)).join(", ")}; ${field} does not`, {
+    throw rpcError(Code.PermissionDenied, `the token may only touch keys starting with ${prefixes.map((p) => JSON.stringify(p)).join(", ")}; ${field} does not`, {
       reason: "KEY_NOT_GRANTED",
       metadata: { field },
     });

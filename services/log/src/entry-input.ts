@@ -2,7 +2,8 @@ import { binaryPayloadDigest, canonicalJson, contentTypeProblem, payloadProblem,
 import type { logV1 } from "@annals/proto";
 import { Code } from "@connectrpc/connect";
 import { invalidArgument, rpcError } from "@annals/runtime";
-import { kindProblem, localLogIdProblem, logIdProblem, MIRROR_PREFIX } from "@annals/topics";
+import { localLogIdProblem, logIdProblem, MIRROR_PREFIX } from "@annals/logs";
+import { kindProblem } from "@annals/topics";
 import { isCanonicalUuid } from "./uuid-v7.js";
 
 /** Size limits on what a producer may append. */

@@ -215,7 +215,7 @@ describe("the tlog-tiles read API on the HTTP port", () => {
 
   test("refusals: no token 401, no grant 403, a malformed path 400, a tile not there 404", async () => {
     assert.equal((await get("checkpoint", null)).status, 401);
-    const other = await signDevToken({ secret: TEST_SECRET, subject: "other", roles: ["log.read"], logs: ["elsewhere"] });
+    const other = await signDevToken({ secret: TEST_SECRET, subject: "other", roles: ["log.read"], claims: { logs: ["elsewhere"] } });
     assert.equal((await get("checkpoint", other)).status, 403);
     const writer = await signDevToken({ secret: TEST_SECRET, subject: "writer", roles: ["log.write"] });
     assert.equal((await get("checkpoint", writer)).status, 403);

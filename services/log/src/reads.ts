@@ -2,7 +2,8 @@
 // when a listing ends. Handlers validate and call these; the SQL is in store.ts.
 import type { Queryable } from "@annals/db";
 import { logV1 } from "@annals/proto";
-import { decodePageToken, encodePageToken, invalidArgument, pagePositionInteger, type Principal, grantsLog } from "@annals/runtime";
+import { grantsLog } from "@annals/logs";
+import { decodePageToken, encodePageToken, invalidArgument, pagePositionInteger, type Principal } from "@annals/runtime";
 import { entryMessage, headMessage } from "./entry-mapping.js";
 import { seqCompacted, seqPastHead } from "./log-errors.js";
 import * as store from "./store.js";

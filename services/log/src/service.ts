@@ -10,11 +10,11 @@ import {
   invalidArgument,
   isAllowed,
   notFound,
-  requireLogAccess,
   resourceExhausted,
   type Principal,
   type ServiceRegistration,
 } from "@annals/runtime";
+import { requireLogAccess } from "@annals/logs";
 import { KindFilter, patternProblem } from "@annals/topics";
 import type { AppendBatcher } from "./append-batcher.js";
 import { prepareCondition, type PreparedCondition } from "./append-condition.js";

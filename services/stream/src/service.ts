@@ -1,7 +1,8 @@
 import { streamV1 } from "@annals/proto";
 import type { LogClient } from "@annals/client";
-import { callPrincipal, defineService, invalidArgument, requireLogAccess, type Principal, type ServiceRegistration } from "@annals/runtime";
-import { logIdProblem, patternProblem } from "@annals/topics";
+import { logIdProblem, requireLogAccess } from "@annals/logs";
+import { callPrincipal, defineService, invalidArgument, type Principal, type ServiceRegistration } from "@annals/runtime";
+import { patternProblem } from "@annals/topics";
 import type { StreamHub } from "./hub.js";
 import type { SessionRequest } from "./session.js";
 
