@@ -1,4 +1,5 @@
-import { accessSync, constants } from "node:fs";
+import { createPrivateKey, type JsonWebKey } from "node:crypto";
+import { accessSync, constants, readFileSync } from "node:fs";
 /**
  * Helpers that read and validate configuration from an environment map.
  *
@@ -44,6 +45,20 @@ export function readFilePath(env: Env, name: string): string | undefined {
     throw new ConfigError(name, code === "ENOENT" ? `file ${path} does not exist` : `file ${path} cannot be read (${code ?? "error"})`, { cause });
   }
   return path;
+}
+
+/** A file holding an Ed25519 private JWK ({"kty":"OKP","crv":"Ed25519","d":…,"x":…}), read and checked now. */
+export function readEd25519KeyFile(env: Env, name: string): JsonWebKey | undefined {
+  const path = readFilePath(env, name);
+  if (path === undefined) return undefined;
+  try {
+    const jwk = JSON.parse(readFileSync(path, "utf8")) as JsonWebKey;
+    const key = createPrivateKey({ key: jwk, format: "jwk" });
+    if (key.asymmetricKeyType !== "ed25519") throw new Error(`it is a ${key.asymmetricKeyType} key`);
+    return jwk;
+  } catch (cause) {
+    throw new ConfigError(name, `file ${path} is not an Ed25519 private JWK (${cause instanceof Error ? cause.message : String(cause)})`, { cause });
+  }
 }
 
 /** A TCP port, 0 to 65535 (0 picks a free port). */

@@ -20,6 +20,7 @@ export {
   readBoolean,
   readChoice,
   readDurationMs,
+  readEd25519KeyFile,
   readFilePath,
   readInteger,
   readPort,

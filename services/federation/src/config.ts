@@ -1,8 +1,8 @@
-import { createPrivateKey, type JsonWebKey } from "node:crypto";
+import type { JsonWebKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { keyNameProblem } from "@annals/chain";
 import { readDatabaseConfig, type DatabaseOptions } from "@annals/db";
-import { ConfigError, readDurationMs, readFilePath, readInteger, readNodeId, readLogServiceConfig, readServerConfig, readString, readTlsReloadIntervalMs, type Env, type LogServiceConfig, type ServerConfig } from "@annals/runtime";
+import { ConfigError, readDurationMs, readEd25519KeyFile, readFilePath, readInteger, readNodeId, readLogServiceConfig, readServerConfig, readString, readTlsReloadIntervalMs, type Env, type LogServiceConfig, type ServerConfig } from "@annals/runtime";
 import { parseWitnessedLogs, type WitnessedLog } from "./witnessed-logs.js";
 import { DEFAULT_HEARTBEAT_MS } from "./pull.js";
 
@@ -125,20 +125,6 @@ function readWitnessSettings(env: Env): WitnessSettings {
   const name = readString(env, "ANNALS_WITNESS_NAME");
   const problem = name === undefined ? null : keyNameProblem(name);
   if (problem) throw new ConfigError("ANNALS_WITNESS_NAME", `a key name ${problem}`);
-  return { logs, name, keyJwk: readWitnessKeyFile(env) };
+  return { logs, name, keyJwk: readEd25519KeyFile(env, "ANNALS_WITNESS_KEY_FILE") };
 }
 
-/** ANNALS_WITNESS_KEY_FILE, checked now: an Ed25519 private JWK ({"kty":"OKP","crv":"Ed25519","d":…,"x":…}). */
-function readWitnessKeyFile(env: Env): JsonWebKey | undefined {
-  const name = "ANNALS_WITNESS_KEY_FILE";
-  const path = readFilePath(env, name);
-  if (path === undefined) return undefined;
-  try {
-    const jwk = JSON.parse(readFileSync(path, "utf8")) as JsonWebKey;
-    const key = createPrivateKey({ key: jwk, format: "jwk" });
-    if (key.asymmetricKeyType !== "ed25519") throw new Error(`it is a ${key.asymmetricKeyType} key`);
-    return jwk;
-  } catch (cause) {
-    throw new ConfigError(name, `file ${path} is not an Ed25519 private JWK (${cause instanceof Error ? cause.message : String(cause)})`, { cause });
-  }
-}

@@ -1,8 +1,8 @@
 // This node's identity: its SPIFFE-style node id and the key pair it signs
 // peer tokens with.
 import { readFile } from "node:fs/promises";
-import { exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
-import type { Database } from "@annals/db";
+import { importJWK, type JWK } from "jose";
+import { keptEd25519Key, type Database } from "@annals/db";
 
 export interface NodeIdentity {
   nodeId: string;
@@ -36,17 +36,7 @@ export async function loadIdentity(options: IdentityOptions): Promise<NodeIdenti
     privateJwk = JSON.parse(await readFile(options.keyFile, "utf8")) as JWK;
     if (!privateJwk.d) throw new Error(`${options.keyFile} holds no private key (no "d" member)`);
   } else {
-    const { rows } = await options.db.query<{ private_jwk: JWK }>("select private_jwk from federation.identity");
-    if (rows[0]) {
-      privateJwk = rows[0].private_jwk;
-    } else {
-      const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
-      const generated = await exportJWK(privateKey);
-      // Two replicas starting at once: the first insert wins and both use its key.
-      await options.db.query("insert into federation.identity (private_jwk) values ($1::jsonb) on conflict do nothing", [JSON.stringify(generated)]);
-      privateJwk = (await options.db.query<{ private_jwk: JWK }>("select private_jwk from federation.identity")).rows[0]!.private_jwk;
-      options.onGenerated?.();
-    }
+    privateJwk = await keptEd25519Key(options.db, "federation.identity", options.onGenerated);
   }
   return { nodeId: options.nodeId, privateKey: await importJWK(privateJwk, algorithmOf(privateJwk)), publicJwk: publicPart(privateJwk) };
 }

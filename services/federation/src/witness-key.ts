@@ -3,10 +3,9 @@
 // kept in the database. It is a key of its own, never the node's checkpoint
 // or federation key: tlog-cosignature asks for a distinct key per cosigner,
 // and signed-note for one key per signature type.
-import { createPrivateKey, generateKeyPairSync, type JsonWebKey } from "node:crypto";
+import { createPrivateKey, type JsonWebKey } from "node:crypto";
 import { createCosigner, type Cosigner } from "@annals/chain";
-import type { Database } from "@annals/db";
-import { getWitnessKey, storeWitnessKey } from "./witness-store.js";
+import { keptEd25519Key, type Database } from "@annals/db";
 
 export interface WitnessKeyOptions {
   db: Database;
@@ -19,11 +18,7 @@ export interface WitnessKeyOptions {
 }
 
 export async function loadWitnessCosigner(options: WitnessKeyOptions): Promise<Cosigner> {
-  let jwk = options.jwk ?? (await getWitnessKey(options.db));
-  if (!jwk) {
-    jwk = await storeWitnessKey(options.db, generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" }));
-    options.onGenerated?.();
-  }
+  const jwk = options.jwk ?? (await keptEd25519Key(options.db, "federation.witness_key", options.onGenerated));
   return createCosigner(options.name, createPrivateKey({ key: jwk, format: "jwk" }));
 }
 

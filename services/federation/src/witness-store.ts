@@ -1,5 +1,4 @@
 // All SQL of the witness (tables in migrations/0008_witness.sql).
-import type { JsonWebKey } from "node:crypto";
 import type { Queryable } from "@annals/db";
 
 /** The latest checkpoint the witness cosigned for an origin. */
@@ -69,14 +68,3 @@ export async function listWitnessEvidence(db: Queryable, origin: string): Promis
   return rows;
 }
 
-/** The stored cosigning key (a private JWK), or null before one was generated. */
-export async function getWitnessKey(db: Queryable): Promise<JsonWebKey | null> {
-  const { rows } = await db.query<{ private_jwk: JsonWebKey }>(`select private_jwk from federation.witness_key`);
-  return rows[0]?.private_jwk ?? null;
-}
-
-/** Keeps a generated key unless another replica stored one first; returns the key in use. */
-export async function storeWitnessKey(db: Queryable, jwk: JsonWebKey): Promise<JsonWebKey> {
-  await db.query(`insert into federation.witness_key (private_jwk) values ($1::jsonb) on conflict do nothing`, [JSON.stringify(jwk)]);
-  return (await getWitnessKey(db))!;
-}

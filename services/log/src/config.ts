@@ -1,9 +1,8 @@
 import { readDatabaseConfig, type DatabaseOptions } from "@annals/db";
-import { createPrivateKey, type JsonWebKey } from "node:crypto";
-import { readFileSync } from "node:fs";
+import type { JsonWebKey } from "node:crypto";
 import {
   ConfigError,
-  readFilePath,
+  readEd25519KeyFile,
   readNodeId,
   readInteger,
   readServerConfig,
@@ -69,27 +68,11 @@ export function readLogOptions(env: Env): LogOptions {
       maxWaitMs: readInteger(env, "ANNALS_LOG_GROUP_COMMIT_WAIT_MS", DEFAULT_GROUP_COMMIT.maxWaitMs, { min: 0, max: 1000 }),
     },
     nodeId: readNodeId(env),
-    signingKey: readSigningKeyFile(env),
+    signingKey: readEd25519KeyFile(env, "ANNALS_LOG_SIGNING_KEY_FILE"),
     checkpointIntervalMs: readInteger(env, "ANNALS_LOG_CHECKPOINT_INTERVAL_MS", DEFAULT_CHECKPOINT_INTERVAL_MS, { min: 10, max: 1000 }),
     witnesses: readWitnessPolicy(env),
     witnessTimeoutMs: readInteger(env, "ANNALS_LOG_WITNESS_TIMEOUT_MS", DEFAULT_WITNESS_TIMEOUT_MS, { min: 100, max: 120_000 }),
   };
-}
-
-/** ANNALS_LOG_SIGNING_KEY_FILE, checked now: an Ed25519 private JWK ({"kty":"OKP","crv":"Ed25519","d":…,"x":…}). */
-function readSigningKeyFile(env: Env): JsonWebKey | undefined {
-  const name = "ANNALS_LOG_SIGNING_KEY_FILE";
-  const path = readFilePath(env, name);
-  if (path === undefined) return undefined;
-  let jwk: JsonWebKey;
-  try {
-    jwk = JSON.parse(readFileSync(path, "utf8")) as JsonWebKey;
-    const key = createPrivateKey({ key: jwk, format: "jwk" });
-    if (key.asymmetricKeyType !== "ed25519") throw new Error(`it is a ${key.asymmetricKeyType} key`);
-  } catch (cause) {
-    throw new ConfigError(name, `file ${path} is not an Ed25519 private JWK (${cause instanceof Error ? cause.message : String(cause)})`, { cause });
-  }
-  return jwk;
 }
 
 /** ANNALS_LOG_WITNESSES: `k=<K>; <witness vkey> <submission prefix URL>; …` (witness-policy.ts). */

@@ -2,10 +2,9 @@
 // of every log of the node, each under its log's origin as the key name
 // (docs/merkle.md, "The origin"). From ANNALS_LOG_SIGNING_KEY_FILE (an
 // Ed25519 private JWK), or generated once and kept in the database.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey } from "node:crypto";
+import { createPrivateKey, createPublicKey, type JsonWebKey } from "node:crypto";
 import { createNoteSigner, createVerifierKey, formatVerifierKey, logOrigin, SIGNATURE_TYPE_ED25519, type NoteSigner } from "@annals/chain";
-import type { Database } from "@annals/db";
-import { getSigningKey, storeSigningKey } from "./store.js";
+import { keptEd25519Key, type Database } from "@annals/db";
 
 export interface NodeSigner {
   readonly nodeId: string;
@@ -25,11 +24,7 @@ export interface SigningKeyOptions {
 }
 
 export async function loadNodeSigner(options: SigningKeyOptions): Promise<NodeSigner> {
-  let jwk = options.jwk ?? (await getSigningKey(options.db));
-  if (!jwk) {
-    jwk = await storeSigningKey(options.db, generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" }));
-    options.onGenerated?.();
-  }
+  const jwk = options.jwk ?? (await keptEd25519Key(options.db, "log.signing_key", options.onGenerated));
   const privateKey = createPrivateKey({ key: jwk, format: "jwk" });
   const publicKey = createPublicKey(privateKey);
   const signers = new Map<string, NoteSigner>();

@@ -1,4 +1,3 @@
-import type { JsonWebKey } from "node:crypto";
 // All SQL of the log service. Handlers and the append path call these
 // functions; they take a Queryable so the caller decides the transaction.
 import { emptyRightEdge, encodeRightEdge, type JsonValue, type TileId } from "@annals/chain";
@@ -253,18 +252,6 @@ export async function insertCheckpoint(tx: Queryable, logId: string, checkpoint:
     Buffer.from(checkpoint.root_hash),
     checkpoint.note,
   ]);
-}
-
-/** The node's stored checkpoint signing key (a private JWK), or null before one was generated. */
-export async function getSigningKey(db: Queryable): Promise<JsonWebKey | null> {
-  const { rows } = await db.query<{ private_jwk: JsonWebKey }>(`select private_jwk from log.signing_key`);
-  return rows[0]?.private_jwk ?? null;
-}
-
-/** Keeps a generated key unless another replica stored one first; returns the key in use. */
-export async function storeSigningKey(db: Queryable, jwk: JsonWebKey): Promise<JsonWebKey> {
-  await db.query(`insert into log.signing_key (private_jwk) values ($1::jsonb) on conflict do nothing`, [JSON.stringify(jwk)]);
-  return (await getSigningKey(db))!;
 }
 
 function rowJson(row: NewEntryRow): string {
