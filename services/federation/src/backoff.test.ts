@@ -24,6 +24,9 @@ const append = async (count: number) => {
 before(async () => {
   a = await startTestNode("federation_backoff_a", A, { pullsPerMinute: 1 });
   b = await startTestNode("federation_backoff_b", B, { replication: { reconcileMs: 200, backoffFirstMs: 100, backoffMaxMs: CAP_MS } });
+  // The log exists before B's first Pull: a Pull of an absent log is refused
+  // NOT_FOUND, and that refusal would use up A's one Pull of the minute.
+  await a.log.createLog({ logId: "orders" });
   const keyOf = async (node: TestNode) => (await node.federation.getNodeInfo({})).publicKeyJwk;
   await a.federation.registerPeer({ peer: { nodeId: B, url: "http://127.0.0.1:1", publicKeyJwk: await keyOf(b), servedLogs: ["orders"] } });
   await b.federation.registerPeer({ peer: { nodeId: A, url: a.baseUrl, publicKeyJwk: await keyOf(a), mirroredLogs: ["orders"] } });
