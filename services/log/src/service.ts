@@ -293,6 +293,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
             filter: new KindFilter(request.kinds),
             heartbeatMs,
             maxEntriesPerFrame,
+            binaryWire: !isJsonWire(context.requestHeader),
             signal: context.signal,
           });
         } finally {
@@ -465,4 +466,13 @@ function seqRange(head: store.HeadRow, fromSeq: bigint, toSeq: bigint): [bigint,
   if (to > head.last_seq) throw seqPastHead(head.log_id, "to_seq", to, head.last_seq);
   if (fromSeq !== 0n && fromSeq > to) throw invalidArgument("from_seq", `(${fromSeq}) is after to_seq (${to})`);
   return [fromSeq, to];
+}
+
+/**
+ * Whether the client reads JSON (Connect or gRPC-web with a `+json` or
+ * `application/json` content type) rather than protobuf binary. The gRPC
+ * listener's calls carry no content type here and are always binary.
+ */
+function isJsonWire(requestHeader: Headers): boolean {
+  return /json/i.test(requestHeader.get("content-type") ?? "");
 }

@@ -3,10 +3,11 @@ import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Database } from "@annals/db";
 import { logV1 } from "@annals/proto";
 import type { KindFilter } from "@annals/topics";
-import type { AppendNotifier } from "./append-notifier.js";
-import { entryMessage } from "./entry-mapping.js";
+import type { AppendNotifier, ArmedWait } from "./append-notifier.js";
+import { encodedEntriesFrames, encodedEntryFrame } from "./entry-encoding.js";
+import { entryMessage, type EntryLog } from "./entry-mapping.js";
 import { seqCompacted, seqPastHead } from "./log-errors.js";
-import { getHead, readForward } from "./store.js";
+import { getHead, readForward, type EntryRow } from "./store.js";
 import { payloadBytes } from "./reads.js";
 import { tileReader } from "./merkle-tree.js";
 import { rightEdgeFromTiles } from "@annals/chain";
@@ -24,6 +25,12 @@ export interface SubscriptionOptions {
   heartbeatMs: number;
   /** 0: one `entry` frame per entry; more: up to this many entries per `entries` frame. */
   maxEntriesPerFrame: number;
+  /**
+   * The client reads protobuf binary (gRPC, gRPC-web or Connect with
+   * protobuf, the in-process transport): entry frames are sent pre-encoded
+   * (entry-encoding.ts). False for a JSON client, which gets messages.
+   */
+  binaryWire: boolean;
   signal: AbortSignal;
 }
 
@@ -60,39 +67,51 @@ export async function* subscription(options: SubscriptionOptions): AsyncGenerato
     }
   }
   let caughtUp = false;
-  while (!signal.aborted) {
-    const armed = notifier.arm(logId);
-    let rows;
-    try {
-      rows = await readForward(db, logId, cursor, PAGE);
-    } catch (error) {
+  // The next page is read while this one is sent (its rows are already
+  // there when the client has taken this page), armed like any read.
+  let pending = readPage(db, notifier, logId, cursor);
+  try {
+    while (!signal.aborted) {
+      const { armed } = pending;
+      const rows = await pending.rows;
+      if (rows.length > 0 && rows[0]!.seq !== cursor) {
+        // Compaction removed entries this stream had not delivered yet.
+        const latest = await getHead(db, logId);
+        refuseCompacted(logId, cursor, latest?.checkpoint_seq ?? rows[0]!.seq - 1n);
+      }
+      // A full page is not the head: no wait follows it, so its arming is released now.
+      const fullPage = rows.length === PAGE;
+      if (fullPage) {
+        armed.cancel();
+        pending = readPage(db, notifier, logId, rows.at(-1)!.seq + 1n);
+      }
+      const matching = rows.filter((row) => filter.matches(row.kind));
+      if (rows.length > 0) cursor = rows.at(-1)!.seq + 1n;
+      yield* entryFrames(log, matching, options.maxEntriesPerFrame, options.binaryWire);
+      if (fullPage) continue;
+      if (!caughtUp) {
+        caughtUp = true;
+        yield frame({ case: "caughtUp", value: { seq: cursor - 1n } });
+      }
+      const woke = await waitForWake(armed.appended, options.heartbeatMs, signal);
       armed.cancel();
-      throw error;
+      if (woke === "heartbeat") yield await heartbeat(db, logId, cursor - 1n);
+      pending = readPage(db, notifier, logId, cursor);
     }
-    if (rows.length > 0 && rows[0]!.seq !== cursor) {
-      // Compaction removed entries this stream had not delivered yet.
-      armed.cancel();
-      const latest = await getHead(db, logId);
-      refuseCompacted(logId, cursor, latest?.checkpoint_seq ?? rows[0]!.seq - 1n);
-    }
-    const matching: { entry: logV1.Entry; payloadBytes: number }[] = [];
-    for (const row of rows) {
-      cursor = row.seq + 1n;
-      if (filter.matches(row.kind)) matching.push({ entry: entryMessage(log, row), payloadBytes: options.maxEntriesPerFrame > 0 ? payloadBytes(row) : 0 });
-    }
-    yield* entryFrames(matching, options.maxEntriesPerFrame);
-    if (rows.length === PAGE) {
-      armed.cancel();
-      continue;
-    }
-    if (!caughtUp) {
-      caughtUp = true;
-      yield frame({ case: "caughtUp", value: { seq: cursor - 1n } });
-    }
-    const woke = await waitForWake(armed.appended, options.heartbeatMs, signal);
-    armed.cancel();
-    if (woke === "heartbeat") yield await heartbeat(db, logId, cursor - 1n);
+  } finally {
+    pending.armed.cancel();
   }
+}
+
+/** A page read from `fromSeq`, with the wait armed before it (see subscription's comment). */
+function readPage(db: Database, notifier: AppendNotifier, logId: string, fromSeq: bigint): { armed: ArmedWait; rows: Promise<EntryRow[]> } {
+  const armed = notifier.arm(logId);
+  const rows = readForward(db, logId, fromSeq, PAGE);
+  // A prefetched read may fail before it is awaited, or never be awaited when
+  // the stream ends first: it must not count as an unhandled rejection. It
+  // still throws where it is awaited.
+  rows.catch(() => undefined);
+  return { armed, rows };
 }
 
 function frame(value: MessageInitShape<typeof logV1.SubscribeResponseSchema>["frame"]): logV1.SubscribeResponse {
@@ -111,21 +130,27 @@ const MAX_FRAME_PAYLOAD_BYTES = 1024 * 1024;
  * batches: at most `perFrame` entries and about MAX_FRAME_PAYLOAD_BYTES of
  * payload each (an entry larger than that goes alone).
  */
-function* entryFrames(entries: readonly { entry: logV1.Entry; payloadBytes: number }[], perFrame: number): Generator<logV1.SubscribeResponse> {
+function* entryFrames(log: EntryLog, rows: readonly EntryRow[], perFrame: number, binaryWire: boolean): Generator<logV1.SubscribeResponse> {
+  if (binaryWire) {
+    if (perFrame === 0) for (const row of rows) yield encodedEntryFrame(log, row);
+    else yield* encodedEntriesFrames(log, rows, perFrame, MAX_FRAME_PAYLOAD_BYTES);
+    return;
+  }
   if (perFrame === 0) {
-    for (const { entry } of entries) yield frame({ case: "entry", value: entry });
+    for (const row of rows) yield frame({ case: "entry", value: entryMessage(log, row) });
     return;
   }
   let batch: logV1.Entry[] = [];
   let bytes = 0;
-  for (const { entry, payloadBytes } of entries) {
-    if (batch.length > 0 && (batch.length === perFrame || bytes + payloadBytes > MAX_FRAME_PAYLOAD_BYTES)) {
+  for (const row of rows) {
+    const rowBytes = payloadBytes(row);
+    if (batch.length > 0 && (batch.length === perFrame || bytes + rowBytes > MAX_FRAME_PAYLOAD_BYTES)) {
       yield frame({ case: "entries", value: create(logV1.EntryBatchSchema, { entries: batch }) });
       batch = [];
       bytes = 0;
     }
-    batch.push(entry);
-    bytes += payloadBytes;
+    batch.push(entryMessage(log, row));
+    bytes += rowBytes;
   }
   if (batch.length > 0) yield frame({ case: "entries", value: create(logV1.EntryBatchSchema, { entries: batch }) });
 }
