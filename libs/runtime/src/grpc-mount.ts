@@ -45,8 +45,25 @@ export function shareEncoding<T extends object>(response: T): T {
   return response;
 }
 
+/** The property holding a response's encoding made by its producer (withEncoding). */
+const ENCODING = Symbol("annals.encoding");
+
+/**
+ * Attaches the binary encoding its producer already made of a response (the
+ * log service's pre-encoded catch-up frames): the gRPC listener writes these
+ * bytes instead of encoding the message. They must be what toBinary gives
+ * for the message, which the other transports still encode. Returns the
+ * object.
+ */
+export function withEncoding<T extends object>(response: T, bytes: Buffer): T {
+  (response as { [ENCODING]?: Buffer })[ENCODING] = bytes;
+  return response;
+}
+
 function serializer(schema: DescMessage) {
   return (value: object): Buffer => {
+    const preset = (value as { [ENCODING]?: Buffer })[ENCODING];
+    if (preset) return preset;
     const cached = shared.get(value);
     if (cached) return cached;
     const message = isMessage(value, schema) ? value : create(schema, value as never);

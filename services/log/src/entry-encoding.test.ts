@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { logV1 } from "@annals/proto";
+import { grpcServiceDefinition } from "@annals/runtime";
 import { encodedEntriesFrames, encodedEntryFrame, encodeEntry } from "./entry-encoding.js";
 import { entryMessage, type EntryLog } from "./entry-mapping.js";
 import type { EntryRow } from "./store.js";
@@ -64,6 +65,9 @@ const ROWS: EntryRow[] = [
   { ...row(12), seq: 9223372036854775807n, payload: { n: -0 } },
 ];
 
+/** How the gRPC listener encodes a Subscribe response. */
+const serializeOnGrpc = grpcServiceDefinition(logV1.LogService)["subscribe"]!.responseSerialize as (response: logV1.SubscribeResponse) => Buffer;
+
 function reflective(log: EntryLog, entryRow: EntryRow): Uint8Array {
   return toBinary(logV1.EntrySchema, entryMessage(log, entryRow));
 }
@@ -80,19 +84,26 @@ describe("entry encoding", () => {
     }
   });
 
-  test("an entry frame encodes (and decodes) as the reflective entry frame does", () => {
+  test("an entry frame encodes (and decodes) as the reflective entry frame does, with toBinary and on the gRPC listener", () => {
     for (const entryRow of ROWS) {
-      const spliced = toBinary(logV1.SubscribeResponseSchema, encodedEntryFrame(LOG, entryRow));
+      const frame = encodedEntryFrame(LOG, entryRow);
       const expected = create(logV1.SubscribeResponseSchema, { frame: { case: "entry", value: entryMessage(LOG, entryRow) } });
-      assert.deepEqual(Buffer.from(spliced), Buffer.from(toBinary(logV1.SubscribeResponseSchema, expected)));
+      const expectedBytes = Buffer.from(toBinary(logV1.SubscribeResponseSchema, expected));
+      const spliced = toBinary(logV1.SubscribeResponseSchema, frame);
+      assert.deepEqual(Buffer.from(spliced), expectedBytes);
       assert.ok(equals(logV1.SubscribeResponseSchema, fromBinary(logV1.SubscribeResponseSchema, spliced), expected));
+      assert.deepEqual(Buffer.from(serializeOnGrpc(frame)), expectedBytes);
     }
   });
 
   test("entries frames hold at most perFrame entries, cut early by payload bytes, and decode to the reflective batches", () => {
     const rows = [...ROWS, ...ROWS.map((r) => ({ ...r, seq: r.seq + 100n }))].filter((r) => r.seq < 1000n);
     const decoded = (perFrame: number, maxPayloadBytes: number) =>
-      [...encodedEntriesFrames(LOG, rows, perFrame, maxPayloadBytes)].map((frame) => fromBinary(logV1.SubscribeResponseSchema, toBinary(logV1.SubscribeResponseSchema, frame)));
+      [...encodedEntriesFrames(LOG, rows, perFrame, maxPayloadBytes)].map((frame) => {
+        const bytes = toBinary(logV1.SubscribeResponseSchema, frame);
+        assert.deepEqual(Buffer.from(serializeOnGrpc(frame)), Buffer.from(bytes));
+        return fromBinary(logV1.SubscribeResponseSchema, bytes);
+      });
     const batches = (frames: logV1.SubscribeResponse[]) =>
       frames.map((frame) => {
         assert.equal(frame.frame.case, "entries");

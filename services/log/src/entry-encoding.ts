@@ -9,6 +9,7 @@ import { create } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
 import type { JsonValue } from "@annals/chain";
 import { logV1 } from "@annals/proto";
+import { withEncoding } from "@annals/runtime";
 import type { EntryLog } from "./entry-mapping.js";
 import type { EntryRow } from "./store.js";
 
@@ -124,7 +125,7 @@ class WireWriter {
   }
 
   /** A copy of the bytes from `start` to the end. */
-  copy(start: number): Uint8Array {
+  copy(start: number): Buffer {
     const copy = Buffer.allocUnsafe(this.pos - start);
     this.buf.copy(copy, 0, start, this.pos);
     return copy;
@@ -181,6 +182,8 @@ const LIST_VALUE = tag(1, LENGTH);
 // SubscribeResponse's frames.
 const FRAME_ENTRY = 1;
 const FRAME_ENTRIES = 4;
+const FRAME_ENTRY_TAG = tag(FRAME_ENTRY, LENGTH);
+const FRAME_ENTRIES_TAG = tag(FRAME_ENTRIES, LENGTH);
 
 function stringField(w: WireWriter, fieldTag: number, value: string): void {
   if (value === "") return;
@@ -310,18 +313,21 @@ export function encodeEntry(log: EntryLog, row: EntryRow): EncodedEntry {
  * fields are unset and the frame is an unknown field, which toBinary writes
  * verbatim, so a binary encoding (gRPC, gRPC-web, Connect with protobuf, the
  * in-process transport) is the same as the frame's normal encoding and
- * decodes to the same message. A JSON encoding would drop it: only for
- * binary clients.
+ * decodes to the same message; the gRPC listener takes the bytes as they are
+ * (withEncoding). A JSON encoding would drop the frame: only for binary
+ * clients. `frame` is the whole encoding: the frame's tag (one byte), its
+ * length and its contents.
  */
-function splicedFrame(fieldNo: number, lengthAndContents: Uint8Array): logV1.SubscribeResponse {
+function splicedFrame(fieldNo: number, frame: Buffer): logV1.SubscribeResponse {
   const response = create(logV1.SubscribeResponseSchema);
-  response.$unknown = [{ no: fieldNo, wireType: LENGTH, data: lengthAndContents }];
-  return response;
+  response.$unknown = [{ no: fieldNo, wireType: LENGTH, data: frame.subarray(1) }];
+  return withEncoding(response, frame);
 }
 
 /** An `entry` frame of entryMessage(log, row), pre-encoded for a binary client. */
 export function encodedEntryFrame(log: EntryLog, row: EntryRow): logV1.SubscribeResponse {
   writer.pos = 0;
+  writer.varint(FRAME_ENTRY_TAG);
   const start = writer.beginLength();
   writeEntry(writer, log, row);
   writer.endLength(start);
@@ -335,15 +341,17 @@ export function encodedEntryFrame(log: EntryLog, row: EntryRow): logV1.Subscribe
  */
 export function* encodedEntriesFrames(log: EntryLog, rows: readonly EntryRow[], perFrame: number, maxPayloadBytes: number): Generator<logV1.SubscribeResponse> {
   const frame = new WireWriter();
+  frame.varint(FRAME_ENTRIES_TAG);
+  let start = frame.beginLength();
   let count = 0;
   let bytes = 0;
-  let start = frame.beginLength();
   for (const row of rows) {
     const entry = encodeEntry(log, row);
     if (count > 0 && (count === perFrame || bytes + entry.payloadBytes > maxPayloadBytes)) {
       frame.endLength(start);
       yield splicedFrame(FRAME_ENTRIES, frame.copy(0));
       frame.pos = 0;
+      frame.varint(FRAME_ENTRIES_TAG);
       start = frame.beginLength();
       count = 0;
       bytes = 0;
