@@ -266,7 +266,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
         };
       },
 
-      async *subscribe(request, context) {
+      subscribe(request, context) {
         const logId = logFor(context, request.logId);
         if (request.afterSeq !== undefined && request.afterSeq < 0n) {
           throw invalidArgument("after_seq", "must not be negative (0: from the first stored entry; leave it out to start at the tail)");
@@ -282,24 +282,27 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
         if (maxEntriesPerFrame < 0 || maxEntriesPerFrame > MAX_ENTRIES_PER_FRAME) {
           throw invalidArgument("max_entries_per_frame", `must be from 0 (one entry per frame) to ${MAX_ENTRIES_PER_FRAME}`);
         }
-        const release = subscriptionCaps.open(callPrincipal(context));
-        deps.metrics.subscriberOpened();
-        try {
-          yield* subscription({
-            db,
-            notifier: deps.notifier,
-            logId,
-            afterSeq: request.afterSeq,
-            filter: new KindFilter(request.kinds),
-            heartbeatMs,
-            maxEntriesPerFrame,
-            binaryWire: !isJsonWire(context.requestHeader),
-            signal: context.signal,
-          });
-        } finally {
-          deps.metrics.subscriberClosed();
-          release();
-        }
+        // The stream itself, not a generator around it: every layer costs
+        // promises per frame, and catch-up sends one frame per entry.
+        return subscription({
+          db,
+          notifier: deps.notifier,
+          logId,
+          afterSeq: request.afterSeq,
+          filter: new KindFilter(request.kinds),
+          heartbeatMs,
+          maxEntriesPerFrame,
+          binaryWire: !isJsonWire(context.requestHeader),
+          signal: context.signal,
+          opened: () => {
+            const release = subscriptionCaps.open(callPrincipal(context));
+            deps.metrics.subscriberOpened();
+            return () => {
+              deps.metrics.subscriberClosed();
+              release();
+            };
+          },
+        });
       },
 
       async verify(request, context) {

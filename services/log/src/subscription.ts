@@ -32,6 +32,8 @@ export interface SubscriptionOptions {
    */
   binaryWire: boolean;
   signal: AbortSignal;
+  /** Called when the stream starts (it may refuse it by throwing); what it returns is called when the stream ends. */
+  opened?: () => () => void;
 }
 
 /**
@@ -43,63 +45,69 @@ export interface SubscriptionOptions {
  * cursor` never skips an entry (subscription tests "no gap, no duplicate").
  */
 export async function* subscription(options: SubscriptionOptions): AsyncGenerator<logV1.SubscribeResponse> {
-  const { db, notifier, logId, filter, signal } = options;
-  const head = await getHead(db, logId);
-  const log = head ?? { log_id: logId, chain_log_id: null };
-  const lastSeq = head?.last_seq ?? 0n;
-  const anchorSeq = head?.checkpoint_seq ?? 0n;
-  let cursor: bigint;
-  if (options.afterSeq === undefined) {
-    cursor = lastSeq + 1n;
-  } else {
-    // A position past the head would silently skip the entries up to it once they are written.
-    if (options.afterSeq > lastSeq) throw seqPastHead(logId, "after_seq", options.afterSeq, lastSeq);
-    if (options.afterSeq === 0n) {
-      cursor = anchorSeq + 1n;
-      if (anchorSeq > 0n) {
-        // With the tree at the anchor, a reader that starts here (a mirror) grows the same tree.
-        const treeEdge = head!.tree_edge === null ? [] : (await rightEdgeFromTiles(anchorSeq, tileReader(db, logId))).hashes;
-        yield frame({ case: "anchor", value: { seq: anchorSeq, checksum: head!.checkpoint_checksum, treeEdge: [...treeEdge] } });
-      }
-    } else {
-      cursor = options.afterSeq + 1n;
-      refuseCompacted(logId, cursor, anchorSeq);
-    }
-  }
-  let caughtUp = false;
-  // The next page is read while this one is sent (its rows are already
-  // there when the client has taken this page), armed like any read.
-  let pending = readPage(db, notifier, logId, cursor);
+  const closed = options.opened?.();
   try {
-    while (!signal.aborted) {
-      const { armed } = pending;
-      const rows = await pending.rows;
-      if (rows.length > 0 && rows[0]!.seq !== cursor) {
-        // Compaction removed entries this stream had not delivered yet.
-        const latest = await getHead(db, logId);
-        refuseCompacted(logId, cursor, latest?.checkpoint_seq ?? rows[0]!.seq - 1n);
+    const { db, notifier, logId, filter, signal } = options;
+    const head = await getHead(db, logId);
+    const log = head ?? { log_id: logId, chain_log_id: null };
+    const lastSeq = head?.last_seq ?? 0n;
+    const anchorSeq = head?.checkpoint_seq ?? 0n;
+    let cursor: bigint;
+    if (options.afterSeq === undefined) {
+      cursor = lastSeq + 1n;
+    } else {
+      // A position past the head would silently skip the entries up to it once they are written.
+      if (options.afterSeq > lastSeq) throw seqPastHead(logId, "after_seq", options.afterSeq, lastSeq);
+      if (options.afterSeq === 0n) {
+        cursor = anchorSeq + 1n;
+        if (anchorSeq > 0n) {
+          // With the tree at the anchor, a reader that starts here (a mirror) grows the same tree.
+          const treeEdge = head!.tree_edge === null ? [] : (await rightEdgeFromTiles(anchorSeq, tileReader(db, logId))).hashes;
+          yield frame({ case: "anchor", value: { seq: anchorSeq, checksum: head!.checkpoint_checksum, treeEdge: [...treeEdge] } });
+        }
+      } else {
+        cursor = options.afterSeq + 1n;
+        refuseCompacted(logId, cursor, anchorSeq);
       }
-      // A full page is not the head: no wait follows it, so its arming is released now.
-      const fullPage = rows.length === PAGE;
-      if (fullPage) {
+    }
+    let caughtUp = false;
+    // The next page is read while this one is sent (its rows are already
+    // there when the client has taken this page), armed like any read.
+    let pending = readPage(db, notifier, logId, cursor);
+    try {
+      while (!signal.aborted) {
+        const { armed } = pending;
+        const rows = await pending.rows;
+        if (rows.length > 0 && rows[0]!.seq !== cursor) {
+          // Compaction removed entries this stream had not delivered yet.
+          const latest = await getHead(db, logId);
+          refuseCompacted(logId, cursor, latest?.checkpoint_seq ?? rows[0]!.seq - 1n);
+        }
+        // A full page is not the head: no wait follows it, so its arming is released now.
+        const fullPage = rows.length === PAGE;
+        if (fullPage) {
+          armed.cancel();
+          pending = readPage(db, notifier, logId, rows.at(-1)!.seq + 1n);
+        }
+        const matching = rows.filter((row) => filter.matches(row.kind));
+        if (rows.length > 0) cursor = rows.at(-1)!.seq + 1n;
+        // Not yield*: over a sync generator it adds a promise per frame.
+        for (const response of entryFrames(log, matching, options.maxEntriesPerFrame, options.binaryWire)) yield response;
+        if (fullPage) continue;
+        if (!caughtUp) {
+          caughtUp = true;
+          yield frame({ case: "caughtUp", value: { seq: cursor - 1n } });
+        }
+        const woke = await waitForWake(armed.appended, options.heartbeatMs, signal);
         armed.cancel();
-        pending = readPage(db, notifier, logId, rows.at(-1)!.seq + 1n);
+        if (woke === "heartbeat") yield await heartbeat(db, logId, cursor - 1n);
+        pending = readPage(db, notifier, logId, cursor);
       }
-      const matching = rows.filter((row) => filter.matches(row.kind));
-      if (rows.length > 0) cursor = rows.at(-1)!.seq + 1n;
-      yield* entryFrames(log, matching, options.maxEntriesPerFrame, options.binaryWire);
-      if (fullPage) continue;
-      if (!caughtUp) {
-        caughtUp = true;
-        yield frame({ case: "caughtUp", value: { seq: cursor - 1n } });
-      }
-      const woke = await waitForWake(armed.appended, options.heartbeatMs, signal);
-      armed.cancel();
-      if (woke === "heartbeat") yield await heartbeat(db, logId, cursor - 1n);
-      pending = readPage(db, notifier, logId, cursor);
+    } finally {
+      pending.armed.cancel();
     }
   } finally {
-    pending.armed.cancel();
+    closed?.();
   }
 }
 
