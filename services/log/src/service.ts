@@ -473,8 +473,8 @@ function seqRange(head: store.HeadRow, fromSeq: bigint, toSeq: bigint): [bigint,
 
 /**
  * Whether the client reads JSON (Connect or gRPC-web with a `+json` or
- * `application/json` content type) rather than protobuf binary. The gRPC
- * listener's calls carry no content type here and are always binary.
+ * `application/json` content type) rather than protobuf binary. A call on
+ * the gRPC listener is binary whatever it says (grpc-mount encodes binary).
  */
 function isJsonWire(requestHeader: Headers): boolean {
   return /json/i.test(requestHeader.get("content-type") ?? "");
