@@ -19,7 +19,7 @@ const SUITES: Record<string, () => Promise<void>> = {
   "kv-ops": () => kvOps({ concurrency: 64, durationMs: 3000, warmupMs: 500, keys: 10_000, valueBytes: 100 }),
   "federation-catchup": () => federationCatchup({ entries: 100_000 }),
   "stream-fanout": () =>
-    streamFanout({ subscribers: 1000, topics: 20, rates: [1000, 4000], searchRates: [250, 500, 750, 1000, 1500, 2000, 3000, 4000], seconds: 10, p99TargetMs: 100 }),
+    streamFanout({ subscribers: 1000, topics: 20, rates: [1000, 4000], batchEvents: 1000, searchRates: [250, 500, 750, 1000, 1500, 2000, 3000, 4000], seconds: 10, p99TargetMs: 100 }),
   // Against the log service of the commit before the Merkle tree and checkpoints (74d614e added them).
   "verifiable-log": () =>
     verifiableLog({

@@ -19,6 +19,8 @@ export interface FanoutBenchOptions {
   topics: number;
   /** Entries (messages) per second of the two headline runs. */
   rates: number[];
+  /** max_events_per_frame of the subscribers that ask for `events` frames. */
+  batchEvents: number;
   /** Rates tried, lowest first, to find the highest one with p99 under the target. */
   searchRates: number[];
   seconds: number;
@@ -35,25 +37,45 @@ interface RunResult {
   max: number;
   /** Streams the server ended during the run or while its backlog drained (slow consumers). */
   ended: number;
-  /** Stream-service CPU, in % of one core, over the run (annals only). */
-  cpuPercent?: number;
+  /** Stream-service CPU seconds over the run, from the first append until every delivery arrived or 10 s after the last append (annals only). */
+  cpuSeconds?: number;
+  /** The run's duration in s, over which cpuSeconds was measured (annals only). */
+  seconds?: number;
   /** This process's CPU (the subscribers and the producer), in % of one core. */
   benchCpuPercent: number;
 }
 
+/** The most entries one AppendBatch takes. */
+const MAX_BATCH_ENTRIES = 1000;
+
 type Unary = (request: object, metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response: unknown) => void) => void;
 
 /**
- * A Subscribe response read only as far as its entry's seq: a load generator
- * that decoded every payload would measure itself, not the server. Returns
- * the seq of an Event frame, or 0n for CaughtUp and Heartbeat.
+ * A Subscribe response read only as far as its entries' seqs: a load
+ * generator that decoded every payload would measure itself, not the server.
+ * Returns the seq of an `event` frame, the seqs of an `events` frame, or 0n
+ * for CaughtUp and Heartbeat.
  */
-function seqOfFrame(bytes: Buffer): bigint {
-  // SubscribeResponse field 1 (Event) → Event field 1 (Entry) → Entry field 2 (seq, varint);
-  // Entry's log_id (field 1) comes before it and is skipped.
+function seqsOfFrame(bytes: Buffer): bigint | bigint[] {
+  // SubscribeResponse field 1 (Event) → Event field 1 (Entry) → Entry field 2 (seq, varint).
   const event = lengthDelimited(bytes, 0, bytes.length, 1);
-  if (event === null) return 0n;
-  const entry = lengthDelimited(bytes, event.start, event.end, 1);
+  if (event !== null) return seqOfEvent(bytes, event.start, event.end);
+  // SubscribeResponse field 4 (EventBatch) → repeated field 1 (Event).
+  const batch = lengthDelimited(bytes, 0, bytes.length, 4);
+  if (batch === null) return 0n;
+  const seqs: bigint[] = [];
+  for (let offset = batch.start; offset < batch.end; ) {
+    const next = lengthDelimited(bytes, offset, batch.end, 1);
+    if (next === null) break;
+    seqs.push(seqOfEvent(bytes, next.start, next.end));
+    offset = next.end;
+  }
+  return seqs;
+}
+
+/** The seq of the Event in bytes[start, end); Entry's log_id (field 1) comes before it and is skipped. */
+function seqOfEvent(bytes: Buffer, start: number, end: number): bigint {
+  const entry = lengthDelimited(bytes, start, end, 1);
   if (entry === null) return 0n;
   for (let offset = entry.start; offset < entry.end; ) {
     const tag = varint(bytes, offset);
@@ -89,7 +111,7 @@ function varint(bytes: Buffer, offset: number): { value: bigint; next: number } 
 
 function streamDefinition(): grpc.ServiceDefinition {
   const definition = grpcServiceDefinition(streamV1.StreamService) as Record<string, grpc.MethodDefinition<object, unknown>>;
-  return { ...definition, subscribe: { ...definition["subscribe"]!, responseDeserialize: seqOfFrame } };
+  return { ...definition, subscribe: { ...definition["subscribe"]!, responseDeserialize: seqsOfFrame } };
 }
 
 /** Latency samples of deliveries, in ms from the append's acknowledgement (or the NATS publish). */
@@ -168,9 +190,11 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
     `stream-fanout: ${options.subscribers} subscribers over ${options.topics} patterns (evt.t0.> … evt.t${options.topics - 1}.>), entries spread\n` +
       `evenly over the ${options.topics} topics at fixed rates for ${options.seconds} s each. annals: the log service and the stream service\n` +
       `as their own processes on PostgreSQL database ${database.name}, entries appended with AppendBatch every 10 ms, subscribers as\n` +
-      "grpc-js Subscribe streams in the bench process (10 channels), reading only each frame's seq. Peer in the same run: NATS core\n" +
+      "grpc-js Subscribe streams in the bench process (10 channels), reading only each frame's seqs; one set asking for plain `event`\n" +
+      `frames, one for \`events\` frames (max_events_per_frame ${options.batchEvents}). Peer in the same run: NATS core\n` +
       "on 127.0.0.1:4222, the same subscriptions and publish rates, subscribers in the bench process. Latency: from the append's\n" +
-      "acknowledgement (NATS: the publish call) to delivery. CPU in % of one core: the stream service's, and the bench process's\n" +
+      "acknowledgement (NATS: the publish call) to delivery. CPU in % of one core: the stream service's (and its CPU time per delivery),\n" +
+      "and the bench process's " +
       "(subscribers and producer; on this 2-core machine they share the cores with the services and PostgreSQL).\n",
   );
   try {
@@ -185,33 +209,44 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
       env: { ...env, ANNALS_LOG_URL: `http://127.0.0.1:${logService.grpcPort}`, ANNALS_LOG_TOKEN: await benchToken(["log.read", "log.write", "log.relay"]), ANNALS_STREAM_MAX_PER_USER: String(options.subscribers) },
     });
     services.push(streamService);
-    const annals = await annalsSide(logService, streamService, options);
-    const peer = await natsSide(nats, options);
-    const rows: string[][] = [];
-    for (const rate of options.rates) {
-      for (const [system, run] of [["annals", annals.run], ["NATS core (peer)", peer.run]] as const) {
-        const result = await measured(() => run(rate, options.seconds));
-        rows.push(row(system, result, result.cpuPercent, options.subscribers / options.topics));
-      }
-    }
-    console.log(formatTable(["system", "entries/s", "deliveries/s", "expected", "delivered", "p50 ms", "p99 ms", "max ms", "streams ended", "service CPU %", "bench CPU %"], rows));
-    console.log(
-      `\nstream service memory: ${(annals.rssIdle / 2 ** 20).toFixed(1)} MiB RSS with no subscriber, ${(annals.rssSubscribed / 2 ** 20).toFixed(1)} MiB with ` +
-        `${options.subscribers} connected: ${((annals.rssSubscribed - annals.rssIdle) / options.subscribers / 1024).toFixed(1)} KiB per subscriber.`,
-    );
-    let best: RunResult | undefined;
+    const producer = producerOf(logService, await benchToken(["admin"]));
+    const fanout = options.subscribers / options.topics;
+    const header = ["system", "entries/s", "deliveries/s", "expected", "delivered", "p50 ms", "p99 ms", "max ms", "streams ended", "service CPU %", "CPU µs/delivery", "bench CPU %"];
+    // Two kinds of subscriber, one set at a time: plain `event` frames (what a client that did not opt in gets), and
+    // clients that asked for `events` frames (max_events_per_frame), which carry everything queued for a subscriber at once.
+    const modes = [
+      { label: "annals, event frames", maxEventsPerFrame: 0 },
+      { label: `annals, events ≤${options.batchEvents}`, maxEventsPerFrame: options.batchEvents },
+    ];
+    const rows = new Map<number, string[][]>(options.rates.map((rate) => [rate, []]));
     const search: string[][] = [];
-    for (const rate of options.searchRates) {
-      const result = await measured(() => annals.run(rate, options.seconds));
-      search.push(row("annals", result, result.cpuPercent, options.subscribers / options.topics));
-      if (result.p99 < options.p99TargetMs && result.delivered === result.expected) best = result;
-      else break;
+    let best: RunResult | undefined;
+    let memory = "";
+    for (const mode of modes) {
+      const annals = await annalsSide(streamService, producer, options, mode.maxEventsPerFrame);
+      memory ||=
+        `\nstream service memory: ${(annals.rssIdle / 2 ** 20).toFixed(1)} MiB RSS with no subscriber, ${(annals.rssSubscribed / 2 ** 20).toFixed(1)} MiB with ` +
+        `${options.subscribers} connected: ${((annals.rssSubscribed - annals.rssIdle) / options.subscribers / 1024).toFixed(1)} KiB per subscriber.`;
+      for (const rate of options.rates) rows.get(rate)!.push(row(mode.label, await measured(() => annals.run(rate, options.seconds)), fanout));
+      if (mode.maxEventsPerFrame > 0) {
+        for (const rate of options.searchRates) {
+          const result = await measured(() => annals.run(rate, options.seconds));
+          search.push(row(mode.label, result, fanout));
+          if (result.p99 < options.p99TargetMs && result.delivered === result.expected) best = result;
+          else break;
+        }
+      }
+      await annals.close();
     }
-    console.log(`\nHighest rate with p99 under ${options.p99TargetMs} ms and every event delivered (rates tried in order, stopping at the first miss):`);
-    console.log(formatTable(["system", "entries/s", "deliveries/s", "expected", "delivered", "p50 ms", "p99 ms", "max ms", "streams ended", "service CPU %", "bench CPU %"], search));
-    console.log(best ? `→ ${best.rate} entries/s, ${best.rate * (options.subscribers / options.topics)} deliveries/s.` : "→ none of the rates tried.");
-    annals.close();
+    const peer = await natsSide(nats, options);
+    for (const rate of options.rates) rows.get(rate)!.push(row("NATS core (peer)", await measured(() => peer.run(rate, options.seconds)), fanout));
     await peer.close();
+    producer.close();
+    console.log(formatTable(header, [...rows.values()].flat()));
+    console.log(memory);
+    console.log(`\nHighest rate with p99 under ${options.p99TargetMs} ms and every event delivered, subscribers asking for events frames (rates tried in order, stopping at the first miss):`);
+    console.log(formatTable(header, search));
+    console.log(best ? `→ ${best.rate} entries/s, ${best.rate * fanout} deliveries/s.` : "→ none of the rates tried.");
     // What the services said about trouble during the runs (feed reconnects, failures).
     for (const service of services) {
       const notes = service.output().split("\n").filter((line) => /"level":(3|4|5)\d/.test(line) && !/"msg":"listening"/.test(line));
@@ -233,7 +268,7 @@ async function measured(run: () => Promise<Omit<RunResult, "benchCpuPercent">>):
   return { ...result, benchCpuPercent: ((used.user + used.system) / 1000 / (now() - started)) * 100 };
 }
 
-function row(system: string, result: RunResult, cpu: number | undefined, fanout: number): string[] {
+function row(system: string, result: RunResult, fanout: number): string[] {
   return [
     system,
     String(result.rate),
@@ -244,20 +279,41 @@ function row(system: string, result: RunResult, cpu: number | undefined, fanout:
     result.p99.toFixed(1),
     result.max.toFixed(1),
     String(result.ended),
-    cpu === undefined ? "" : cpu.toFixed(0),
+    result.cpuSeconds === undefined || !result.seconds ? "" : ((result.cpuSeconds / result.seconds) * 100).toFixed(0),
+    result.cpuSeconds === undefined || result.delivered === 0 ? "" : ((result.cpuSeconds * 1e6) / result.delivered).toFixed(1),
     result.benchCpuPercent.toFixed(0),
   ];
 }
 
-async function annalsSide(logService: ServiceProcess, streamService: ServiceProcess, options: FanoutBenchOptions) {
+/** The producer of the annals side: AppendBatch calls to the log service, and the last seq appended. */
+function producerOf(logService: ServiceProcess, token: string) {
   const auth = new grpc.Metadata();
-  auth.set("authorization", `Bearer ${await benchToken(["admin"])}`);
+  auth.set("authorization", `Bearer ${token}`);
   const LogClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(logV1.LogService), "LogService");
   const log = new LogClient(`127.0.0.1:${logService.grpcPort}`, grpc.credentials.createInsecure()) as unknown as Record<string, Unary> & { close(): void };
+  return {
+    auth,
+    /** The last seq appended; a stream opened (again) resumes after it, with no snapshot. */
+    appended: 0n,
+    /** Appends entries; resolves with each one's seq. */
+    appendBatch(entries: object[]): Promise<bigint[]> {
+      return new Promise((resolve, reject) =>
+        log.appendBatch!.call(log, { logId: "fanout", entries }, auth, (error, response) => {
+          if (error) reject(error);
+          else resolve((response as logV1.AppendBatchResponse).results.map((result) => result.seq));
+        }),
+      );
+    },
+    close: () => log.close(),
+  };
+}
+
+async function annalsSide(streamService: ServiceProcess, producer: ReturnType<typeof producerOf>, options: FanoutBenchOptions, maxEventsPerFrame: number) {
+  const auth = producer.auth;
   const StreamClient = grpc.makeGenericClientConstructor(streamDefinition(), "StreamService");
-  // Distinct channel options keep the channels from sharing one connection.
-  const channels = Array.from({ length: 10 }, (_, i) => new StreamClient(`127.0.0.1:${streamService.grpcPort}`, grpc.credentials.createInsecure(), { "annals.bench.channel": i }) as unknown as {
-    subscribe(request: object, metadata: grpc.Metadata): grpc.ClientReadableStream<bigint>;
+  // Distinct channel options keep the channels from sharing one connection (and those of one subscriber set from the other's).
+  const channels = Array.from({ length: 10 }, (_, i) => new StreamClient(`127.0.0.1:${streamService.grpcPort}`, grpc.credentials.createInsecure(), { "annals.bench.channel": `${maxEventsPerFrame}-${i}` }) as unknown as {
+    subscribe(request: object, metadata: grpc.Metadata): grpc.ClientReadableStream<bigint | bigint[]>;
     close(): void;
   });
   const rssIdle = rssBytes(streamService.pid);
@@ -265,20 +321,19 @@ async function annalsSide(logService: ServiceProcess, streamService: ServiceProc
   let ended = 0;
   let ready = 0;
   // Subscriber i follows pattern i mod topics; one ended by the server (a slow consumer) is opened again before the next run.
-  const calls: (grpc.ClientReadableStream<bigint> | undefined)[] = [];
-  /** The last seq appended; a stream opened again resumes after it, with no snapshot. */
-  let appended = 0n;
+  const calls: (grpc.ClientReadableStream<bigint | bigint[]> | undefined)[] = [];
   let lastReceivedAt = now();
   const open = (i: number) => {
-    const call = channels[i % channels.length]!.subscribe({ logId: "fanout", kinds: [`evt.t${i % options.topics}.>`], afterSeq: appended }, auth);
+    const call = channels[i % channels.length]!.subscribe({ logId: "fanout", kinds: [`evt.t${i % options.topics}.>`], afterSeq: producer.appended, maxEventsPerFrame }, auth);
     let first = true;
-    call.on("data", (seq: bigint) => {
+    call.on("data", (seqs: bigint | bigint[]) => {
       if (first) {
         first = false;
         ready++;
       }
       lastReceivedAt = now();
-      if (seq > 0n) current.received(seq, lastReceivedAt);
+      if (typeof seqs !== "bigint") for (const seq of seqs) current.received(seq, lastReceivedAt);
+      else if (seqs > 0n) current.received(seqs, lastReceivedAt);
     });
     call.on("error", () => {
       ended++;
@@ -288,7 +343,11 @@ async function annalsSide(logService: ServiceProcess, streamService: ServiceProc
   };
   /** Opens the streams that are not open and waits until each has its first frame. */
   const openAll = async () => {
-    ready = options.subscribers - calls.filter((call) => call === undefined).length;
+    // Counted from the slots, not with calls.filter: filter skips the holes of the first call's empty array, which
+    // counted every stream ready at once, so the first run started while they were still subscribing and those
+    // joining late read the log from seq 1 (a catch-up Read per stream).
+    ready = 0;
+    for (let i = 0; i < options.subscribers; i++) if (calls[i]) ready++;
     for (let i = 0; i < options.subscribers; i++) if (!calls[i]) open(i);
     while (ready < options.subscribers) await sleep(50);
   };
@@ -298,44 +357,46 @@ async function annalsSide(logService: ServiceProcess, streamService: ServiceProc
   const run = async (rate: number, seconds: number) => {
     // Every stream open again (those the previous run's backlog ended resume with no snapshot).
     await openAll();
-    current = new Deliveries(appended + 1n);
-    appended += BigInt(rate * seconds);
+    current = new Deliveries(producer.appended + 1n);
+    producer.appended += BigInt(rate * seconds);
     const endedBefore = ended;
     const deliveries = current;
     const cpuBefore = cpuSeconds(streamService.pid);
     const started = now();
     const appends: Promise<void>[] = [];
     await paced(rate, seconds, (count, first) => {
-      const entries = Array.from({ length: count }, (_, i) => ({ kind: `evt.t${(first + i) % options.topics}.happened`, body: { case: "payload" as const, value: { n: first + i } } }));
-      appends.push(
-        new Promise<void>((resolve, reject) =>
-          log.appendBatch!.call(log, { logId: "fanout", entries }, auth, (error, response) => {
-            if (error) return reject(error);
+      // A tick that came late (the bench process starved on a loaded machine) owes more than one AppendBatch may carry.
+      for (let from = first; from < first + count; from += MAX_BATCH_ENTRIES) {
+        const length = Math.min(MAX_BATCH_ENTRIES, first + count - from);
+        const entries = Array.from({ length }, (_, i) => ({ kind: `evt.t${(from + i) % options.topics}.happened`, body: { case: "payload" as const, value: { n: from + i } } }));
+        appends.push(
+          producer.appendBatch(entries).then((seqs) => {
             const at = now();
-            for (const result of (response as logV1.AppendBatchResponse).results) deliveries.ack(result.seq, at);
-            resolve();
+            for (const seq of seqs) deliveries.ack(seq, at);
           }),
-        ),
-      );
+        );
+      }
     });
     await Promise.all(appends);
     const expected = rate * seconds * (options.subscribers / options.topics);
     const deadline = now() + 10_000;
     while (deliveries.count < expected && now() < deadline) await sleep(50);
-    const cpuPercent = ((cpuSeconds(streamService.pid) - cpuBefore) / ((now() - started) / 1000)) * 100;
+    const elapsed = (now() - started) / 1000;
+    const used = cpuSeconds(streamService.pid) - cpuBefore;
     const result = deliveries.summary(rate, expected, 0);
     // The run ends quiet: its backlog delivered or given up (within a minute); streams it ended count for it.
     for (const deadline = now() + 60_000; now() - lastReceivedAt < 1000 && now() < deadline; ) await sleep(100);
-    return { ...result, ended: ended - endedBefore, cpuPercent };
+    return { ...result, ended: ended - endedBefore, cpuSeconds: used, seconds: elapsed };
   };
   return {
     run,
     rssIdle,
     rssSubscribed,
-    close: () => {
+    /** Cancels the streams and waits until the stream service has let them go (its feed stops with the last). */
+    close: async () => {
       for (const call of calls) call?.cancel();
       for (const channel of channels) channel.close();
-      log.close();
+      await sleep(1000);
     },
   };
 }

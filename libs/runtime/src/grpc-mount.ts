@@ -32,16 +32,22 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
   return definition;
 }
 
-/** Responses declared immutable by shareEncoding, with their encoding once it is made. */
-const shared = new WeakMap<object, Buffer | undefined>();
+/**
+ * Responses declared immutable by shareEncoding, with their encoding once it
+ * is made (before that, the function that makes it, when one was given).
+ */
+const shared = new WeakMap<object, Buffer | (() => Uint8Array) | undefined>();
 
 /**
  * Declares that a response object will not change and may be written to many
  * streams (a fan-out): the gRPC listener then encodes it once, not once per
- * stream. Returns the object.
+ * stream. `encode`, when given, makes the response's protobuf encoding in
+ * place of the generic encoder, called at most once and only when the gRPC
+ * listener writes it (e.g. one spliced from encodings of its parts, see
+ * encodingOf); other listeners encode the object itself. Returns the object.
  */
-export function shareEncoding<T extends object>(response: T): T {
-  shared.set(response, undefined);
+export function shareEncoding<T extends object>(response: T, encode?: () => Uint8Array): T {
+  shared.set(response, encode);
   return response;
 }
 
@@ -60,18 +66,26 @@ export function withEncoding<T extends object>(response: T, bytes: Buffer): T {
   return response;
 }
 
+/**
+ * The protobuf encoding of `response` (a message or its init shape) as the
+ * gRPC listener writes it: the one its producer attached (withEncoding), or
+ * for a response declared with shareEncoding, made once and kept, so that a
+ * larger message can be spliced from the encodings of its parts without
+ * encoding them again.
+ */
+export function encodingOf(response: object, schema: DescMessage): Buffer {
+  const preset = (response as { [ENCODING]?: Buffer })[ENCODING];
+  if (preset) return preset;
+  const cached = shared.get(response);
+  if (cached instanceof Buffer) return cached;
+  const bytes = typeof cached === "function" ? cached() : toBinary(schema, isMessage(response, schema) ? response : create(schema, response as never));
+  const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (shared.has(response)) shared.set(response, buffer);
+  return buffer;
+}
+
 function serializer(schema: DescMessage) {
-  return (value: object): Buffer => {
-    const preset = (value as { [ENCODING]?: Buffer })[ENCODING];
-    if (preset) return preset;
-    const cached = shared.get(value);
-    if (cached) return cached;
-    const message = isMessage(value, schema) ? value : create(schema, value as never);
-    const bytes = toBinary(schema, message);
-    const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    if (shared.has(value)) shared.set(value, buffer);
-    return buffer;
-  };
+  return (value: object): Buffer => encodingOf(value, schema);
 }
 
 /**

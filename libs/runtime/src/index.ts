@@ -40,7 +40,7 @@ export {
   unavailable,
 } from "./errors.js";
 export type { ErrorFacts } from "./errors.js";
-export { grpcServiceDefinition, shareEncoding, withEncoding } from "./grpc-mount.js";
+export { encodingOf, grpcServiceDefinition, shareEncoding, withEncoding } from "./grpc-mount.js";
 export { requestProblem } from "./request-check.js";
 export { decodePageToken, encodePageToken, pagePositionInteger } from "./page-token.js";
 export type { RequestProblem } from "./request-check.js";

@@ -283,10 +283,28 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         const request = checkedInput(method, input);
         const iterable = otelContext.with(call.context, () => impl(request, handlerContext)) as AsyncIterable<unknown>;
         iterator = iterable[Symbol.asyncIterator]();
-        for (;;) {
-          const step = await Promise.race([otelContext.with(call.context, () => iterator!.next()), drained]);
-          if (step.done) break;
-          yield step.value;
+        const handlerIterator = iterator;
+        // Each step waits for the handler's next message or the drain, whichever comes first. Not with
+        // Promise.race(…, drained): that adds a reaction to the process-wide `drained` per message, kept
+        // until shutdown (a fan-out's millions of frames grew the heap and the GC's work without bound).
+        let cut: ((error: unknown) => void) | undefined;
+        const onDrain = () => void drained.catch((error: unknown) => cut?.(error));
+        draining.addEventListener("abort", onDrain, { once: true });
+        try {
+          for (;;) {
+            const next = otelContext.with(call.context, () => handlerIterator.next());
+            const step = draining.aborted
+              ? await Promise.race([next, drained])
+              : await new Promise<IteratorResult<unknown>>((resolve, reject) => {
+                  cut = reject;
+                  next.then(resolve, reject);
+                });
+            if (step.done) break;
+            yield step.value;
+          }
+        } finally {
+          cut = undefined;
+          draining.removeEventListener("abort", onDrain);
         }
         ended = true;
       } catch (error) {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
@@ -9,9 +9,10 @@ import * as protoLoader from "@grpc/proto-loader";
 import { SignJWT } from "jose";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { diagV1, healthV1, logV1, rpcDetails } from "@annals/proto";
-import { signDevToken } from "./auth.js";
+import { AUTHENTICATED, signDevToken } from "./auth.js";
+import { errorReason } from "./errors.js";
 import { defineService } from "./service.js";
-import { grpcServiceDefinition } from "./grpc-mount.js";
+import { encodingOf, grpcServiceDefinition, shareEncoding } from "./grpc-mount.js";
 import { diagRegistration } from "./diag-service.js";
 import { startServer, type RunningServer } from "./server.js";
 import { createTelemetry } from "./telemetry.js";
@@ -279,6 +280,71 @@ test("the gRPC listener's serialiser takes what handlers return: a message, or a
   const decoded = fromBinary(logV1.ReadResponseSchema, fromPlain);
   assert.equal(decoded.nextPageToken, "next");
   assert.deepEqual(decoded.entries, []);
+});
+
+test("a shared response is encoded once; one with its own encoder is sent as that encoder makes it, and encodingOf gives the bytes the listener sends", () => {
+  const read = grpcServiceDefinition(logV1.LogService)["read"]!;
+  const shared = shareEncoding({ nextPageToken: "shared" } as unknown as logV1.ReadResponse);
+  const first = read.responseSerialize(shared);
+  assert.equal(read.responseSerialize(shared), first, "the same bytes, not encoded again");
+  assert.equal(encodingOf(shared, logV1.ReadResponseSchema), first);
+  let encodes = 0;
+  const spliced = create(logV1.ReadResponseSchema, { nextPageToken: "spliced" });
+  const made = shareEncoding({ nextPageToken: "as the object says" } as unknown as logV1.ReadResponse, () => {
+    encodes++;
+    return toBinary(logV1.ReadResponseSchema, spliced);
+  });
+  assert.equal(encodes, 0, "made only when the gRPC listener writes it");
+  assert.equal(fromBinary(logV1.ReadResponseSchema, read.responseSerialize(made)).nextPageToken, "spliced");
+  read.responseSerialize(made);
+  assert.equal(encodes, 1);
+  // Not shared: encoded each time, as before.
+  const plain = { nextPageToken: "plain" } as unknown as logV1.ReadResponse;
+  assert.notEqual(read.responseSerialize(plain), read.responseSerialize(plain));
+});
+
+test("a draining server ends a server stream whose handler waits on something else than its signal, with UNAVAILABLE (SHUTTING_DOWN)", async () => {
+  let started!: () => void;
+  const streaming = new Promise<void>((resolve) => (started = resolve));
+  const stuck = defineService({
+    service: diagV1.DiagService,
+    access: { ping: AUTHENTICATED, ticks: AUTHENTICATED, upload: AUTHENTICATED, echo: AUTHENTICATED },
+    impl: {
+      // One tick, then a wait that ignores the call's signal: only the drain can end the call.
+      async *ticks() {
+        yield { number: 1n };
+        started();
+        await new Promise(() => undefined);
+      },
+    },
+  });
+  const stuckServer = await startServer({
+    name: "drain-test",
+    services: [stuck],
+    diag: false,
+    grpcPort: 0,
+    httpPort: 0,
+    auth: { mode: "off" },
+    shutdownGraceMs: 60_000,
+    logger: createLogger({ name: "drain-test", level: "silent" }),
+  });
+  const client = createClient(diagV1.DiagService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${stuckServer.grpcPort}` }));
+  const ticks: bigint[] = [];
+  const ended = (async () => {
+    try {
+      for await (const tick of client.ticks({ count: 0 })) ticks.push(tick.number);
+      return undefined;
+    } catch (error) {
+      return ConnectError.from(error);
+    }
+  })();
+  await streaming;
+  const shutdown = stuckServer.shutdown("test done");
+  const error = await ended;
+  await shutdown;
+  assert.deepEqual(ticks, [1n]);
+  assert.equal(error?.code, Code.Unavailable);
+  assert.equal(errorReason(error), "SHUTTING_DOWN");
 });
 
 describe("a health-only port (ANNALS_HEALTH_PORT)", () => {

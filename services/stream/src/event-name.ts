@@ -9,6 +9,9 @@ function literalTokens(pattern: string): number {
   return firstWildcard === -1 ? tokens.length : firstWildcard;
 }
 
+/** Kinds whose names a subscriber keeps (a few hundred short strings). */
+const NAMES_KEPT = 256;
+
 /** Plain comparison of code units; patterns are ASCII, so this is byte order. */
 function byteOrder(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -22,6 +25,8 @@ function byteOrder(a: string, b: string): number {
  */
 export class EventNames {
   private readonly ordered: readonly { filter: KindFilter; literal: number }[];
+  /** Names already worked out, by kind (null: no pattern matches); at most NAMES_KEPT. */
+  private readonly named = new Map<string, string | null>();
 
   constructor(patterns: readonly string[]) {
     this.ordered = patterns
@@ -36,6 +41,16 @@ export class EventNames {
    * `identity.>` is `formed`); undefined when no pattern matches.
    */
   nameOf(kind: string): string | undefined {
+    // A subscriber sees few distinct kinds, again and again (one per delivery): remember the last ones.
+    const known = this.named.get(kind);
+    if (known !== undefined) return known === null ? undefined : known;
+    const name = this.computeName(kind);
+    if (this.named.size >= NAMES_KEPT) this.named.clear();
+    this.named.set(kind, name ?? null);
+    return name;
+  }
+
+  private computeName(kind: string): string | undefined {
     const found = this.ordered.find(({ filter }) => filter.matches(kind));
     if (!found) return undefined;
     const tokens = kind.split(".");

@@ -4,12 +4,12 @@ import { metrics } from "@opentelemetry/api";
 import assert from "node:assert/strict";
 import { setImmediate as tick } from "node:timers/promises";
 import { test } from "node:test";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
-import { logV1 } from "@annals/proto";
-import { errorReason } from "@annals/runtime";
+import { logV1, streamV1 } from "@annals/proto";
+import { encodingOf, errorReason } from "@annals/runtime";
 import { LogReader } from "./log-reader.js";
-import { EntryFrames, Session, type FeedLink, type Frame, type SessionRequest } from "./session.js";
+import { batchFrameEncoding, EntryFrames, Session, type FeedLink, type Frame, type SessionRequest } from "./session.js";
 import { StreamMetrics } from "./stream-metrics.js";
 
 const HEAD = 100n;
@@ -92,4 +92,47 @@ test("a live subscriber more than the buffer behind ends with ABORTED naming the
   assert.equal(ended?.code, Code.Aborted);
   assert.equal(errorReason(ended), "SLOW_CONSUMER");
   assert.match(ended.rawMessage, /resume at once with after_seq 103$/);
+});
+
+test("the encoding of an `events` frame spliced from its events' frames is the protobuf encoding of that frame (lengths of 1, 2 and 3 varint bytes)", () => {
+  for (const payloadBytes of [0, 200, 20_000]) {
+    const events = [1n, 2n, 3n].map((seq) =>
+      create(streamV1.EventSchema, { entry: create(logV1.EntrySchema, { logId: "mem", seq, kind: "a.b", body: { case: "payload", value: { text: "x".repeat(payloadBytes) } } }), name: "b" }),
+    );
+    const parts = events.map((event) => toBinary(streamV1.SubscribeResponseSchema, create(streamV1.SubscribeResponseSchema, { frame: { case: "event", value: event } })));
+    const whole = create(streamV1.SubscribeResponseSchema, { frame: { case: "events", value: { events } } });
+    assert.deepEqual(new Uint8Array(batchFrameEncoding(parts)), toBinary(streamV1.SubscribeResponseSchema, whole));
+  }
+});
+
+test("live entries queued for a subscriber that asked for batches leave as one `events` frame, encoded from the frames shared with every other subscriber; one that did not ask gets `event` frames", async () => {
+  const batched = openSession({ afterSeq: HEAD, maxEventsPerFrame: 3 }, 100);
+  const plain = openSession({ afterSeq: HEAD }, 100);
+  const batchedStream = batched.frames(new AbortController().signal);
+  const plainStream = plain.frames(new AbortController().signal);
+  const streams = [batchedStream, plainStream];
+  for (const stream of streams) assert.equal((await stream.next()).value?.frame.case, "caughtUp");
+  await tick();
+  const shared = [101n, 102n, 103n, 104n].map((seq) => new EntryFrames(create(logV1.EntrySchema, { logId: "mem", seq, kind: "live.one", body: { case: "payload", value: { seq: Number(seq) } } })));
+  for (const frames of shared) for (const session of [batched, plain]) session.offer(frames);
+  const first = (await batchedStream.next()).value as Frame;
+  const second = (await batchedStream.next()).value as Frame;
+  assert.deepEqual([first, second].map((frame) => [frame.frame.case, eventSeqs(frame)]), [
+    ["events", [101n, 102n, 103n]],
+    ["event", [104n]],
+  ]);
+  // The bytes the gRPC listener sends: the spliced encoding decodes to the frame, and the single event's frame is the shared one.
+  const decoded = fromBinary(streamV1.SubscribeResponseSchema, encodingOf(first, streamV1.SubscribeResponseSchema));
+  assert.equal(decoded.frame.case, "events");
+  assert.deepEqual(decoded.frame.case === "events" ? decoded.frame.value.events.map((event) => [event.entry?.seq, event.name, event.snapshot]) : [], [
+    [101n, "live.one", false],
+    [102n, "live.one", false],
+    [103n, "live.one", false],
+  ]);
+  const plainFrames: Frame[] = [];
+  for (let i = 0; i < 4; i++) plainFrames.push((await plainStream.next()).value as Frame);
+  assert.deepEqual(plainFrames.map((frame) => frame.frame.case), ["event", "event", "event", "event"]);
+  assert.deepEqual(plainFrames.flatMap(eventSeqs), [101n, 102n, 103n, 104n]);
+  assert.equal(second, plainFrames[3], "one frame object for every subscriber of the entry, so it is encoded once");
+  for (const stream of streams) await stream.return?.();
 });

@@ -3,8 +3,8 @@
 import { Code } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { logV1 } from "@annals/proto";
-import { rpcError, shareEncoding } from "@annals/runtime";
+import { logV1, streamV1 } from "@annals/proto";
+import { encodingOf, rpcError, shareEncoding } from "@annals/runtime";
 import { EventNames } from "./event-name.js";
 import type { LogReader } from "./log-reader.js";
 import type { StreamMetrics } from "./stream-metrics.js";
@@ -68,6 +68,27 @@ export interface FeedLink {
 
 function eventFrame(event: EventValue): Frame {
   return { frame: { case: "event", value: event } };
+}
+
+/** SubscribeResponse.events (field 4, length-delimited). */
+const EVENTS_FIELD_TAG = (4 << 3) | 2;
+
+/**
+ * The encoding of a SubscribeResponse whose EventBatch holds the events of
+ * `eventFrames`, the encodings of SubscribeResponses with one `event` each.
+ */
+export function batchFrameEncoding(eventFrames: readonly Uint8Array[]): Buffer {
+  let length = 0;
+  for (const part of eventFrames) length += part.length;
+  const header = [EVENTS_FIELD_TAG];
+  for (let rest = length; ; rest = Math.floor(rest / 128)) {
+    if (rest < 128) {
+      header.push(rest);
+      break;
+    }
+    header.push((rest % 128) | 128);
+  }
+  return Buffer.concat([Buffer.from(header), ...eventFrames], header.length + length);
 }
 
 function timestampFromMicros(us: bigint): Timestamp {
@@ -158,30 +179,65 @@ export class Session {
     }
   }
 
-  /** The frames to send, until the client goes away or the session fails. */
-  async *frames(signal: AbortSignal): AsyncGenerator<Frame> {
+  /**
+   * The frames to send, until the client goes away or the session fails. A
+   * plain iterator rather than an async generator: a frame already queued is
+   * handed over with no generator step of its own (one per delivery, see
+   * bench stream-fanout).
+   */
+  frames(signal: AbortSignal): AsyncIterableIterator<Frame> {
     const onAbort = () => this.close();
     signal.addEventListener("abort", onAbort, { once: true });
-    try {
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      signal.removeEventListener("abort", onAbort);
+      this.close();
+    };
+    const done: IteratorReturnResult<undefined> = { value: undefined, done: true };
+    const next = async (): Promise<IteratorResult<Frame>> => {
       for (;;) {
-        const next = this.out.shift();
-        if (next) {
-          this.lastFrameAt = Date.now();
-          this.delivered(next);
-          const batch = next.event && this.request.maxEventsPerFrame > 0 && this.out[0]?.event ? this.batchAfter(next.event) : undefined;
-          this.roomWake?.();
-          yield batch ?? next.frame;
-          continue;
+        if (finished) return done;
+        const frame = this.nextFrame();
+        if (frame) return { value: frame, done: false };
+        if (this.failure) {
+          finish();
+          throw this.failure;
         }
-        if (this.failure) throw this.failure;
-        if (this.phase === "ended") return;
+        if (this.phase === "ended") {
+          finish();
+          return done;
+        }
         await new Promise<void>((resolve) => (this.wake = resolve));
         this.wake = undefined;
       }
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-      this.close();
+    };
+    return {
+      next,
+      return: () => {
+        finish();
+        return Promise.resolve(done);
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
+  /** The next frame to send, taken off the queue (with the events queued behind it, when the subscriber takes batches). */
+  private nextFrame(): Frame | undefined {
+    const next = this.out.shift();
+    if (!next) return undefined;
+    const now = (this.lastFrameAt = Date.now());
+    this.roomWake?.();
+    if (!next.event) return next.frame;
+    if (this.request.maxEventsPerFrame === 0 || !this.out[0]?.event) {
+      this.metrics.eventsDelivered(1);
+      if (next.live) this.metrics.liveEventDelivered(next.event.entry.wallTimeUs, now);
+      return next.frame;
     }
+    return this.batchAfter(next, now);
   }
 
   /** Ends the session because the client left. */
@@ -208,19 +264,20 @@ export class Session {
     this.roomWake?.();
   }
 
-  /** An `events` frame of `first` and the events queued right after it, up to the subscriber's maximum. */
-  private batchAfter(first: EventValue): Frame {
-    const events = [first];
-    while (events.length < this.request.maxEventsPerFrame && this.out[0]?.event) {
-      const queued = this.out.shift()!;
-      events.push(queued.event!);
-      this.delivered(queued);
-    }
-    return { frame: { case: "events", value: { events } } };
-  }
-
-  private delivered(queued: Queued): void {
-    if (queued.event) this.metrics.eventDelivered(queued.live ? queued.event.entry.wallTimeUs : undefined);
+  /**
+   * An `events` frame of `first` and the events queued right after it, up to
+   * the subscriber's maximum. Its encoding is spliced from those of its events'
+   * own frames, which a live entry's subscribers share (EntryFrames): an
+   * EventBatch's `events` (field 1) are encoded exactly as a SubscribeResponse's
+   * `event` (field 1), so nothing is encoded again per subscriber.
+   */
+  private batchAfter(first: Queued, now: number): Frame {
+    const parts = [first];
+    while (parts.length < this.request.maxEventsPerFrame && this.out[0]?.event) parts.push(this.out.shift()!);
+    this.metrics.eventsDelivered(parts.length);
+    for (const queued of parts) if (queued.live) this.metrics.liveEventDelivered(queued.event!.entry.wallTimeUs, now);
+    const frame: Frame = { frame: { case: "events", value: { events: parts.map((queued) => queued.event!) } } };
+    return shareEncoding(frame, () => batchFrameEncoding(parts.map((queued) => encodingOf(queued.frame, streamV1.SubscribeResponseSchema))));
   }
 
   private push(queued: Queued): void {

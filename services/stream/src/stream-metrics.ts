@@ -44,10 +44,14 @@ export class StreamMetrics {
     this.fanout.record(Math.max(0, lagMs) / 1000);
   }
 
-  /** An event frame was written; `wallTimeUs` set for live entries (not snapshot or catch-up). */
-  eventDelivered(wallTimeUs: bigint | undefined): void {
-    this.delivered.add(1);
-    if (wallTimeUs !== undefined) this.delivery.record(Math.max(0, Date.now() - Number(wallTimeUs / 1000n)) / 1000);
+  /** Events written in one frame (of any kind: live, snapshot, catch-up). */
+  eventsDelivered(count: number): void {
+    this.delivered.add(count);
+  }
+
+  /** A live entry (not from a snapshot or catch-up) was written at `nowMs` (epoch ms). */
+  liveEventDelivered(wallTimeUs: bigint, nowMs: number): void {
+    this.delivery.record(Math.max(0, nowMs - Number(wallTimeUs / 1000n)) / 1000);
   }
 
   upstreamReconnect(): void {
