@@ -35,7 +35,7 @@ export async function federationCatchup(options: CatchupBenchOptions): Promise<v
   console.log(
     `federation-catchup: two node processes (services/node/dist/main.js) on PostgreSQL databases ${databaseA.name} and ${databaseB.name}\n` +
       `at ${databaseA.host}; A's log holds ${options.entries} entries of ~60 bytes of JSON; B registers A with the log mirrored and pulls it\n` +
-      "(Pull stream in frames of up to 100 entries, every checksum and link verified, batches of up to 500 stored by AppendReplicated,\n" +
+      "(Pull stream in frames of up to 100 entries, every checksum and link verified, batches of up to 1,000 stored by AppendReplicated,\n" +
       "the mirror's head being the replication's position). Baseline in the same\n" +
       "run: the same rows, read from A's database beforehand, inserted into a copy of log.entries on B's database with pg, 1,000 rows per\n" +
       "multi-row INSERT (autocommit): the storage floor, without transport or verification. ratio = entries/s ÷ raw INSERT rows/s.\n",

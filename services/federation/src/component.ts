@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { formatVerifierKey } from "@annals/chain";
 import type { LogClient } from "@annals/client";
+import type { Transport } from "@connectrpc/connect";
 import { loadMigrations, migrate, type Database } from "@annals/db";
 import { defaultNodeId, watchCertificateFiles, type ComponentContext, type Logger, type ServiceComponent } from "@annals/runtime";
 import { DEFAULT_REFUSAL_AUDIT, RefusalAudit, pruneAudit } from "./audit.js";
@@ -13,6 +14,7 @@ import { federationRegistration } from "./service.js";
 import { defaultWitnessName, loadWitnessCosigner } from "./witness-key.js";
 import { Witness } from "./witness-endpoint.js";
 import { witnessRoutes } from "./witness-routes.js";
+import { wireSubscribeClient } from "./wire-entries.js";
 
 export const FEDERATION_SERVICE_NAME = "annals-federation";
 
@@ -27,6 +29,12 @@ export interface FederationComponentOptions extends Partial<FederationOptions> {
    * (ComponentContext.local); standalone, a client of ANNALS_LOG_URL.
    */
   log: LogClient;
+  /**
+   * The transport `log` was made with, when the caller has it: Pull then
+   * passes the log's `entries` frames on without decoding their entries
+   * (wire-entries.ts); without it, Pull decodes and re-encodes them.
+   */
+  logTransport?: Transport;
   replication?: Partial<ReplicatorSettings>;
   /** Whether this process's gRPC port runs mTLS, so that Pull demands a client certificate naming the peer. */
   requirePeerCertificate?: boolean;
@@ -94,6 +102,7 @@ export async function createFederationComponent(options: FederationComponentOpti
         db: options.db,
         identity,
         log,
+        subscribe: options.logTransport ? wireSubscribeClient(options.logTransport) : undefined,
         pullsPerMinute: options.pullsPerMinute ?? DEFAULT_PULLS_PER_MINUTE,
         replicator,
         metrics,

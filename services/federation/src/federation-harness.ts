@@ -58,6 +58,7 @@ export async function startTestNode(
             db,
             nodeId,
             log: createAnnalsClients({ transport: context.local }).log,
+            logTransport: context.local,
             requirePeerCertificate: currentEnv["ANNALS_TLS_CLIENT_CA_FILE"] !== undefined,
             ...overrides,
           },

@@ -3,14 +3,14 @@
 // to the local log service (AppendReplicated checks every checksum and link and
 // stores a batch whole or not at all; the mirror's head is where pulling resumes).
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createAnnalsClients, type LogClient } from "@annals/client";
+import { createAnnalsClients, createAnnalsTransport, type LogClient } from "@annals/client";
 import type { Database } from "@annals/db";
 import { federationV1, logV1, rpcDetails } from "@annals/proto";
 import { Backoff, retryDelayMs, sleep, type CertificateFiles, type CertificateMaterial, type Logger } from "@annals/runtime";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { emptyRoot, type VerifierKey } from "@annals/chain";
-import { invalidArgument, rpcError } from "@annals/runtime";
+import { errorReason, invalidArgument, rpcError } from "@annals/runtime";
 import { logIdProblem } from "@annals/logs";
 import { audit } from "./audit.js";
 import { ForkDetected, judgeCheckpoint, type AcceptedCheckpoint, type MirrorTree } from "./checkpoint-guard.js";
@@ -21,6 +21,7 @@ import type { FederationMetrics } from "./federation-metrics.js";
 import { mirrorLogId, type NodeIdentity } from "./identity.js";
 import { signPeerToken } from "./peer-token.js";
 import { getPeer, listPeers, type PeerRecord } from "./peers.js";
+import { appendReplicatedRequest, wireEntryOf, wirePullClient, type WireEntry } from "./wire-entries.js";
 
 const { AuditReason, ReplicationState } = federationV1;
 
@@ -28,12 +29,16 @@ export interface ReplicatorSettings {
   /** Backoff after a failed connection: first delay and cap, in ms (with jitter; RetryInfo is honoured). */
   backoffFirstMs: number;
   backoffMaxMs: number;
-  /** Most entries handed to the log service in one AppendReplicated. */
+  /**
+   * Most entries handed to the log service in one AppendReplicated; at most
+   * the log service's ANNALS_LOG_MAX_BATCH_ENTRIES (1000 by default). Larger
+   * batches mean fewer transactions (each a few round trips and a commit).
+   */
   batchEntries: number;
   /**
-   * Roughly the most bytes of entries handed to the log service in one
-   * AppendReplicated, so that a batch of large payloads stays under the log
-   * service's message limit (4 MiB by default).
+   * The bytes of encoded entries at which a batch is handed to the log
+   * service even if it holds fewer than batchEntries, so that a batch of large
+   * payloads stays under the log service's message limit (4 MiB by default).
    */
   batchBytes: number;
   /**
@@ -50,8 +55,8 @@ export interface ReplicatorSettings {
 export const DEFAULT_REPLICATOR_SETTINGS: ReplicatorSettings = {
   backoffFirstMs: 200,
   backoffMaxMs: 30_000,
-  batchEntries: 500,
-  batchBytes: 1024 * 1024,
+  batchEntries: 1000,
+  batchBytes: 2 * 1024 * 1024,
   entriesPerFrame: 100,
   reconcileMs: 5000,
 };
@@ -79,19 +84,14 @@ const FORK_PROBE_ATTEMPTS = 5;
 const FORK_PROBE_INTERVAL_MS = 1000;
 /** How long a connection to a peer stays open without a call, in ms (a live Pull stream is a call). */
 const PEER_IDLE_MS = 2000;
+/** Batches at the log service at once: one being stored, the next checked and waiting for the mirror's head lock. */
+const STORES_IN_FLIGHT = 2;
+/** How long after the first entry of a batch arrived it is stored if no more come to fill it (and no store is under way), in ms. */
+const QUIET_MS = 20;
 
 const pemOf = ({ ca, cert, key }: CertificateMaterial) => ({ cert, key, ...(ca ? { ca } : {}) });
 
 /** Waits `ms`, or less when `signal` aborts (never rejects). */
-
-/**
- * An upper estimate of an entry's encoded size: a Struct's protobuf encoding
- * is at most about twice its JSON text, and the other fields are small.
- */
-function entryBytes(entry: logV1.Entry): number {
-  const body = entry.body.case === "binaryPayload" ? entry.body.value.byteLength : entry.body.case === "payload" ? 2 * JSON.stringify(entry.body.value).length : 0;
-  return 1024 + body;
-}
 
 /**
  * What an entry the mirror refused is, for the audit trail, from the
@@ -252,41 +252,87 @@ class ReplicationLoop {
       // Fail closed: with mTLS on, never pull over plain text.
       throw new ConnectError(`mTLS is on but peer ${this.peer.nodeId} has the plain-text URL ${this.peer.url}; register its https:// URL`, Code.FailedPrecondition);
     }
-    const peer = this.peerClient();
-    let batch: logV1.Entry[] = [];
+    const pull = wirePullClient(this.peerTransport());
+    // Receive, verify and store overlap: while one batch is being stored, the next is received and
+    // handed to the log service, which checks its entries and then waits at the mirror's head lock for
+    // the one before it to commit (replicate.ts). Batches commit one after another, in seq order (the
+    // lock and the contiguity check see to it), and the position (the mirror's head) moves only with a
+    // commit. A failed store aborts the Pull stream and is what the connection ends with.
+    const storeFailed = new AbortController();
+    let failure: { error: unknown } | undefined;
+    let batch: WireEntry[] = [];
     let batchBytes = 0;
     let anchor: logV1.Anchor | undefined;
-    let flushing: Promise<void> = Promise.resolve();
-    const flush = async () => {
-      if (batch.length === 0) return;
-      const entries = batch;
-      batch = [];
-      batchBytes = 0;
-      const { head } = await log().appendReplicated({ logId: this.mirror, originNode: this.peer.nodeId, entries, ...(anchor ? { anchor } : {}) }, { signal });
-      anchor = undefined;
-      this.head = head?.lastSeq ?? this.head;
+    let stored: Promise<void> = Promise.resolve();
+    /** Batches handed to the log service and not yet committed, oldest first. */
+    const queued: Promise<void>[] = [];
+    const store = async (entries: WireEntry[], batchAnchor: logV1.Anchor | undefined, before: Promise<void>, overlapping: boolean) => {
+      const request = appendReplicatedRequest({ logId: this.mirror, originNode: this.peer.nodeId, ...(batchAnchor ? { anchor: batchAnchor } : {}) }, entries);
+      let response: logV1.AppendReplicatedResponse;
+      try {
+        response = await log().appendReplicated(request, { signal });
+      } catch (error) {
+        // Sent while the batch before it was being stored, it may have reached the log service first
+        // (another replica of it): it is refused as not contiguous, and sent again once that one is stored.
+        await before;
+        if (!overlapping || errorReason(ConnectError.from(error)) !== "MIRROR_NOT_CONTIGUOUS") throw error;
+        response = await log().appendReplicated(request, { signal });
+      }
+      await before;
+      this.head = response.head?.lastSeq ?? this.head;
       this.lastWallTimeUs = entries.at(-1)!.wallTimeUs;
       this.lastSuccessMs = Date.now();
       this.deps.metrics.entriesReceived(this.peer.nodeId, entries.length);
     };
-    /** Flushes after the ones already queued, so batches are stored in order; a failure ends the connection. */
-    const queueFlush = () => (flushing = flushing.then(flush));
+    /** Hands what was received so far to the log service, to commit after the batches before it; settles once all of them are stored. */
+    const queueFlush = (): Promise<void> => {
+      if (batch.length > 0) {
+        const entries = batch;
+        const batchAnchor = anchor;
+        batch = [];
+        batchBytes = 0;
+        anchor = undefined;
+        const before = stored;
+        // At most STORES_IN_FLIGHT batches at the log service: one being stored, the next checked and waiting for the head lock.
+        const turn = queued.at(-STORES_IN_FLIGHT);
+        const storing = (stored = turn ? turn.then(() => store(entries, batchAnchor, before, true)) : store(entries, batchAnchor, before, queued.length > 0));
+        queued.push(storing);
+        storing.then(
+          () => void queued.splice(queued.indexOf(storing), 1),
+          (error: unknown) => {
+            failure ??= { error };
+            storeFailed.abort();
+          },
+        );
+      }
+      return stored;
+    };
     let timer: NodeJS.Timeout | undefined;
-    const receive = async (entries: readonly logV1.Entry[], checked: boolean) => {
+    /** A quiet moment stores what came so far; while a batch is being stored, the one being received grows on instead. */
+    const flushWhenQuiet = () => {
+      timer = undefined;
+      if (batch.length === 0) return;
+      if (queued.length > 0) timer = setTimeout(flushWhenQuiet, QUIET_MS);
+      else void queueFlush();
+    };
+    const receive = async (entries: readonly WireEntry[], checked: boolean) => {
       for (const entry of entries) {
         batch.push(entry);
-        batchBytes += entryBytes(entry);
+        batchBytes += entry.encoded.byteLength;
         // With checkpoints, the peer's head is its signed checkpoint's size, never what it streamed.
         if (!checked) this.peerReported(entry.seq, entry.wallTimeUs);
-        if (batch.length >= settings.batchEntries || batchBytes >= settings.batchBytes) await queueFlush();
+        if (batch.length >= settings.batchEntries || batchBytes >= settings.batchBytes) {
+          void queueFlush();
+          // Bounded memory: receiving waits while STORES_IN_FLIGHT batches are at the log service.
+          while (queued.length > STORES_IN_FLIGHT) await queued[0];
+        }
       }
-      // A quiet moment flushes what came so far.
-      if (batch.length > 0 && !timer) timer = setTimeout(() => ((timer = undefined), void queueFlush().catch(() => undefined)), 20);
+      if (batch.length > 0 && !timer) timer = setTimeout(flushWhenQuiet, QUIET_MS);
     };
     try {
       const checked = this.key !== undefined;
       const request = { logId: this.logId, afterSeq: this.head, maxEntriesPerFrame: settings.entriesPerFrame, sendCheckpoints: checked, checkpointSize: this.accepted?.size ?? 0n };
-      for await (const { frame, checkpoint } of peer.pull(request, { signal })) {
+      for await (const { frame, checkpoint } of pull(request, { signal: AbortSignal.any([signal, storeFailed.signal]) })) {
         if (this.state !== ReplicationState.RUNNING) {
           this.state = ReplicationState.RUNNING;
           this.lastError = "";
@@ -298,10 +344,14 @@ class ReplicationLoop {
             anchor = frame.value;
             break;
           case "entry":
-            await receive([frame.value], checked);
+            await receive([wireEntryOf(frame.value)], checked);
             break;
           case "entries":
-            await receive(frame.value.entries, checked);
+            // Not sent as such by the wire client (wireEntries instead); kept for completeness.
+            await receive(frame.value.entries.map(wireEntryOf), checked);
+            break;
+          case "wireEntries":
+            await receive(frame.value, checked);
             break;
           case "heartbeat":
             if (!checked) this.peerReported(frame.value.headSeq, microsOf(frame.value.headTime));
@@ -321,6 +371,9 @@ class ReplicationLoop {
         }
       }
       throw new ConnectError(`peer ${this.peer.nodeId} ended the Pull stream`, Code.Unavailable);
+    } catch (error) {
+      // A store that failed ended the stream: its error is the connection's, not the abort's.
+      throw failure ? failure.error : error;
     } finally {
       clearTimeout(timer);
       // Whatever ended the stream, what was received and verified is stored first (or its error surfaces).
@@ -337,13 +390,17 @@ class ReplicationLoop {
    * register", restarts A).
    */
   private peerClient(idleMs = PEER_IDLE_MS) {
+    return createAnnalsClients({ transport: this.peerTransport(idleMs) }).federation;
+  }
+
+  private peerTransport(idleMs = PEER_IDLE_MS) {
     const tls = this.deps.tls;
-    return createAnnalsClients({
+    return createAnnalsTransport({
       baseUrl: this.peer.url,
       token: () => signPeerToken(this.deps.identity, this.peer.nodeId),
       ...(tls ? { tls: { ...pemOf(tls.current()), serverUri: this.peer.nodeId } } : {}),
       idleConnectionTimeoutMs: idleMs,
-    }).federation;
+    });
   }
 
   /** The mirror's tree, through the local log service. */

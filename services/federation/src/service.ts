@@ -28,6 +28,7 @@ import { UPDATABLE_FIELDS, checkPeer, getPeer, insertPeer, listPeerPage, peerMes
 import { MAX_ENTRIES_PER_FRAME, pullFrames } from "./pull.js";
 import type { FederationMetrics } from "./federation-metrics.js";
 import { compareReplications, type Replicator } from "./replicator.js";
+import type { WireSubscribe } from "./wire-entries.js";
 
 /** Roles of the federation service. */
 export const FEDERATION_READ = "federation.read";
@@ -37,6 +38,8 @@ export interface FederationServiceDeps {
   identity: NodeIdentity;
   /** The local log service, with the federation service's own token. */
   log: () => LogClient;
+  /** Subscribe of the same log service with `entries` frames left undecoded, for Pull to pass on (undefined: Pull decodes them). */
+  subscribe: WireSubscribe | undefined;
   /** Pull calls one peer may start per minute. */
   pullsPerMinute: number;
   replicator: Replicator;
@@ -216,7 +219,7 @@ export function federationRegistration(deps: FederationServiceDeps): ServiceRegi
         }
         return (async function* () {
           await authorisePull(context.requestHeader.get("authorization"), callInfo(context), request.logId);
-          yield* pullFrames(deps.log(), request, context.signal, deps.heartbeatMs);
+          yield* pullFrames(deps.log(), request, context.signal, deps.heartbeatMs, deps.subscribe);
         })();
       },
 

@@ -1,4 +1,4 @@
-import { ChainVerifier, canonicalJson, encodeRightEdge, type EntryProblem } from "@annals/chain";
+import { ChainVerifier, encodeRightEdge, type EntryCheck, type EntryProblem } from "@annals/chain";
 import { growTree } from "./merkle-tree.js";
 import { Code } from "@connectrpc/connect";
 import type { Database } from "@annals/db";
@@ -26,6 +26,78 @@ function anchorEdge(anchor: { seq: bigint; treeEdge: readonly Uint8Array[] }): U
   return encodeRightEdge({ size: anchor.seq, hashes: anchor.treeEdge });
 }
 
+/** An entry that does not verify, as ChainVerifier reported it; or what the verifier threw. */
+type Refusal = { entry: logV1.Entry; check: EntryCheck } | { thrown: unknown };
+
+/** A batch checked on its own: its rows, and the first entry that does not verify, if any. */
+interface CheckedBatch {
+  rows: NewEntryRow[];
+  /** What the verifier found wrong with the first entry (its link to the mirror's head aside: that needs the head). */
+  firstProblems: readonly EntryProblem[];
+  refusal: Refusal | undefined;
+  last: { seq: bigint; checksum: string };
+  lastWallTimeUs: bigint;
+}
+
+/**
+ * Everything ChainVerifier checks of a batch that does not depend on the
+ * mirror's head: each entry's payload digest and checksum, and each link and
+ * seq after the first entry. It walks from the first entry's own
+ * prev_checksum, so that the first entry's link to the head is the one check
+ * left for under the head lock (checkLinkToHead); together they are the walk
+ * from the head that the verifier would make, with the same first refusal.
+ * A refusal is kept, not thrown, so that the head's own checks come first.
+ */
+function checkBatch(entries: readonly logV1.Entry[]): CheckedBatch {
+  const first = entries[0]!;
+  const chainLog = first.chainLogId;
+  const verifier = new ChainVerifier({ seq: first.seq - 1n, checksum: first.prevChecksum });
+  const rows: NewEntryRow[] = [];
+  let firstProblems: readonly EntryProblem[] = [];
+  let lastWallTimeUs = 0n;
+  for (const entry of entries) {
+    const json = entry.body.case === "payload" ? (entry.body.value) : null;
+    const bytes = entry.body.case === "binaryPayload" ? entry.body.value : null;
+    const fields = {
+      logId: chainLog, seq: entry.seq, uuid: entry.uuid, kind: entry.kind, sourceId: entry.sourceId,
+      simTime: entry.simTime ?? null, wallTimeUs: entry.wallTimeUs, reqId: entry.requestId, metadata: entry.metadata,
+      contentType: entry.contentType === "" ? null : entry.contentType,
+      payloadDigest: entry.payloadDigest, prevChecksum: entry.prevChecksum, checksum: entry.checksum, payload: json ?? bytes,
+    };
+    let check: EntryCheck;
+    try {
+      check = verifier.check(fields);
+    } catch (thrown) {
+      return { rows, firstProblems, refusal: { thrown }, last: verifier.position, lastWallTimeUs };
+    }
+    if (entry === first) firstProblems = check.problems;
+    if (check.missingBefore || check.problems.length > 0 || entry.chainLogId !== chainLog) {
+      return { rows, firstProblems, refusal: { entry, check }, last: verifier.position, lastWallTimeUs };
+    }
+    rows.push({
+      seq: entry.seq, uuid: entry.uuid, kind: entry.kind, source_id: entry.sourceId, sim_time: entry.simTime ?? null,
+      wall_time_us: entry.wallTimeUs, req_id: entry.requestId === "" ? null : entry.requestId, metadata: entry.metadata,
+      // Any JSON text of the payload stores the same jsonb; the verifier canonicalised it already (a
+      // payload that cannot be is refused above), so the cheaper native serialisation is used here.
+      payloadJson: json === null ? "null" : JSON.stringify(json), content_type: fields.contentType, binary_payload: bytes,
+      payload_digest: entry.payloadDigest, prev_checksum: entry.prevChecksum, checksum: entry.checksum,
+    });
+    if (entry.wallTimeUs > lastWallTimeUs) lastWallTimeUs = entry.wallTimeUs;
+  }
+  return { rows, firstProblems, refusal: undefined, last: verifier.position, lastWallTimeUs };
+}
+
+/** DATA_LOSS for an entry that does not verify; `problem` is a fixed token (a VerifyFindingKind name, or CHAIN_LOG_ID) that callers can act on. */
+function chainMismatch(logId: string, entry: logV1.Entry, check: Pick<EntryCheck, "problems" | "missingBefore">) {
+  const chainLog = entry.chainLogId;
+  const problem = check.missingBefore ? "MISSING" : (check.problems.map((found) => FINDING_OF[found])[0] ?? "CHAIN_LOG_ID");
+  const what = check.missingBefore ? `seqs ${check.missingBefore.from}..${check.missingBefore.to} are missing` : check.problems.join(", ") || "chain log id differs";
+  return rpcError(Code.DataLoss, `replicated entry ${entry.seq} of "${chainLog}" does not verify: ${what}`, {
+    reason: "CHAIN_MISMATCH",
+    metadata: { log: logId, seq: String(entry.seq), problem },
+  });
+}
+
 /**
  * Stores entries replicated from a peer into a mirror under its head lock,
  * after checking that each recomputes and extends the mirror's chain. The
@@ -36,6 +108,15 @@ export async function appendReplicated(
   batch: ReplicatedBatch,
   onCommitted: (logId: string) => void,
 ): Promise<HeadRow> {
+  // The checks that need no head run before the transaction: a puller sends its next batch while the
+  // one before it is being stored, so they run while that one is, and the batch then waits for its
+  // commit at the head lock. (A batch that overtakes the one before it is refused as
+  // MIRROR_NOT_CONTIGUOUS under the lock; the puller sends it again.)
+  const checked = batch.entries.length > 0 ? checkBatch(batch.entries) : undefined;
+  return storeReplicated(db, batch, checked, onCommitted);
+}
+
+async function storeReplicated(db: Database, batch: ReplicatedBatch, checked: CheckedBatch | undefined, onCommitted: (logId: string) => void): Promise<HeadRow> {
   const { logId, originNode, entries } = batch;
   // Checkpoints alone (no entries) go to a mirror that exists already.
   const chainLogId = entries[0]?.chainLogId;
@@ -66,7 +147,7 @@ export async function appendReplicated(
         tree_edge: edge,
       };
     }
-    if (entries.length === 0) {
+    if (entries.length === 0 || !checked) {
       await keepOriginCheckpoints(tx, head, batch.checkpoints ?? []);
       return head;
     }
@@ -77,38 +158,17 @@ export async function appendReplicated(
         { reason: "MIRROR_NOT_CONTIGUOUS", metadata: { log: logId, last_seq: String(head.last_seq) } },
       );
     }
-    const chainLog = entries[0]!.chainLogId;
-    const verifier = new ChainVerifier({ seq: head.last_seq, checksum: head.last_checksum });
-    const rows: NewEntryRow[] = [];
-    let lastWallTimeUs = head.last_wall_time_us;
-    for (const entry of entries) {
-      const json = entry.body.case === "payload" ? (entry.body.value) : null;
-      const bytes = entry.body.case === "binaryPayload" ? entry.body.value : null;
-      const fields = {
-        logId: chainLog, seq: entry.seq, uuid: entry.uuid, kind: entry.kind, sourceId: entry.sourceId,
-        simTime: entry.simTime ?? null, wallTimeUs: entry.wallTimeUs, reqId: entry.requestId, metadata: entry.metadata,
-        contentType: entry.contentType === "" ? null : entry.contentType,
-        payloadDigest: entry.payloadDigest, prevChecksum: entry.prevChecksum, checksum: entry.checksum, payload: json ?? bytes,
-      };
-      const check = verifier.check(fields);
-      if (check.missingBefore || check.problems.length > 0 || entry.chainLogId !== chainLog) {
-        // `problem` is a fixed token (a VerifyFindingKind name, or CHAIN_LOG_ID) that callers can act on.
-        const problem = check.missingBefore ? "MISSING" : (check.problems.map((found) => FINDING_OF[found])[0] ?? "CHAIN_LOG_ID");
-        const what = check.missingBefore ? `seqs ${check.missingBefore.from}..${check.missingBefore.to} are missing` : check.problems.join(", ") || "chain log id differs";
-        throw rpcError(Code.DataLoss, `replicated entry ${entry.seq} of "${chainLog}" does not verify: ${what}`, {
-          reason: "CHAIN_MISMATCH",
-          metadata: { log: logId, seq: String(entry.seq), problem },
-        });
-      }
-      rows.push({
-        seq: entry.seq, uuid: entry.uuid, kind: entry.kind, source_id: entry.sourceId, sim_time: entry.simTime ?? null,
-        wall_time_us: entry.wallTimeUs, req_id: entry.requestId === "" ? null : entry.requestId, metadata: entry.metadata,
-        payloadJson: json === null ? "null" : canonicalJson(json), content_type: fields.contentType, binary_payload: bytes,
-        payload_digest: entry.payloadDigest, prev_checksum: entry.prevChecksum, checksum: entry.checksum,
-      });
-      if (entry.wallTimeUs > lastWallTimeUs) lastWallTimeUs = entry.wallTimeUs;
+    // The first entry's link to the head, the one check checkBatch left: the first refusal in seq order is the one reported.
+    if (entries[0]!.prevChecksum !== head.last_checksum) {
+      throw chainMismatch(logId, entries[0]!, { problems: [...checked.firstProblems, "link"], missingBefore: null });
     }
-    const last = verifier.position;
+    if (checked.refusal) {
+      if ("thrown" in checked.refusal) throw checked.refusal.thrown;
+      throw chainMismatch(logId, checked.refusal.entry, checked.refusal.check);
+    }
+    const { rows } = checked;
+    const lastWallTimeUs = checked.lastWallTimeUs > head.last_wall_time_us ? checked.lastWallTimeUs : head.last_wall_time_us;
+    const last = checked.last;
     await insertEntries(tx, logId, rows, { lastSeq: last.seq, lastChecksum: last.checksum, lastWallTimeUs }, growTree(head, rows.map((row) => row.checksum)));
     // A redaction entry erases its target's payload here too, as it did at the origin (the chain keeps the digest).
     for (const row of rows) {

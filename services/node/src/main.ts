@@ -25,7 +25,7 @@ runMain(NODE_NAME, async () => {
       return [
         await createLogComponent({ db, ...config.log }, context),
         await createKvComponent({ db, ...config.kv }, context),
-        await createFederationComponent({ db, ...config.federation, log, requirePeerCertificate: config.server.tls?.clientCaFile !== undefined }, context),
+        await createFederationComponent({ db, ...config.federation, log, logTransport: context.local, requirePeerCertificate: config.server.tls?.clientCaFile !== undefined }, context),
         await createStreamComponent({ log, settings: config.stream }, context),
         // The read-only web console at / (ANNALS_CONSOLE=false leaves it out).
         ...(config.console ? [{ name: "console", registrations: [], httpRoutes: [consoleRoute()], close: async () => {} }] : []),
