@@ -5,7 +5,7 @@ import { CONDITION_SCAN_LIMIT, conditionQuerySql, type ConditionQuerySql } from 
 import { planAppends, type AppendPlan, type AppendRequest, type AppendedEntry } from "./append-plan.js";
 import type { LogMetrics } from "./log-metrics.js";
 import { growTree, treeMismatch } from "./merkle-tree.js";
-import { findByKeys, firstConditionConflicts, insertEntries, lockHead, TreeTilesMismatch, type HeadRow } from "./store.js";
+import { appendGroup, findByKeys, firstConditionConflicts, insertEntries, lockHead, TreeTilesMismatch, type AppendGroupOutcome, type HeadRow } from "./store.js";
 
 /** How concurrent appends to one log share a transaction. */
 export interface GroupCommitOptions {
@@ -21,6 +21,19 @@ export interface GroupCommitOptions {
 
 export const DEFAULT_GROUP_COMMIT: GroupCommitOptions = { maxEntries: 1000, maxWaitMs: 0 };
 
+/**
+ * Groups of one log in flight at once: while one commits, the next is
+ * planned on the head the first leaves and already waits at the head lock,
+ * so the database starts it the moment the first commits.
+ */
+const PIPELINE_DEPTH = 2;
+/** Stale answers in a row (another writer keeps moving the head) after which a group takes the locked path. */
+const MAX_STALE_IN_A_ROW = 2;
+/** Logs whose head is kept in memory; the least recently appended beyond this are forgotten. */
+const MAX_KNOWN_HEADS = 10_000;
+/** The longest a group waits for the company its predecessors had, in ms (see LogQueue.expected). */
+const MAX_COMPANY_WAIT_MS = 20;
+
 interface Pending extends AppendRequest {
   resolve(results: AppendedEntry[]): void;
   reject(error: unknown): void;
@@ -32,17 +45,51 @@ interface LogQueue {
   /** Entries in `pending`. */
   pendingEntries: number;
   busy: boolean;
+  /** Wakes the drain loop when a request arrives (set while it waits). */
+  wake: (() => void) | null;
+  /**
+   * Requests the next group waits for: the larger of the last two groups.
+   * Callers that shared a group come back together (a closed loop, a stream
+   * whose acks came in one commit); without the wait the first one back goes
+   * alone and the rest follow in a second group, and groups of one alternate
+   * with big ones for ever (issue 20: 63 and 1 at 64 callers).
+   */
+  expected: [number, number];
+  /** How long the last group took from send to answer, in ms: the longest a group waits for company. */
+  lastFlightMs: number;
+}
+
+/** A group sent on the fast path, and the head it leaves when it is written. */
+interface InFlightGroup {
+  group: Pending[];
+  plan: AppendPlan | null;
+  after: HeadRow | null;
+  sentAt: number;
+  outcome: Promise<AppendGroupOutcome | { status: "error"; error: unknown }>;
 }
 
 /**
- * Group commit: appends to one log that arrive while its previous transaction
- * is in flight are written together by the next one (one multi-row INSERT,
- * one head update, one commit), so throughput rises with concurrency while a
+ * Group commit: appends to one log that arrive while its previous group is
+ * in flight are written together by the next one (one multi-row INSERT, one
+ * head update, one commit), so throughput rises with concurrency while a
  * lone append still commits at once. Each request keeps its own outcome.
+ *
+ * The fast path keeps each log's head in memory and plans a group against it
+ * (sequence numbers, chain, tree) without a round trip; one statement,
+ * log.append_group, then writes it as its own transaction, under the head
+ * lock and only if the head and everything else the plan assumed still hold
+ * (store.appendGroup). So another replica, a Redact or a Compact moving the
+ * head makes the next group replan, never write on a stale head
+ * (append-batcher.test.ts, replicas.test.ts). The locked path (BEGIN, lock,
+ * lookups, insert, COMMIT) takes a group when no head is known yet, when the
+ * head keeps moving, and when a stored entry holds one of the group's keys
+ * or matches a condition.
  */
 export class AppendBatcher {
   private readonly queues = new Map<string, LogQueue>();
   private readonly idle = new Set<() => void>();
+  /** The head each log had after this process's last write to it (a hint: append_group checks it). */
+  private readonly heads = new Map<string, HeadRow>();
 
   constructor(
     private readonly db: Database,
@@ -57,12 +104,15 @@ export class AppendBatcher {
     return new Promise((resolve, reject) => {
       let queue = this.queues.get(logId);
       if (!queue) {
-        queue = { pending: [], pendingEntries: 0, busy: false };
+        queue = { pending: [], pendingEntries: 0, busy: false, wake: null, expected: [1, 1], lastFlightMs: 0 };
         this.queues.set(logId, queue);
       }
-      queue.pending.push({ ...request, resolve, reject, startedAt: performance.now() });
+      queue.pending.push({ entries: request.entries, condition: request.condition ?? null, resolve, reject, startedAt: performance.now() });
       queue.pendingEntries += request.entries.length;
-      if (queue.busy) return;
+      if (queue.busy) {
+        queue.wake?.();
+        return;
+      }
       queue.busy = true;
       if (this.options.maxWaitMs > 0 && queue.pendingEntries < this.options.maxEntries) {
         setTimeout(() => void this.drain(logId, queue), this.options.maxWaitMs);
@@ -78,9 +128,65 @@ export class AppendBatcher {
   }
 
   private async drain(logId: string, queue: LogQueue): Promise<void> {
-    while (queue.pending.length > 0) {
-      const group = this.takeGroup(queue);
-      await this.commitGroup(logId, group);
+    const inFlight: InFlightGroup[] = [];
+    let staleInARow = 0;
+    let lockedNext = false;
+    for (;;) {
+      const locked = lockedNext || staleInARow >= MAX_STALE_IN_A_ROW || (inFlight.length === 0 && !this.heads.has(logId));
+      while (!locked && inFlight.length < PIPELINE_DEPTH && queue.pending.length > 0 && this.companyWait(queue) === 0) {
+        const head = inFlight.length > 0 ? inFlight.at(-1)!.after : this.heads.get(logId)!;
+        if (head === null) break;
+        inFlight.push(this.sendGroup(logId, this.takeGroup(queue), head));
+      }
+      const oldest = inFlight[0];
+      if (!oldest) {
+        if (queue.pending.length === 0) break;
+        if (locked) {
+          await this.commitLocked(logId, this.takeGroup(queue));
+          staleInARow = 0;
+          lockedNext = false;
+        } else {
+          await this.arrival(queue, this.companyWait(queue));
+        }
+        continue;
+      }
+      // While a group is in flight, a request that arrives may complete the company the next one waits for.
+      const waitMs = !locked && inFlight.length < PIPELINE_DEPTH && queue.pending.length > 0 ? this.companyWait(queue) : Infinity;
+      const answered = await Promise.race([oldest.outcome.then(() => true), this.arrival(queue, waitMs).then(() => false)]);
+      queue.wake?.();
+      if (!answered) continue;
+      inFlight.shift();
+      const outcome = await oldest.outcome;
+      queue.lastFlightMs = performance.now() - oldest.sentAt;
+      if (outcome.status === "ok") {
+        staleInARow = 0;
+        this.written(logId, oldest);
+        continue;
+      }
+      // Nothing was written: the groups sent after this one were planned on a
+      // head that did not come and answer "stale" (or, when this one failed
+      // after all committing, their own outcome). Their requests and this
+      // group's go back to the front of the queue, in order.
+      const redo: Pending[] = [];
+      for (const sent of [oldest, ...inFlight.splice(0)]) {
+        const answer = sent === oldest ? outcome : await sent.outcome;
+        if (answer.status === "ok") {
+          this.written(logId, sent);
+        } else if (answer.status === "error") {
+          this.heads.delete(logId);
+          await this.failGroup(logId, sent.group, answer.error);
+        } else {
+          if (answer.status === "stale") {
+            if (sent === oldest) staleInARow += 1;
+            this.rememberHead(logId, answer.head);
+          } else {
+            lockedNext = true;
+          }
+          redo.push(...sent.group);
+        }
+      }
+      queue.pending.unshift(...redo);
+      queue.pendingEntries += redo.reduce((sum, request) => sum + request.entries.length, 0);
     }
     queue.busy = false;
     this.queues.delete(logId);
@@ -88,6 +194,30 @@ export class AppendBatcher {
       for (const resolve of this.idle) resolve();
       this.idle.clear();
     }
+  }
+
+  /**
+   * How much longer, in ms, the next group should wait for company: 0 once
+   * as many requests are pending as the last groups held, or a full group,
+   * or once the oldest pending request has waited as long as the last group
+   * took to commit (at most MAX_COMPANY_WAIT_MS).
+   */
+  private companyWait(queue: LogQueue): number {
+    if (queue.pending.length >= Math.max(...queue.expected) || queue.pendingEntries >= this.options.maxEntries) return 0;
+    const waited = performance.now() - queue.pending[0]!.startedAt;
+    return Math.max(0, Math.min(queue.lastFlightMs, MAX_COMPANY_WAIT_MS) - waited);
+  }
+
+  /** Resolves at the next request for the log, or after `timeoutMs` (not before the next request, when Infinity); queue.wake() ends the wait. */
+  private arrival(queue: LogQueue, timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = Number.isFinite(timeoutMs) ? setTimeout(resolve, timeoutMs) : undefined;
+      queue.wake = () => {
+        clearTimeout(timer);
+        queue.wake = null;
+        resolve();
+      };
+    });
   }
 
   private takeGroup(queue: LogQueue): Pending[] {
@@ -99,40 +229,76 @@ export class AppendBatcher {
       count += 1;
     }
     queue.pendingEntries -= entries;
+    queue.expected = [queue.expected[1], count];
     return queue.pending.splice(0, count);
   }
 
-  private async commitGroup(logId: string, group: Pending[]): Promise<void> {
+  /**
+   * Plans the group on `head` (the known head, or the one the group before it
+   * in flight leaves) and sends it as one statement, assuming that no stored
+   * entry holds one of its keys or matches one of its conditions.
+   */
+  private sendGroup(logId: string, group: Pending[], head: HeadRow): InFlightGroup {
     let plan: AppendPlan;
+    let after: HeadRow;
+    let tree: ReturnType<typeof growTree>;
+    try {
+      refuseMirror(logId, head);
+      plan = planAppends(logId, head, group, []);
+      tree = growTree(head, plan.rows.map((row) => row.checksum));
+      after = headAfter(head, plan, tree);
+    } catch (error) {
+      return { group, plan: null, after: null, sentAt: performance.now(), outcome: Promise.resolve({ status: "error", error }) };
+    }
+    const { queries } = conditionQueries(head, group);
+    const sentAt = performance.now();
+    const outcome = appendGroup(this.db, logId, head, groupKeys(group), queries, CONDITION_SCAN_LIMIT, plan.rows, plan.head, tree).catch(
+      (error: unknown) => ({ status: "error" as const, error }),
+    );
+    return { group, plan, after, sentAt, outcome };
+  }
+
+  /** A fast-path group was written: its head becomes the known one, and its callers get their outcomes. */
+  private written(logId: string, sent: InFlightGroup): void {
+    this.rememberHead(logId, sent.after!);
+    this.settle(logId, sent.group, sent.plan!);
+  }
+
+  /** The locked path: the group's transaction reads the head and the stored keys under the head lock. */
+  private async commitLocked(logId: string, group: Pending[]): Promise<void> {
+    let plan: AppendPlan;
+    let after: HeadRow | null = null;
     try {
       plan = await this.db.transaction(async (tx) => {
-        const head = await lockHead(tx, logId, { origin: "local", originNode: null, chainLogId: null });
-        refuseMirror(logId, head!);
-        const reqIds: string[] = [];
-        const uuids: string[] = [];
-        for (const request of group) {
-          for (const entry of request.entries) {
-            if (entry.reqId !== null) reqIds.push(entry.reqId);
-            if (entry.uuid !== null) uuids.push(entry.uuid);
-          }
-        }
+        const head = (await lockHead(tx, logId, { origin: "local", originNode: null, chainLogId: null }))!;
+        refuseMirror(logId, head);
+        const { reqIds, uuids } = groupKeys(group);
         const existing = reqIds.length + uuids.length > 0 ? await findByKeys(tx, logId, reqIds, uuids) : [];
-        const planned = planAppends(logId, head!, group, existing, undefined, await storedConflicts(tx, logId, head!, group));
+        const planned = planAppends(logId, head, group, existing, undefined, await storedConflicts(tx, logId, head, group));
         // Nothing to write (every request refused, or replays): roll back, so
         // that a refused append leaves nothing behind, not even the log that
         // lockHead created for it.
         if (planned.rows.length === 0) throw new NothingToWrite(planned);
-        await insertEntries(tx, logId, planned.rows, planned.head, growTree(head!, planned.rows.map((row) => row.checksum)));
+        const tree = growTree(head, planned.rows.map((row) => row.checksum));
+        await insertEntries(tx, logId, planned.rows, planned.head, tree);
+        after = headAfter(head, planned, tree);
         return planned;
       });
     } catch (caught) {
       if (caught instanceof NothingToWrite) {
         plan = caught.plan;
       } else {
+        this.heads.delete(logId);
         await this.failGroup(logId, group, caught);
         return;
       }
     }
+    if (after) this.rememberHead(logId, after);
+    this.settle(logId, group, plan);
+  }
+
+  /** Tells each request of a group its outcome. */
+  private settle(logId: string, group: Pending[], plan: AppendPlan): void {
     if (plan.rows.length > 0) {
       this.metrics.groupCommitted(plan.rows.length);
       this.onCommitted(logId);
@@ -149,6 +315,12 @@ export class AppendBatcher {
     });
   }
 
+  private rememberHead(logId: string, head: HeadRow): void {
+    this.heads.delete(logId);
+    this.heads.set(logId, head);
+    if (this.heads.size > MAX_KNOWN_HEADS) this.heads.delete(this.heads.keys().next().value!);
+  }
+
   /** The group's transaction failed: every request fails with the error, unless one request's data caused it. */
   private async failGroup(logId: string, group: Pending[], caught: unknown): Promise<void> {
     const error = caught instanceof TreeTilesMismatch ? treeMismatch(logId, -1n, -1n, "and its stored tiles disagree") : caught;
@@ -157,11 +329,24 @@ export class AppendBatcher {
       // the queue, but should a row still be refused, one request's data
       // must not fail its neighbours' appends. Each runs alone, so only the
       // guilty one fails (log-service.test.ts "poison appends").
-      for (const request of group) await this.commitGroup(logId, [request]);
+      for (const request of group) await this.commitLocked(logId, [request]);
       return;
     }
     for (const request of group) request.reject(error);
   }
+}
+
+/** The head a written plan leaves. */
+function headAfter(head: HeadRow, plan: AppendPlan, tree: ReturnType<typeof growTree>): HeadRow {
+  if (plan.rows.length === 0) return head;
+  return {
+    ...head,
+    last_seq: plan.head.lastSeq,
+    last_checksum: plan.head.lastChecksum,
+    last_wall_time_us: plan.head.lastWallTimeUs,
+    entry_count: head.entry_count + BigInt(plan.rows.length),
+    tree_edge: tree ? tree.edge : head.tree_edge,
+  };
 }
 
 /** Thrown inside a group's transaction to roll it back when the plan writes nothing. */
@@ -173,12 +358,11 @@ class NothingToWrite extends Error {
 }
 
 /**
- * Per request of the group, the first stored entry that matches its
- * condition's query (null: none, or no query). One statement for the whole
- * group, and none when no request has a query: plain and expected_last_seq
- * appends cost no round trip more.
+ * The condition queries of a group that need a look at the stored entries
+ * (those with entries stored after their after_seq), and the index of the
+ * request each belongs to.
  */
-async function storedConflicts(tx: Queryable, logId: string, head: HeadRow, group: readonly AppendRequest[]): Promise<(bigint | null)[]> {
+function conditionQueries(head: HeadRow, group: readonly AppendRequest[]): { queries: ConditionQuerySql[]; positions: number[] } {
   const queries: ConditionQuerySql[] = [];
   const positions: number[] = [];
   group.forEach((request, index) => {
@@ -189,11 +373,35 @@ async function storedConflicts(tx: Queryable, logId: string, head: HeadRow, grou
       positions.push(index);
     }
   });
+  return { queries, positions };
+}
+
+/**
+ * Per request of the group, the first stored entry that matches its
+ * condition's query (null: none, or no query). One statement for the whole
+ * group, and none when no request has a query: plain and expected_last_seq
+ * appends cost no round trip more.
+ */
+async function storedConflicts(tx: Queryable, logId: string, head: HeadRow, group: readonly AppendRequest[]): Promise<(bigint | null)[]> {
+  const { queries, positions } = conditionQueries(head, group);
   const conflicts: (bigint | null)[] = group.map(() => null);
   if (queries.length === 0) return conflicts;
   const found = await firstConditionConflicts(tx, logId, head.last_seq, CONDITION_SCAN_LIMIT, queries);
   found.forEach((seq, i) => (conflicts[positions[i]!] = seq));
   return conflicts;
+}
+
+/** The req_ids and caller-chosen uuids of every entry of a group. */
+function groupKeys(group: readonly AppendRequest[]): { reqIds: string[]; uuids: string[] } {
+  const reqIds: string[] = [];
+  const uuids: string[] = [];
+  for (const request of group) {
+    for (const entry of request.entries) {
+      if (entry.reqId !== null) reqIds.push(entry.reqId);
+      if (entry.uuid !== null) uuids.push(entry.uuid);
+    }
+  }
+  return { reqIds, uuids };
 }
 
 /**
