@@ -21,12 +21,6 @@ export interface GroupCommitOptions {
 
 export const DEFAULT_GROUP_COMMIT: GroupCommitOptions = { maxEntries: 1000, maxWaitMs: 0 };
 
-/**
- * Groups of one log in flight at once: while one commits, the next is
- * planned on the head the first leaves and already waits at the head lock,
- * so the database starts it the moment the first commits.
- */
-const PIPELINE_DEPTH = 2;
 /** Stale answers in a row (another writer keeps moving the head) after which a group takes the locked path. */
 const MAX_STALE_IN_A_ROW = 2;
 /** Logs whose head is kept in memory; the least recently appended beyond this are forgotten. */
@@ -45,27 +39,20 @@ interface LogQueue {
   /** Entries in `pending`. */
   pendingEntries: number;
   busy: boolean;
-  /** Wakes the drain loop when a request arrives (set while it waits). */
-  wake: (() => void) | null;
   /**
-   * Requests the next group waits for: the larger of the last two groups.
-   * Callers that shared a group come back together (a closed loop, a stream
-   * whose acks came in one commit); without the wait the first one back goes
-   * alone and the rest follow in a second group, and groups of one alternate
-   * with big ones for ever (issue 20: 63 and 1 at 64 callers).
+   * Requests the next group waits for: as many as the larger of the last two
+   * groups held. Callers that shared a group come back together (a closed
+   * loop, a stream whose acks came in one commit); without the wait the
+   * first one back goes alone, the rest follow in a second group, and groups
+   * of one alternate with big ones for ever (issue 20: 63 and 1 at 64 callers).
    */
   expected: [number, number];
-  /** How long the last group took from send to answer, in ms: the longest a group waits for company. */
+  /** How long the last group took from send to answer, in ms: the longest the next one waits for company. */
   lastFlightMs: number;
-}
-
-/** A group sent on the fast path, and the head it leaves when it is written. */
-interface InFlightGroup {
-  group: Pending[];
-  plan: AppendPlan | null;
-  after: HeadRow | null;
-  sentAt: number;
-  outcome: Promise<AppendGroupOutcome | { status: "error"; error: unknown }>;
+  /** When the last group was answered (performance.now()): its callers come back from then on. */
+  lastAnswerAt: number;
+  /** Ends a wait for company (set while the drain waits); append() calls it once the company is there. */
+  wake: (() => void) | null;
 }
 
 /**
@@ -78,12 +65,17 @@ interface InFlightGroup {
  * (sequence numbers, chain, tree) without a round trip; one statement,
  * log.append_group, then writes it as its own transaction, under the head
  * lock and only if the head and everything else the plan assumed still hold
- * (store.appendGroup). So another replica, a Redact or a Compact moving the
- * head makes the next group replan, never write on a stale head
- * (append-batcher.test.ts, replicas.test.ts). The locked path (BEGIN, lock,
- * lookups, insert, COMMIT) takes a group when no head is known yet, when the
- * head keeps moving, and when a stored entry holds one of the group's keys
- * or matches a condition.
+ * (store.appendGroup): one round trip per group. So another replica, a
+ * Redact or a Compact moving the head makes the group replan, never write
+ * on a stale head (append-batcher.test.ts, replicas.test.ts). The locked
+ * path (BEGIN, lock, lookups, insert, COMMIT) takes a group when no head is
+ * known yet, when the head keeps moving, and when a stored entry holds one of
+ * the group's keys or matches a condition.
+ *
+ * One group per log is in flight at a time. A second one sent behind it
+ * would wait at the head lock anyway; measured on the 2-core bench machine,
+ * sending it early only made groups smaller (more commits, more CPU per
+ * entry) without raising throughput.
  */
 export class AppendBatcher {
   private readonly queues = new Map<string, LogQueue>();
@@ -104,13 +96,13 @@ export class AppendBatcher {
     return new Promise((resolve, reject) => {
       let queue = this.queues.get(logId);
       if (!queue) {
-        queue = { pending: [], pendingEntries: 0, busy: false, wake: null, expected: [1, 1], lastFlightMs: 0 };
+        queue = { pending: [], pendingEntries: 0, busy: false, expected: [1, 1], lastFlightMs: 0, lastAnswerAt: 0, wake: null };
         this.queues.set(logId, queue);
       }
       queue.pending.push({ entries: request.entries, condition: request.condition ?? null, resolve, reject, startedAt: performance.now() });
       queue.pendingEntries += request.entries.length;
       if (queue.busy) {
-        queue.wake?.();
+        if (queue.wake && this.companyWait(queue) === 0) queue.wake();
         return;
       }
       queue.busy = true;
@@ -128,65 +120,46 @@ export class AppendBatcher {
   }
 
   private async drain(logId: string, queue: LogQueue): Promise<void> {
-    const inFlight: InFlightGroup[] = [];
     let staleInARow = 0;
     let lockedNext = false;
-    for (;;) {
-      const locked = lockedNext || staleInARow >= MAX_STALE_IN_A_ROW || (inFlight.length === 0 && !this.heads.has(logId));
-      while (!locked && inFlight.length < PIPELINE_DEPTH && queue.pending.length > 0 && this.companyWait(queue) === 0) {
-        const head = inFlight.length > 0 ? inFlight.at(-1)!.after : this.heads.get(logId)!;
-        if (head === null) break;
-        inFlight.push(this.sendGroup(logId, this.takeGroup(queue), head));
-      }
-      const oldest = inFlight[0];
-      if (!oldest) {
-        if (queue.pending.length === 0) break;
-        if (locked) {
-          await this.commitLocked(logId, this.takeGroup(queue));
-          staleInARow = 0;
-          lockedNext = false;
-        } else {
-          await this.arrival(queue, this.companyWait(queue));
-        }
-        continue;
-      }
-      // While a group is in flight, a request that arrives may complete the company the next one waits for.
-      const waitMs = !locked && inFlight.length < PIPELINE_DEPTH && queue.pending.length > 0 ? this.companyWait(queue) : Infinity;
-      const answered = await Promise.race([oldest.outcome.then(() => true), this.arrival(queue, waitMs).then(() => false)]);
-      queue.wake?.();
-      if (!answered) continue;
-      inFlight.shift();
-      const outcome = await oldest.outcome;
-      queue.lastFlightMs = performance.now() - oldest.sentAt;
-      if (outcome.status === "ok") {
+    let again = false;
+    while (queue.pending.length > 0) {
+      const head = this.heads.get(logId);
+      if (head === undefined || lockedNext || staleInARow >= MAX_STALE_IN_A_ROW) {
+        await this.commitLocked(logId, this.takeGroup(queue));
         staleInARow = 0;
-        this.written(logId, oldest);
+        lockedNext = false;
         continue;
       }
-      // Nothing was written: the groups sent after this one were planned on a
-      // head that did not come and answer "stale" (or, when this one failed
-      // after all committing, their own outcome). Their requests and this
-      // group's go back to the front of the queue, in order.
-      const redo: Pending[] = [];
-      for (const sent of [oldest, ...inFlight.splice(0)]) {
-        const answer = sent === oldest ? outcome : await sent.outcome;
-        if (answer.status === "ok") {
-          this.written(logId, sent);
-        } else if (answer.status === "error") {
-          this.heads.delete(logId);
-          await this.failGroup(logId, sent.group, answer.error);
-        } else {
-          if (answer.status === "stale") {
-            if (sent === oldest) staleInARow += 1;
-            this.rememberHead(logId, answer.head);
-          } else {
-            lockedNext = true;
-          }
-          redo.push(...sent.group);
-        }
+      const waitMs = again ? 0 : this.companyWait(queue);
+      if (waitMs > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => queue.wake?.(), waitMs);
+          queue.wake = () => {
+            clearTimeout(timer);
+            queue.wake = null;
+            resolve();
+          };
+        });
+        continue;
       }
-      queue.pending.unshift(...redo);
-      queue.pendingEntries += redo.reduce((sum, request) => sum + request.entries.length, 0);
+      const group = this.takeGroup(queue);
+      again = false;
+      const sentAt = performance.now();
+      const outcome = await this.commitFast(logId, group, head);
+      queue.lastAnswerAt = performance.now();
+      queue.lastFlightMs = queue.lastAnswerAt - sentAt;
+      if (outcome === "written") {
+        staleInARow = 0;
+      } else if (outcome !== "failed") {
+        // Nothing was written: the group goes back to the front of the queue,
+        // replanned on the head append_group answered, or by the locked path.
+        if (outcome === "stale") staleInARow += 1;
+        else lockedNext = true;
+        again = true;
+        queue.pending.unshift(...group);
+        queue.pendingEntries += group.reduce((sum, request) => sum + request.entries.length, 0);
+      }
     }
     queue.busy = false;
     this.queues.delete(logId);
@@ -199,25 +172,13 @@ export class AppendBatcher {
   /**
    * How much longer, in ms, the next group should wait for company: 0 once
    * as many requests are pending as the last groups held, or a full group,
-   * or once the oldest pending request has waited as long as the last group
-   * took to commit (at most MAX_COMPANY_WAIT_MS).
+   * or once it has waited as long as the last group took to commit (at most
+   * MAX_COMPANY_WAIT_MS) since that group was answered.
    */
   private companyWait(queue: LogQueue): number {
     if (queue.pending.length >= Math.max(...queue.expected) || queue.pendingEntries >= this.options.maxEntries) return 0;
-    const waited = performance.now() - queue.pending[0]!.startedAt;
+    const waited = performance.now() - Math.max(queue.pending[0]!.startedAt, queue.lastAnswerAt);
     return Math.max(0, Math.min(queue.lastFlightMs, MAX_COMPANY_WAIT_MS) - waited);
-  }
-
-  /** Resolves at the next request for the log, or after `timeoutMs` (not before the next request, when Infinity); queue.wake() ends the wait. */
-  private arrival(queue: LogQueue, timeoutMs: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = Number.isFinite(timeoutMs) ? setTimeout(resolve, timeoutMs) : undefined;
-      queue.wake = () => {
-        clearTimeout(timer);
-        queue.wake = null;
-        resolve();
-      };
-    });
   }
 
   private takeGroup(queue: LogQueue): Pending[] {
@@ -234,34 +195,32 @@ export class AppendBatcher {
   }
 
   /**
-   * Plans the group on `head` (the known head, or the one the group before it
-   * in flight leaves) and sends it as one statement, assuming that no stored
-   * entry holds one of its keys or matches one of its conditions.
+   * The fast path: plans the group on the known head, assuming that no
+   * stored entry holds one of its keys or matches one of its conditions, and
+   * writes it with one statement that checks all of that under the head lock.
+   * "written" and "failed" (the callers have their outcomes); otherwise
+   * nothing was written and the group is to be sent again: "stale" (the
+   * answered head is now the known one) or by the locked path.
    */
-  private sendGroup(logId: string, group: Pending[], head: HeadRow): InFlightGroup {
+  private async commitFast(logId: string, group: Pending[], head: HeadRow): Promise<"written" | "failed" | Exclude<AppendGroupOutcome["status"], "ok">> {
+    let outcome: AppendGroupOutcome;
     let plan: AppendPlan;
-    let after: HeadRow;
     let tree: ReturnType<typeof growTree>;
     try {
       refuseMirror(logId, head);
       plan = planAppends(logId, head, group, []);
       tree = growTree(head, plan.rows.map((row) => row.checksum));
-      after = headAfter(head, plan, tree);
+      outcome = await appendGroup(this.db, logId, head, groupKeys(group), conditionQueries(head, group).queries, CONDITION_SCAN_LIMIT, plan.rows, plan.head, tree);
     } catch (error) {
-      return { group, plan: null, after: null, sentAt: performance.now(), outcome: Promise.resolve({ status: "error", error }) };
+      this.heads.delete(logId);
+      await this.failGroup(logId, group, error);
+      return "failed";
     }
-    const { queries } = conditionQueries(head, group);
-    const sentAt = performance.now();
-    const outcome = appendGroup(this.db, logId, head, groupKeys(group), queries, CONDITION_SCAN_LIMIT, plan.rows, plan.head, tree).catch(
-      (error: unknown) => ({ status: "error" as const, error }),
-    );
-    return { group, plan, after, sentAt, outcome };
-  }
-
-  /** A fast-path group was written: its head becomes the known one, and its callers get their outcomes. */
-  private written(logId: string, sent: InFlightGroup): void {
-    this.rememberHead(logId, sent.after!);
-    this.settle(logId, sent.group, sent.plan!);
+    if (outcome.status === "stale") this.rememberHead(logId, outcome.head);
+    if (outcome.status !== "ok") return outcome.status;
+    this.rememberHead(logId, headAfter(head, plan, tree));
+    this.settle(logId, group, plan);
+    return "written";
   }
 
   /** The locked path: the group's transaction reads the head and the stored keys under the head lock. */
@@ -278,7 +237,8 @@ export class AppendBatcher {
         // Nothing to write (every request refused, or replays): roll back, so
         // that a refused append leaves nothing behind, not even the log that
         // lockHead created for it.
-        if (planned.rows.length === 0) throw new NothingToWrite(planned);
+        // (A head remembered for a log that does not exist is harmless: append_group answers "absent".)
+        if (planned.rows.length === 0) throw new NothingToWrite(planned, head);
         const tree = growTree(head, planned.rows.map((row) => row.checksum));
         await insertEntries(tx, logId, planned.rows, planned.head, tree);
         after = headAfter(head, planned, tree);
@@ -287,6 +247,7 @@ export class AppendBatcher {
     } catch (caught) {
       if (caught instanceof NothingToWrite) {
         plan = caught.plan;
+        after = caught.head;
       } else {
         this.heads.delete(logId);
         await this.failGroup(logId, group, caught);
@@ -352,7 +313,10 @@ function headAfter(head: HeadRow, plan: AppendPlan, tree: ReturnType<typeof grow
 /** Thrown inside a group's transaction to roll it back when the plan writes nothing. */
 class NothingToWrite extends Error {
   override name = "NothingToWrite";
-  constructor(readonly plan: AppendPlan) {
+  constructor(
+    readonly plan: AppendPlan,
+    readonly head: HeadRow,
+  ) {
     super("the group writes no entry");
   }
 }
