@@ -14,7 +14,8 @@ import { grpcServiceDefinition } from "@annals/runtime";
 import { benchToken } from "./bench-token.js";
 import { runLoad } from "./load.js";
 import { formatTable } from "./table.js";
-import { startBenchLogService } from "./log-service.js";
+import { LOG_SERVICE_SCRIPT, startBenchLogService, startLogServiceProcess } from "./log-service.js";
+import { startRoundTripRelay } from "./pg-round-trips.js";
 
 export interface LogBenchOptions {
   concurrencies: number[];
@@ -80,7 +81,7 @@ export async function logAppend(options: LogBenchOptions): Promise<void> {
   const raw = new pg.Client({ connectionString: database.url });
   await raw.connect();
   console.log(
-    `log-append: the log service process (services/log/dist/main.js, JWT auth) on PostgreSQL database ${database.name} at ${database.host},\n` +
+    `log-append: the log service process (${LOG_SERVICE_SCRIPT}, JWT auth) on PostgreSQL database ${database.name} at ${database.host},\n` +
       "grpc-js clients in the bench process over one HTTP/2 connection; payloads of ~200 bytes of JSON.\n",
   );
   try {
@@ -89,6 +90,7 @@ export async function logAppend(options: LogBenchOptions): Promise<void> {
     const jetStreamConsumeRate = await natsCase(options, streamRate);
     await catchUpCase(log, rawLog, options, jetStreamConsumeRate);
     await latencyCase(log, options);
+    await roundTripCase(database.url, options);
   } finally {
     log.close();
     rawLog.close();
@@ -367,4 +369,60 @@ async function latencyCase(log: LogStub, options: LogBenchOptions): Promise<void
       ],
     ),
   );
+}
+
+/**
+ * PostgreSQL round trips per append: a second log service process on the
+ * same database reaches PostgreSQL through a relay that counts every round
+ * trip it makes (each simple Query — BEGIN and COMMIT among them — and each
+ * Sync that closes an extended-protocol statement). Background work is
+ * included: checkpoint signing (once per checkpoint interval per log that
+ * grew) and the listen connection. Kept apart from the throughput figures
+ * above, which run without the relay.
+ */
+async function roundTripCase(databaseUrl: string, options: LogBenchOptions): Promise<void> {
+  const relay = await startRoundTripRelay(databaseUrl);
+  const service = await startLogServiceProcess(relay.url);
+  const address = `127.0.0.1:${service.grpcPort}`;
+  const log = new LogClient(address, grpc.credentials.createInsecure()) as unknown as LogStub;
+  const rows: string[][] = [];
+  const measure = async (label: string, logId: string, run: () => Promise<{ calls: number; entries: number }>) => {
+    // The log's first append (creating it) is not counted.
+    await unary(log, "append", { logId, entry: entryInput(0) });
+    const before = relay.roundTrips();
+    const { calls, entries } = await run();
+    const roundTrips = relay.roundTrips() - before;
+    rows.push([label, String(calls), String(entries), String(roundTrips), (roundTrips / calls).toFixed(2), (roundTrips / entries).toFixed(3)]);
+  };
+  try {
+    let n = 0;
+    for (const concurrency of [1, 64]) {
+      const logId = `bench-round-trips-${concurrency}`;
+      await measure(`Append, ${concurrency} caller${concurrency === 1 ? "" : "s"}`, logId, async () => {
+        const result = await runLoad(() => unary(log, "append", { logId, entry: entryInput(n++) }), concurrency, options.durationMs, options.warmupMs);
+        const calls = result.calls + result.warmupCalls + result.errors;
+        return { calls, entries: calls };
+      });
+    }
+    await measure("AppendBatch of 1,000", "bench-round-trips-batch", async () => {
+      for (let call = 0; call < 10; call++) {
+        await unary(log, "appendBatch", { logId: "bench-round-trips-batch", entries: Array.from({ length: 1000 }, (_, i) => entryInput(call * 1000 + i)) });
+      }
+      return { calls: 10, entries: 10_000 };
+    });
+    await measure("AppendStream, 64 in flight", "bench-round-trips-stream", async () => {
+      await appendStream(log, "bench-round-trips-stream", 10_000, 64);
+      return { calls: 1, entries: 10_000 };
+    });
+  } finally {
+    log.close();
+    await service.stop();
+    await relay.close();
+  }
+  console.log(
+    "\nPostgreSQL round trips per append: a second log service process on the same database, reaching PostgreSQL through a relay\n" +
+      "that counts every round trip it makes (each simple Query, BEGIN and COMMIT among them, and each Sync closing a statement);\n" +
+      "the background checkpoint signing (once a second per log that grew) is included.",
+  );
+  console.log(formatTable(["writer", "calls", "entries", "round trips", "per call", "per entry"], rows) + "\n");
 }

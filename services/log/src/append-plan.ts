@@ -63,7 +63,14 @@ export function planAppends(
   for (const row of existing) {
     const result = { seq: row.seq, checksum: row.checksum, wallTimeUs: row.wall_time_us, uuid: row.uuid, duplicate: true };
     if (row.req_id !== null) {
-      const content = contentKey(row.kind, row.content_type, row.payload_digest, row.source_id, row.sim_time, row.metadata);
+      const content = contentKey({
+        kind: row.kind,
+        contentType: row.content_type,
+        payloadDigest: row.payload_digest,
+        sourceId: row.source_id,
+        simTime: row.sim_time,
+        metadata: row.metadata,
+      });
       byReqId.set(row.req_id, { content, uuid: row.uuid, result });
     }
     uuids.set(row.uuid, row.seq);
@@ -92,7 +99,6 @@ export function planAppends(
     }
     const results: AppendedEntry[] = [];
     for (const entry of request.entries) {
-      const content = contentKey(entry.kind, entry.contentType, entry.payloadDigest, entry.sourceId, entry.simTime, entry.metadata);
       const original = entry.reqId === null ? undefined : byReqId.get(entry.reqId);
       if (original) {
         results.push(original.result);
@@ -132,7 +138,7 @@ export function planAppends(
       });
       const result = { seq, checksum, wallTimeUs, uuid, duplicate: false };
       results.push(result);
-      if (entry.reqId !== null) byReqId.set(entry.reqId, { content, uuid, result: { ...result, duplicate: true } });
+      if (entry.reqId !== null) byReqId.set(entry.reqId, { content: entryContentKey(entry), uuid, result: { ...result, duplicate: true } });
       uuids.set(uuid, seq);
       lastSeq = seq;
       lastChecksum = checksum;
@@ -156,8 +162,8 @@ function findConflict(
   const ownReqIds = new Map<string, { content: string; uuid: string | null }>();
   const ownUuids = new Set<string>();
   for (const [index, entry] of request.entries.entries()) {
-    const content = contentKey(entry.kind, entry.contentType, entry.payloadDigest, entry.sourceId, entry.simTime, entry.metadata);
     if (entry.reqId !== null) {
+      const content = entryContentKey(entry);
       const earlier = byReqId.get(entry.reqId) ?? ownReqIds.get(entry.reqId);
       if (earlier) {
         const sameUuid = entry.uuid === null || earlier.uuid === null || entry.uuid === earlier.uuid;
@@ -186,13 +192,22 @@ function findConflict(
   return null;
 }
 
-function contentKey(
-  kind: string,
-  contentType: string | null,
-  digest: string,
-  sourceId: string,
-  simTime: number | null,
-  metadata: Record<string, string>,
-): string {
+/** What a retried req_id must repeat: every field the chain covers that the caller chose, the payload by its digest. */
+function contentKey(fields: Pick<PreparedEntry, "kind" | "contentType" | "payloadDigest" | "sourceId" | "simTime" | "metadata">): string {
+  const { kind, contentType, payloadDigest: digest, sourceId, simTime, metadata } = fields;
   return canonicalJson({ kind, contentType, digest, sourceId, simTime, metadata });
+}
+
+/**
+ * An entry's content key, computed once: only entries with a req_id need
+ * one, and a group that is planned again (a stale head) reuses it.
+ */
+const contentKeys = new WeakMap<PreparedEntry, string>();
+function entryContentKey(entry: PreparedEntry): string {
+  let key = contentKeys.get(entry);
+  if (key === undefined) {
+    key = contentKey(entry);
+    contentKeys.set(entry, key);
+  }
+  return key;
 }

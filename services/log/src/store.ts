@@ -203,6 +203,76 @@ export async function insertEntries(
   }
 }
 
+/** What log.append_group answered: written (or nothing to write), or which assumption of the plan did not hold. */
+export type AppendGroupOutcome =
+  | { status: "ok" }
+  /** The head is not the one the plan started from (or the log is a mirror): this is the current one. */
+  | { status: "stale"; head: HeadRow }
+  /** A stored entry holds one of the group's req_ids or uuids. */
+  | { status: "keys" }
+  /** A stored entry matches one of the condition queries. */
+  | { status: "conflicts" }
+  /** The log does not exist. */
+  | { status: "absent" };
+
+/** SQLSTATE raised by log.append_group when the stored tiles disagree with the tree edge. */
+const TILES_MISMATCH_STATE = "LT001";
+
+/**
+ * A group planned against a head known in advance, written in one statement
+ * that is its own transaction (log.append_group, 0007_append_group.sql): under
+ * the head lock it checks that the head is still `expected`, that no stored
+ * entry holds any of `keys` and that no stored entry matches any of
+ * `conditions`, and only then inserts the rows, moves the head, grows the
+ * tiles and notifies. Committed (fsynced) when it resolves with "ok".
+ */
+export async function appendGroup(
+  db: Queryable,
+  logId: string,
+  expected: HeadRow,
+  keys: { reqIds: readonly string[]; uuids: readonly string[] },
+  conditions: readonly ConditionQuerySql[],
+  scanLimit: bigint,
+  rows: readonly NewEntryRow[],
+  head: { lastSeq: bigint; lastChecksum: string; lastWallTimeUs: bigint },
+  tree: TreeGrowth | null,
+): Promise<AppendGroupOutcome> {
+  const tiles = tree?.tiles ?? [];
+  let result: { rows: (HeadRow & { status: AppendGroupOutcome["status"] })[] };
+  try {
+    result = await db.query<HeadRow & { status: AppendGroupOutcome["status"] }>(
+      `select * from log.append_group($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11::jsonb, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+      [
+        logId,
+        expected.last_seq,
+        expected.last_checksum,
+        expected.last_wall_time_us,
+        expected.checkpoint_seq,
+        expected.tree_edge === null ? null : Buffer.from(expected.tree_edge),
+        keys.reqIds,
+        keys.uuids,
+        JSON.stringify(conditions.map((query) => ({ ...query, afterSeq: String(query.afterSeq) }))),
+        scanLimit,
+        "[" + rows.map(rowJson).join(",") + "]",
+        head.lastSeq,
+        head.lastChecksum,
+        head.lastWallTimeUs,
+        APPENDED_CHANNEL,
+        tree ? Buffer.from(tree.edge) : null,
+        tiles.map((update) => update.tile.level),
+        tiles.map((update) => update.tile.index),
+        tiles.map((update) => update.fromWidth),
+        tiles.map((update) => Buffer.from(update.appended)),
+      ],
+    );
+  } catch (error) {
+    if ((error as { code?: unknown }).code === TILES_MISMATCH_STATE) throw new TreeTilesMismatch(logId);
+    throw error;
+  }
+  const { status, ...row } = result.rows[0]!;
+  return status === "stale" ? { status, head: row } : { status };
+}
+
 /** How an append grows the tree: the new right edge and what each changed tile gets at its end. */
 export interface TreeGrowth {
   edge: Uint8Array;
