@@ -86,7 +86,8 @@ begin
                         head.redacted_count, head.tree_edge;
     return;
   end if;
-  if exists (select from log.entries e where e.log_id = p_log_id and (e.req_id = any(p_req_ids) or e.uuid = any(p_uuids))) then
+  if cardinality(p_req_ids) + cardinality(p_uuids) > 0
+     and exists (select from log.entries e where e.log_id = p_log_id and (e.req_id = any(p_req_ids) or e.uuid = any(p_uuids))) then
     return query select 'keys'::text, null::text, null::text, null::text, null::text, null::timestamptz, null::bigint, null::text,
                         null::bigint, null::bigint, null::text, null::bigint, null::bigint, null::bytea;
     return;

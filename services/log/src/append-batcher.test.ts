@@ -192,6 +192,21 @@ describe("the fast path", () => {
     assert.equal(verify.valid, true);
   });
 
+  test("tiles narrower than the tree edge says: the statement rolls back and the append is refused with DATA_LOSS", async () => {
+    const a = new AppendBatcher(harness.db, { maxEntries: 1000, maxWaitMs: 0 }, metrics, () => {});
+    const logId = "narrow-tiles";
+    for (let i = 0; i < 3; i++) await a.append(logId, request([prepared("tiles.e", { i })]));
+    await harness.db.query("update log.tiles set hashes = substring(hashes from 1 for 32) where log_id = $1 and level = 0 and idx = 0", [logId]);
+    const refused = await refusal(a.append(logId, request([prepared("tiles.e")])));
+    assert.deepEqual([refused.code, refused.reason], ["DataLoss", "TREE_MISMATCH"]);
+    await a.settled();
+    const { rows } = await harness.db.query<{ last_seq: bigint; entries: bigint }>(
+      "select last_seq, (select count(*) from log.entries where log_id = $1) as entries from log.logs where log_id = $1",
+      [logId],
+    );
+    assert.deepEqual([BigInt(rows[0]!.last_seq), BigInt(rows[0]!.entries)], [3n, 3n], "nothing was written");
+  });
+
   test("a group the database refuses on the fast path: only the guilty request fails, the others keep their order", async () => {
     const groupStatements: string[] = [];
     const db = harness.db;
