@@ -141,6 +141,23 @@ export async function firstConditionConflicts(
   return conflicts;
 }
 
+/** The rows of a group as the one JSON array insertEntries and log.append_group take. */
+function rowsJson(rows: readonly NewEntryRow[]): string {
+  return "[" + rows.map(rowJson).join(",") + "]";
+}
+
+/** A tree's growth as insertEntries and log.append_group take it: the new edge, then the tiles' levels, indexes, from-widths and appended hashes. */
+function treeGrowthParams(tree: TreeGrowth | null): [Buffer | null, number[], bigint[], number[], Buffer[]] {
+  const tiles = tree?.tiles ?? [];
+  return [
+    tree ? Buffer.from(tree.edge) : null,
+    tiles.map((update) => update.tile.level),
+    tiles.map((update) => update.tile.index),
+    tiles.map((update) => update.fromWidth),
+    tiles.map((update) => Buffer.from(update.appended)),
+  ];
+}
+
 /**
  * Writes sequenced rows, moves the head and notifies subscribers, in one
  * statement: the rows travel as one JSON array, so a batch of any size is a
@@ -153,7 +170,7 @@ export async function insertEntries(
   head: { lastSeq: bigint; lastChecksum: string; lastWallTimeUs: bigint },
   tree: TreeGrowth | null,
 ): Promise<void> {
-  const json = "[" + rows.map(rowJson).join(",") + "]";
+  const json = rowsJson(rows);
   const tiles = tree?.tiles ?? [];
   const { rows: outcome } = await tx.query<{ grown: { level: number; idx: string; bytes: number }[] | null }>(
     `with inserted as (
@@ -187,11 +204,7 @@ export async function insertEntries(
       head.lastWallTimeUs,
       rows.length,
       APPENDED_CHANNEL,
-      tree ? Buffer.from(tree.edge) : null,
-      tiles.map((update) => update.tile.level),
-      tiles.map((update) => update.tile.index),
-      tiles.map((update) => update.fromWidth),
-      tiles.map((update) => Buffer.from(update.appended)),
+      ...treeGrowthParams(tree),
     ],
   );
   // Every tile must now be exactly as wide as the tree's edge says: a tile that
@@ -237,7 +250,6 @@ export async function appendGroup(
   head: { lastSeq: bigint; lastChecksum: string; lastWallTimeUs: bigint },
   tree: TreeGrowth | null,
 ): Promise<AppendGroupOutcome> {
-  const tiles = tree?.tiles ?? [];
   let result: { rows: (HeadRow & { status: AppendGroupOutcome["status"] })[] };
   try {
     result = await db.query<HeadRow & { status: AppendGroupOutcome["status"] }>(
@@ -253,16 +265,12 @@ export async function appendGroup(
         keys.uuids,
         JSON.stringify(conditions.map((query) => ({ ...query, afterSeq: String(query.afterSeq) }))),
         scanLimit,
-        "[" + rows.map(rowJson).join(",") + "]",
+        rowsJson(rows),
         head.lastSeq,
         head.lastChecksum,
         head.lastWallTimeUs,
         APPENDED_CHANNEL,
-        tree ? Buffer.from(tree.edge) : null,
-        tiles.map((update) => update.tile.level),
-        tiles.map((update) => update.tile.index),
-        tiles.map((update) => update.fromWidth),
-        tiles.map((update) => Buffer.from(update.appended)),
+        ...treeGrowthParams(tree),
       ],
     );
   } catch (error) {
