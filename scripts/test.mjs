@@ -15,7 +15,11 @@
 //                              `chromium` package); tests that need it are skipped, with the reason, when it is missing
 //   ANNALS_TEST_REQUIRE_BROWSER=1 fail those tests instead of skipping them (CI sets it).
 //   ANNALS_TEST_CONCURRENCY    test files run at once (default 2).
-import { spawnSync } from "node:child_process";
+//
+// Test files named on the command line (e.g. `node scripts/test.mjs
+// services/log/dist/reads.test.js`) run instead of all of them.
+import { run } from "node:test";
+import { spec } from "node:test/reporters";
 import { existsSync, readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 
@@ -30,25 +34,52 @@ const testDirs = packages.map((dir) => join(dir, "dist")).filter((dir) => exists
 const testFiles = testDirs.flatMap((dir) =>
   readdirSync(join(root, dir), { recursive: true, withFileTypes: true })
     .filter((entry) => entry.isFile() && entry.name.endsWith(".test.js"))
-    .map((entry) => relative(root, join(entry.parentPath ?? entry.path, entry.name)))
-    .sort(),
+    .map((entry) => relative(root, join(entry.parentPath ?? entry.path, entry.name))),
 );
 
+// The longest files (over about 45 s each on a loaded 2-core machine, from a
+// timed run) start first: in name order, several of them came last and the
+// run ended with one of them going on alone while the other slot stood idle.
+const LONGEST_FIRST = [
+  "services/node/dist/readme-commands.test.js",
+  "services/log/dist/cli-verbs.test.js",
+  "services/log/dist/replicas.test.js",
+  "services/stream/dist/stream-service.test.js",
+  "services/kv/dist/conformance.test.js",
+  "services/node/dist/browser.test.js",
+  "services/federation/dist/cli.test.js",
+  "services/kv/dist/differential.test.js",
+  "services/node/dist/fuzz.test.js",
+  "services/node/dist/node.test.js",
+  "services/kv/dist/main.test.js",
+  "services/log/dist/append-condition.test.js",
+  "services/federation/dist/crash.test.js",
+  "services/federation/dist/replication.test.js",
+  "services/node/dist/operations-commands.test.js",
+  "services/node/dist/node-tls.test.js",
+  "services/kv/dist/cli.test.js",
+];
+const rank = (file) => {
+  const index = LONGEST_FIRST.indexOf(file);
+  return index === -1 ? LONGEST_FIRST.length : index;
+};
+testFiles.sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+
+const selected = process.argv.slice(2);
+const files = selected.length > 0 ? selected : testFiles;
 const target = process.env.ANNALS_TEST_DATABASE_URL ? "PostgreSQL (ANNALS_TEST_DATABASE_URL)" : "embedded PGlite";
-console.log(`annals tests: ${testFiles.length} files in ${testDirs.length} packages, database: ${target}, Node ${process.version}`);
+console.log(`annals tests: ${files.length} files in ${testDirs.length} packages, database: ${target}, Node ${process.version}`);
 
-const result = spawnSync(
-  process.execPath,
-  [
-    "--test",
-    "--test-reporter=spec",
-    `--test-concurrency=${process.env.ANNALS_TEST_CONCURRENCY ?? "2"}`,
-    // Per test, and per test file: the files that run every documented command
-    // (services/node: readme-commands, operations-commands) take 2–3 minutes.
-    "--test-timeout=300000",
-    ...process.argv.slice(2),
-    ...testFiles,
-  ],
-  { cwd: root, stdio: "inherit" },
-);
-process.exit(result.status ?? 1);
+// run() keeps the files in the order given (the --test command line sorts
+// them by name), so that the longest start first.
+const stream = run({
+  files: files.map((file) => join(root, file)),
+  concurrency: Number(process.env.ANNALS_TEST_CONCURRENCY ?? "2"),
+  // Per test file: the longest (services/node/dist/readme-commands.test.js,
+  // which runs every command README.md gives) took 4 minutes on a loaded machine.
+  timeout: 600_000,
+});
+stream.on("test:fail", () => {
+  process.exitCode = 1;
+});
+stream.compose(new spec()).pipe(process.stdout);
