@@ -4,7 +4,7 @@ import { Code } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { logV1, streamV1 } from "@annals/proto";
-import { encodingOf, rpcError, shareEncoding } from "@annals/runtime";
+import { encodingOf, ResponseGroup, rpcError, shareEncoding } from "@annals/runtime";
 import { EventNames } from "./event-name.js";
 import type { LogReader } from "./log-reader.js";
 import type { StreamMetrics } from "./stream-metrics.js";
@@ -186,6 +186,27 @@ export class Session {
    * bench stream-fanout).
    */
   frames(signal: AbortSignal): AsyncIterableIterator<Frame> {
+    return this.iterate(signal, () => this.nextFrame());
+  }
+
+  /**
+   * The frames to send as `frames` gives them, except that the frames queued
+   * when the sender asks for more come together as one ResponseGroup: one step
+   * for the sender however many there are (bench stream-fanout: a subscriber
+   * that takes `event` frames gets everything queued since its last write).
+   */
+  frameGroups(signal: AbortSignal): AsyncIterableIterator<Frame | ResponseGroup<Frame>> {
+    return this.iterate(signal, () => {
+      const first = this.nextFrame();
+      if (!first || this.out.length === 0) return first;
+      const group = [first];
+      for (let frame = this.nextFrame(); frame; frame = this.nextFrame()) group.push(frame);
+      return new ResponseGroup(group);
+    });
+  }
+
+  /** What `take` gives, waiting while it gives nothing, until the client goes away or the session fails. */
+  private iterate<T>(signal: AbortSignal, take: () => T | undefined): AsyncIterableIterator<T> {
     const onAbort = () => this.close();
     signal.addEventListener("abort", onAbort, { once: true });
     let finished = false;
@@ -196,11 +217,11 @@ export class Session {
       this.close();
     };
     const done: IteratorReturnResult<undefined> = { value: undefined, done: true };
-    const next = async (): Promise<IteratorResult<Frame>> => {
+    const next = async (): Promise<IteratorResult<T>> => {
       for (;;) {
         if (finished) return done;
-        const frame = this.nextFrame();
-        if (frame) return { value: frame, done: false };
+        const value = take();
+        if (value) return { value, done: false };
         if (this.failure) {
           finish();
           throw this.failure;
