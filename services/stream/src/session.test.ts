@@ -162,3 +162,18 @@ test("frameGroups hands over every frame queued at once as one group, in order, 
   assert.deepEqual(eventSeqs(lone as Frame), [106n]);
   for (const stream of [batchedStream, plainStream]) await stream.return?.();
 });
+
+test("a group holds at most 64 frames, so that frames out of the session's queue (and out of the slow-consumer check) stay few", async () => {
+  const session = openSession({ afterSeq: HEAD }, 100);
+  const stream = session.frameGroups(new AbortController().signal);
+  assert.equal(((await stream.next()).value as Frame).frame.case, "caughtUp");
+  await tick();
+  for (let seq = HEAD + 1n; seq <= HEAD + 70n; seq++) session.offer(new EntryFrames(create(logV1.EntrySchema, { logId: "mem", seq, kind: "live.one" })));
+  const sizes = [];
+  for (let i = 0; i < 2; i++) {
+    const { value } = await stream.next();
+    sizes.push(value instanceof ResponseGroup ? value.messages.length : 1);
+  }
+  assert.deepEqual(sizes, [64, 6]);
+  await stream.return?.();
+});

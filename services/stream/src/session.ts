@@ -66,6 +66,13 @@ export interface FeedLink {
   leave(session: Session): void;
 }
 
+/**
+ * Most frames handed over in one group. A group leaves the session's queue at
+ * once and waits in the transport's buffer, where the slow-consumer check
+ * (bufferFrames) does not count it: a small group keeps that check as it was.
+ */
+const MAX_FRAMES_PER_GROUP = 64;
+
 function eventFrame(event: EventValue): Frame {
   return { frame: { case: "event", value: event } };
 }
@@ -191,16 +198,17 @@ export class Session {
 
   /**
    * The frames to send as `frames` gives them, except that the frames queued
-   * when the sender asks for more come together as one ResponseGroup: one step
-   * for the sender however many there are (bench stream-fanout: a subscriber
-   * that takes `event` frames gets everything queued since its last write).
+   * when the sender asks for more come together as one ResponseGroup (up to
+   * MAX_FRAMES_PER_GROUP): one step for the sender however many there are
+   * (bench stream-fanout: a subscriber that takes `event` frames gets what was
+   * queued since its last write).
    */
   frameGroups(signal: AbortSignal): AsyncIterableIterator<Frame | ResponseGroup<Frame>> {
     return this.iterate(signal, () => {
       const first = this.nextFrame();
       if (!first || this.out.length === 0) return first;
       const group = [first];
-      for (let frame = this.nextFrame(); frame; frame = this.nextFrame()) group.push(frame);
+      for (let frame: Frame | undefined; group.length < MAX_FRAMES_PER_GROUP && (frame = this.nextFrame()); ) group.push(frame);
       return new ResponseGroup(group);
     });
   }
