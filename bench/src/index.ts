@@ -6,7 +6,7 @@ import { kvOps } from "./kv-ops.js";
 import { logAppend } from "./log-append.js";
 import { logConditions } from "./log-conditions.js";
 import { rpcOverhead } from "./rpc-overhead.js";
-import { streamFanout } from "./stream-fanout.js";
+import { fanoutOptions, streamFanout } from "./stream-fanout.js";
 import { verifiableLog } from "./verifiable-log.js";
 
 const SUITES: Record<string, () => Promise<void>> = {
@@ -18,8 +18,7 @@ const SUITES: Record<string, () => Promise<void>> = {
     logConditions({ callers: 64, rounds: 3, durationMs: 4000, warmupMs: 500, bigLogEntries: Number(process.env.ANNALS_BENCH_CONDITION_LOG_ENTRIES ?? 1_000_000), kinds: 20, sources: 100 }),
   "kv-ops": () => kvOps({ concurrency: 64, durationMs: 3000, warmupMs: 500, keys: 10_000, valueBytes: 100 }),
   "federation-catchup": () => federationCatchup({ entries: 100_000 }),
-  "stream-fanout": () =>
-    streamFanout({ subscribers: 1000, topics: 20, rates: [1000, 4000], batchEvents: 1000, searchRates: [250, 500, 750, 1000, 1500, 2000, 3000, 4000], seconds: 10, p99TargetMs: 100 }),
+  "stream-fanout": () => streamFanout(fanoutOptions(process.env)),
   // Against the log service of the commit before the Merkle tree and checkpoints (74d614e added them).
   "verifiable-log": () =>
     verifiableLog({

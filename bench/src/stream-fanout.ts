@@ -11,6 +11,7 @@ import { logV1, streamV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
 import { startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
 import { createBenchDatabase } from "./bench-database.js";
+import { LOG_SERVICE_SCRIPT } from "./log-service.js";
 import { BENCH_SECRET, benchToken } from "./bench-token.js";
 import { formatTable } from "./table.js";
 
@@ -21,10 +22,30 @@ export interface FanoutBenchOptions {
   rates: number[];
   /** max_events_per_frame of the subscribers that ask for `events` frames. */
   batchEvents: number;
-  /** Rates tried, lowest first, to find the highest one with p99 under the target. */
+  /** Subscriber sets measured: plain `event` frames, `events` frames, or both. */
+  modes: ("event" | "events")[];
+  /** Rates tried, lowest first, to find the highest one with p99 under the target; empty: no search. */
   searchRates: number[];
   seconds: number;
   p99TargetMs: number;
+  /** Whether NATS core is measured too. */
+  peer: boolean;
+}
+
+/** The full bench, or what ANNALS_BENCH_FANOUT_* narrow it to (one rate, one kind of subscriber, shorter runs, no search or peer). */
+export function fanoutOptions(env: NodeJS.ProcessEnv): FanoutBenchOptions {
+  const list = (name: string, fallback: number[]) => (env[name] === undefined ? fallback : env[name].split(",").filter(Boolean).map(Number));
+  return {
+    subscribers: 1000,
+    topics: 20,
+    rates: list("ANNALS_BENCH_FANOUT_RATES", [1000, 4000]),
+    batchEvents: 1000,
+    modes: (env.ANNALS_BENCH_FANOUT_MODES?.split(",") as FanoutBenchOptions["modes"] | undefined) ?? ["event", "events"],
+    searchRates: list("ANNALS_BENCH_FANOUT_SEARCH_RATES", [250, 500, 750, 1000, 1500, 2000, 3000, 4000]),
+    seconds: Number(env.ANNALS_BENCH_FANOUT_SECONDS ?? 10),
+    p99TargetMs: 100,
+    peer: env.ANNALS_BENCH_FANOUT_PEER !== "0",
+  };
 }
 
 /** What one run at one rate measured. */
@@ -35,12 +56,20 @@ interface RunResult {
   p50: number;
   p99: number;
   max: number;
+  /** Frames that carried the deliveries (annals only). */
+  frames?: number;
   /** Streams the server ended during the run or while its backlog drained (slow consumers). */
   ended: number;
   /** Stream-service CPU seconds over the run, from the first append until every delivery arrived or 10 s after the last append (annals only). */
   cpuSeconds?: number;
   /** The run's duration in s, over which cpuSeconds was measured (annals only). */
   seconds?: number;
+  /** Deliveries of the run until the streams fell quiet (its backlog delivered), and the CPU seconds of the stream service and of this process until then (annals only). */
+  deliveredToQuiet?: number;
+  cpuSecondsToQuiet?: number;
+  benchCpuSecondsToQuiet?: number;
+  /** The log service's CPU seconds over the same span (annals only). */
+  logCpuSeconds?: number;
   /** This process's CPU (the subscribers and the producer), in % of one core. */
   benchCpuPercent: number;
 }
@@ -124,6 +153,8 @@ class Deliveries {
   /** Deliveries that arrived before their append's acknowledgement did. */
   private readonly early = new Map<bigint, number[]>();
   count = 0;
+  /** Frames that carried deliveries of this run (an `events` frame counts once). */
+  frames = 0;
 
   ack(seq: bigint, at: number): void {
     this.acked.set(seq, at);
@@ -199,11 +230,12 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
   );
   try {
     const env = { DATABASE_URL: database.url, ANNALS_AUTH_JWT_SECRET: BENCH_SECRET, ANNALS_LOG_LEVEL: "info" };
-    const logService = await startServiceProcess({ script: fileURLToPath(new URL("../../services/log/dist/main.js", import.meta.url)), env });
+    const logService = await startServiceProcess({ script: LOG_SERVICE_SCRIPT, env });
     services.push(logService);
     // ANNALS_BENCH_PROFILE_DIR: write a CPU profile of the stream service there (node --cpu-prof).
     const profileDir = process.env.ANNALS_BENCH_PROFILE_DIR;
-    const streamMain = fileURLToPath(new URL("../../services/stream/dist/main.js", import.meta.url));
+    // ANNALS_BENCH_STREAM_SERVICE_SCRIPT: another build's stream service (to measure two versions with the same bench).
+    const streamMain = process.env.ANNALS_BENCH_STREAM_SERVICE_SCRIPT ?? fileURLToPath(new URL("../../services/stream/dist/main.js", import.meta.url));
     const streamService = await startServiceProcess({
       command: [process.execPath, ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []), streamMain],
       env: { ...env, ANNALS_LOG_URL: `http://127.0.0.1:${logService.grpcPort}`, ANNALS_LOG_TOKEN: await benchToken(["log.read", "log.write", "log.relay"]), ANNALS_STREAM_MAX_PER_USER: String(options.subscribers) },
@@ -211,19 +243,35 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
     services.push(streamService);
     const producer = producerOf(logService, await benchToken(["admin"]));
     const fanout = options.subscribers / options.topics;
-    const header = ["system", "entries/s", "deliveries/s", "expected", "delivered", "p50 ms", "p99 ms", "max ms", "streams ended", "service CPU %", "CPU µs/delivery", "bench CPU %"];
+    const header = [
+      "system",
+      "entries/s",
+      "deliveries/s",
+      "expected",
+      "delivered",
+      "p50 ms",
+      "p99 ms",
+      "max ms",
+      "streams ended",
+      "service CPU %",
+      "CPU µs/delivery*",
+      "events/frame",
+      "bench CPU %",
+      "bench µs/delivery*",
+      "log service CPU %",
+    ];
     // Two kinds of subscriber, one set at a time: plain `event` frames (what a client that did not opt in gets), and
     // clients that asked for `events` frames (max_events_per_frame), which carry everything queued for a subscriber at once.
     const modes = [
       { label: "annals, event frames", maxEventsPerFrame: 0 },
       { label: `annals, events ≤${options.batchEvents}`, maxEventsPerFrame: options.batchEvents },
-    ];
+    ].filter((mode) => options.modes.includes(mode.maxEventsPerFrame === 0 ? "event" : "events"));
     const rows = new Map<number, string[][]>(options.rates.map((rate) => [rate, []]));
     const search: string[][] = [];
     let best: RunResult | undefined;
     let memory = "";
     for (const mode of modes) {
-      const annals = await annalsSide(streamService, producer, options, mode.maxEventsPerFrame);
+      const annals = await annalsSide(streamService, logService, producer, options, mode.maxEventsPerFrame);
       memory ||=
         `\nstream service memory: ${(annals.rssIdle / 2 ** 20).toFixed(1)} MiB RSS with no subscriber, ${(annals.rssSubscribed / 2 ** 20).toFixed(1)} MiB with ` +
         `${options.subscribers} connected: ${((annals.rssSubscribed - annals.rssIdle) / options.subscribers / 1024).toFixed(1)} KiB per subscriber.`;
@@ -238,15 +286,20 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
       }
       await annals.close();
     }
-    const peer = await natsSide(nats, options);
-    for (const rate of options.rates) rows.get(rate)!.push(row("NATS core (peer)", await measured(() => peer.run(rate, options.seconds)), fanout));
-    await peer.close();
+    if (options.peer) {
+      const peer = await natsSide(nats, options);
+      for (const rate of options.rates) rows.get(rate)!.push(row("NATS core (peer)", await measured(() => peer.run(rate, options.seconds)), fanout));
+      await peer.close();
+    }
     producer.close();
     console.log(formatTable(header, [...rows.values()].flat()));
+    console.log("* CPU time per delivery counted until the run's backlog was delivered (the streams fell quiet), not only over its window.");
     console.log(memory);
-    console.log(`\nHighest rate with p99 under ${options.p99TargetMs} ms and every event delivered, subscribers asking for events frames (rates tried in order, stopping at the first miss):`);
-    console.log(formatTable(header, search));
-    console.log(best ? `→ ${best.rate} entries/s, ${best.rate * fanout} deliveries/s.` : "→ none of the rates tried.");
+    if (search.length > 0) {
+      console.log(`\nHighest rate with p99 under ${options.p99TargetMs} ms and every event delivered, subscribers asking for events frames (rates tried in order, stopping at the first miss):`);
+      console.log(formatTable(header, search));
+      console.log(best ? `→ ${best.rate} entries/s, ${best.rate * fanout} deliveries/s.` : "→ none of the rates tried.");
+    }
     // What the services said about trouble during the runs (feed reconnects, failures).
     for (const service of services) {
       const notes = service.output().split("\n").filter((line) => /"level":(3|4|5)\d/.test(line) && !/"msg":"listening"/.test(line));
@@ -268,6 +321,11 @@ async function measured(run: () => Promise<Omit<RunResult, "benchCpuPercent">>):
   return { ...result, benchCpuPercent: ((used.user + used.system) / 1000 / (now() - started)) * 100 };
 }
 
+/** CPU µs per delivery, to the end of the run's backlog. */
+function perDelivery(cpuSeconds: number | undefined, delivered: number | undefined): string {
+  return cpuSeconds === undefined || !delivered ? "" : ((cpuSeconds * 1e6) / delivered).toFixed(1);
+}
+
 function row(system: string, result: RunResult, fanout: number): string[] {
   return [
     system,
@@ -280,8 +338,11 @@ function row(system: string, result: RunResult, fanout: number): string[] {
     result.max.toFixed(1),
     String(result.ended),
     result.cpuSeconds === undefined || !result.seconds ? "" : ((result.cpuSeconds / result.seconds) * 100).toFixed(0),
-    result.cpuSeconds === undefined || result.delivered === 0 ? "" : ((result.cpuSeconds * 1e6) / result.delivered).toFixed(1),
+    perDelivery(result.cpuSecondsToQuiet, result.deliveredToQuiet),
+    result.frames ? (result.delivered / result.frames).toFixed(2) : "",
     result.benchCpuPercent.toFixed(0),
+    perDelivery(result.benchCpuSecondsToQuiet, result.deliveredToQuiet),
+    result.logCpuSeconds === undefined || !result.seconds ? "" : ((result.logCpuSeconds / result.seconds) * 100).toFixed(0),
   ];
 }
 
@@ -308,7 +369,7 @@ function producerOf(logService: ServiceProcess, token: string) {
   };
 }
 
-async function annalsSide(streamService: ServiceProcess, producer: ReturnType<typeof producerOf>, options: FanoutBenchOptions, maxEventsPerFrame: number) {
+async function annalsSide(streamService: ServiceProcess, logService: ServiceProcess, producer: ReturnType<typeof producerOf>, options: FanoutBenchOptions, maxEventsPerFrame: number) {
   const auth = producer.auth;
   const StreamClient = grpc.makeGenericClientConstructor(streamDefinition(), "StreamService");
   // Distinct channel options keep the channels from sharing one connection (and those of one subscriber set from the other's).
@@ -332,8 +393,13 @@ async function annalsSide(streamService: ServiceProcess, producer: ReturnType<ty
         ready++;
       }
       lastReceivedAt = now();
-      if (typeof seqs !== "bigint") for (const seq of seqs) current.received(seq, lastReceivedAt);
-      else if (seqs > 0n) current.received(seqs, lastReceivedAt);
+      if (typeof seqs !== "bigint") {
+        current.frames++;
+        for (const seq of seqs) current.received(seq, lastReceivedAt);
+      } else if (seqs > 0n) {
+        current.frames++;
+        current.received(seqs, lastReceivedAt);
+      }
     });
     call.on("error", () => {
       ended++;
@@ -362,6 +428,8 @@ async function annalsSide(streamService: ServiceProcess, producer: ReturnType<ty
     const endedBefore = ended;
     const deliveries = current;
     const cpuBefore = cpuSeconds(streamService.pid);
+    const logCpuBefore = cpuSeconds(logService.pid);
+    const benchCpuBefore = process.cpuUsage();
     const started = now();
     const appends: Promise<void>[] = [];
     await paced(rate, seconds, (count, first) => {
@@ -383,10 +451,19 @@ async function annalsSide(streamService: ServiceProcess, producer: ReturnType<ty
     while (deliveries.count < expected && now() < deadline) await sleep(50);
     const elapsed = (now() - started) / 1000;
     const used = cpuSeconds(streamService.pid) - cpuBefore;
+    const logUsed = cpuSeconds(logService.pid) - logCpuBefore;
     const result = deliveries.summary(rate, expected, 0);
+    const frames = deliveries.frames;
     // The run ends quiet: its backlog delivered or given up (within a minute); streams it ended count for it.
     for (const deadline = now() + 60_000; now() - lastReceivedAt < 1000 && now() < deadline; ) await sleep(100);
-    return { ...result, ended: ended - endedBefore, cpuSeconds: used, seconds: elapsed };
+    // Per delivery, CPU counts to the end of the backlog: what a run queued but delivered after its window cost CPU too.
+    const benchToQuiet = process.cpuUsage(benchCpuBefore);
+    const perDelivery = {
+      deliveredToQuiet: deliveries.count,
+      cpuSecondsToQuiet: cpuSeconds(streamService.pid) - cpuBefore,
+      benchCpuSecondsToQuiet: (benchToQuiet.user + benchToQuiet.system) / 1e6,
+    };
+    return { ...result, ...perDelivery, frames, ended: ended - endedBefore, cpuSeconds: used, seconds: elapsed, logCpuSeconds: logUsed };
   };
   return {
     run,

@@ -6,6 +6,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 import { listenerKey, type PeerCertificate } from "./call-context.js";
 import { UndecodableRequest } from "./request-check.js";
+import { ResponseGroup } from "./response-group.js";
 import { clip, MAX_ERROR_TEXT } from "./errors.js";
 
 type AnyHandler = (...args: never[]) => unknown;
@@ -366,7 +367,14 @@ async function writeStream(
     for await (const response of responses) {
       if (cancelled.aborted) return;
       if (!headersSent) headersSent = sendHeaders(call, context);
-      if (!call.write(response)) {
+      let room = true;
+      if (response instanceof ResponseGroup) {
+        // The group's messages all go (its producer bounds it), then the client is waited for once.
+        for (const message of response.messages) room = call.write(message) && room;
+      } else {
+        room = call.write(response);
+      }
+      if (!room) {
         // Backpressure: the client is not reading; wait rather than buffer without bound.
         await once(call, "drain", { signal: cancelled }).catch(() => undefined);
       }

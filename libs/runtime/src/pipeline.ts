@@ -10,6 +10,7 @@ import { clip, MAX_ERROR_TEXT, shuttingDown, unavailable } from "./errors.js";
 import type { HttpRoute, RouteContext } from "./http-mount.js";
 import { writeRouteError } from "./route-errors.js";
 import { checkRequest, UndecodableRequest } from "./request-check.js";
+import { ResponseGroup } from "./response-group.js";
 import type { Telemetry } from "./telemetry.js";
 import type { ServiceRegistration } from "./service.js";
 
@@ -276,6 +277,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       // that it stops its own work (subscriptions, timers) at shutdown.
       const signal = AbortSignal.any([hctx.signal, draining]);
       const handlerContext: HandlerContext = Object.create(hctx, { signal: { value: signal } });
+      const grpcListener = hctx.values.get(listenerKey).listener === "grpc";
       let iterator: AsyncIterator<unknown> | undefined;
       let failure: unknown;
       let ended = false;
@@ -300,7 +302,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
                   next.then(resolve, reject);
                 });
             if (step.done) break;
-            yield step.value;
+            // Only the gRPC listener writes a group as it is (grpc-mount.ts writeStream).
+            if (step.value instanceof ResponseGroup && !grpcListener) yield* step.value.messages;
+            else yield step.value;
           }
         } finally {
           cut = undefined;

@@ -3,7 +3,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { SignJWT } from "jose";
@@ -12,6 +12,7 @@ import { diagV1, healthV1, logV1, rpcDetails } from "@annals/proto";
 import { AUTHENTICATED, signDevToken } from "./auth.js";
 import { errorReason } from "./errors.js";
 import { defineService } from "./service.js";
+import { groupedResponses, ResponseGroup } from "./response-group.js";
 import { encodingOf, grpcServiceDefinition, shareEncoding } from "./grpc-mount.js";
 import { diagRegistration } from "./diag-service.js";
 import { startServer, type RunningServer } from "./server.js";
@@ -345,6 +346,41 @@ test("a draining server ends a server stream whose handler waits on something el
   assert.deepEqual(ticks, [1n]);
   assert.equal(error?.code, Code.Unavailable);
   assert.equal(errorReason(error), "SHUTTING_DOWN");
+});
+
+test("a server stream's ResponseGroup reaches a gRPC client and a Connect client as its messages, in order", async () => {
+  const grouping = defineService({
+    service: diagV1.DiagService,
+    access: { ping: AUTHENTICATED, ticks: AUTHENTICATED, upload: AUTHENTICATED, echo: AUTHENTICATED },
+    impl: {
+      ticks: () =>
+        groupedResponses(
+          (async function* () {
+            yield new ResponseGroup([{ number: 1n }, { number: 2n }, { number: 3n }]);
+            yield { number: 4n };
+          })(),
+        ),
+    },
+  });
+  const groupServer = await startServer({
+    name: "group-test",
+    services: [grouping],
+    diag: false,
+    grpcPort: 0,
+    httpPort: 0,
+    auth: { mode: "off" },
+    logger: createLogger({ name: "group-test", level: "silent" }),
+  });
+  try {
+    const transports = [createGrpcTransport({ baseUrl: `http://127.0.0.1:${groupServer.grpcPort}` }), createConnectTransport({ baseUrl: `http://127.0.0.1:${groupServer.httpPort}`, httpVersion: "1.1" })];
+    for (const transport of transports) {
+      const ticks: bigint[] = [];
+      for await (const tick of createClient(diagV1.DiagService, transport).ticks({ count: 0 })) ticks.push(tick.number);
+      assert.deepEqual(ticks, [1n, 2n, 3n, 4n]);
+    }
+  } finally {
+    await groupServer.shutdown("test done");
+  }
 });
 
 describe("a health-only port (ANNALS_HEALTH_PORT)", () => {

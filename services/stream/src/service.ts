@@ -1,7 +1,7 @@
 import { streamV1 } from "@annals/proto";
 import type { LogClient } from "@annals/client";
 import { logIdProblem, requireLogAccess } from "@annals/logs";
-import { callPrincipal, defineService, invalidArgument, type Principal, type ServiceRegistration } from "@annals/runtime";
+import { callPrincipal, defineService, groupedResponses, invalidArgument, type Principal, type ServiceRegistration } from "@annals/runtime";
 import { patternProblem } from "@annals/topics";
 import type { StreamHub } from "./hub.js";
 import type { SessionRequest } from "./session.js";
@@ -71,12 +71,14 @@ export function streamRegistration(deps: StreamServiceDeps): ServiceRegistration
         const principal = callPrincipal(context);
         const { logId, kinds, afterSeq, snapshotLimit, maxEventsPerFrame } = request;
         const checked = checkSubscription({ logId, kinds, afterSeq, snapshotLimit, maxEventsPerFrame }, principal);
-        // The session's frames as they are: no generator of our own around them (one step less per frame).
-        if (checked.afterSeq === undefined) return deps.hub.subscribe(principal, checked).frames(context.signal);
-        return (async function* () {
-          await deps.hub.refusePastHead(checked.logId, checked.afterSeq, context.signal);
-          yield* deps.hub.subscribe(principal, checked).frames(context.signal);
-        })();
+        // The session's frames as they are, those queued together in one group: no generator of our own around them (one step less per frame).
+        if (checked.afterSeq === undefined) return groupedResponses(deps.hub.subscribe(principal, checked).frameGroups(context.signal));
+        return groupedResponses(
+          (async function* () {
+            await deps.hub.refusePastHead(checked.logId, checked.afterSeq, context.signal);
+            yield* deps.hub.subscribe(principal, checked).frameGroups(context.signal);
+          })(),
+        );
       },
 
       async publish(request, context) {

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { logV1, streamV1 } from "@annals/proto";
-import { encodingOf, errorReason } from "@annals/runtime";
+import { encodingOf, errorReason, ResponseGroup } from "@annals/runtime";
 import { LogReader } from "./log-reader.js";
 import { batchFrameEncoding, EntryFrames, Session, type FeedLink, type Frame, type SessionRequest } from "./session.js";
 import { StreamMetrics } from "./stream-metrics.js";
@@ -135,4 +135,45 @@ test("live entries queued for a subscriber that asked for batches leave as one `
   assert.deepEqual(plainFrames.flatMap(eventSeqs), [101n, 102n, 103n, 104n]);
   assert.equal(second, plainFrames[3], "one frame object for every subscriber of the entry, so it is encoded once");
   for (const stream of streams) await stream.return?.();
+});
+
+test("frameGroups hands over every frame queued at once as one group, in order, with the frame kinds the subscriber asked for; a lone frame comes as it is", async () => {
+  const batched = openSession({ afterSeq: HEAD, maxEventsPerFrame: 2 }, 100);
+  const plain = openSession({ afterSeq: HEAD }, 100);
+  const batchedStream = batched.frameGroups(new AbortController().signal);
+  const plainStream = plain.frameGroups(new AbortController().signal);
+  for (const stream of [batchedStream, plainStream]) assert.equal(((await stream.next()).value as Frame).frame.case, "caughtUp");
+  await tick();
+  const live = [101n, 102n, 103n, 104n, 105n].map((seq) => new EntryFrames(create(logV1.EntrySchema, { logId: "mem", seq, kind: "live.one" })));
+  for (const frames of live) for (const session of [batched, plain]) session.offer(frames);
+  const framesOf = (value: Frame | ResponseGroup<Frame> | undefined) => (value instanceof ResponseGroup ? value.messages : []);
+  const plainGroup = framesOf((await plainStream.next()).value);
+  assert.deepEqual(plainGroup.map((frame) => frame.frame.case), ["event", "event", "event", "event", "event"], "an older client never gets an `events` frame");
+  assert.deepEqual(plainGroup.flatMap(eventSeqs), [101n, 102n, 103n, 104n, 105n]);
+  const batchedGroup = framesOf((await batchedStream.next()).value);
+  assert.deepEqual(batchedGroup.map((frame) => [frame.frame.case, eventSeqs(frame)]), [
+    ["events", [101n, 102n]],
+    ["events", [103n, 104n]],
+    ["event", [105n]],
+  ]);
+  plain.offer(new EntryFrames(create(logV1.EntrySchema, { logId: "mem", seq: 106n, kind: "live.one" })));
+  const lone = (await plainStream.next()).value;
+  assert.ok(!(lone instanceof ResponseGroup));
+  assert.deepEqual(eventSeqs(lone as Frame), [106n]);
+  for (const stream of [batchedStream, plainStream]) await stream.return?.();
+});
+
+test("a group holds at most 64 frames, so that frames out of the session's queue (and out of the slow-consumer check) stay few", async () => {
+  const session = openSession({ afterSeq: HEAD }, 100);
+  const stream = session.frameGroups(new AbortController().signal);
+  assert.equal(((await stream.next()).value as Frame).frame.case, "caughtUp");
+  await tick();
+  for (let seq = HEAD + 1n; seq <= HEAD + 70n; seq++) session.offer(new EntryFrames(create(logV1.EntrySchema, { logId: "mem", seq, kind: "live.one" })));
+  const size = async () => {
+    const { value } = await stream.next();
+    return value instanceof ResponseGroup ? value.messages.length : 1;
+  };
+  assert.equal(await size(), 64);
+  assert.equal(await size(), 6);
+  await stream.return?.();
 });
