@@ -3,7 +3,7 @@
 import { cpus, totalmem } from "node:os";
 import { federationCatchup } from "./federation-catchup.js";
 import { kvOps } from "./kv-ops.js";
-import { logAppend } from "./log-append.js";
+import { logAppend, logCatchup } from "./log-append.js";
 import { logConditions } from "./log-conditions.js";
 import { rpcOverhead } from "./rpc-overhead.js";
 import { fanoutOptions, streamFanout } from "./stream-fanout.js";
@@ -13,6 +13,9 @@ const SUITES: Record<string, () => Promise<void>> = {
   "rpc-overhead": () => rpcOverhead({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500 }),
   "log-append": () =>
     logAppend({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500, bulkEntries: 100_000, latencyRate: 500, latencySeconds: 10 }),
+  // The Subscribe catch-up row of log-append alone, with CPU µs per entry of each process.
+  "log-catchup": () =>
+    logCatchup({ entries: Number(process.env.ANNALS_BENCH_CATCHUP_ENTRIES ?? 100_000), rounds: Number(process.env.ANNALS_BENCH_CATCHUP_ROUNDS ?? 2) }),
   // Conditional appends (issue 18) against plain Append.
   "log-conditions": () =>
     logConditions({ callers: 64, rounds: 3, durationMs: 4000, warmupMs: 500, bigLogEntries: Number(process.env.ANNALS_BENCH_CONDITION_LOG_ENTRIES ?? 1_000_000), kinds: 20, sources: 100 }),

@@ -16,6 +16,7 @@ import { runLoad } from "./load.js";
 import { formatTable } from "./table.js";
 import { LOG_SERVICE_SCRIPT, startBenchLogService, startLogServiceProcess } from "./log-service.js";
 import { startRoundTripRelay } from "./pg-round-trips.js";
+import { processCpuSeconds } from "./process-cpu.js";
 
 export interface LogBenchOptions {
   concurrencies: number[];
@@ -195,7 +196,18 @@ function appendStream(log: LogStub, logId: string, total: number, window: number
  * the bulk case; returns the rate of a consumer reading the stored messages.
  */
 async function natsCase(options: LogBenchOptions, streamRate: number): Promise<number> {
-  const total = options.bulkEntries;
+  const { publishRate, consumeRate } = await jetStreamRates(options.bulkEntries);
+  console.log(
+    `The peer: NATS JetStream on 127.0.0.1:4222, file-storage stream, ${options.bulkEntries} messages of the same JSON, 64 publishes\n` +
+      "awaiting their PubAck at a time. JetStream does not fsync each message by default (it syncs every 2 minutes);\n" +
+      "every annals commit is fsynced by PostgreSQL before the ack. ratio = AppendStream ÷ JetStream.",
+  );
+  printRates("writer", ["JetStream publish+ack, 64 in flight (baseline)", publishRate], [["annals AppendStream, 64 in flight", streamRate]]);
+  return consumeRate;
+}
+
+/** Messages/s of JetStream publishing `total` entries (64 awaiting their PubAck) and of an ordered consumer reading them back. */
+async function jetStreamRates(total: number): Promise<{ publishRate: number; consumeRate: number }> {
   const nc = await connectNats({ servers: "127.0.0.1:4222" });
   const jsm = await jetstreamManager(nc);
   const name = `ANNALS_BENCH_${process.pid}`;
@@ -225,13 +237,7 @@ async function natsCase(options: LogBenchOptions, streamRate: number): Promise<n
       if (++read === total) break;
     }
     const consumeRate = total / ((performance.now() - started) / 1000);
-    console.log(
-      `The peer: NATS JetStream on 127.0.0.1:4222, file-storage stream, ${total} messages of the same JSON, 64 publishes\n` +
-        "awaiting their PubAck at a time. JetStream does not fsync each message by default (it syncs every 2 minutes);\n" +
-        "every annals commit is fsynced by PostgreSQL before the ack. ratio = AppendStream ÷ JetStream.",
-    );
-    printRates("writer", ["JetStream publish+ack, 64 in flight (baseline)", publishRate], [["annals AppendStream, 64 in flight", streamRate]]);
-    return consumeRate;
+    return { publishRate, consumeRate };
   } finally {
     await jsm.streams.delete(name);
     await nc.close();
@@ -247,9 +253,9 @@ async function natsCase(options: LogBenchOptions, streamRate: number): Promise<n
  */
 async function catchUpCase(log: LogStub, rawLog: RawSubscribeStub, options: LogBenchOptions, jetStreamRate: number): Promise<void> {
   const total = options.bulkEntries;
-  const perEntry = await catchUp(log, total, 0);
-  const batched = await catchUp(log, total, 1000);
-  const raw = await catchUpRaw(rawLog, total);
+  const perEntry = await catchUp(log, "bench-stream", total, 0);
+  const batched = await catchUp(log, "bench-stream", total, 1000);
+  const raw = await catchUpRaw(rawLog, "bench-stream", total);
   const started = performance.now();
   for (const frame of raw.frames) fromBinary(logV1.SubscribeResponseSchema, frame);
   const decodeRate = total / ((performance.now() - started) / 1000);
@@ -269,12 +275,12 @@ async function catchUpCase(log: LogStub, rawLog: RawSubscribeStub, options: LogB
 }
 
 /** Entries/s of one Subscribe from seq 1 to CaughtUp, every frame decoded. */
-async function catchUp(log: LogStub, total: number, maxEntriesPerFrame: number): Promise<number> {
+async function catchUp(log: LogStub, logId: string, total: number, maxEntriesPerFrame: number): Promise<number> {
   const started = performance.now();
   let received = 0;
   await new Promise<void>((resolve, reject) => {
     // after_seq 0: from the first stored entry (seq 1 here).
-    const call = log.subscribe({ logId: "bench-stream", afterSeq: 0n, maxEntriesPerFrame }, auth);
+    const call = log.subscribe({ logId, afterSeq: 0n, maxEntriesPerFrame }, auth);
     call.on("data", (message: logV1.SubscribeResponse) => {
       if (message.frame.case === "entry") received++;
       if (message.frame.case === "entries") received += message.frame.value.entries.length;
@@ -293,11 +299,11 @@ async function catchUp(log: LogStub, total: number, maxEntriesPerFrame: number):
 const CAUGHT_UP_TAG = (2 << 3) | 2;
 
 /** One Subscribe from seq 1 to CaughtUp whose entry frames are kept as received, undecoded. */
-async function catchUpRaw(rawLog: RawSubscribeStub, total: number): Promise<{ rate: number; frames: Buffer[] }> {
+async function catchUpRaw(rawLog: RawSubscribeStub, logId: string, total: number): Promise<{ rate: number; frames: Buffer[] }> {
   const started = performance.now();
   const frames: Buffer[] = [];
   await new Promise<void>((resolve, reject) => {
-    const request = create(logV1.SubscribeRequestSchema, { logId: "bench-stream", afterSeq: 0n });
+    const request = create(logV1.SubscribeRequestSchema, { logId, afterSeq: 0n });
     const call = rawLog.subscribe(Buffer.from(toBinary(logV1.SubscribeRequestSchema, request)), auth);
     call.on("data", (frame: Buffer) => {
       if (frame[0] !== CAUGHT_UP_TAG) return frames.push(frame);
@@ -425,4 +431,82 @@ async function roundTripCase(databaseUrl: string, options: LogBenchOptions): Pro
       "the background checkpoint signing (once a second per log that grew) is included.",
   );
   console.log(formatTable(["writer", "calls", "entries", "round trips", "per call", "per entry"], rows) + "\n");
+}
+
+export interface LogCatchupOptions {
+  /** Entries written with AppendBatch (1,000 per call) and read back by each catch-up. */
+  entries: number;
+  /** Catch-ups of each kind, alternating per-entry and batch frames. */
+  rounds: number;
+}
+
+/**
+ * The catch-up case alone, with the CPU time each party spends per entry:
+ * the log service process, the PostgreSQL backends serving its database
+ * (from /proc, so the server must run on this machine) and this process, the
+ * subscriber. On a machine where they share the cores, their sum per entry
+ * bounds the rate.
+ */
+export async function logCatchup(options: LogCatchupOptions): Promise<void> {
+  const { entries: total, rounds } = options;
+  const { service, database } = await startBenchLogService("catchup");
+  auth.set("authorization", `Bearer ${await benchToken(["admin"])}`);
+  const address = `127.0.0.1:${service.grpcPort}`;
+  const log = new LogClient(address, grpc.credentials.createInsecure()) as unknown as LogStub;
+  const rawLog = new RawSubscribeClient(address, grpc.credentials.createInsecure()) as unknown as RawSubscribeStub;
+  const admin = new pg.Client({ connectionString: database.url });
+  await admin.connect();
+  try {
+    for (let first = 0; first < total; first += 1000) {
+      await unary(log, "appendBatch", { logId: "bench-catchup", entries: Array.from({ length: Math.min(1000, total - first) }, (_, i) => entryInput(first + i)) });
+    }
+    const { consumeRate } = await jetStreamRates(total);
+    // The service's pool connections: the backends whose CPU time the reads cost.
+    const backendCpu = async () => {
+      const { rows } = await admin.query<{ pid: number }>("select pid from pg_stat_activity where datname = current_database() and application_name = 'annals'");
+      return new Map(rows.map(({ pid }) => [pid, processCpuSeconds(pid)]));
+    };
+    const rows: string[][] = [];
+    const measure = async (label: string, run: () => Promise<number>) => {
+      const backendsBefore = await backendCpu();
+      const serviceBefore = processCpuSeconds(service.pid);
+      const clientBefore = process.cpuUsage();
+      const rate = await run();
+      const client = process.cpuUsage(clientBefore);
+      const serviceUs = ((processCpuSeconds(service.pid) - serviceBefore) * 1e6) / total;
+      let backendSeconds = 0;
+      for (const [pid, cpu] of await backendCpu()) backendSeconds += cpu - (backendsBefore.get(pid) ?? 0);
+      const postgresUs = (backendSeconds * 1e6) / total;
+      const clientUs = (client.user + client.system) / total;
+      const sum = serviceUs + postgresUs + clientUs;
+      rows.push([label, rate.toFixed(0), (rate / consumeRate).toFixed(2), serviceUs.toFixed(1), postgresUs.toFixed(1), clientUs.toFixed(1), sum.toFixed(1), ((2 * 1e6) / sum).toFixed(0)]);
+    };
+    let frames: Buffer[] = [];
+    for (let round = 0; round < rounds; round++) {
+      await measure("one entry frame per entry", () => catchUp(log, "bench-catchup", total, 0));
+      await measure("max_entries_per_frame 1000", () => catchUp(log, "bench-catchup", total, 1000));
+      await measure("entry frames, not decoded", async () => {
+        const raw = await catchUpRaw(rawLog, "bench-catchup", total);
+        frames = raw.frames;
+        return raw.rate;
+      });
+    }
+    const clientBefore = process.cpuUsage();
+    for (const frame of frames) fromBinary(logV1.SubscribeResponseSchema, frame);
+    const decode = process.cpuUsage(clientBefore);
+    console.log(
+      `Subscribe catch-up alone: ${total} entries written with AppendBatch, read from seq 1 to the caught-up marker by one\n` +
+        `grpc-js subscriber in this process, ${rounds} rounds; baseline = a JetStream ordered consumer reading ${total} stored\n` +
+        `messages of the same JSON (${consumeRate.toFixed(0)} msgs/s). CPU µs per entry (user + system) of the log service process,\n` +
+        "of the PostgreSQL backends of its pool and of this process; bound = entries/s if those µs filled 2 cores.\n" +
+        `The subscriber's protobuf-es decoding alone (fromBinary of the undecoded frames): ${((decode.user + decode.system) / total).toFixed(1)} µs/entry.`,
+    );
+    console.log(formatTable(["reader", "entries/s", "ratio", "service µs", "postgres µs", "client µs", "sum µs", "bound/s"], rows) + "\n");
+  } finally {
+    log.close();
+    rawLog.close();
+    await admin.end();
+    await service.stop();
+    await database.drop();
+  }
 }

@@ -5,7 +5,7 @@ import { logV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
 import { encodedEntriesFrames, encodedEntryFrame, encodeEntry } from "./entry-encoding.js";
 import { entryMessage, type EntryLog } from "./entry-mapping.js";
-import type { EntryRow } from "./store.js";
+import type { EntryRow, EntryWireRow } from "./store.js";
 
 const LOG: EntryLog = { log_id: "orders", chain_log_id: null };
 const MIRROR: EntryLog = { log_id: "mirror-of-orders", chain_log_id: "orders" };
@@ -65,6 +65,23 @@ const ROWS: EntryRow[] = [
   { ...row(12), seq: 9223372036854775807n, payload: { n: -0 } },
 ];
 
+/**
+ * A row as the wire encoder reads it, its JSON as text: compact, or laid out
+ * with whitespace (jsonb prints `{"a": 1, "b": [2, 3]}`).
+ */
+function stored(entryRow: EntryRow, space?: string): EntryWireRow {
+  return {
+    ...entryRow,
+    payload: entryRow.payload === null ? null : JSON.stringify(entryRow.payload, null, space),
+    metadata: JSON.stringify(entryRow.metadata, null, space),
+  };
+}
+
+/** The row the reflective path reads from the same text (JSON.parse turns -0 into 0, as the database does). */
+function parsed(wireRow: EntryWireRow): EntryRow {
+  return { ...wireRow, payload: wireRow.payload === null ? null : (JSON.parse(wireRow.payload) as EntryRow["payload"]), metadata: JSON.parse(wireRow.metadata) as Record<string, string> };
+}
+
 /** How the gRPC listener encodes a Subscribe response. */
 const serializeOnGrpc = grpcServiceDefinition(logV1.LogService)["subscribe"]!.responseSerialize as (response: logV1.SubscribeResponse) => Buffer;
 
@@ -73,20 +90,33 @@ function reflective(log: EntryLog, entryRow: EntryRow): Uint8Array {
 }
 
 describe("entry encoding", () => {
-  test("an entry's bytes are those of the reflective encoding of entryMessage, for every kind of row", () => {
+  test("an entry's bytes are those of the reflective encoding of entryMessage, for every kind of row and JSON layout", () => {
     for (const log of [LOG, MIRROR]) {
-      for (const entryRow of ROWS) {
-        const expected = reflective(log, entryRow);
-        const { bytes } = encodeEntry(log, entryRow);
-        assert.deepEqual(Buffer.from(bytes).toString("hex"), Buffer.from(expected).toString("hex"), `seq ${entryRow.seq} of ${log.log_id}`);
-        assert.ok(equals(logV1.EntrySchema, fromBinary(logV1.EntrySchema, bytes), entryMessage(log, entryRow)), `seq ${entryRow.seq} decodes to the same message`);
+      for (const space of [undefined, " ", "\t"]) {
+        for (const wireRow of ROWS.map((entryRow) => stored(entryRow, space))) {
+          const entryRow = parsed(wireRow);
+          const expected = reflective(log, entryRow);
+          const { bytes } = encodeEntry(log, wireRow);
+          assert.deepEqual(Buffer.from(bytes).toString("hex"), Buffer.from(expected).toString("hex"), `seq ${entryRow.seq} of ${log.log_id}`);
+          assert.ok(equals(logV1.EntrySchema, fromBinary(logV1.EntrySchema, bytes), entryMessage(log, entryRow)), `seq ${entryRow.seq} decodes to the same message`);
+        }
       }
     }
   });
 
+  test("integer-like keys come first in ascending order, at every depth, as JavaScript iterates JSON.parse's objects", () => {
+    const payload = '{"b": 1, "10": {"z": 0, "3": [{"y": 1, "0": 2}], "1": "x"}, "a": "\\u00e9\\"", "2": null, "4294967295": 3, "01": 4, "4294967294": 5}';
+    const metadata = '{"k": "v", "7": "seven", "": "empty"}';
+    const wireRow: EntryWireRow = { ...stored(row(1)), payload, metadata };
+    const entryRow = parsed(wireRow);
+    assert.deepEqual(Object.keys(entryRow.payload!), ["2", "10", "4294967294", "b", "a", "4294967295", "01"]);
+    assert.deepEqual(Buffer.from(encodeEntry(LOG, wireRow).bytes).toString("hex"), Buffer.from(reflective(LOG, entryRow)).toString("hex"));
+  });
+
   test("an entry frame encodes (and decodes) as the reflective entry frame does, with toBinary and on the gRPC listener", () => {
-    for (const entryRow of ROWS) {
-      const frame = encodedEntryFrame(LOG, entryRow);
+    for (const wireRow of ROWS.map((entryRow) => stored(entryRow))) {
+      const entryRow = parsed(wireRow);
+      const frame = encodedEntryFrame(LOG, wireRow);
       const expected = create(logV1.SubscribeResponseSchema, { frame: { case: "entry", value: entryMessage(LOG, entryRow) } });
       const expectedBytes = Buffer.from(toBinary(logV1.SubscribeResponseSchema, expected));
       const spliced = toBinary(logV1.SubscribeResponseSchema, frame);
@@ -97,9 +127,9 @@ describe("entry encoding", () => {
   });
 
   test("entries frames hold at most perFrame entries, cut early by payload bytes, and decode to the reflective batches", () => {
-    const rows = [...ROWS, ...ROWS.map((r) => ({ ...r, seq: r.seq + 100n }))].filter((r) => r.seq < 1000n);
+    const rows = [...ROWS, ...ROWS.map((r) => ({ ...r, seq: r.seq + 100n }))].filter((r) => r.seq < 1000n).map((r) => parsed(stored(r)));
     const decoded = (perFrame: number, maxPayloadBytes: number) =>
-      [...encodedEntriesFrames(LOG, rows, perFrame, maxPayloadBytes)].map((frame) => {
+      [...encodedEntriesFrames(LOG, rows.map((r) => stored(r)), perFrame, maxPayloadBytes)].map((frame) => {
         const bytes = toBinary(logV1.SubscribeResponseSchema, frame);
         assert.deepEqual(Buffer.from(serializeOnGrpc(frame)), Buffer.from(bytes));
         return fromBinary(logV1.SubscribeResponseSchema, bytes);

@@ -4,14 +4,16 @@
 // chunk arrays) took most of the log service's CPU there. This writes the
 // same bytes straight from a stored row: fields in number order, proto3
 // defaults left out, exactly as toBinary(EntrySchema, entryMessage(row))
-// does (entry-encoding.test.ts compares the two byte for byte).
+// does (entry-encoding.test.ts compares the two byte for byte). The row's
+// JSON columns arrive as text and are transcoded to the wire without being
+// parsed into objects (JSON.parse and the garbage of its objects were the
+// next largest costs: bench log-catchup).
 import { create } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
-import type { JsonValue } from "@annals/chain";
 import { logV1 } from "@annals/proto";
 import { withEncoding } from "@annals/runtime";
 import type { EntryLog } from "./entry-mapping.js";
-import type { EntryRow } from "./store.js";
+import type { EntryWireRow } from "./store.js";
 
 /** An entry's wire form and about how many bytes its payload takes in it. */
 export interface EncodedEntry {
@@ -88,26 +90,31 @@ class WireWriter {
   }
 
   string(value: string): void {
+    this.stringRange(value, 0, value.length);
+  }
+
+  /** The UTF-8 of `source` from `from` to `to` (UTF-16 indices), as a length-delimited value. */
+  stringRange(source: string, from: number, to: number): void {
     const start = this.beginLength();
-    this.reserve(value.length * 3);
+    const length = to - from;
+    this.reserve(length * 3);
     const buf = this.buf;
-    let pos = this.pos;
+    const pos = this.pos;
     // Short ASCII strings (most keys and ids) are copied here; a call into
     // Buffer#write costs more than the loop.
-    if (value.length <= 64) {
+    if (length <= 64) {
       let i = 0;
-      for (; i < value.length; i++) {
-        const code = value.charCodeAt(i);
+      for (; i < length; i++) {
+        const code = source.charCodeAt(from + i);
         if (code >= 0x80) break;
         buf[pos + i] = code;
       }
-      if (i === value.length) {
+      if (i === length) {
         this.pos = pos + i;
         return this.endLength(start);
       }
     }
-    pos += buf.write(value, pos, "utf8");
-    this.pos = pos;
+    this.pos = pos + buf.write(from === 0 && to === source.length ? source : source.slice(from, to), pos, "utf8");
     this.endLength(start);
   }
 
@@ -198,7 +205,7 @@ function int64Field(w: WireWriter, fieldTag: number, value: bigint): void {
 }
 
 /** Writes an Entry's fields; returns how many bytes its payload took. */
-function writeEntry(w: WireWriter, log: EntryLog, row: EntryRow): number {
+function writeEntry(w: WireWriter, log: EntryLog, row: EntryWireRow): number {
   stringField(w, ENTRY_LOG_ID, log.log_id);
   int64Field(w, ENTRY_SEQ, row.seq);
   stringField(w, ENTRY_UUID, row.uuid);
@@ -207,7 +214,7 @@ function writeEntry(w: WireWriter, log: EntryLog, row: EntryRow): number {
   if (row.payload !== null) {
     w.varint(ENTRY_PAYLOAD);
     const start = w.beginLength();
-    writeStruct(w, row.payload);
+    transcoder.writeObject(w, row.payload, STRUCT_FIELD, true);
     payloadBytes = w.pos - start;
     w.endLength(start);
   }
@@ -217,15 +224,7 @@ function writeEntry(w: WireWriter, log: EntryLog, row: EntryRow): number {
     w.double(row.sim_time);
   }
   int64Field(w, ENTRY_WALL_TIME_US, row.wall_time_us);
-  for (const key of Object.keys(row.metadata)) {
-    w.varint(ENTRY_METADATA);
-    const start = w.beginLength();
-    w.varint(KEY);
-    w.string(key);
-    w.varint(VALUE);
-    w.string(row.metadata[key]!);
-    w.endLength(start);
-  }
+  if (row.metadata !== "{}") transcoder.writeObject(w, row.metadata, ENTRY_METADATA, false);
   stringField(w, ENTRY_REQUEST_ID, row.req_id ?? "");
   stringField(w, ENTRY_PAYLOAD_DIGEST, row.payload_digest);
   stringField(w, ENTRY_PREV_CHECKSUM, row.prev_checksum);
@@ -247,62 +246,186 @@ function writeEntry(w: WireWriter, log: EntryLog, row: EntryRow): number {
   return payloadBytes;
 }
 
-/** A Struct's fields: map<string, Value>, in the object's key order (as protobuf-es iterates it). */
-function writeStruct(w: WireWriter, object: { [key: string]: JsonValue }): void {
-  for (const key of Object.keys(object)) {
-    w.varint(STRUCT_FIELD);
-    const start = w.beginLength();
-    w.varint(KEY);
-    w.string(key);
-    w.varint(VALUE);
-    const value = w.beginLength();
-    writeValue(w, object[key]!);
-    w.endLength(value);
-    w.endLength(start);
-  }
-}
-
-function writeValue(w: WireWriter, value: JsonValue): void {
-  switch (typeof value) {
-    case "number":
-      w.varint(VALUE_NUMBER);
-      w.double(value);
-      return;
-    case "string":
-      w.varint(VALUE_STRING);
-      w.string(value);
-      return;
-    case "boolean":
-      w.varint(VALUE_BOOL);
-      w.varint(value ? 1 : 0);
-      return;
-  }
-  if (value === null) {
-    w.varint(VALUE_NULL);
-    w.varint(0);
-  } else if (Array.isArray(value)) {
-    w.varint(VALUE_LIST);
-    const start = w.beginLength();
-    for (const item of value) {
-      w.varint(LIST_VALUE);
-      const itemStart = w.beginLength();
-      writeValue(w, item);
-      w.endLength(itemStart);
-    }
-    w.endLength(start);
-  } else {
-    w.varint(VALUE_STRUCT);
-    const start = w.beginLength();
-    writeStruct(w, value);
-    w.endLength(start);
-  }
-}
-
 /** One writer per process: encoding is synchronous, so no two callers share it at once. */
 const writer = new WireWriter();
 
+/**
+ * Writes the fields of a JSON object read as text (PostgreSQL's jsonb
+ * output) straight to the wire, as writing JSON.parse(text) would, without
+ * building the object: a Struct's fields (`struct`) or a map<string,
+ * string>'s entries (metadata). `text` is valid JSON, as jsonb prints it.
+ */
+class JsonTranscoder {
+  private w = writer;
+  private text = "";
+  private at = 0;
+
+  /** The object `text` as repeated `fieldTag` map entries: Struct fields when `struct`, else string values. */
+  writeObject(w: WireWriter, text: string, fieldTag: number, struct: boolean): void {
+    this.w = w;
+    this.text = text;
+    this.at = 0;
+    this.object(fieldTag, struct);
+  }
+
+  private object(fieldTag: number, struct: boolean): void {
+    const w = this.w;
+    const text = this.text;
+    const objectStart = w.pos;
+    // Field regions of integer-like keys, which JavaScript objects iterate first (see reorder).
+    let indexFields: { index: number; from: number; to: number }[] | undefined;
+    this.at++; // {
+    for (;;) {
+      const next = this.skipSpace();
+      if (next === 0x7d /* } */) break;
+      if (next === 0x2c /* , */) {
+        this.at++;
+        this.skipSpace();
+      }
+      const fieldStart = w.pos;
+      w.varint(fieldTag);
+      const entry = w.beginLength();
+      w.varint(KEY);
+      const keyFrom = this.at + 1;
+      this.string();
+      const index = arrayIndex(text, keyFrom, this.at - 1);
+      this.skipSpace();
+      this.at++; // :
+      this.skipSpace();
+      w.varint(VALUE);
+      if (struct) {
+        const value = w.beginLength();
+        this.value();
+        w.endLength(value);
+      } else {
+        this.string();
+      }
+      w.endLength(entry);
+      if (index >= 0) (indexFields ??= []).push({ index, from: fieldStart, to: w.pos });
+    }
+    this.at++; // }
+    if (indexFields) reorder(w, objectStart, indexFields);
+  }
+
+  private value(): void {
+    const w = this.w;
+    const c = this.text.charCodeAt(this.at);
+    if (c === 0x22 /* " */) {
+      w.varint(VALUE_STRING);
+      this.string();
+    } else if (c === 0x7b /* { */) {
+      w.varint(VALUE_STRUCT);
+      const start = w.beginLength();
+      this.object(STRUCT_FIELD, true);
+      w.endLength(start);
+    } else if (c === 0x5b /* [ */) {
+      w.varint(VALUE_LIST);
+      const start = w.beginLength();
+      this.at++;
+      for (;;) {
+        const next = this.skipSpace();
+        if (next === 0x5d /* ] */) break;
+        if (next === 0x2c /* , */) {
+          this.at++;
+          this.skipSpace();
+        }
+        w.varint(LIST_VALUE);
+        const item = w.beginLength();
+        this.value();
+        w.endLength(item);
+      }
+      this.at++;
+      w.endLength(start);
+    } else if (c === 0x74 /* t */ || c === 0x66 /* f */) {
+      w.varint(VALUE_BOOL);
+      w.varint(c === 0x74 ? 1 : 0);
+      this.at += c === 0x74 ? 4 : 5;
+    } else if (c === 0x6e /* n */) {
+      w.varint(VALUE_NULL);
+      w.varint(0);
+      this.at += 4;
+    } else {
+      const from = this.at;
+      while (isNumberChar(this.text.charCodeAt(this.at))) this.at++;
+      w.varint(VALUE_NUMBER);
+      // Number() reads a JSON number to the same double as JSON.parse.
+      w.double(Number(this.text.slice(from, this.at)));
+    }
+  }
+
+  /** A JSON string at `at` (its opening quote), written as a length-delimited UTF-8 value. */
+  private string(): void {
+    const text = this.text;
+    const from = this.at + 1;
+    let at = from;
+    let escaped = false;
+    for (;;) {
+      const c = text.charCodeAt(at);
+      if (c === 0x22 /* " */) break;
+      if (c === 0x5c /* \ */) {
+        escaped = true;
+        at++;
+      }
+      at++;
+    }
+    this.at = at + 1;
+    if (escaped) this.w.string(JSON.parse(text.slice(from - 1, at + 1)) as string);
+    else this.w.stringRange(text, from, at);
+  }
+
+  /** Skips whitespace; returns the character code it stopped at. */
+  private skipSpace(): number {
+    let c = this.text.charCodeAt(this.at);
+    while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = this.text.charCodeAt(++this.at);
+    return c;
+  }
+}
+
+function isNumberChar(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2b || c === 0x2e || c === 0x65 || c === 0x45;
+}
+
+/** The array index a key of text[from, to) names (a canonical integer below 2^32 − 1), else -1. */
+function arrayIndex(text: string, from: number, to: number): number {
+  const first = text.charCodeAt(from);
+  if (first < 0x30 || first > 0x39 || to - from > 10 || (first === 0x30 && to - from > 1)) return -1;
+  let value = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return -1;
+    value = value * 10 + (c - 0x30);
+  }
+  return value < 4294967295 ? value : -1;
+}
+
+/**
+ * Moves the fields of integer-like keys to the front of an object written
+ * from `objectStart`, in ascending order: a JavaScript object (JSON.parse's,
+ * which protobuf-es iterates) puts them before all other keys, whatever the
+ * text order.
+ */
+function reorder(w: WireWriter, objectStart: number, indexFields: { index: number; from: number; to: number }[]): void {
+  const written = w.copy(objectStart);
+  const at = (position: number) => position - objectStart;
+  w.pos = objectStart;
+  const put = (from: number, to: number) => {
+    written.copy(w.buf, w.pos, at(from), at(to));
+    w.pos += to - from;
+  };
+  for (const field of [...indexFields].sort((a, b) => a.index - b.index)) put(field.from, field.to);
+  let from = objectStart;
+  for (const field of indexFields) {
+    put(from, field.from);
+    from = field.to;
+  }
+  put(from, objectStart + written.length);
+}
+
+/** One transcoder per process, for the same reason. */
+const transcoder = new JsonTranscoder();
+
 /** The wire form of entryMessage(log, row). */
-export function encodeEntry(log: EntryLog, row: EntryRow): EncodedEntry {
+export function encodeEntry(log: EntryLog, row: EntryWireRow): EncodedEntry {
   writer.pos = 0;
   const payloadBytes = writeEntry(writer, log, row);
   return { bytes: writer.copy(0), payloadBytes };
@@ -325,7 +448,7 @@ function splicedFrame(fieldNo: number, frame: Buffer): logV1.SubscribeResponse {
 }
 
 /** An `entry` frame of entryMessage(log, row), pre-encoded for a binary client. */
-export function encodedEntryFrame(log: EntryLog, row: EntryRow): logV1.SubscribeResponse {
+export function encodedEntryFrame(log: EntryLog, row: EntryWireRow): logV1.SubscribeResponse {
   writer.pos = 0;
   writer.varint(FRAME_ENTRY_TAG);
   const start = writer.beginLength();
@@ -338,28 +461,40 @@ export function encodedEntryFrame(log: EntryLog, row: EntryRow): logV1.Subscribe
  * `entries` frames of the rows' entries for a binary client: at most
  * `perFrame` entries and about `maxPayloadBytes` of payload each (an entry
  * larger than that goes alone), as subscription.ts cuts reflective frames.
+ * Each entry is written into its frame in place.
  */
-export function* encodedEntriesFrames(log: EntryLog, rows: readonly EntryRow[], perFrame: number, maxPayloadBytes: number): Generator<logV1.SubscribeResponse> {
+export function* encodedEntriesFrames(log: EntryLog, rows: readonly EntryWireRow[], perFrame: number, maxPayloadBytes: number): Generator<logV1.SubscribeResponse> {
   const frame = new WireWriter();
-  frame.varint(FRAME_ENTRIES_TAG);
-  let start = frame.beginLength();
+  let start = 0;
   let count = 0;
   let bytes = 0;
+  const begin = () => {
+    frame.pos = 0;
+    frame.varint(FRAME_ENTRIES_TAG);
+    start = frame.beginLength();
+    count = 0;
+    bytes = 0;
+  };
+  begin();
   for (const row of rows) {
-    const entry = encodeEntry(log, row);
-    if (count > 0 && (count === perFrame || bytes + entry.payloadBytes > maxPayloadBytes)) {
+    const entryAt = frame.pos;
+    frame.varint(BATCH_ENTRY);
+    const entryStart = frame.beginLength();
+    const payloadBytes = writeEntry(frame, log, row);
+    frame.endLength(entryStart);
+    if (count > 0 && (count === perFrame || bytes + payloadBytes > maxPayloadBytes)) {
+      // The frame ends before this entry, which starts the next one.
+      const entry = frame.copy(entryAt);
+      frame.pos = entryAt;
       frame.endLength(start);
       yield splicedFrame(FRAME_ENTRIES, frame.copy(0));
-      frame.pos = 0;
-      frame.varint(FRAME_ENTRIES_TAG);
-      start = frame.beginLength();
-      count = 0;
-      bytes = 0;
+      begin();
+      frame.reserve(entry.length);
+      frame.buf.set(entry, frame.pos);
+      frame.pos += entry.length;
     }
-    frame.varint(BATCH_ENTRY);
-    frame.bytes(entry.bytes);
     count++;
-    bytes += entry.payloadBytes;
+    bytes += payloadBytes;
   }
   if (count > 0) {
     frame.endLength(start);

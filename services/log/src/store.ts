@@ -48,6 +48,17 @@ export interface EntryRow {
   redaction_reason: string | null;
 }
 
+/**
+ * A stored row as the wire encoder reads it (entry-encoding.ts): the JSON
+ * columns as PostgreSQL prints them, which it transcodes without parsing.
+ */
+export interface EntryWireRow extends Omit<EntryRow, "payload" | "metadata"> {
+  /** The JSON payload's text; null when the payload is binary or was redacted. */
+  payload: string | null;
+  /** The metadata object's text. */
+  metadata: string;
+}
+
 /** A row to insert; a JSON payload is already canonical JSON text ("null" for a binary or a redacted one). */
 export interface NewEntryRow extends Omit<EntryRow, "payload" | "redacted_by_seq" | "redaction_reason"> {
   payloadJson: string;
@@ -57,6 +68,8 @@ const HEAD_COLUMNS = `log_id, origin, origin_node, chain_log_id, created_at, las
   checkpoint_seq, checkpoint_checksum, last_wall_time_us, redacted_count, tree_edge`;
 const ENTRY_COLUMNS = `seq, uuid::text as uuid, kind, source_id, sim_time, wall_time_us, req_id, metadata, payload,
   content_type, binary_payload, payload_digest, prev_checksum, checksum, redacted_by_seq, redaction_reason`;
+const ENTRY_WIRE_COLUMNS = `seq, uuid::text as uuid, kind, source_id, sim_time, wall_time_us, req_id, metadata::text as metadata,
+  payload::text as payload, content_type, binary_payload, payload_digest, prev_checksum, checksum, redacted_by_seq, redaction_reason`;
 
 /** encodeRightEdge of the empty tree: a new log's tree. */
 const EMPTY_TREE_EDGE = Buffer.from(encodeRightEdge(emptyRightEdge()));
@@ -349,6 +362,19 @@ export async function readForward(db: Queryable, logId: string, fromSeq: bigint,
   const { rows } = await db.query<EntryRow>(
     `select ${ENTRY_COLUMNS} from log.entries where log_id = $1 and seq >= $2 and seq <= $3 order by seq limit $4`,
     [logId, fromSeq, toSeq ?? 9223372036854775807n, limit],
+  );
+  return rows;
+}
+
+/** readForward's rows as the wire encoder reads them (their JSON as text). */
+export async function readForwardForWire(db: Queryable, logId: string, fromSeq: bigint, limit: number): Promise<EntryWireRow[]> {
+  // The upper bound is not idle: without it, on a table whose statistics
+  // predate a bulk load, the planner chose a bitmap scan of every entry from
+  // fromSeq on and a sort, per page (32 µs of PostgreSQL CPU per entry at
+  // 30,000 entries, against 3 with it: bench log-catchup).
+  const { rows } = await db.query<EntryWireRow>(
+    `select ${ENTRY_WIRE_COLUMNS} from log.entries where log_id = $1 and seq >= $2 and seq <= $3 order by seq limit $4`,
+    [logId, fromSeq, 9223372036854775807n, limit],
   );
   return rows;
 }

@@ -7,7 +7,7 @@ import type { AppendNotifier, ArmedWait } from "./append-notifier.js";
 import { encodedEntriesFrames, encodedEntryFrame } from "./entry-encoding.js";
 import { entryMessage, type EntryLog } from "./entry-mapping.js";
 import { seqCompacted, seqPastHead } from "./log-errors.js";
-import { getHead, readForward, type EntryRow } from "./store.js";
+import { getHead, readForward, readForwardForWire, type EntryRow, type EntryWireRow } from "./store.js";
 import { payloadBytes } from "./reads.js";
 import { tileReader } from "./merkle-tree.js";
 import { rightEdgeFromTiles } from "@annals/chain";
@@ -73,7 +73,7 @@ export async function* subscription(options: SubscriptionOptions): AsyncGenerato
     let caughtUp = false;
     // The next page is read while this one is sent (its rows are already
     // there when the client has taken this page), armed like any read.
-    let pending = readPage(db, notifier, logId, cursor);
+    let pending = readPage(db, notifier, logId, cursor, options.binaryWire);
     try {
       while (!signal.aborted) {
         const { armed } = pending;
@@ -87,7 +87,7 @@ export async function* subscription(options: SubscriptionOptions): AsyncGenerato
         const fullPage = rows.length === PAGE;
         if (fullPage) {
           armed.cancel();
-          pending = readPage(db, notifier, logId, rows.at(-1)!.seq + 1n);
+          pending = readPage(db, notifier, logId, rows.at(-1)!.seq + 1n, options.binaryWire);
         }
         const matching = rows.filter((row) => filter.matches(row.kind));
         if (rows.length > 0) cursor = rows.at(-1)!.seq + 1n;
@@ -101,7 +101,7 @@ export async function* subscription(options: SubscriptionOptions): AsyncGenerato
         const woke = await waitForWake(armed.appended, options.heartbeatMs, signal);
         armed.cancel();
         if (woke === "heartbeat") yield await heartbeat(db, logId, cursor - 1n);
-        pending = readPage(db, notifier, logId, cursor);
+        pending = readPage(db, notifier, logId, cursor, options.binaryWire);
       }
     } finally {
       pending.armed.cancel();
@@ -111,10 +111,16 @@ export async function* subscription(options: SubscriptionOptions): AsyncGenerato
   }
 }
 
+/**
+ * Rows of a page: as the wire encoder reads them (their JSON as text, never
+ * parsed) for a binary client, else as entryMessage maps them.
+ */
+type PageRow = EntryWireRow | EntryRow;
+
 /** A page read from `fromSeq`, with the wait armed before it (see subscription's comment). */
-function readPage(db: Database, notifier: AppendNotifier, logId: string, fromSeq: bigint): { armed: ArmedWait; rows: Promise<EntryRow[]> } {
+function readPage(db: Database, notifier: AppendNotifier, logId: string, fromSeq: bigint, binaryWire: boolean): { armed: ArmedWait; rows: Promise<PageRow[]> } {
   const armed = notifier.arm(logId);
-  const rows = readForward(db, logId, fromSeq, PAGE);
+  const rows: Promise<PageRow[]> = binaryWire ? readForwardForWire(db, logId, fromSeq, PAGE) : readForward(db, logId, fromSeq, PAGE);
   // A prefetched read may fail before it is awaited, or never be awaited when
   // the stream ends first: it must not count as an unhandled rejection. It
   // still throws where it is awaited.
@@ -138,12 +144,15 @@ const MAX_FRAME_PAYLOAD_BYTES = 1024 * 1024;
  * batches: at most `perFrame` entries and about MAX_FRAME_PAYLOAD_BYTES of
  * payload each (an entry larger than that goes alone).
  */
-function* entryFrames(log: EntryLog, rows: readonly EntryRow[], perFrame: number, binaryWire: boolean): Generator<logV1.SubscribeResponse> {
+function* entryFrames(log: EntryLog, pageRows: readonly PageRow[], perFrame: number, binaryWire: boolean): Generator<logV1.SubscribeResponse> {
   if (binaryWire) {
+    // readPage read them for the wire.
+    const rows = pageRows as readonly EntryWireRow[];
     if (perFrame === 0) for (const row of rows) yield encodedEntryFrame(log, row);
     else yield* encodedEntriesFrames(log, rows, perFrame, MAX_FRAME_PAYLOAD_BYTES);
     return;
   }
+  const rows = pageRows as readonly EntryRow[];
   if (perFrame === 0) {
     for (const row of rows) yield frame({ case: "entry", value: entryMessage(log, row) });
     return;
