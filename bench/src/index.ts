@@ -11,8 +11,17 @@ import { verifiableLog } from "./verifiable-log.js";
 
 const SUITES: Record<string, () => Promise<void>> = {
   "rpc-overhead": () => rpcOverhead({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500 }),
+  // ANNALS_BENCH_LOG_APPEND_CASES=bulk,nats runs those cases only; ANNALS_BENCH_LOG_BULK_ENTRIES sets how many entries they write.
   "log-append": () =>
-    logAppend({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500, bulkEntries: 100_000, latencyRate: 500, latencySeconds: 10 }),
+    logAppend({
+      concurrencies: [1, 16, 64],
+      durationMs: 3000,
+      warmupMs: 500,
+      bulkEntries: Number(process.env.ANNALS_BENCH_LOG_BULK_ENTRIES ?? 100_000),
+      latencyRate: 500,
+      latencySeconds: 10,
+      cases: process.env.ANNALS_BENCH_LOG_APPEND_CASES?.split(","),
+    }),
   // Conditional appends (issue 18) against plain Append.
   "log-conditions": () =>
     logConditions({ callers: 64, rounds: 3, durationMs: 4000, warmupMs: 500, bigLogEntries: Number(process.env.ANNALS_BENCH_CONDITION_LOG_ENTRIES ?? 1_000_000), kinds: 20, sources: 100 }),

@@ -12,6 +12,7 @@ import { grpcServiceDefinition } from "@annals/runtime";
 import { startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
 import { createBenchDatabase } from "./bench-database.js";
 import { BENCH_SECRET, benchToken } from "./bench-token.js";
+import { processCpuSeconds } from "./process-cpu.js";
 import { formatTable } from "./table.js";
 
 export interface FanoutBenchOptions {
@@ -151,12 +152,6 @@ class Deliveries {
     const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
     return { rate, expected, delivered: this.count, p50: q(0.5), p99: q(0.99), max: sorted.at(-1) ?? NaN, ended };
   }
-}
-
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function rssBytes(pid: number): number {
@@ -361,7 +356,7 @@ async function annalsSide(streamService: ServiceProcess, producer: ReturnType<ty
     producer.appended += BigInt(rate * seconds);
     const endedBefore = ended;
     const deliveries = current;
-    const cpuBefore = cpuSeconds(streamService.pid);
+    const cpuBefore = processCpuSeconds(streamService.pid);
     const started = now();
     const appends: Promise<void>[] = [];
     await paced(rate, seconds, (count, first) => {
@@ -382,7 +377,7 @@ async function annalsSide(streamService: ServiceProcess, producer: ReturnType<ty
     const deadline = now() + 10_000;
     while (deliveries.count < expected && now() < deadline) await sleep(50);
     const elapsed = (now() - started) / 1000;
-    const used = cpuSeconds(streamService.pid) - cpuBefore;
+    const used = processCpuSeconds(streamService.pid) - cpuBefore;
     const result = deliveries.summary(rate, expected, 0);
     // The run ends quiet: its backlog delivered or given up (within a minute); streams it ended count for it.
     for (const deadline = now() + 60_000; now() - lastReceivedAt < 1000 && now() < deadline; ) await sleep(100);

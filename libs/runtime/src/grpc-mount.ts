@@ -1,10 +1,11 @@
 import { once, type EventEmitter } from "node:events";
 import { X509Certificate } from "node:crypto";
-import { create, fromBinary, isMessage, toBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import { create, isMessage, toBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 import { listenerKey, type PeerCertificate } from "./call-context.js";
+import { fromBinaryWithJson } from "./json-field-decoding.js";
 import { UndecodableRequest } from "./request-check.js";
 import { clip, MAX_ERROR_TEXT } from "./errors.js";
 
@@ -97,7 +98,7 @@ function serializer(schema: DescMessage) {
 function deserializer(schema: DescMessage) {
   return (bytes: Buffer) => {
     try {
-      return fromBinary(schema, bytes);
+      return fromBinaryWithJson(schema, bytes);
     } catch (error) {
       return new UndecodableRequest(error);
     }
