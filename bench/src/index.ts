@@ -11,8 +11,17 @@ import { verifiableLog } from "./verifiable-log.js";
 
 const SUITES: Record<string, () => Promise<void>> = {
   "rpc-overhead": () => rpcOverhead({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500 }),
+  // ANNALS_BENCH_LOG_APPEND_CASES=bulk,nats runs those cases only; ANNALS_BENCH_LOG_BULK_ENTRIES sets how many entries they write.
   "log-append": () =>
-    logAppend({ concurrencies: [1, 16, 64], durationMs: 3000, warmupMs: 500, bulkEntries: 100_000, latencyRate: 500, latencySeconds: 10 }),
+    logAppend({
+      concurrencies: [1, 16, 64],
+      durationMs: 3000,
+      warmupMs: 500,
+      bulkEntries: Number(process.env.ANNALS_BENCH_LOG_BULK_ENTRIES ?? 100_000),
+      latencyRate: 500,
+      latencySeconds: 10,
+      cases: process.env.ANNALS_BENCH_LOG_APPEND_CASES?.split(","),
+    }),
   // The Subscribe catch-up row of log-append alone, with CPU µs per entry of each process.
   "log-catchup": () =>
     logCatchup({ entries: Number(process.env.ANNALS_BENCH_CATCHUP_ENTRIES ?? 100_000), rounds: Number(process.env.ANNALS_BENCH_CATCHUP_ROUNDS ?? 2) }),

@@ -4,6 +4,7 @@
 // baselines measured in the same run: a no-op RPC on the same server, raw
 // multi-row INSERTs with `pg`, and NATS JetStream on 127.0.0.1:4222.
 import { randomBytes, randomUUID } from "node:crypto";
+import { availableParallelism } from "node:os";
 import * as grpc from "@grpc/grpc-js";
 import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { connect as connectNats } from "@nats-io/transport-node";
@@ -16,7 +17,7 @@ import { runLoad } from "./load.js";
 import { formatTable } from "./table.js";
 import { LOG_SERVICE_SCRIPT, startBenchLogService, startLogServiceProcess } from "./log-service.js";
 import { startRoundTripRelay } from "./pg-round-trips.js";
-import { processCpuSeconds } from "./process-cpu.js";
+import { backendCpuSecondsDuring, processCpuSeconds } from "./process-cpu.js";
 
 export interface LogBenchOptions {
   concurrencies: number[];
@@ -27,6 +28,12 @@ export interface LogBenchOptions {
   /** Appends per second and seconds of the latency case. */
   latencyRate: number;
   latencySeconds: number;
+  /**
+   * The cases to run, of unary, bulk, nats, catch-up, latency, round-trips
+   * (default all); nats compares with bulk's AppendStream figure and catch-up
+   * reads what bulk wrote, against nats's consumer.
+   */
+  cases?: readonly string[];
 }
 
 const LogClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(logV1.LogService), "LogService");
@@ -85,13 +92,14 @@ export async function logAppend(options: LogBenchOptions): Promise<void> {
     `log-append: the log service process (${LOG_SERVICE_SCRIPT}, JWT auth) on PostgreSQL database ${database.name} at ${database.host},\n` +
       "grpc-js clients in the bench process over one HTTP/2 connection; payloads of ~200 bytes of JSON.\n",
   );
+  const runs = (name: string) => options.cases === undefined || options.cases.includes(name);
   try {
-    await unaryCase(log, diag, options);
-    const streamRate = await bulkCase(log, raw, options);
-    const jetStreamConsumeRate = await natsCase(options, streamRate);
-    await catchUpCase(log, rawLog, options, jetStreamConsumeRate);
-    await latencyCase(log, options);
-    await roundTripCase(database.url, options);
+    if (runs("unary")) await unaryCase(log, diag, options);
+    const streamRate = runs("bulk") ? await bulkCase(log, raw, { pid: service.pid, httpPort: service.httpPort, database: database.name }, options) : NaN;
+    const jetStreamConsumeRate = runs("nats") ? await natsCase(options, streamRate) : NaN;
+    if (runs("catch-up")) await catchUpCase(log, rawLog, options, jetStreamConsumeRate);
+    if (runs("latency")) await latencyCase(log, options);
+    if (runs("round-trips")) await roundTripCase(database.url, options);
   } finally {
     log.close();
     rawLog.close();
@@ -121,44 +129,87 @@ async function unaryCase(log: LogStub, diag: { ping: Unary }, options: LogBenchO
   console.log(formatTable(["call", "callers", "calls/s", "p50 ms", "p99 ms", "errors", "ratio"], rows) + "\n");
 }
 
+/**
+ * What one bulk writer cost: entries/s, the log service's group commits, and
+ * CPU µs per entry of the bench process, the log service process and
+ * PostgreSQL's backends.
+ */
+interface BulkRun {
+  rate: number;
+  groups: number;
+  clientUs: number;
+  serviceUs: number;
+  postgresUs: number;
+}
+
 /** AppendBatch and AppendStream against raw multi-row INSERTs of the same rows; returns AppendStream entries/s. */
-async function bulkCase(log: LogStub, raw: pg.Client, options: LogBenchOptions): Promise<number> {
+async function bulkCase(log: LogStub, raw: pg.Client, server: { pid: number; httpPort: number; database: string }, options: LogBenchOptions): Promise<number> {
   const total = options.bulkEntries;
   console.log(
     `Bulk appends: ${total} entries each way. Baseline = raw multi-row INSERT with pg of 1,000 precomputed rows per\n` +
       "statement (autocommit) into a copy of log.entries with the same indexes (the storage limit: no sequencing,\n" +
-      "hashing, idempotency check or RPC). ratio = entries/s ÷ raw INSERT rows/s.",
+      "hashing, idempotency check or RPC). ratio = entries/s ÷ raw INSERT rows/s. CPU µs per entry: of this bench\n" +
+      "process (client), the log service process (/proc) and the PostgreSQL backends of the bench database (/proc);\n" +
+      "cores limit = entries/s at which their sum fills the machine's cores.",
   );
   await raw.query("create table public.raw_entries (like log.entries including all)");
+  const measure = async (write: () => Promise<void>): Promise<BulkRun> => {
+    const groups = await groupCommits(server.httpPort);
+    const client = process.cpuUsage();
+    const service = processCpuSeconds(server.pid);
+    const started = performance.now();
+    const postgres = await backendCpuSecondsDuring(raw, server.database, write);
+    const seconds = (performance.now() - started) / 1000;
+    const { user, system } = process.cpuUsage(client);
+    return {
+      rate: total / seconds,
+      groups: (await groupCommits(server.httpPort)) - groups,
+      clientUs: (user + system) / total,
+      serviceUs: ((processCpuSeconds(server.pid) - service) * 1e6) / total,
+      postgresUs: (postgres * 1e6) / total,
+    };
+  };
   const columns = ["log_id", "seq", "uuid", "kind", "source_id", "sim_time", "wall_time_us", "req_id", "metadata", "payload", "payload_digest", "prev_checksum", "checksum"];
-  let started = performance.now();
-  for (let first = 1; first <= total; first += 1000) {
-    const values: unknown[] = [];
-    const tuples: string[] = [];
-    for (let seq = first; seq < first + 1000 && seq <= total; seq++) {
-      const row = ["raw", seq, randomUUID(), "bench.order.placed", "bench", null, Date.now() * 1000, null, "{}", JSON.stringify(payload(seq)), hex(), hex(), hex()];
-      tuples.push(`(${row.map((_, i) => `$${values.length + i + 1}`).join(",")})`);
-      values.push(...row);
+  const rawRun = await measure(async () => {
+    for (let first = 1; first <= total; first += 1000) {
+      const values: unknown[] = [];
+      const tuples: string[] = [];
+      for (let seq = first; seq < first + 1000 && seq <= total; seq++) {
+        const row = ["raw", seq, randomUUID(), "bench.order.placed", "bench", null, Date.now() * 1000, null, "{}", JSON.stringify(payload(seq)), hex(), hex(), hex()];
+        tuples.push(`(${row.map((_, i) => `$${values.length + i + 1}`).join(",")})`);
+        values.push(...row);
+      }
+      await raw.query(`insert into public.raw_entries (${columns.join(",")}) values ${tuples.join(",")}`, values);
     }
-    await raw.query(`insert into public.raw_entries (${columns.join(",")}) values ${tuples.join(",")}`, values);
-  }
-  const rawRate = total / ((performance.now() - started) / 1000);
+  });
+  const batchRun = await measure(async () => {
+    for (let first = 0; first < total; first += 1000) {
+      await unary(log, "appendBatch", { logId: "bench-batch", entries: Array.from({ length: Math.min(1000, total - first) }, (_, i) => entryInput(first + i)) });
+    }
+  });
+  const streamRun = await measure(() => appendStream(log, "bench-stream", total, 64));
 
-  started = performance.now();
-  for (let first = 0; first < total; first += 1000) {
-    await unary(log, "appendBatch", { logId: "bench-batch", entries: Array.from({ length: Math.min(1000, total - first) }, (_, i) => entryInput(first + i)) });
-  }
-  const batchRate = total / ((performance.now() - started) / 1000);
+  const runs: [string, BulkRun][] = [
+    ["raw INSERT, 1,000 rows/statement (baseline)", rawRun],
+    ["AppendBatch, 1,000 entries/call", batchRun],
+    ["AppendStream, 64 in flight", streamRun],
+  ];
+  const cores = availableParallelism();
+  const rows = runs.map(([label, run]) => {
+    const cpuUs = run.clientUs + run.serviceUs + run.postgresUs;
+    const cpu = [run.clientUs, run.serviceUs, run.postgresUs, cpuUs].map((us) => us.toFixed(1));
+    const groups = run === rawRun ? "" : String(run.groups);
+    return [label, run.rate.toFixed(0), (run.rate / rawRun.rate).toFixed(2), groups, ...cpu, ((cores * 1e6) / cpuUs).toFixed(0)];
+  });
+  console.log(formatTable(["writer", "entries/s", "ratio", "groups", "client µs", "service µs", "postgres µs", "sum µs", `${cores}-core limit/s`], rows) + "\n");
+  return streamRun.rate;
+}
 
-  started = performance.now();
-  await appendStream(log, "bench-stream", total, 64);
-  const streamRate = total / ((performance.now() - started) / 1000);
-
-  printRates("writer", ["raw INSERT, 1,000 rows/statement (baseline)", rawRate], [
-    ["AppendBatch, 1,000 entries/call", batchRate],
-    ["AppendStream, 64 in flight", streamRate],
-  ]);
-  return streamRate;
+/** How many group commits the log service has made so far (its annals.log.group_commit.entries histogram on /metrics). */
+async function groupCommits(httpPort: number): Promise<number> {
+  const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const count = /^annals_log_group_commit_entries_count(?:\{[^}]*\})? (\d+)/m.exec(metrics);
+  return count ? Number(count[1]) : 0;
 }
 
 /** A table of entries/s with each row's ratio to the baseline (first row). */
@@ -461,21 +512,16 @@ export async function logCatchup(options: LogCatchupOptions): Promise<void> {
       await unary(log, "appendBatch", { logId: "bench-catchup", entries: Array.from({ length: Math.min(1000, total - first) }, (_, i) => entryInput(first + i)) });
     }
     const { consumeRate } = await jetStreamRates(total);
-    // The service's pool connections: the backends whose CPU time the reads cost.
-    const backendCpu = async () => {
-      const { rows } = await admin.query<{ pid: number }>("select pid from pg_stat_activity where datname = current_database() and application_name = 'annals'");
-      return new Map(rows.map(({ pid }) => [pid, processCpuSeconds(pid)]));
-    };
     const rows: string[][] = [];
     const measure = async (label: string, run: () => Promise<number>) => {
-      const backendsBefore = await backendCpu();
       const serviceBefore = processCpuSeconds(service.pid);
       const clientBefore = process.cpuUsage();
-      const rate = await run();
+      let rate = 0;
+      const backendSeconds = await backendCpuSecondsDuring(admin, database.name, async () => {
+        rate = await run();
+      });
       const client = process.cpuUsage(clientBefore);
       const serviceUs = ((processCpuSeconds(service.pid) - serviceBefore) * 1e6) / total;
-      let backendSeconds = 0;
-      for (const [pid, cpu] of await backendCpu()) backendSeconds += cpu - (backendsBefore.get(pid) ?? 0);
       const postgresUs = (backendSeconds * 1e6) / total;
       const clientUs = (client.user + client.system) / total;
       const sum = serviceUs + postgresUs + clientUs;
@@ -498,7 +544,7 @@ export async function logCatchup(options: LogCatchupOptions): Promise<void> {
       `Subscribe catch-up alone: ${total} entries written with AppendBatch, read from seq 1 to the caught-up marker by one\n` +
         `grpc-js subscriber in this process, ${rounds} rounds; baseline = a JetStream ordered consumer reading ${total} stored\n` +
         `messages of the same JSON (${consumeRate.toFixed(0)} msgs/s). CPU µs per entry (user + system) of the log service process,\n` +
-        "of the PostgreSQL backends of its pool and of this process; bound = entries/s if those µs filled 2 cores.\n" +
+        "of the PostgreSQL backends of its database and of this process; bound = entries/s if those µs filled 2 cores.\n" +
         `The subscriber's protobuf-es decoding alone (fromBinary of the undecoded frames): ${((decode.user + decode.system) / total).toFixed(1)} µs/entry.`,
     );
     console.log(formatTable(["reader", "entries/s", "ratio", "service µs", "postgres µs", "client µs", "sum µs", "bound/s"], rows) + "\n");

@@ -3,7 +3,6 @@
 // on servers with no middleware at all.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
@@ -13,6 +12,7 @@ import { diagV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
 import { benchToken } from "./bench-token.js";
 import { runLoad, type LoadResult } from "./load.js";
+import { processCpuSeconds } from "./process-cpu.js";
 import { formatTable } from "./table.js";
 
 type ServerKind = "bare-grpc" | "bare-connect" | "annals-off" | "annals-jwt";
@@ -23,13 +23,6 @@ interface BenchServer {
   /** CPU seconds (user + system) the server process has used so far. */
   cpuSeconds(): number;
   stop(): Promise<void>;
-}
-
-/** utime + stime of a process from /proc, in seconds (Linux; ticks are 1/100 s). */
-function processCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function startBenchServer(kind: ServerKind): Promise<BenchServer> {

@@ -13,6 +13,7 @@ import { startServiceProcess, type ServiceProcess } from "@annals/runtime/testin
 import { createBenchDatabase } from "./bench-database.js";
 import { LOG_SERVICE_SCRIPT } from "./log-service.js";
 import { BENCH_SECRET, benchToken } from "./bench-token.js";
+import { processCpuSeconds } from "./process-cpu.js";
 import { formatTable } from "./table.js";
 
 export interface FanoutBenchOptions {
@@ -182,12 +183,6 @@ class Deliveries {
     const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
     return { rate, expected, delivered: this.count, p50: q(0.5), p99: q(0.99), max: sorted.at(-1) ?? NaN, ended };
   }
-}
-
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function rssBytes(pid: number): number {
@@ -427,8 +422,8 @@ async function annalsSide(streamService: ServiceProcess, logService: ServiceProc
     producer.appended += BigInt(rate * seconds);
     const endedBefore = ended;
     const deliveries = current;
-    const cpuBefore = cpuSeconds(streamService.pid);
-    const logCpuBefore = cpuSeconds(logService.pid);
+    const cpuBefore = processCpuSeconds(streamService.pid);
+    const logCpuBefore = processCpuSeconds(logService.pid);
     const benchCpuBefore = process.cpuUsage();
     const started = now();
     const appends: Promise<void>[] = [];
@@ -450,8 +445,8 @@ async function annalsSide(streamService: ServiceProcess, logService: ServiceProc
     const deadline = now() + 10_000;
     while (deliveries.count < expected && now() < deadline) await sleep(50);
     const elapsed = (now() - started) / 1000;
-    const used = cpuSeconds(streamService.pid) - cpuBefore;
-    const logUsed = cpuSeconds(logService.pid) - logCpuBefore;
+    const used = processCpuSeconds(streamService.pid) - cpuBefore;
+    const logUsed = processCpuSeconds(logService.pid) - logCpuBefore;
     const result = deliveries.summary(rate, expected, 0);
     const frames = deliveries.frames;
     // The run ends quiet: its backlog delivered or given up (within a minute); streams it ended count for it.
@@ -460,7 +455,7 @@ async function annalsSide(streamService: ServiceProcess, logService: ServiceProc
     const benchToQuiet = process.cpuUsage(benchCpuBefore);
     const perDelivery = {
       deliveredToQuiet: deliveries.count,
-      cpuSecondsToQuiet: cpuSeconds(streamService.pid) - cpuBefore,
+      cpuSecondsToQuiet: processCpuSeconds(streamService.pid) - cpuBefore,
       benchCpuSecondsToQuiet: (benchToQuiet.user + benchToQuiet.system) / 1e6,
     };
     return { ...result, ...perDelivery, frames, ended: ended - endedBefore, cpuSeconds: used, seconds: elapsed, logCpuSeconds: logUsed };

@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
 import { canonicalJson, type JsonValue } from "./canonical-json.js";
+import { sha256HexOf } from "./sha256.js";
 
 /** The prev_checksum of a log's first entry: 64 zeros. */
 export const GENESIS_CHECKSUM = "0".repeat(64);
@@ -32,7 +32,7 @@ export interface ChainFields {
 
 /** Lowercase hex SHA-256 of a string's UTF-8 bytes. */
 export function sha256Hex(text: string): string {
-  return createHash("sha256").update(text, "utf8").digest("hex");
+  return sha256HexOf(text);
 }
 
 /** SHA-256 of the payload's canonical JSON; what the chain covers instead of the payload. */
@@ -42,7 +42,7 @@ export function payloadDigest(payload: { [key: string]: JsonValue }): string {
 
 /** SHA-256 (lowercase hex) of a binary payload's bytes. */
 export function binaryPayloadDigest(payload: Uint8Array): string {
-  return createHash("sha256").update(payload).digest("hex");
+  return sha256HexOf(payload);
 }
 
 /**
@@ -67,7 +67,29 @@ export function chainEnvelope(fields: ChainFields): { [key: string]: JsonValue }
   };
 }
 
+/**
+ * The canonical JSON of an entry's envelope, canonicalJson(chainEnvelope(fields)),
+ * written directly: its members in their sorted order, each value as JCS
+ * writes it (strings and numbers as JSON.stringify does; the metadata, a map
+ * of strings, with its keys sorted by UTF-16 code units as JCS sorts them).
+ * Every appended entry is hashed once through this (vectors.test.ts and the
+ * equivalence test in hash-chain.test.ts pin it to the spec).
+ */
+export function canonicalEnvelope(fields: ChainFields): string {
+  if (fields.simTime !== null && !Number.isFinite(fields.simTime)) return canonicalJson(chainEnvelope(fields)); // refused as canonicalJson refuses it
+  const metadataKeys = Object.keys(fields.metadata).sort();
+  let metadata = "";
+  for (const key of metadataKeys) metadata += `${metadata === "" ? "" : ","}${JSON.stringify(key)}:${JSON.stringify(fields.metadata[key])}`;
+  return (
+    `{${fields.contentType === null ? "" : `"content_type":${JSON.stringify(fields.contentType)},`}"kind":${JSON.stringify(fields.kind)},` +
+    `"log_id":${JSON.stringify(fields.logId)},"metadata":{${metadata}},"payload_digest":${JSON.stringify(fields.payloadDigest)},` +
+    `"prev_checksum":${JSON.stringify(fields.prevChecksum)},"req_id":${JSON.stringify(fields.reqId)},"seq":"${fields.seq}",` +
+    `"sim_time":${JSON.stringify(fields.simTime)},"source_id":${JSON.stringify(fields.sourceId)},"uuid":${JSON.stringify(fields.uuid)},` +
+    `"wall_time":"${fields.wallTimeUs}"}`
+  );
+}
+
 /** The entry's checksum: SHA-256 of the canonical JSON of its envelope. */
 export function entryChecksum(fields: ChainFields): string {
-  return sha256Hex(canonicalJson(chainEnvelope(fields)));
+  return sha256HexOf(canonicalEnvelope(fields));
 }

@@ -2,8 +2,8 @@
 // other transparency-log file builds on. A leaf is hashed with a 0x00 prefix
 // and an interior node with 0x01, so that no leaf can pass for a node (second
 // preimage resistance, RFC 9162 §2.1.1).
-import * as crypto from "node:crypto";
 import { fromBase64 } from "./bytes.js";
+import { sha256Bytes } from "./sha256.js";
 import { ProofError } from "./tlog-error.js";
 
 /** Bytes of a SHA-256 hash: every leaf hash, node hash and root. */
@@ -12,13 +12,8 @@ export const HASH_SIZE = 32;
 /** The largest tree size (and leaf index bound): sizes are int64 on the wire. */
 export const MAX_TREE_SIZE = (1n << 63n) - 1n;
 
-// crypto.hash (Node ≥ 20.12) is about twice as fast as createHash for 65-byte
-// inputs, and a proof from tiles hashes a few hundred of them; older Node 20
-// releases fall back to createHash.
-const oneShot = typeof crypto.hash === "function" ? crypto.hash : undefined;
-
 function sha256(input: Uint8Array): Uint8Array {
-  const digest = oneShot ? oneShot("sha256", input, "buffer") : crypto.createHash("sha256").update(input).digest();
+  const digest = sha256Bytes(input);
   return new Uint8Array(digest.buffer, digest.byteOffset, HASH_SIZE);
 }
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
+import { canonicalEnvelope } from "./hash-chain.js";
 import { GENESIS_CHECKSUM, binaryPayloadDigest, canonicalJson, chainEnvelope, entryChecksum, payloadDigest, type JsonValue } from "./index.js";
 
 // docs/hash-chain/vectors.json is also checked by docs/hash-chain/check_vectors.py,
@@ -39,9 +40,25 @@ test("payload digests, envelopes and checksums match every chain vector", () => 
       assert.equal(fields.payloadDigest, entry.payload_digest, `seq ${entry.seq} digest`);
       assert.equal(entry.prev_checksum, prevChecksum, `seq ${entry.seq} link`);
       assert.equal(canonicalJson(chainEnvelope(fields)), entry.envelope_canonical, `seq ${entry.seq} envelope`);
+      assert.equal(canonicalEnvelope(fields), entry.envelope_canonical, `seq ${entry.seq} envelope written directly`);
       assert.equal(entryChecksum(fields), entry.checksum, `seq ${entry.seq} checksum`);
       prevChecksum = entry.checksum;
     }
+  }
+});
+
+test("the envelope written directly is the canonical JSON of the envelope, for awkward values too", () => {
+  const texts = ["", "a", "B", "10", "2", "é", "\u{1f600}", "\uffff", 'q"b\\s', "tab\tnl\n\u0001", "\u2028"];
+  const numbers = [null, 0, -0, 1.5, -2, 1e21, 1e-7, 5e-324, 2 ** 53 - 1, 123456789.123];
+  for (let i = 0; i < 200; i++) {
+    const text = (n: number) => texts[(i * 7 + n) % texts.length]!;
+    const metadata = Object.fromEntries(Array.from({ length: i % 5 }, (_, k) => [text(k * 3) + text(k), text(k + 1)]));
+    const fields = {
+      logId: `log${text(1)}`, seq: BigInt(i) * 4_000_000_000n, uuid: text(2), kind: text(3), sourceId: text(4),
+      simTime: numbers[i % numbers.length]!, wallTimeUs: BigInt(i) ** 5n, reqId: text(5), metadata,
+      contentType: i % 3 === 0 ? text(6) : null, payloadDigest: text(7), prevChecksum: text(8),
+    };
+    assert.equal(canonicalEnvelope(fields), canonicalJson(chainEnvelope(fields)), JSON.stringify(metadata));
   }
 });
 
