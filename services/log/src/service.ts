@@ -7,6 +7,7 @@ import {
   ADMIN_ROLE,
   callPrincipal,
   defineService,
+  groupedResponses,
   invalidArgument,
   isAllowed,
   notFound,
@@ -284,7 +285,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
         }
         // The stream itself, not a generator around it: every layer costs
         // promises per frame, and catch-up sends one frame per entry.
-        return subscription({
+        return groupedResponses(subscription({
           db,
           notifier: deps.notifier,
           logId,
@@ -302,7 +303,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
               release();
             };
           },
-        });
+        }));
       },
 
       async verify(request, context) {
