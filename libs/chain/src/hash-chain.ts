@@ -1,5 +1,7 @@
 import { canonicalJson, type JsonValue } from "./canonical-json.js";
-import { sha256HexOf } from "./sha256.js";
+import { sha256Hex } from "./sha256.js";
+
+export { sha256Hex };
 
 /** The prev_checksum of a log's first entry: 64 zeros. */
 export const GENESIS_CHECKSUM = "0".repeat(64);
@@ -30,11 +32,6 @@ export interface ChainFields {
   prevChecksum: string;
 }
 
-/** Lowercase hex SHA-256 of a string's UTF-8 bytes. */
-export function sha256Hex(text: string): string {
-  return sha256HexOf(text);
-}
-
 /** SHA-256 of the payload's canonical JSON; what the chain covers instead of the payload. */
 export function payloadDigest(payload: { [key: string]: JsonValue }): string {
   return sha256Hex(canonicalJson(payload));
@@ -42,7 +39,7 @@ export function payloadDigest(payload: { [key: string]: JsonValue }): string {
 
 /** SHA-256 (lowercase hex) of a binary payload's bytes. */
 export function binaryPayloadDigest(payload: Uint8Array): string {
-  return sha256HexOf(payload);
+  return sha256Hex(payload);
 }
 
 /**
@@ -91,5 +88,5 @@ export function canonicalEnvelope(fields: ChainFields): string {
 
 /** The entry's checksum: SHA-256 of the canonical JSON of its envelope. */
 export function entryChecksum(fields: ChainFields): string {
-  return sha256HexOf(canonicalEnvelope(fields));
+  return sha256Hex(canonicalEnvelope(fields));
 }

@@ -1,4 +1,4 @@
-// SHA-256 for the chain and the Merkle tree. Internal: not exported from index.ts.
+// SHA-256 for the chain and the Merkle tree (sha256Hex is exported through hash-chain.ts).
 import * as crypto from "node:crypto";
 
 // crypto.hash (Node ≥ 20.12) skips the Hash object: about twice as fast as
@@ -13,6 +13,6 @@ export function sha256Bytes(input: string | Uint8Array): Buffer {
 }
 
 /** Lowercase hex SHA-256 of bytes, or of a string's UTF-8 bytes. */
-export function sha256HexOf(input: string | Uint8Array): string {
+export function sha256Hex(input: string | Uint8Array): string {
   return oneShot ? oneShot("sha256", input, "hex") : crypto.createHash("sha256").update(input).digest("hex");
 }

@@ -359,22 +359,22 @@ function rowJson(row: NewEntryRow): string {
 
 /** Entries with seq ≥ fromSeq, ascending. */
 export async function readForward(db: Queryable, logId: string, fromSeq: bigint, limit: number, toSeq?: bigint): Promise<EntryRow[]> {
-  const { rows } = await db.query<EntryRow>(
-    `select ${ENTRY_COLUMNS} from log.entries where log_id = $1 and seq >= $2 and seq <= $3 order by seq limit $4`,
-    [logId, fromSeq, toSeq ?? 9223372036854775807n, limit],
-  );
-  return rows;
+  return selectForward<EntryRow>(db, ENTRY_COLUMNS, logId, fromSeq, limit, toSeq);
 }
 
 /** readForward's rows as the wire encoder reads them (their JSON as text). */
 export async function readForwardForWire(db: Queryable, logId: string, fromSeq: bigint, limit: number): Promise<EntryWireRow[]> {
-  // The upper bound is not idle: without it, on a table whose statistics
-  // predate a bulk load, the planner chose a bitmap scan of every entry from
-  // fromSeq on and a sort, per page (32 µs of PostgreSQL CPU per entry at
-  // 30,000 entries, against 3 with it: bench log-catchup).
-  const { rows } = await db.query<EntryWireRow>(
-    `select ${ENTRY_WIRE_COLUMNS} from log.entries where log_id = $1 and seq >= $2 and seq <= $3 order by seq limit $4`,
-    [logId, fromSeq, 9223372036854775807n, limit],
+  return selectForward<EntryWireRow>(db, ENTRY_WIRE_COLUMNS, logId, fromSeq, limit);
+}
+
+async function selectForward<Row>(db: Queryable, columns: string, logId: string, fromSeq: bigint, limit: number, toSeq?: bigint): Promise<Row[]> {
+  // The upper bound is there even when the caller gives none: without it, on
+  // a table whose statistics predate a bulk load, the planner chose a bitmap
+  // scan of every entry from fromSeq on and a sort, per page (32 µs of
+  // PostgreSQL CPU per entry at 30,000 entries, against 3 with it: bench log-catchup).
+  const { rows } = await db.query<Row>(
+    `select ${columns} from log.entries where log_id = $1 and seq >= $2 and seq <= $3 order by seq limit $4`,
+    [logId, fromSeq, toSeq ?? 9223372036854775807n, limit],
   );
   return rows;
 }
