@@ -83,3 +83,21 @@ stream.on("test:fail", () => {
   process.exitCode = 1;
 });
 stream.compose(new spec()).pipe(process.stdout);
+
+// How long each file ran, from the first to the last report that names it,
+// printed after the summary: the list to start from when the suite grows too long.
+const spans = new Map();
+for (const event of ["test:dequeue", "test:pass", "test:fail"]) {
+  stream.on(event, ({ file }) => {
+    if (file === undefined) return;
+    const span = spans.get(file);
+    if (span === undefined) spans.set(file, { first: Date.now(), last: Date.now() });
+    else span.last = Date.now();
+  });
+}
+process.on("exit", () => {
+  const slowest = [...spans].map(([file, { first, last }]) => [relative(root, file), (last - first) / 1000]);
+  slowest.sort((a, b) => b[1] - a[1]);
+  console.log("ℹ slowest test files (seconds from their first test to their last):");
+  for (const [file, seconds] of slowest.slice(0, 20)) console.log(`ℹ   ${seconds.toFixed(1).padStart(6)}  ${file}`);
+});
