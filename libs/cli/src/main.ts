@@ -4,7 +4,6 @@
 // peers and federation status, health checks and development tokens.
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { healthV1 } from "@annals/proto";
-import { signDevToken } from "@annals/runtime";
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, connect, takeTlsOptions } from "./connection.js";
 import { appendCommand, countOption, logsCommand, readCommand, statsCommand, tailCommand } from "./entry-commands.js";
 import { FEDERATION_USAGE, federationCommand, peersCommand, verifyEvidenceCommand } from "./federation-commands.js";
@@ -100,6 +99,8 @@ async function main(argv: string[]): Promise<number> {
       }
       if (!values.sub || !values.roles) throw new UsageError("--sub and --roles are required");
       const list = (value: string) => value.split(",").map((item) => item.trim()).filter(Boolean);
+      // Loaded here, not at the top: the runtime is a third of every other verb's start-up time.
+      const { signDevToken } = await import("@annals/runtime");
       console.log(
         await signDevToken({
           secret,
