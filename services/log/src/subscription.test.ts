@@ -2,11 +2,14 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createAnnalsClients, type LogClient } from "@annals/client";
 import { Code } from "@connectrpc/connect";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { logV1 } from "@annals/proto";
-import { errorReason } from "@annals/runtime";
+import { fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { logV1 } from "@annals/proto";
+import { errorReason, ResponseGroup } from "@annals/runtime";
+import { KindFilter } from "@annals/topics";
 import { eventWaiter, until } from "@annals/runtime/testing";
+import { AppendNotifier } from "./append-notifier.js";
 import { entry, firstFrame, rejects, startLogHarness, type LogHarness } from "./log-harness.js";
+import { subscription } from "./subscription.js";
 
 let harness: LogHarness;
 
@@ -158,6 +161,31 @@ describe("Subscribe", () => {
     assert.ok(frames.some((frame) => frame.value.entries.length === 300));
     assert.equal(batched.events.filter((event) => event.case === "entry").length, 0);
     assert.equal(single.events.filter((event) => event.case === "entries").length, 0, "a client that did not ask never gets a batch");
+  });
+
+  test("a binary client's entry frames leave in groups of at most 64 (one step of the pipeline per group), every entry once and in order", async () => {
+    await appendMany("grouped", 150);
+    const notifier = new AppendNotifier(harness.db);
+    const shapes = async (binaryWire: boolean) => {
+      const controller = new AbortController();
+      const steps: (number | string)[] = [];
+      const seqs: bigint[] = [];
+      const stream = subscription({ db: harness.db, notifier, logId: "grouped", afterSeq: 0n, filter: new KindFilter([]), heartbeatMs: 60_000, maxEntriesPerFrame: 0, binaryWire, signal: controller.signal });
+      for await (const step of stream) {
+        // A binary client's frames hold their encoding (as unknown fields): decode it as the client does.
+        const frames = (step instanceof ResponseGroup ? step.messages : [step]).map((frame) =>
+          fromBinary(logV1.SubscribeResponseSchema, toBinary(logV1.SubscribeResponseSchema, frame)),
+        );
+        steps.push(step instanceof ResponseGroup ? frames.length : step.frame.case!);
+        for (const frame of frames) if (frame.frame.case === "entry") seqs.push(frame.frame.value.seq);
+        if (frames.some((frame) => frame.frame.case === "caughtUp")) break;
+      }
+      controller.abort();
+      assert.deepEqual(seqs.map(Number), range(1, 150));
+      return steps;
+    };
+    assert.deepEqual(await shapes(true), [64, 64, 22, "caughtUp"]);
+    assert.deepEqual(await shapes(false), [...Array.from({ length: 150 }, () => "entry"), "caughtUp"]);
   });
 
   test("after_seq 0 on a compacted log starts with the anchor the first entry links to", async () => {
