@@ -66,10 +66,14 @@ export interface NewEntryRow extends Omit<EntryRow, "payload" | "redacted_by_seq
 
 const HEAD_COLUMNS = `log_id, origin, origin_node, chain_log_id, created_at, last_seq, last_checksum, entry_count,
   checkpoint_seq, checkpoint_checksum, last_wall_time_us, redacted_count, tree_edge`;
-const ENTRY_COLUMNS = `seq, uuid::text as uuid, kind, source_id, sim_time, wall_time_us, req_id, metadata, payload,
+/** An entry row's columns, with metadata and payload parsed (jsonb) or as their JSON text (for the wire encoder). */
+function entryColumns(json: "parsed" | "text"): string {
+  const jsonColumn = (name: string) => (json === "text" ? `${name}::text as ${name}` : name);
+  return `seq, uuid::text as uuid, kind, source_id, sim_time, wall_time_us, req_id, ${jsonColumn("metadata")}, ${jsonColumn("payload")},
   content_type, binary_payload, payload_digest, prev_checksum, checksum, redacted_by_seq, redaction_reason`;
-const ENTRY_WIRE_COLUMNS = `seq, uuid::text as uuid, kind, source_id, sim_time, wall_time_us, req_id, metadata::text as metadata,
-  payload::text as payload, content_type, binary_payload, payload_digest, prev_checksum, checksum, redacted_by_seq, redaction_reason`;
+}
+const ENTRY_COLUMNS = entryColumns("parsed");
+const ENTRY_WIRE_COLUMNS = entryColumns("text");
 
 /** encodeRightEdge of the empty tree: a new log's tree. */
 const EMPTY_TREE_EDGE = Buffer.from(encodeRightEdge(emptyRightEdge()));
