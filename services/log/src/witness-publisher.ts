@@ -159,8 +159,12 @@ export class WitnessPublisher {
       const { verified } = checkNoteSignatures(checkpoint.note + body, [witness.key]);
       const cosignature = verified[0];
       if (!cosignature || cosignature.timestamp === undefined || cosignature.timestamp === 0n) throw new Error("answered 200 without a timestamped cosignature from its key");
-      await insertCosignature(this.options.db, logId, checkpoint.tree_size, witness.id, formatSignatureLine(cosignature.signature).trimEnd(), cosignature.timestamp);
-      await setWitnessPosition(this.options.db, logId, witness.id, checkpoint.tree_size);
+      const { signature, timestamp } = cosignature;
+      // Together: once the cosignature completes a quorum the checkpoint is published, and the witness's size must be known by then.
+      await this.options.db.transaction(async (tx) => {
+        await insertCosignature(tx, logId, checkpoint.tree_size, witness.id, formatSignatureLine(signature).trimEnd(), timestamp);
+        await setWitnessPosition(tx, logId, witness.id, checkpoint.tree_size);
+      });
       return;
     }
     throw new Error(`its size kept changing (${MAX_CONFLICTS + 1} answers 409)`);
