@@ -5,6 +5,7 @@ import { Code, ConnectError, createContextValues, type HandlerContext } from "@c
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 import { listenerKey, type PeerCertificate } from "./call-context.js";
+import { framedWriter } from "./grpc-framed-writer.js";
 import { fromBinaryWithJson } from "./json-field-decoding.js";
 import { UndecodableRequest } from "./request-check.js";
 import { ResponseGroup } from "./response-group.js";
@@ -367,16 +368,19 @@ async function writeStream(
 ): Promise<void> {
   try {
     let headersSent = false;
+    const schema = context.method.output;
+    const framed = framedWriter(call);
     for await (const response of responses) {
       if (cancelled.aborted) return;
       if (!headersSent) headersSent = sendHeaders(call, context);
-      let room = true;
-      if (response instanceof ResponseGroup) {
-        // The group's messages all go (its producer bounds it), then the client is waited for once.
-        for (const message of response.messages) room = call.write(message) && room;
-      } else {
-        room = call.write(response);
+      // A group's messages all go (its producer bounds it), then the client is waited for once.
+      const messages = response instanceof ResponseGroup ? (response.messages as object[]) : [response as object];
+      if (framed) {
+        if (!framed.write(messages.map((message) => encodingOf(message, schema)))) await framed.drained(cancelled);
+        continue;
       }
+      let room = true;
+      for (const message of messages) room = call.write(message) && room;
       if (!room) {
         // Backpressure: the client is not reading; wait rather than buffer without bound.
         await once(call, "drain", { signal: cancelled }).catch(() => undefined);
