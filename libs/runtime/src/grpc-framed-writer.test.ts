@@ -39,7 +39,7 @@ describe("framedWriter", () => {
   let handler: Handler;
 
   before(async () => {
-    server = new grpc.Server({ "grpc.max_send_message_length": 1024 });
+    server = new grpc.Server({ "grpc.max_send_message_length": 65_536 });
     server.addService(definition, {
       stream: (call: grpc.ServerWritableStream<Buffer, Buffer>) => void handler(call),
       chat: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
@@ -111,12 +111,31 @@ describe("framedWriter", () => {
     assert.ok(sawFull, "2 MB written at once fills the stream's buffer");
   });
 
+  for (const [size, most] of [
+    [300, "the stream's 16 KB buffer is full"],
+    [30_000, "16 of them are queued (a federation frame of 100 entries is about this size)"],
+  ] as const) {
+    test(`messages of ${size} bytes: write() says to wait once ${most}`, async () => {
+      let accepted = 0;
+      handler = async (call) => {
+        const writer = framedWriter(call)!;
+        // Written in one go, so the client cannot take any of it in between.
+        while (writer.write([Buffer.alloc(size)])) accepted++;
+        call.end();
+      };
+      const { messages } = await receive();
+      const expected = size === 300 ? Math.floor(16_384 / 305) : 15;
+      assert.ok(Math.abs(accepted - expected) <= 2, `${accepted} messages went before the writer asked to wait; about ${expected} expected`);
+      assert.equal(messages.length, accepted + 1);
+    });
+  }
+
   test("a message over the send limit is RESOURCE_EXHAUSTED and nothing of its run is written", async () => {
     handler = async (call) => {
       const writer = framedWriter(call)!;
       writer.write([Buffer.from("before")]);
       assert.throws(
-        () => writer.write([Buffer.from("fits"), Buffer.alloc(1025)]),
+        () => writer.write([Buffer.from("fits"), Buffer.alloc(65_537)]),
         (error: unknown) => error instanceof ConnectError && error.code === Code.ResourceExhausted,
       );
       call.emit("error", { code: grpc.status.RESOURCE_EXHAUSTED, details: "too large" });

@@ -31,6 +31,9 @@ export interface FramedWriter {
   drained(signal: AbortSignal): Promise<void>;
 }
 
+/** Messages of the size being written that may wait in the stream's buffer before the writer waits (grpc-js's queue holds 16). */
+const QUEUED_MESSAGES = 16;
+
 /** What is used of grpc-js's BaseServerInterceptingCall. */
 interface BaseCall {
   stream: ServerHttp2Stream;
@@ -81,7 +84,11 @@ export function framedWriter(call: object): FramedWriter | undefined {
         base.callEventTracker?.addMessageSent();
       }
       // A write to a stream the client reset fails there; grpc-js sees the reset and ends the call.
-      return stream.write(frames, () => undefined);
+      stream.write(frames, () => undefined);
+      // Room for 16 messages of this size (what grpc-js's own queue holds), and at least the stream's
+      // buffer: waiting for the client after each large message (a federation frame of 100 entries
+      // is ~30 KB, over the 16 KB buffer) left the connection idle while the next one was made.
+      return stream.writableLength < Math.max(stream.writableHighWaterMark, (QUEUED_MESSAGES * length) / encodings.length);
     },
     async drained(signal) {
       if (stream.writableEnded || stream.destroyed || stream.closed) return;
