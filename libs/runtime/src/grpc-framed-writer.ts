@@ -86,8 +86,8 @@ export function framedWriter(call: object): FramedWriter | undefined {
       // A write to a stream the client reset fails there; grpc-js sees the reset and ends the call.
       stream.write(frames, () => undefined);
       // Room for 16 messages of this size (what grpc-js's own queue holds), and at least the stream's
-      // buffer: waiting for the client after each large message (a federation frame of 100 entries
-      // is ~30 KB, over the 16 KB buffer) left the connection idle while the next one was made.
+      // buffer (16 KB on Node 20, 64 KB on Node 22): waiting for the client after each large message
+      // (a federation frame of 100 entries is ~30 KB) left the connection idle while the next one was made.
       return stream.writableLength < Math.max(stream.writableHighWaterMark, (QUEUED_MESSAGES * length) / encodings.length);
     },
     async drained(signal) {
