@@ -60,6 +60,7 @@ export function framedWriter(call: object): FramedWriter | undefined {
   if (!isBaseCall(base)) return undefined;
   const { stream } = base;
   const limit = base.maxSendMessageSize;
+  const ended = () => stream.writableEnded || stream.destroyed || stream.closed;
   return {
     write(encodings) {
       let length = 0;
@@ -71,7 +72,7 @@ export function framedWriter(call: object): FramedWriter | undefined {
       }
       // Once grpc-js has ended the call (a deadline, a cancel) nothing more is written: a write
       // after the end would be an 'error' event on the stream, past the one grpc-js listens for.
-      if (stream.writableEnded || stream.destroyed || stream.closed) return true;
+      if (ended()) return true;
       base.maybeSendMetadata();
       const frames = Buffer.allocUnsafe(length);
       let at = 0;
@@ -91,7 +92,7 @@ export function framedWriter(call: object): FramedWriter | undefined {
       return stream.writableLength < Math.max(stream.writableHighWaterMark, (QUEUED_MESSAGES * length) / encodings.length);
     },
     async drained(signal) {
-      if (stream.writableEnded || stream.destroyed || stream.closed) return;
+      if (ended()) return;
       await once(stream, "drain", { signal }).catch(() => undefined);
     },
   };

@@ -3,8 +3,8 @@
  * whose subscriber has many frames queued gives them all at once, so that
  * they cost one step of the handler's iterator, the pipeline and the
  * listener instead of one each (bench stream-fanout). The gRPC listener
- * writes them one after another, then waits for the client once; the other
- * listeners get them one by one from the pipeline.
+ * writes them in one write (grpc-framed-writer.ts), then waits for the client
+ * once; the other listeners get them one by one from the pipeline.
  */
 export class ResponseGroup<T extends object = object> {
   constructor(readonly messages: readonly T[]) {}
