@@ -8,7 +8,7 @@ import { listenerKey, type PeerCertificate } from "./call-context.js";
 import { framedWriter } from "./grpc-framed-writer.js";
 import { fromBinaryWithJson } from "./json-field-decoding.js";
 import { UndecodableRequest } from "./request-check.js";
-import { ResponseGroup } from "./response-group.js";
+import { ResponseGroup, responseSinkKey, type ResponseSink } from "./response-group.js";
 import { clip, MAX_ERROR_TEXT } from "./errors.js";
 
 type AnyHandler = (...args: never[]) => unknown;
@@ -228,13 +228,13 @@ export function grpcHandlers(service: DescService, impl: WrappedImpl): grpc.Unty
       case "server_streaming":
         handlers[method.localName] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
           const { context, controller, settle } = callContext(service, method, call);
-          void writeStream(call, context, controller.signal, settle, handler(call.request, context) as AsyncIterable<unknown>);
+          void writeStream(call, context, controller.signal, settle, () => handler(call.request, context) as AsyncIterable<unknown>);
         }) as grpc.handleServerStreamingCall<unknown, unknown>;
         break;
       case "bidi_streaming":
         handlers[method.localName] = ((call: grpc.ServerDuplexStream<unknown, unknown>) => {
           const { context, controller, settle } = callContext(service, method, call);
-          void writeStream(call, context, controller.signal, settle, handler(requestMessages(call), context) as AsyncIterable<unknown>);
+          void writeStream(call, context, controller.signal, settle, () => handler(requestMessages(call), context) as AsyncIterable<unknown>);
         }) as grpc.handleBidiStreamingCall<unknown, unknown>;
         break;
     }
@@ -359,26 +359,44 @@ function deadlineMs(deadline: grpc.Deadline): number | undefined {
   return Number.isFinite(at) ? at : undefined;
 }
 
+/**
+ * Writes a server stream's responses: framed below grpc-js where it can
+ * (grpc-framed-writer.ts), offered to the pipeline as the call's
+ * ResponseSink, which responses that can write themselves use; through
+ * grpc-js otherwise.
+ */
 async function writeStream(
   call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
   context: HandlerContext,
   cancelled: AbortSignal,
   settle: () => void,
-  responses: AsyncIterable<unknown>,
+  respond: () => AsyncIterable<unknown>,
 ): Promise<void> {
+  let headersSent = false;
+  const schema = context.method.output;
+  const framed = framedWriter(call);
+  const sink: ResponseSink | undefined = framed && {
+    // Once the call has ended (a cancel, a deadline), the framed writer drops what it is given.
+    write(messages) {
+      if (!headersSent) {
+        if (cancelled.aborted) return true;
+        headersSent = sendHeaders(call, context);
+      }
+      return framed.write(messages.map((message) => encodingOf(message, schema)));
+    },
+    drained: () => framed.drained(cancelled),
+  };
+  if (sink) context.values.set(responseSinkKey, sink);
   try {
-    let headersSent = false;
-    const schema = context.method.output;
-    const framed = framedWriter(call);
-    for await (const response of responses) {
+    for await (const response of respond()) {
       if (cancelled.aborted) return;
-      if (!headersSent) headersSent = sendHeaders(call, context);
       // A group's messages all go (its producer bounds it), then the client is waited for once.
       const messages = response instanceof ResponseGroup ? (response.messages as object[]) : [response as object];
-      if (framed) {
-        if (!framed.write(messages.map((message) => encodingOf(message, schema)))) await framed.drained(cancelled);
+      if (sink) {
+        if (!sink.write(messages)) await sink.drained();
         continue;
       }
+      headersSent ||= sendHeaders(call, context);
       let room = true;
       for (const message of messages) room = call.write(message) && room;
       if (!room) {

@@ -10,7 +10,7 @@ import { clip, MAX_ERROR_TEXT, shuttingDown, unavailable } from "./errors.js";
 import type { HttpRoute, RouteContext } from "./http-mount.js";
 import { writeRouteError } from "./route-errors.js";
 import { checkRequest, UndecodableRequest } from "./request-check.js";
-import { ResponseGroup } from "./response-group.js";
+import { isPushable, pushResponses, ResponseGroup, responseSinkKey } from "./response-group.js";
 import type { Telemetry } from "./telemetry.js";
 import type { ServiceRegistration } from "./service.js";
 
@@ -284,27 +284,37 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       try {
         const request = checkedInput(method, input);
         const iterable = otelContext.with(call.context, () => impl(request, handlerContext)) as AsyncIterable<unknown>;
-        iterator = iterable[Symbol.asyncIterator]();
-        const handlerIterator = iterator;
-        // Each step waits for the handler's next message or the drain, whichever comes first. Not with
-        // Promise.race(…, drained): that adds a reaction to the process-wide `drained` per message, kept
-        // until shutdown (a fan-out's millions of frames grew the heap and the GC's work without bound).
+        // What the handler is waiting for, or the drain, whichever comes first. Not with Promise.race(…, drained):
+        // that adds a reaction to the process-wide `drained` per message, kept until shutdown (a fan-out's
+        // millions of frames grew the heap and the GC's work without bound).
         let cut: ((error: unknown) => void) | undefined;
+        const unlessDrained = <T>(waiting: Promise<T>): Promise<T> =>
+          draining.aborted
+            ? Promise.race([waiting, drained])
+            : new Promise<T>((resolve, reject) => {
+                cut = reject;
+                waiting.then(resolve, reject);
+              });
         const onDrain = () => void drained.catch((error: unknown) => cut?.(error));
         draining.addEventListener("abort", onDrain, { once: true });
         try {
-          for (;;) {
-            const next = otelContext.with(call.context, () => handlerIterator.next());
-            const step = draining.aborted
-              ? await Promise.race([next, drained])
-              : await new Promise<IteratorResult<unknown>>((resolve, reject) => {
-                  cut = reject;
-                  next.then(resolve, reject);
-                });
-            if (step.done) break;
-            // Only the gRPC listener writes a group as it is (grpc-mount.ts writeStream).
-            if (step.value instanceof ResponseGroup && !grpcListener) yield* step.value.messages;
-            else yield step.value;
+          const sink = grpcListener ? hctx.values.get(responseSinkKey) : undefined;
+          if (sink && isPushable(iterable)) {
+            // The responses write themselves to the listener, with no step per message here.
+            await unlessDrained(otelContext.with(call.context, () => iterable[pushResponses](sink)));
+            // They stopped because the client left or the server drains (the handler's signal): say which.
+            if (draining.aborted) await drained;
+            if (hctx.signal.aborted) throw hctx.signal.reason ?? new ConnectError("the client cancelled the call", Code.Canceled);
+          } else {
+            iterator = iterable[Symbol.asyncIterator]();
+            const handlerIterator = iterator;
+            for (;;) {
+              const step = await unlessDrained(otelContext.with(call.context, () => handlerIterator.next()));
+              if (step.done) break;
+              // Only the gRPC listener writes a group as it is (grpc-mount.ts writeStream).
+              if (step.value instanceof ResponseGroup && !grpcListener) yield* step.value.messages;
+              else yield step.value;
+            }
           }
         } finally {
           cut = undefined;

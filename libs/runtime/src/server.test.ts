@@ -12,7 +12,7 @@ import { diagV1, healthV1, logV1, rpcDetails } from "@annals/proto";
 import { AUTHENTICATED, signDevToken } from "./auth.js";
 import { errorReason } from "./errors.js";
 import { defineService } from "./service.js";
-import { groupedResponses, ResponseGroup } from "./response-group.js";
+import { groupedResponses, pushResponses, ResponseGroup, type PushableResponses, type ResponseSink } from "./response-group.js";
 import { encodingOf, grpcServiceDefinition, shareEncoding } from "./grpc-mount.js";
 import { diagRegistration } from "./diag-service.js";
 import { startServer, type RunningServer } from "./server.js";
@@ -381,6 +381,131 @@ test("a server stream's ResponseGroup reaches a gRPC client and a Connect client
   } finally {
     await groupServer.shutdown("test done");
   }
+});
+
+describe("responses that write themselves (PushableResponses)", () => {
+  /** A Ticks handler whose responses are pushable: `push` writes them when the listener offers a sink; iterated, they are 1…4. */
+  async function serverWith(push: (sink: ResponseSink, signal: AbortSignal) => Promise<void>, used: string[]) {
+    const service = defineService({
+      service: diagV1.DiagService,
+      access: { ping: AUTHENTICATED, ticks: AUTHENTICATED, upload: AUTHENTICATED, echo: AUTHENTICATED },
+      impl: {
+        ticks: (_request, context) => {
+          const responses: PushableResponses<diagV1.TicksResponse> = {
+            async *[Symbol.asyncIterator]() {
+              used.push("iterated");
+              for (let number = 1n; number <= 4n; number++) yield create(diagV1.TicksResponseSchema, { number });
+            },
+            [pushResponses](sink) {
+              used.push("pushed");
+              return push(sink, context.signal);
+            },
+          };
+          return groupedResponses(responses);
+        },
+      },
+    });
+    return startServer({ name: "push-test", services: [service], diag: false, grpcPort: 0, httpPort: 0, auth: { mode: "off" }, logger: createLogger({ name: "push-test", level: "silent" }) });
+  }
+
+  async function ticksOf(transport: ReturnType<typeof createGrpcTransport>): Promise<{ ticks: bigint[]; error?: ConnectError }> {
+    const ticks: bigint[] = [];
+    try {
+      for await (const tick of createClient(diagV1.DiagService, transport).ticks({ count: 0 })) ticks.push(tick.number);
+      return { ticks };
+    } catch (error) {
+      return { ticks, error: ConnectError.from(error) };
+    }
+  }
+
+  test("are written to the gRPC listener's sink, several in one write, waiting when it is full; the Connect listener iterates them", async () => {
+    const used: string[] = [];
+    const fullAt: boolean[] = [];
+    const server = await serverWith(async (sink) => {
+      fullAt.push(sink.write([{ number: 1n }, { number: 2n }, { number: 3n }]));
+      // One by one until the stream's buffer (16 KB on Node 20) is full: write() says to wait.
+      let room = true;
+      for (let i = 0; i < 100_000 && room; i++) room = sink.write([{ number: 100n + BigInt(i) }]);
+      fullAt.push(room);
+      await sink.drained();
+      sink.write([{ number: 4n }]);
+    }, used);
+    try {
+      const grpcSide = await ticksOf(createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.grpcPort}` }));
+      assert.equal(grpcSide.error, undefined);
+      assert.deepEqual(grpcSide.ticks.slice(0, 4), [1n, 2n, 3n, 100n]);
+      assert.equal(grpcSide.ticks.at(-1), 4n);
+      assert.deepEqual(fullAt, [true, false]);
+      assert.deepEqual(used, ["pushed"]);
+      const connectSide = await ticksOf(createConnectTransport({ baseUrl: `http://127.0.0.1:${server.httpPort}`, httpVersion: "1.1" }));
+      assert.deepEqual(connectSide.ticks, [1n, 2n, 3n, 4n]);
+      assert.deepEqual(used, ["pushed", "iterated"]);
+    } finally {
+      await server.shutdown("test done");
+    }
+  });
+
+  test("a push that fails ends the stream with its error, after what it wrote", async () => {
+    const server = await serverWith(async (sink) => {
+      sink.write([{ number: 1n }]);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      throw new ConnectError("the log was compacted past after_seq", Code.OutOfRange);
+    }, []);
+    try {
+      const { ticks, error } = await ticksOf(createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.grpcPort}` }));
+      assert.deepEqual(ticks, [1n]);
+      assert.equal(error?.code, Code.OutOfRange);
+      assert.equal(error?.rawMessage, "the log was compacted past after_seq");
+    } finally {
+      await server.shutdown("test done");
+    }
+  });
+
+  test("a client that cancels ends the push through the handler's signal; a drain ends one that ignores it with UNAVAILABLE", async () => {
+    let stopped!: (reason: unknown) => void;
+    const stoppedBy = new Promise<unknown>((resolve) => (stopped = resolve));
+    const cancelling = await serverWith(
+      (sink, signal) =>
+        new Promise<void>((resolve) => {
+          sink.write([{ number: 1n }]);
+          signal.addEventListener("abort", () => {
+            stopped(signal.reason);
+            resolve();
+          });
+        }),
+      [],
+    );
+    try {
+      const controller = new AbortController();
+      const client = createClient(diagV1.DiagService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${cancelling.grpcPort}` }));
+      const ticks: bigint[] = [];
+      await assert.rejects(async () => {
+        for await (const tick of client.ticks({ count: 0 }, { signal: controller.signal })) {
+          ticks.push(tick.number);
+          controller.abort();
+        }
+      });
+      assert.deepEqual(ticks, [1n]);
+      assert.equal(ConnectError.from(await stoppedBy).code, Code.Canceled);
+    } finally {
+      await cancelling.shutdown("test done");
+    }
+
+    let written!: () => void;
+    const wrote = new Promise<void>((resolve) => (written = resolve));
+    const stuck = await serverWith(async (sink) => {
+      sink.write([{ number: 1n }]);
+      written();
+      await new Promise(() => undefined);
+    }, []);
+    const ended = ticksOf(createGrpcTransport({ baseUrl: `http://127.0.0.1:${stuck.grpcPort}` }));
+    await wrote;
+    await stuck.shutdown("test done");
+    const { ticks, error } = await ended;
+    assert.deepEqual(ticks, [1n]);
+    assert.equal(error?.code, Code.Unavailable);
+    assert.equal(errorReason(error), "SHUTTING_DOWN");
+  });
 });
 
 describe("a health-only port (ANNALS_HEALTH_PORT)", () => {

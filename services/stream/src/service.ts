@@ -1,10 +1,10 @@
 import { streamV1 } from "@annals/proto";
 import type { LogClient } from "@annals/client";
 import { logIdProblem, requireLogAccess } from "@annals/logs";
-import { callPrincipal, defineService, groupedResponses, invalidArgument, type Principal, type ServiceRegistration } from "@annals/runtime";
+import { callPrincipal, defineService, groupedResponses, invalidArgument, pushResponses, type Principal, type PushableResponses, type ServiceRegistration } from "@annals/runtime";
 import { patternProblem } from "@annals/topics";
 import type { StreamHub } from "./hub.js";
-import type { SessionRequest } from "./session.js";
+import type { Frame, SessionRequest } from "./session.js";
 
 /** Roles of the stream service. */
 export const STREAM_VIEW = "stream.view";
@@ -71,14 +71,24 @@ export function streamRegistration(deps: StreamServiceDeps): ServiceRegistration
         const principal = callPrincipal(context);
         const { logId, kinds, afterSeq, snapshotLimit, maxEventsPerFrame } = request;
         const checked = checkSubscription({ logId, kinds, afterSeq, snapshotLimit, maxEventsPerFrame }, principal);
-        // The session's frames as they are, those queued together in one group: no generator of our own around them (one step less per frame).
-        if (checked.afterSeq === undefined) return groupedResponses(deps.hub.subscribe(principal, checked).frameGroups(context.signal));
-        return groupedResponses(
-          (async function* () {
-            await deps.hub.refusePastHead(checked.logId, checked.afterSeq, context.signal);
-            yield* deps.hub.subscribe(principal, checked).frameGroups(context.signal);
-          })(),
-        );
+        // The session's frames as they are, those queued together in one group, written by the session itself where
+        // the listener offers a sink: no generator of our own around them (one step less per frame).
+        const open = () => deps.hub.subscribe(principal, checked).frameGroups(context.signal);
+        if (checked.afterSeq === undefined) return groupedResponses(open());
+        const resumeAfter = checked.afterSeq;
+        const opened = async () => {
+          await deps.hub.refusePastHead(checked.logId, resumeAfter, context.signal);
+          return open();
+        };
+        const responses: PushableResponses<Frame> = {
+          async *[Symbol.asyncIterator]() {
+            yield* await opened();
+          },
+          async [pushResponses](sink) {
+            return (await opened())[pushResponses](sink);
+          },
+        };
+        return groupedResponses(responses);
       },
 
       async publish(request, context) {

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { logV1, streamV1 } from "@annals/proto";
-import { encodingOf, errorReason, ResponseGroup } from "@annals/runtime";
+import { encodingOf, errorReason, pushResponses, ResponseGroup, type ResponseSink } from "@annals/runtime";
 import { LogReader } from "./log-reader.js";
 import { batchFrameEncoding, EntryFrames, Session, type FeedLink, type Frame, type SessionRequest } from "./session.js";
 import { StreamMetrics } from "./stream-metrics.js";
@@ -176,4 +176,71 @@ test("a group holds at most 64 frames, so that frames out of the session's queue
   assert.equal(await size(), 64);
   assert.equal(await size(), 6);
   await stream.return?.();
+});
+
+/** A sink that records what is written to it, one array per write, and says it is full when told to. */
+function recordingSink() {
+  const writes: Frame[][] = [];
+  let full = false;
+  let drain: (() => void) | undefined;
+  const sink: ResponseSink = {
+    write(messages) {
+      writes.push(messages as Frame[]);
+      return !full;
+    },
+    drained: () => new Promise<void>((resolve) => (drain = resolve)),
+  };
+  return {
+    sink,
+    writes,
+    fill: () => (full = true),
+    drain() {
+      full = false;
+      drain?.();
+    },
+  };
+}
+
+test("pushed to a sink, the frames queued in one turn go in one write, a full sink is written to again only once it drained, and the push ends with the stream", async () => {
+  const session = openSession({ afterSeq: HEAD, maxEventsPerFrame: 2 }, 100);
+  const controller = new AbortController();
+  const { sink, writes, fill, drain } = recordingSink();
+  const pushed = session.frameGroups(controller.signal)[pushResponses](sink);
+  await tick();
+  assert.deepEqual(writes.map((write) => write.map((frame) => frame.frame.case)), [["caughtUp"]]);
+  const offer = (seq: bigint) => session.offer(new EntryFrames(create(logV1.EntrySchema, { logId: "mem", seq, kind: "live.one" })));
+  for (const seq of [101n, 102n, 103n]) offer(seq);
+  assert.equal(writes.length, 1, "nothing is written while the feed is still offering");
+  await tick();
+  assert.deepEqual(writes.slice(1).map((write) => write.map(eventSeqs)), [[[101n, 102n], [103n]]]);
+  fill();
+  offer(104n);
+  await tick();
+  assert.equal(writes.length, 3);
+  offer(105n);
+  offer(106n);
+  await tick();
+  assert.equal(writes.length, 3, "a full sink is not written to");
+  drain();
+  await tick();
+  assert.deepEqual(writes.slice(3).map((write) => write.map(eventSeqs)), [[[105n, 106n]]]);
+  controller.abort();
+  await pushed;
+});
+
+test("a pushed session ends its push with the error it fails with, and with the sink's own error when a write throws", async () => {
+  const failing = openSession({ afterSeq: HEAD }, 100);
+  const pushed = failing.frameGroups(new AbortController().signal)[pushResponses](recordingSink().sink);
+  await tick();
+  failing.fail(new ConnectError("the feed stopped", Code.FailedPrecondition));
+  await assert.rejects(pushed, (error: unknown) => ConnectError.from(error).code === Code.FailedPrecondition);
+
+  const tooLarge = openSession({ afterSeq: HEAD }, 100);
+  const refusing: ResponseSink = {
+    write: () => {
+      throw new ConnectError("Sent message larger than max (5000000 vs. 4194304)", Code.ResourceExhausted);
+    },
+    drained: () => Promise.resolve(),
+  };
+  await assert.rejects(tooLarge.frameGroups(new AbortController().signal)[pushResponses](refusing), (error: unknown) => ConnectError.from(error).code === Code.ResourceExhausted);
 });

@@ -4,7 +4,7 @@ import { Code } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { logV1, streamV1 } from "@annals/proto";
-import { encodingOf, ResponseGroup, rpcError, shareEncoding } from "@annals/runtime";
+import { encodingOf, pushResponses, ResponseGroup, rpcError, shareEncoding, type PushableResponses, type ResponseSink } from "@annals/runtime";
 import { EventNames } from "./event-name.js";
 import type { LogReader } from "./log-reader.js";
 import type { StreamMetrics } from "./stream-metrics.js";
@@ -121,6 +121,16 @@ export class EntryFrames {
   }
 }
 
+/**
+ * Sessions with frames to write to their sink: one microtask writes them all,
+ * after the feed offered a frame's entries or a catch-up queued its page.
+ */
+const flushing: Session[] = [];
+
+function flushQueued(): void {
+  for (const session of flushing.splice(0)) session.flush();
+}
+
 export class Session {
   readonly patterns: readonly string[];
   private readonly names: EventNames;
@@ -136,6 +146,8 @@ export class Session {
   private lastSeq = 0n;
   private lastFrameAt = Date.now();
   private wake: (() => void) | undefined;
+  /** Set while the frames are written to a sink (pushTo) rather than taken by an iterator. */
+  private sink: { sink: ResponseSink; waiting: boolean; flushQueued: boolean; settle: () => void } | undefined;
   private roomWake: (() => void) | undefined;
   private readonly heartbeatTimer: NodeJS.Timeout;
   private readonly stopped = new AbortController();
@@ -201,16 +213,73 @@ export class Session {
    * when the sender asks for more come together as one ResponseGroup (up to
    * MAX_FRAMES_PER_GROUP): one step for the sender however many there are
    * (bench stream-fanout: a subscriber that takes `event` frames gets what was
-   * queued since its last write).
+   * queued since its last write). Where the listener offers a sink, they are
+   * written to it instead, as they are queued (pushTo).
    */
-  frameGroups(signal: AbortSignal): AsyncIterableIterator<Frame | ResponseGroup<Frame>> {
-    return this.iterate(signal, () => {
-      const first = this.nextFrame();
-      if (!first || this.out.length === 0) return first;
-      const group = [first];
-      for (let frame: Frame | undefined; group.length < MAX_FRAMES_PER_GROUP && (frame = this.nextFrame()); ) group.push(frame);
-      return new ResponseGroup(group);
+  frameGroups(signal: AbortSignal): AsyncIterableIterator<Frame | ResponseGroup<Frame>> & PushableResponses<Frame> {
+    const groups = this.iterate(signal, () => this.nextGroup());
+    return Object.assign(groups, { [pushResponses]: (sink: ResponseSink) => this.pushTo(sink, signal) });
+  }
+
+  /** The next frame, or the frames queued now as one group. */
+  private nextGroup(): Frame | ResponseGroup<Frame> | undefined {
+    const first = this.nextFrame();
+    if (!first || this.out.length === 0) return first;
+    const group = [first];
+    for (let frame: Frame | undefined; group.length < MAX_FRAMES_PER_GROUP && (frame = this.nextFrame()); ) group.push(frame);
+    return new ResponseGroup(group);
+  }
+
+  /**
+   * Writes the frames to `sink` until the client goes away or the session
+   * fails. Frames queued in one turn of the event loop (a feed's frame of
+   * entries, a page of a catch-up) are written together in the next
+   * microtask, while the sink has room; with no step of an iterator, a
+   * promise or an async layer of the pipeline per frame (bench stream-fanout).
+   */
+  private pushTo(sink: ResponseSink, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => this.close();
+      signal.addEventListener("abort", onAbort, { once: true });
+      const settle = () => {
+        signal.removeEventListener("abort", onAbort);
+        if (this.failure) reject(this.failure);
+        else resolve();
+      };
+      if (this.phase === "ended") return settle();
+      this.sink = { sink, waiting: false, flushQueued: false, settle };
+      this.flushSoon();
     });
+  }
+
+  private flushSoon(): void {
+    const target = this.sink;
+    if (!target || target.flushQueued || target.waiting) return;
+    target.flushQueued = true;
+    if (flushing.push(this) === 1) queueMicrotask(flushQueued);
+  }
+
+  /** Writes what is queued while the sink takes it; when it is full, again once it drained. */
+  flush(): void {
+    const target = this.sink;
+    if (!target) return;
+    target.flushQueued = false;
+    if (target.waiting || this.phase === "ended") return;
+    try {
+      for (let group; (group = this.nextGroup()); ) {
+        if (!target.sink.write(group instanceof ResponseGroup ? group.messages : [group])) {
+          target.waiting = true;
+          void target.sink.drained().then(() => {
+            target.waiting = false;
+            this.flush();
+          });
+          return;
+        }
+      }
+    } catch (error) {
+      // A frame over the send limit: the stream ends with that error.
+      this.fail(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 
   /** What `take` gives, waiting while it gives nothing, until the client goes away or the session fails. */
@@ -289,6 +358,7 @@ export class Session {
     this.stopped.abort();
     this.feed.leave(this);
     this.onEnd(this, reason);
+    this.sink?.settle();
     this.wake?.();
     this.roomWake?.();
   }
@@ -311,7 +381,8 @@ export class Session {
 
   private push(queued: Queued): void {
     this.out.push(queued);
-    this.wake?.();
+    if (this.sink) this.flushSoon();
+    else this.wake?.();
   }
 
   private heartbeatDue(): void {
