@@ -194,7 +194,7 @@ function recordingSink() {
     sink,
     writes,
     fill: () => (full = true),
-    drain() {
+    drain: () => {
       full = false;
       drain?.();
     },
