@@ -73,6 +73,9 @@ interface RunResult {
   logCpuSeconds?: number;
   /** This process's CPU (the subscribers and the producer), in % of one core. */
   benchCpuPercent: number;
+  /** The stream service's own view (annals only): the bucket bounds in ms under which half and 99% of the run's live deliveries were written, from its entry's sequencing. */
+  serviceP50?: number;
+  serviceP99?: number;
 }
 
 /** The most entries one AppendBatch takes. */
@@ -190,6 +193,25 @@ function rssBytes(pid: number): number {
   return Number(line.split(/\s+/)[1]) * 1024;
 }
 
+/** The stream service's delivery-latency histogram (annals.stream.delivery.latency): cumulative counts by bucket bound in s, from its /metrics (none before its first live delivery). */
+async function deliveryLatencyBuckets(httpPort: number): Promise<Map<number, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const buckets = new Map<number, number>();
+  for (const line of text.split("\n")) {
+    const match = /^annals_stream_delivery_latency(?:_seconds)?_bucket\{.*le="([^"]+)".*\} (\d+)/.exec(line);
+    if (match) buckets.set(match[1] === "+Inf" ? Infinity : Number(match[1]), Number(match[2]));
+  }
+  return buckets;
+}
+
+/** The bound in ms of the first bucket holding the fraction q of what was recorded between two readings (Infinity: past the last bound). */
+function bucketQuantileMs(before: Map<number, number>, after: Map<number, number>, q: number): number {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  for (const bound of bounds) if ((after.get(bound) ?? 0) - (before.get(bound) ?? 0) >= q * total) return bound * 1000;
+  return Infinity;
+}
+
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -247,6 +269,7 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
       "p50 ms",
       "p99 ms",
       "max ms",
+      "service p50/p99 ≤ ms†",
       "streams ended",
       "service CPU %",
       "CPU µs/delivery*",
@@ -289,6 +312,11 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
     producer.close();
     console.log(formatTable(header, [...rows.values()].flat()));
     console.log("* CPU time per delivery counted until the run's backlog was delivered (the streams fell quiet), not only over its window.");
+    console.log(
+      "† The stream service's own histogram (annals.stream.delivery.latency, from its /metrics): from the entry's sequencing in the log\n" +
+        "  service (before its commit and ack) to the frame's write to the subscriber's HTTP/2 stream, as the bucket bounds that half and 99% of\n" +
+        "  the run's live deliveries fell under; what the subscribers' p50/p99 add to it was spent between that write and the subscriber process.",
+    );
     console.log(memory);
     if (search.length > 0) {
       console.log(`\nHighest rate with p99 under ${options.p99TargetMs} ms and every event delivered, subscribers asking for events frames (rates tried in order, stopping at the first miss):`);
@@ -331,6 +359,7 @@ function row(system: string, result: RunResult, fanout: number): string[] {
     result.p50.toFixed(1),
     result.p99.toFixed(1),
     result.max.toFixed(1),
+    result.serviceP99 === undefined ? "" : `${result.serviceP50}/${result.serviceP99}`,
     String(result.ended),
     result.cpuSeconds === undefined || !result.seconds ? "" : ((result.cpuSeconds / result.seconds) * 100).toFixed(0),
     perDelivery(result.cpuSecondsToQuiet, result.deliveredToQuiet),
@@ -425,6 +454,7 @@ async function annalsSide(streamService: ServiceProcess, logService: ServiceProc
     const cpuBefore = processCpuSeconds(streamService.pid);
     const logCpuBefore = processCpuSeconds(logService.pid);
     const benchCpuBefore = process.cpuUsage();
+    const latencyBefore = await deliveryLatencyBuckets(streamService.httpPort);
     const started = now();
     const appends: Promise<void>[] = [];
     await paced(rate, seconds, (count, first) => {
@@ -458,7 +488,10 @@ async function annalsSide(streamService: ServiceProcess, logService: ServiceProc
       cpuSecondsToQuiet: processCpuSeconds(streamService.pid) - cpuBefore,
       benchCpuSecondsToQuiet: (benchToQuiet.user + benchToQuiet.system) / 1e6,
     };
-    return { ...result, ...perDelivery, frames, ended: ended - endedBefore, cpuSeconds: used, seconds: elapsed, logCpuSeconds: logUsed };
+    const latencyAfter = await deliveryLatencyBuckets(streamService.httpPort);
+    if (latencyAfter.size === 0) throw new Error("the stream service's /metrics has no annals_stream_delivery_latency histogram after a run");
+    const serviceLatency = { serviceP50: bucketQuantileMs(latencyBefore, latencyAfter, 0.5), serviceP99: bucketQuantileMs(latencyBefore, latencyAfter, 0.99) };
+    return { ...result, ...perDelivery, ...serviceLatency, frames, ended: ended - endedBefore, cpuSeconds: used, seconds: elapsed, logCpuSeconds: logUsed };
   };
   return {
     run,
