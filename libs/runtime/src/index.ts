@@ -41,7 +41,7 @@ export {
 } from "./errors.js";
 export type { ErrorFacts } from "./errors.js";
 export { encodingOf, grpcServiceDefinition, shareEncoding, withEncoding } from "./grpc-mount.js";
-export { groupedResponses, isPushable, pushResponses, ResponseGroup, type PushableResponses, type ResponseSink } from "./response-group.js";
+export { groupedResponses, pushResponses, ResponseGroup, type PushableResponses, type ResponseSink } from "./response-group.js";
 export { requestProblem } from "./request-check.js";
 export { decodePageToken, encodePageToken, pagePositionInteger } from "./page-token.js";
 export type { RequestProblem } from "./request-check.js";

@@ -278,6 +278,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       const signal = AbortSignal.any([hctx.signal, draining]);
       const handlerContext: HandlerContext = Object.create(hctx, { signal: { value: signal } });
       const grpcListener = hctx.values.get(listenerKey).listener === "grpc";
+      const cancellation = (): unknown => hctx.signal.reason ?? new ConnectError("the client cancelled the call", Code.Canceled);
       let iterator: AsyncIterator<unknown> | undefined;
       let failure: unknown;
       let ended = false;
@@ -298,13 +299,14 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         const onDrain = () => void drained.catch((error: unknown) => cut?.(error));
         draining.addEventListener("abort", onDrain, { once: true });
         try {
-          const sink = grpcListener ? hctx.values.get(responseSinkKey) : undefined;
+          // Only the gRPC listener offers a sink (grpc-mount.ts writeStream).
+          const sink = hctx.values.get(responseSinkKey);
           if (sink && isPushable(iterable)) {
             // The responses write themselves to the listener, with no step per message here.
             await unlessDrained(otelContext.with(call.context, () => iterable[pushResponses](sink)));
             // They stopped because the client left or the server drains (the handler's signal): say which.
             if (draining.aborted) await drained;
-            if (hctx.signal.aborted) throw hctx.signal.reason ?? new ConnectError("the client cancelled the call", Code.Canceled);
+            if (hctx.signal.aborted) throw cancellation();
           } else {
             iterator = iterable[Symbol.asyncIterator]();
             const handlerIterator = iterator;
@@ -331,7 +333,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         void iterator?.return?.()?.catch(() => undefined);
         // The transport stopped reading us at a yield (the client cancelled): the
         // code below never runs, so the call is counted as finished here.
-        if (!ended) call.finish(hctx.signal.reason ?? new ConnectError("the client cancelled the call", Code.Canceled));
+        if (!ended) call.finish(cancellation());
       }
       if (failure !== undefined) throw call.finish(failure) ?? failure;
       call.finish(undefined);
