@@ -31,6 +31,12 @@ export interface FanoutBenchOptions {
   p99TargetMs: number;
   /** Whether NATS core is measured too. */
   peer: boolean;
+  /**
+   * The subscribers' HTTP/2 receive window in bytes (grpc-js's
+   * grpc-node.flow_control_window, per stream and per connection); undefined:
+   * grpc-js's default, HTTP/2's 64 KiB, as the reference rows are measured.
+   */
+  clientWindowBytes: number | undefined;
 }
 
 /** The full bench, or what ANNALS_BENCH_FANOUT_* narrow it to (one rate, one kind of subscriber, shorter runs, no search or peer). */
@@ -46,6 +52,7 @@ export function fanoutOptions(env: NodeJS.ProcessEnv): FanoutBenchOptions {
     seconds: Number(env.ANNALS_BENCH_FANOUT_SECONDS ?? 10),
     p99TargetMs: 100,
     peer: env.ANNALS_BENCH_FANOUT_PEER !== "0",
+    clientWindowBytes: env.ANNALS_BENCH_FANOUT_CLIENT_WINDOW ? Number(env.ANNALS_BENCH_FANOUT_CLIENT_WINDOW) : undefined,
   };
 }
 
@@ -76,6 +83,9 @@ interface RunResult {
   /** The stream service's own view (annals only): the bucket bounds in ms under which half and 99% of the run's live deliveries were written, from its entry's sequencing. */
   serviceP50?: number;
   serviceP99?: number;
+  /** The same for the hand-over of the run's entries to the subscribers' queues (annals.stream.fanout.latency): what the feed from the log service added. */
+  handOverP50?: number;
+  handOverP99?: number;
 }
 
 /** The most entries one AppendBatch takes. */
@@ -193,15 +203,21 @@ function rssBytes(pid: number): number {
   return Number(line.split(/\s+/)[1]) * 1024;
 }
 
-/** The stream service's delivery-latency histogram (annals.stream.delivery.latency): cumulative counts by bucket bound in s, from its /metrics (none before its first live delivery). */
-async function deliveryLatencyBuckets(httpPort: number): Promise<Map<number, number>> {
+/**
+ * The stream service's latency histograms from its /metrics, as cumulative
+ * counts by bucket bound in s: `delivery` (annals.stream.delivery.latency,
+ * sequencing to the write to a subscriber) and `handOver`
+ * (annals.stream.fanout.latency, sequencing to the subscribers' queues).
+ * Empty before the first live delivery.
+ */
+async function latencyBuckets(httpPort: number): Promise<{ delivery: Map<number, number>; handOver: Map<number, number> }> {
   const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  const buckets = new Map<number, number>();
+  const found = { delivery: new Map<number, number>(), handOver: new Map<number, number>() };
   for (const line of text.split("\n")) {
-    const match = /^annals_stream_delivery_latency(?:_seconds)?_bucket\{.*le="([^"]+)".*\} (\d+)/.exec(line);
-    if (match) buckets.set(match[1] === "+Inf" ? Infinity : Number(match[1]), Number(match[2]));
+    const match = /^annals_stream_(delivery|fanout)_latency(?:_seconds)?_bucket\{.*le="([^"]+)".*\} (\d+)/.exec(line);
+    if (match) found[match[1] === "delivery" ? "delivery" : "handOver"].set(match[2] === "+Inf" ? Infinity : Number(match[2]), Number(match[3]));
   }
-  return buckets;
+  return found;
 }
 
 /** The bound in ms of the first bucket holding the fraction q of what was recorded between two readings (Infinity: past the last bound). */
@@ -238,7 +254,8 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
     `stream-fanout: ${options.subscribers} subscribers over ${options.topics} patterns (evt.t0.> … evt.t${options.topics - 1}.>), entries spread\n` +
       `evenly over the ${options.topics} topics at fixed rates for ${options.seconds} s each. annals: the log service and the stream service\n` +
       `as their own processes on PostgreSQL database ${database.name}, entries appended with AppendBatch every 10 ms, subscribers as\n` +
-      "grpc-js Subscribe streams in the bench process (10 channels), reading only each frame's seqs; one set asking for plain `event`\n" +
+      `grpc-js Subscribe streams in the bench process (10 channels, HTTP/2 receive window ${options.clientWindowBytes === undefined ? "grpc-js's default of 64 KiB" : `${options.clientWindowBytes} bytes (ANNALS_BENCH_FANOUT_CLIENT_WINDOW)`}),\n` +
+      "reading only each frame's seqs; one set asking for plain `event`\n" +
       `frames, one for \`events\` frames (max_events_per_frame ${options.batchEvents}). Peer in the same run: NATS core\n` +
       "on 127.0.0.1:4222, the same subscriptions and publish rates, subscribers in the bench process. Latency: from the append's\n" +
       "acknowledgement (NATS: the publish call) to delivery. CPU in % of one core: the stream service's (and its CPU time per delivery),\n" +
@@ -269,6 +286,7 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
       "p50 ms",
       "p99 ms",
       "max ms",
+      "hand-over p50/p99 ≤ ms†",
       "service p50/p99 ≤ ms†",
       "streams ended",
       "service CPU %",
@@ -313,9 +331,11 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
     console.log(formatTable(header, [...rows.values()].flat()));
     console.log("* CPU time per delivery counted until the run's backlog was delivered (the streams fell quiet), not only over its window.");
     console.log(
-      "† The stream service's own histogram (annals.stream.delivery.latency, from its /metrics): from the entry's sequencing in the log\n" +
-        "  service (before its commit and ack) to the frame's write to the subscriber's HTTP/2 stream, as the bucket bounds that half and 99% of\n" +
-        "  the run's live deliveries fell under; what the subscribers' p50/p99 add to it was spent between that write and the subscriber process.",
+      "† The stream service's own histograms (from its /metrics), as the bucket bounds that half and 99% of the run's live entries fell under,\n" +
+        "  both from the entry's sequencing in the log service (before its commit and ack): hand-over (annals.stream.fanout.latency) to the\n" +
+        "  subscribers' queues in the stream service, so what the log service and its feed took; service (annals.stream.delivery.latency) to\n" +
+        "  the frame's write to the subscriber's HTTP/2 stream. What the subscribers' p50/p99 add was spent between that write and the\n" +
+        "  subscriber process.",
     );
     console.log(memory);
     if (search.length > 0) {
@@ -359,6 +379,7 @@ function row(system: string, result: RunResult, fanout: number): string[] {
     result.p50.toFixed(1),
     result.p99.toFixed(1),
     result.max.toFixed(1),
+    result.handOverP99 === undefined ? "" : `${result.handOverP50}/${result.handOverP99}`,
     result.serviceP99 === undefined ? "" : `${result.serviceP50}/${result.serviceP99}`,
     String(result.ended),
     result.cpuSeconds === undefined || !result.seconds ? "" : ((result.cpuSeconds / result.seconds) * 100).toFixed(0),
@@ -397,7 +418,11 @@ async function annalsSide(streamService: ServiceProcess, logService: ServiceProc
   const auth = producer.auth;
   const StreamClient = grpc.makeGenericClientConstructor(streamDefinition(), "StreamService");
   // Distinct channel options keep the channels from sharing one connection (and those of one subscriber set from the other's).
-  const channels = Array.from({ length: 10 }, (_, i) => new StreamClient(`127.0.0.1:${streamService.grpcPort}`, grpc.credentials.createInsecure(), { "annals.bench.channel": `${maxEventsPerFrame}-${i}` }) as unknown as {
+  const channelOptions = (i: number) => ({
+    "annals.bench.channel": `${maxEventsPerFrame}-${i}`,
+    ...(options.clientWindowBytes === undefined ? {} : { "grpc-node.flow_control_window": options.clientWindowBytes }),
+  });
+  const channels = Array.from({ length: 10 }, (_, i) => new StreamClient(`127.0.0.1:${streamService.grpcPort}`, grpc.credentials.createInsecure(), channelOptions(i)) as unknown as {
     subscribe(request: object, metadata: grpc.Metadata): grpc.ClientReadableStream<bigint | bigint[]>;
     close(): void;
   });
@@ -454,7 +479,7 @@ async function annalsSide(streamService: ServiceProcess, logService: ServiceProc
     const cpuBefore = processCpuSeconds(streamService.pid);
     const logCpuBefore = processCpuSeconds(logService.pid);
     const benchCpuBefore = process.cpuUsage();
-    const latencyBefore = await deliveryLatencyBuckets(streamService.httpPort);
+    const latencyBefore = await latencyBuckets(streamService.httpPort);
     const started = now();
     const appends: Promise<void>[] = [];
     await paced(rate, seconds, (count, first) => {
@@ -488,9 +513,14 @@ async function annalsSide(streamService: ServiceProcess, logService: ServiceProc
       cpuSecondsToQuiet: processCpuSeconds(streamService.pid) - cpuBefore,
       benchCpuSecondsToQuiet: (benchToQuiet.user + benchToQuiet.system) / 1e6,
     };
-    const latencyAfter = await deliveryLatencyBuckets(streamService.httpPort);
-    if (latencyAfter.size === 0) throw new Error("the stream service's /metrics has no annals_stream_delivery_latency histogram after a run");
-    const serviceLatency = { serviceP50: bucketQuantileMs(latencyBefore, latencyAfter, 0.5), serviceP99: bucketQuantileMs(latencyBefore, latencyAfter, 0.99) };
+    const latencyAfter = await latencyBuckets(streamService.httpPort);
+    if (latencyAfter.delivery.size === 0 || latencyAfter.handOver.size === 0) throw new Error("the stream service's /metrics lacks its latency histograms after a run");
+    const serviceLatency = {
+      serviceP50: bucketQuantileMs(latencyBefore.delivery, latencyAfter.delivery, 0.5),
+      serviceP99: bucketQuantileMs(latencyBefore.delivery, latencyAfter.delivery, 0.99),
+      handOverP50: bucketQuantileMs(latencyBefore.handOver, latencyAfter.handOver, 0.5),
+      handOverP99: bucketQuantileMs(latencyBefore.handOver, latencyAfter.handOver, 0.99),
+    };
     return { ...result, ...perDelivery, ...serviceLatency, frames, ended: ended - endedBefore, cpuSeconds: used, seconds: elapsed, logCpuSeconds: logUsed };
   };
   return {
