@@ -81,6 +81,8 @@ describe("stream service: fan-out", () => {
 
   test("a snapshot holds the latest matching entries in seq order, then CaughtUp, then live entries", async () => {
     for (let i = 1; i <= 30; i++) await harness.log.append({ logId: "snap", entry: jsonEntry(i % 3 === 0 ? "user.deleted" : "user.seen", { i }) });
+    const delivered = async () => Number(/^annals_stream_events_delivered_total(?:\{[^}]*\})? (\d+)/m.exec(await harness.metrics())?.[1] ?? "0");
+    const deliveredBefore = await delivered();
     const stream = subscribe(harness.stream, { logId: "snap", kinds: ["user.deleted"], snapshotLimit: 4 });
     await stream.until((r) => r.caughtUp !== undefined);
     assert.deepEqual(stream.events.map((e) => [e.entry?.seq, e.snapshot]), [[21n, true], [24n, true], [27n, true], [30n, true]]);
@@ -89,6 +91,7 @@ describe("stream service: fan-out", () => {
     await harness.log.append({ logId: "snap", entry: jsonEntry("user.deleted", { live: true }) });
     await stream.until((r) => r.events.length === 5);
     assert.deepEqual([stream.events[4]!.entry?.seq, stream.events[4]!.snapshot, stream.events[4]!.name], [32n, false, "deleted"]);
+    assert.equal((await delivered()) - deliveredBefore, 5, "annals.stream.events.delivered counts the snapshot's and the live events");
     stream.cancel();
   });
 
