@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { logV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
-import { encodedEntriesFrames, encodedEntryFrame, encodeEntry } from "./entry-encoding.js";
+import { encodedEntriesFrames, encodedEntryFrame, encodedResultMessage, encodeEntry } from "./entry-encoding.js";
 import { entryMessage, type EntryLog } from "./entry-mapping.js";
 import type { EntryRow, EntryWireRow } from "./store.js";
 
@@ -156,5 +156,20 @@ describe("entry encoding", () => {
       [106],
       [107, 108, 109, 110, 111],
     ]);
+  });
+
+  test("an AppendStream ack's and an Append answer's bytes are those of their reflective encodings", () => {
+    const results = [
+      { seq: 1n, checksum: "c".repeat(64), wallTimeUs: 1_732_950_000_000_001n, uuid: "0192f4c4-7a1e-7c3e-9f5e-1c2d3e4f5a6b", duplicate: false },
+      { seq: 9_007_199_254_740_993n, checksum: "d".repeat(64), wallTimeUs: 1n, uuid: "0192f4c4-7a1e-7c3e-9f5e-1c2d3e4f5a6c", duplicate: true },
+      // Proto3 defaults are left out, as toBinary leaves them out.
+      { seq: 0n, checksum: "", wallTimeUs: 0n, uuid: "", duplicate: false },
+    ];
+    for (const result of results) {
+      const ack = toBinary(logV1.AppendStreamResponseSchema, create(logV1.AppendStreamResponseSchema, { frame: { case: "result", value: result } }));
+      const answer = toBinary(logV1.AppendResponseSchema, create(logV1.AppendResponseSchema, { result, receipt: "" }));
+      assert.deepEqual(new Uint8Array(encodedResultMessage(result)), ack, `ack of seq ${result.seq}`);
+      assert.deepEqual(new Uint8Array(encodedResultMessage(result)), answer, `answer of seq ${result.seq}`);
+    }
   });
 });

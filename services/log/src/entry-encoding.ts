@@ -12,6 +12,7 @@ import { create } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
 import { logV1 } from "@annals/proto";
 import { withEncoding } from "@annals/runtime";
+import type { AppendedEntry } from "./append-plan.js";
 import type { EntryLog } from "./entry-mapping.js";
 import type { EntryWireRow } from "./store.js";
 
@@ -186,6 +187,13 @@ const VALUE_BOOL = tag(4, WireType.Varint);
 const VALUE_STRUCT = tag(5, LENGTH);
 const VALUE_LIST = tag(6, LENGTH);
 const LIST_VALUE = tag(1, LENGTH);
+// AppendResult, and the `result` field (1) of AppendStreamResponse and AppendResponse (log_service.proto).
+const RESULT_SEQ = tag(1, WireType.Varint);
+const RESULT_CHECKSUM = tag(2, LENGTH);
+const RESULT_WALL_TIME_US = tag(3, WireType.Varint);
+const RESULT_UUID = tag(4, LENGTH);
+const RESULT_DUPLICATE = tag(5, WireType.Varint);
+const RESULT_FIELD_TAG = tag(1, LENGTH);
 // SubscribeResponse's frames.
 const FRAME_ENTRY = 1;
 const FRAME_ENTRIES = 4;
@@ -500,4 +508,28 @@ export function* encodedEntriesFrames(log: EntryLog, rows: readonly EntryWireRow
     frame.endLength(start);
     yield splicedFrame(FRAME_ENTRIES, frame.copy(0));
   }
+}
+
+/**
+ * The encoding of a message whose field 1 is `result` and nothing else:
+ * AppendStreamResponse{result} (an AppendStream ack, written once per entry)
+ * and AppendResponse{result} with no receipt. The generic encoder (create,
+ * then toBinary through chunk arrays) took about 8% of the log service's CPU
+ * on AppendStream (bench log-append, --cpu-prof); this writes the same bytes
+ * directly.
+ */
+export function encodedResultMessage(result: AppendedEntry): Buffer {
+  writer.pos = 0;
+  writer.varint(RESULT_FIELD_TAG);
+  const start = writer.beginLength();
+  int64Field(writer, RESULT_SEQ, result.seq);
+  stringField(writer, RESULT_CHECKSUM, result.checksum);
+  int64Field(writer, RESULT_WALL_TIME_US, result.wallTimeUs);
+  stringField(writer, RESULT_UUID, result.uuid);
+  if (result.duplicate) {
+    writer.varint(RESULT_DUPLICATE);
+    writer.varint(1);
+  }
+  writer.endLength(start);
+  return writer.copy(0);
 }

@@ -12,6 +12,7 @@ import {
   isAllowed,
   notFound,
   resourceExhausted,
+  withEncoding,
   type Principal,
   type ServiceRegistration,
 } from "@annals/runtime";
@@ -22,6 +23,7 @@ import { prepareCondition, type PreparedCondition } from "./append-condition.js"
 import type { AppendNotifier } from "./append-notifier.js";
 import type { AppendedEntry } from "./append-plan.js";
 import { OrderedAcks } from "./append-stream.js";
+import { encodedResultMessage } from "./entry-encoding.js";
 import { checkLocalLogId, checkLogId, prepareEntry, type LogLimits, type PreparedEntry } from "./entry-input.js";
 import { appendResult, entryMessage, headMessage } from "./entry-mapping.js";
 import { exportLines } from "./export.js";
@@ -149,7 +151,8 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
       async append(request, context) {
         const logId = localLogFor(context, request.logId);
         const [result] = await append(logId, [prepareEntry(request.entry, limits, "entry")], prepareCondition(request.condition, "condition"));
-        const [receipt] = request.wantReceipt ? await receipts(db, deps.checkpointer, logId, [result!.seq], deps.publisher) : [""];
+        if (!request.wantReceipt) return withEncoding({ result: appendResult(result!), receipt: "" }, encodedResultMessage(result!));
+        const [receipt] = await receipts(db, deps.checkpointer, logId, [result!.seq], deps.publisher);
         return { result: appendResult(result!), receipt };
       },
 
@@ -173,7 +176,7 @@ export function logRegistration(deps: LogServiceDeps): ServiceRegistration {
               const logId = localLogFor(context, frame.value.logId || options.logId, `${field}.entry.log_id`);
               const entries = [prepareEntry(frame.value.entry, limits, `${field}.entry.entry`)];
               const [appended] = await append(logId, entries, prepareCondition(frame.value.condition, `${field}.entry.condition`));
-              return { frame: { case: "result", value: appendResult(appended!) } };
+              return withEncoding({ frame: { case: "result", value: appendResult(appended!) } }, encodedResultMessage(appended!));
             }
             if (frame.case === "batch") {
               const logId = localLogFor(context, frame.value.logId || options.logId, `${field}.batch.log_id`);
