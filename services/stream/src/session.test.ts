@@ -9,7 +9,7 @@ import { Code, ConnectError, createClient, createRouterTransport } from "@connec
 import { logV1, streamV1 } from "@annals/proto";
 import { encodingOf, errorReason, pushResponses, ResponseGroup, type ResponseSink } from "@annals/runtime";
 import { LogReader } from "./log-reader.js";
-import { batchFrameEncoding, EntryFrames, Session, type FeedLink, type Frame, type SessionRequest } from "./session.js";
+import { batchFrameEncoding, EntryFrames, FLUSH_SLICE_MS, Session, type FeedLink, type Frame, type SessionRequest } from "./session.js";
 import { StreamMetrics } from "./stream-metrics.js";
 
 const HEAD = 100n;
@@ -243,4 +243,38 @@ test("a pushed session ends its push with the error it fails with, and with the 
     drained: () => Promise.resolve(),
   };
   await assert.rejects(tooLarge.frameGroups(new AbortController().signal)[pushResponses](refusing), (error: unknown) => ConnectError.from(error).code === Code.ResourceExhausted);
+});
+
+test("a flush that runs past its slice lets the event loop turn, then writes the remaining sessions' frames", async () => {
+  // Each write takes 1 ms: the 4 × FLUSH_SLICE_MS sessions' writes take four slices.
+  const busyFor = (ms: number) => {
+    for (const until = performance.now() + ms; performance.now() < until; );
+  };
+  const count = 4 * FLUSH_SLICE_MS;
+  const written: number[] = [];
+  const controllers = Array.from({ length: count }, () => new AbortController());
+  const sessions = controllers.map((controller, i) => {
+    const session = openSession({ afterSeq: HEAD }, 100);
+    const sink: ResponseSink = {
+      write(messages) {
+        if (messages.some((frame) => (frame as Frame).frame.case === "event")) {
+          busyFor(1);
+          written.push(i);
+        }
+        return true;
+      },
+      drained: () => Promise.resolve(),
+    };
+    return { session, pushed: session.frameGroups(controller.signal)[pushResponses](sink) };
+  });
+  await tick();
+  const frames = new EntryFrames(create(logV1.EntrySchema, { logId: "mem", seq: HEAD + 1n, kind: "live.one" }));
+  for (const { session } of sessions) session.offer(frames);
+  let writtenWhenTheLoopTurned: number | undefined;
+  setImmediate(() => (writtenWhenTheLoopTurned = written.length));
+  while (written.length < count) await tick();
+  assert.deepEqual(written, [...Array(count).keys()], "every session written once, in the order they were queued");
+  assert.ok(writtenWhenTheLoopTurned !== undefined && writtenWhenTheLoopTurned > 0 && writtenWhenTheLoopTurned < count, `the loop turned after ${writtenWhenTheLoopTurned} of ${count} writes`);
+  for (const controller of controllers) controller.abort();
+  await Promise.all(sessions.map(({ pushed }) => pushed));
 });
