@@ -5,7 +5,7 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 /** The stream service's instruments (exported on /metrics and over OTLP by the runtime). */
 export class StreamMetrics {
   private readonly subscribers: UpDownCounter;
-  /** Events written so far: a plain sum, read when the metrics are collected (adding to an SDK counter per frame cost ~1.3% of the service at 50k deliveries/s). */
+  /** Events written so far: a plain sum, read when the metrics are collected (adding to an SDK counter per frame took 1.3–2.6% of the service's CPU at 50k deliveries/s in two profiles). */
   private delivered = 0;
   private readonly disconnects: Counter;
   private readonly fanout: Histogram;
