@@ -7,6 +7,7 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { AlwaysOffSampler, BatchSpanProcessor, ParentBasedSampler, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import { observeEventLoop } from "./event-loop-metrics.js";
 
 export interface TelemetryOptions {
   /** `service.name` of every span and metric. */
@@ -66,13 +67,18 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
   // span follows async calls from a handler into the clients it uses.
   tracerProvider.register();
 
+  const meter = meterProvider.getMeter("annals");
+  const stopObservingEventLoop = observeEventLoop(meter);
   let shutdown: Promise<void> | undefined;
   return {
-    meter: meterProvider.getMeter("annals"),
+    meter,
     tracer: tracerProvider.getTracer("annals"),
     propagator: new W3CTraceContextPropagator(),
     handleMetrics: (request, response) => exporter.getMetricsRequestHandler(request, response),
     // A span processor's shutdown exports what it still holds (BatchSpanProcessor flushes).
-    shutdown: () => (shutdown ??= Promise.allSettled([meterProvider.shutdown(), tracerProvider.shutdown()]).then(() => undefined)),
+    shutdown: () => {
+      stopObservingEventLoop();
+      return (shutdown ??= Promise.allSettled([meterProvider.shutdown(), tracerProvider.shutdown()]).then(() => undefined));
+    },
   };
 }
