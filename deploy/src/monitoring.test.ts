@@ -48,7 +48,7 @@ async function startNode(label: string, nodeId: string): Promise<Node> {
 }
 
 /** Every `annals_…` metric name in a PromQL expression. */
-const metricNames = (expression: string) => expression.match(/\bannals_[a-z0-9_]+/g) ?? [];
+const metricNames = (expression: string) => expression.match(/\b(?:annals|nodejs)_[a-z0-9_]+/g) ?? [];
 
 before(async () => {
   const a = await startNode("monitoring_a", A);
@@ -139,7 +139,7 @@ type Rule = { alert: string; expr: string; labels?: Record<string, string>; anno
 const rules = () => parse(readFileSync(`${MONITORING}/prometheus-rules.yaml`, "utf8")) as { spec: { groups: { name: string; rules: Rule[] }[] } };
 
 test("every metric the alert rules and the dashboard use is exported by a running node", async () => {
-  const scraped = new Set((await scrapeAll()).map((series) => series.name).filter((name) => name.startsWith("annals_")));
+  const scraped = new Set((await scrapeAll()).map((series) => series.name).filter((name) => name.startsWith("annals_") || name.startsWith("nodejs_")));
   const all = rules();
   // The platform group watches what Kubernetes and CloudNativePG export, not annals.
   const annalsGroups = { spec: { groups: all.spec.groups.filter((group) => group.name === "annals") } };
