@@ -11,7 +11,7 @@ const RESOLUTION_MS = 10;
  * - nodejs.eventloop.delay.p50, .p99 and .max: how late a 10 ms timer ran, in
  *   seconds (a stall shows at the first collection after the timer ran again). One long synchronous stretch delays every call and stream the
  *   process serves: a fan-out burst once held the stream service's loop for
- *   30–80 ms (bench stream-fanout), which no CPU figure showed;
+ *   30–104 ms (bench stream-fanout), which no CPU figure showed;
  * - nodejs.eventloop.utilization: the share of the time the loop was busy.
  * Returns a function that stops the sampling.
  */

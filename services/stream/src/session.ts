@@ -132,7 +132,7 @@ const flushing: Session[] = [];
  * loop turn and goes on in the next: written frames leave only when the loop
  * turns, and the feed, the clients' window updates and the timers wait for
  * it too. A burst (a feed frame of many entries for 1,000 subscribers) took
- * 30–80 ms in one piece (bench stream-fanout, CPU profile). At 50k
+ * 30–104 ms in one piece (bench stream-fanout, CPU profile). At 50k
  * deliveries/s, slices of 1 and 2 ms gave lower medians than 5 ms in two
  * runs each, and all three lower p99s than none.
  */
