@@ -9,7 +9,8 @@ const RESOLUTION_MS = 10;
  * runtime conventions, each over the time since the previous collection (a
  * scrape of /metrics):
  * - nodejs.eventloop.delay.p50, .p99 and .max: how late a 10 ms timer ran, in
- *   seconds (a stall shows at the first collection after the timer ran again). One long synchronous stretch delays every call and stream the
+ *   seconds (a stall shows at the first collection after the timer ran
+ *   again). One long synchronous stretch delays every call and stream the
  *   process serves: a fan-out burst once held the stream service's loop for
  *   30–104 ms (bench stream-fanout), which no CPU figure showed;
  * - nodejs.eventloop.utilization: the share of the time the loop was busy.
