@@ -1,10 +1,11 @@
-// A server for the RPC overhead benchmark, run as its own process so that the
-// load generator does not share its event loop. `node bench-server.js <kind>`
+// A server for the benchmarks, run as its own process so that the load
+// generator does not share its event loop. `node bench-server.js <kind>`
 // prints one JSON line {"grpcPort":…,"httpPort":…} once it listens.
-//   bare-grpc      @grpc/grpc-js with the Ping handler and nothing else (the baseline)
+//   bare-grpc      @grpc/grpc-js with the Ping handler and nothing else (rpc-overhead's baseline)
 //   bare-connect   connectNodeAdapter on node:http with the same handler, nothing else
 //   annals-off     the annals runtime, auth off (loopback)
 //   annals-jwt     the annals runtime, JWT auth on
+//   bare-grpc-fanout  stream-fanout's baseline: @grpc/grpc-js and its subscribers (bare-fanout.ts)
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { create } from "@bufbuild/protobuf";
@@ -12,6 +13,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { diagV1 } from "@annals/proto";
 import { createLogger, grpcServiceDefinition, startServer } from "@annals/runtime";
+import { serveBareFanout } from "./bare-fanout.js";
 import { BENCH_SECRET } from "./bench-token.js";
 
 const kind = process.argv[2];
@@ -51,6 +53,9 @@ switch (kind) {
     report({ grpcPort: server.grpcPort, httpPort: server.httpPort });
     break;
   }
+  case "bare-grpc-fanout":
+    serveBareFanout((port) => report({ grpcPort: port, httpPort: 0 }));
+    break;
   default:
     process.stderr.write(`unknown server kind ${kind}\n`);
     process.exit(2);

@@ -1,45 +1,15 @@
 // The runtime's own cost: a no-op unary call (DiagService.Ping) through the
 // annals runtime, on its gRPC port and on its HTTP port, against the same call
 // on servers with no middleware at all.
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { diagV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
+import { startBenchServer, type ServerKind } from "./bench-server-process.js";
 import { benchToken } from "./bench-token.js";
 import { runLoad, type LoadResult } from "./load.js";
-import { processCpuSeconds } from "./process-cpu.js";
 import { formatTable } from "./table.js";
-
-type ServerKind = "bare-grpc" | "bare-connect" | "annals-off" | "annals-jwt";
-
-interface BenchServer {
-  grpcPort: number;
-  httpPort: number;
-  /** CPU seconds (user + system) the server process has used so far. */
-  cpuSeconds(): number;
-  stop(): Promise<void>;
-}
-
-async function startBenchServer(kind: ServerKind): Promise<BenchServer> {
-  const child: ChildProcess = spawn(process.execPath, [fileURLToPath(new URL("./bench-server.js", import.meta.url)), kind], {
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  const [line] = (await once(createInterface({ input: child.stdout! }), "line")) as [string];
-  const ports = JSON.parse(line) as { grpcPort: number; httpPort: number };
-  return {
-    ...ports,
-    cpuSeconds: () => processCpuSeconds(child.pid!),
-    stop: async () => {
-      child.kill("SIGTERM");
-      if (child.exitCode === null) await once(child, "exit");
-    },
-  };
-}
 
 const DiagClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(diagV1.DiagService), "DiagService");
 

@@ -1,8 +1,10 @@
 // The stream service fanning out to many live subscribers: the standalone log
 // and stream service processes on a fresh PostgreSQL database, 1,000 grpc-js
 // Subscribe streams in this process over 20 patterns, entries appended at
-// fixed rates; the peer in the same run is NATS core (127.0.0.1:4222) with the
-// same subscriptions and publish rates, subscribers in this process too.
+// fixed rates. In the same run: the same subscribers on a bare grpc-js server
+// that writes each published entry to its streams (bare-fanout.ts), and the
+// peer, NATS core (127.0.0.1:4222) with the same subscriptions and publish
+// rates, subscribers in this process too.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
@@ -10,7 +12,9 @@ import { connect as connectNats, type NatsConnection } from "@nats-io/transport-
 import { logV1, streamV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
 import { startServiceProcess, type ServiceProcess } from "@annals/runtime/testing";
+import { PUBLISH_METHOD } from "./bare-fanout.js";
 import { createBenchDatabase } from "./bench-database.js";
+import { startBenchServer, type BenchServer } from "./bench-server-process.js";
 import { LOG_SERVICE_SCRIPT } from "./log-service.js";
 import { BENCH_SECRET, benchToken } from "./bench-token.js";
 import { processCpuSeconds } from "./process-cpu.js";
@@ -31,6 +35,8 @@ export interface FanoutBenchOptions {
   p99TargetMs: number;
   /** Whether NATS core is measured too. */
   peer: boolean;
+  /** Whether the bare grpc-js baseline (bare-fanout.ts) is measured too, with `event` frames. */
+  bare: boolean;
   /**
    * The subscribers' HTTP/2 receive window in bytes (grpc-js's
    * grpc-node.flow_control_window, per stream and per connection); undefined:
@@ -52,6 +58,7 @@ export function fanoutOptions(env: NodeJS.ProcessEnv): FanoutBenchOptions {
     seconds: Number(env.ANNALS_BENCH_FANOUT_SECONDS ?? 10),
     p99TargetMs: 100,
     peer: env.ANNALS_BENCH_FANOUT_PEER !== "0",
+    bare: env.ANNALS_BENCH_FANOUT_BARE !== "0",
     clientWindowBytes: env.ANNALS_BENCH_FANOUT_CLIENT_WINDOW ? Number(env.ANNALS_BENCH_FANOUT_CLIENT_WINDOW) : undefined,
   };
 }
@@ -68,14 +75,16 @@ interface RunResult {
   frames?: number;
   /** Streams the server ended during the run or while its backlog drained (slow consumers). */
   ended: number;
-  /** Stream-service CPU seconds over the run, from the first append until every delivery arrived or 10 s after the last append (annals only). */
+  /** The serving process's CPU seconds over the run, from the first append until every delivery arrived or 10 s after the last append. */
   cpuSeconds?: number;
-  /** The run's duration in s, over which cpuSeconds was measured (annals only). */
+  /** The run's duration in s, over which cpuSeconds was measured. */
   seconds?: number;
-  /** Deliveries of the run until the streams fell quiet (its backlog delivered), and the CPU seconds of the stream service and of this process until then (annals only). */
+  /** Deliveries of the run until the streams fell quiet (its backlog delivered), and the CPU seconds of the serving process and of this process until then. */
   deliveredToQuiet?: number;
   cpuSecondsToQuiet?: number;
   benchCpuSecondsToQuiet?: number;
+  /** Bytes of the frames that carried the run's deliveries (gRPC's 5-byte prefixes left out), per delivery. */
+  bytesPerDelivery?: number;
   /** The log service's CPU seconds over the same span (annals only). */
   logCpuSeconds?: number;
   /** This process's CPU (the subscribers and the producer), in % of one core. */
@@ -93,6 +102,9 @@ const MAX_BATCH_ENTRIES = 1000;
 
 type Unary = (request: object, metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response: unknown) => void) => void;
 
+/** Bytes of the Subscribe responses the subscribers received (all sets, one set at a time). */
+let frameBytes = 0;
+
 /**
  * A Subscribe response read only as far as its entries' seqs: a load
  * generator that decoded every payload would measure itself, not the server.
@@ -100,6 +112,7 @@ type Unary = (request: object, metadata: grpc.Metadata, callback: (error: grpc.S
  * for CaughtUp and Heartbeat.
  */
 function seqsOfFrame(bytes: Buffer): bigint | bigint[] {
+  frameBytes += bytes.length;
   // SubscribeResponse field 1 (Event) → Event field 1 (Entry) → Entry field 2 (seq, varint).
   const event = lengthDelimited(bytes, 0, bytes.length, 1);
   if (event !== null) return seqOfEvent(bytes, event.start, event.end);
@@ -256,10 +269,12 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
       `as their own processes on PostgreSQL database ${database.name}, entries appended with AppendBatch every 10 ms, subscribers as\n` +
       `grpc-js Subscribe streams in the bench process (10 channels, HTTP/2 receive window ${options.clientWindowBytes === undefined ? "grpc-js's default of 64 KiB" : `${options.clientWindowBytes} bytes (ANNALS_BENCH_FANOUT_CLIENT_WINDOW)`}),\n` +
       "reading only each frame's seqs; one set asking for plain `event`\n" +
-      `frames, one for \`events\` frames (max_events_per_frame ${options.batchEvents}). Peer in the same run: NATS core\n` +
-      "on 127.0.0.1:4222, the same subscriptions and publish rates, subscribers in the bench process. Latency: from the append's\n" +
-      "acknowledgement (NATS: the publish call) to delivery. CPU in % of one core: the stream service's (and its CPU time per delivery),\n" +
-      "and the bench process's " +
+      `frames, one for \`events\` frames (max_events_per_frame ${options.batchEvents}). Baseline in the same run: the same\n` +
+      "subscribers (`event` frames) on a bare grpc-js server process that encodes each published entry once, in a frame of the same\n" +
+      "shape, and writes it to the matching streams (bench/src/bare-fanout.ts: no log, no database, no flow control of its own). Peer:\n" +
+      "NATS core on 127.0.0.1:4222, the same subscriptions and publish rates, subscribers in the bench process. Latency: from the\n" +
+      "append's acknowledgement (baseline and NATS: the publish call) to delivery. CPU in % of one core: the server's (the stream\n" +
+      "service's or the baseline's, and its CPU time per delivery), and the bench process's " +
       "(subscribers and producer; on this 2-core machine they share the cores with the services and PostgreSQL).\n",
   );
   try {
@@ -276,6 +291,7 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
     });
     services.push(streamService);
     const producer = producerOf(logService, await benchToken(["admin"]));
+    const annalsStreams = annalsTarget(streamService, logService, producer, options.topics);
     const fanout = options.subscribers / options.topics;
     const header = [
       "system",
@@ -289,9 +305,10 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
       "hand-over p50/p99 ≤ ms†",
       "service p50/p99 ≤ ms†",
       "streams ended",
-      "service CPU %",
+      "server CPU %",
       "CPU µs/delivery*",
       "events/frame",
+      "bytes/event",
       "bench CPU %",
       "bench µs/delivery*",
       "log service CPU %",
@@ -307,7 +324,7 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
     let best: RunResult | undefined;
     let memory = "";
     for (const mode of modes) {
-      const annals = await annalsSide(streamService, logService, producer, options, mode.maxEventsPerFrame);
+      const annals = await subscriberSet(annalsStreams, options, mode.maxEventsPerFrame);
       memory ||=
         `\nstream service memory: ${(annals.rssIdle / 2 ** 20).toFixed(1)} MiB RSS with no subscriber, ${(annals.rssSubscribed / 2 ** 20).toFixed(1)} MiB with ` +
         `${options.subscribers} connected: ${((annals.rssSubscribed - annals.rssIdle) / options.subscribers / 1024).toFixed(1)} KiB per subscriber.`;
@@ -321,6 +338,18 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
         }
       }
       await annals.close();
+    }
+    if (options.bare) {
+      const server = await startBenchServer("bare-grpc-fanout");
+      const bare = bareTarget(server, options.topics);
+      try {
+        const subscribers = await subscriberSet(bare, options, 0);
+        for (const rate of options.rates) rows.get(rate)!.push(row("bare grpc-js (baseline)", await measured(() => subscribers.run(rate, options.seconds)), fanout));
+        await subscribers.close();
+      } finally {
+        bare.close();
+        await server.stop();
+      }
     }
     if (options.peer) {
       const peer = await natsSide(nats, options);
@@ -385,6 +414,7 @@ function row(system: string, result: RunResult, fanout: number): string[] {
     result.cpuSeconds === undefined || !result.seconds ? "" : ((result.cpuSeconds / result.seconds) * 100).toFixed(0),
     perDelivery(result.cpuSecondsToQuiet, result.deliveredToQuiet),
     result.frames ? (result.delivered / result.frames).toFixed(2) : "",
+    result.bytesPerDelivery === undefined ? "" : result.bytesPerDelivery.toFixed(0),
     result.benchCpuPercent.toFixed(0),
     perDelivery(result.benchCpuSecondsToQuiet, result.deliveredToQuiet),
     result.logCpuSeconds === undefined || !result.seconds ? "" : ((result.logCpuSeconds / result.seconds) * 100).toFixed(0),
@@ -399,8 +429,6 @@ function producerOf(logService: ServiceProcess, token: string) {
   const log = new LogClient(`127.0.0.1:${logService.grpcPort}`, grpc.credentials.createInsecure()) as unknown as Record<string, Unary> & { close(): void };
   return {
     auth,
-    /** The last seq appended; a stream opened (again) resumes after it, with no snapshot. */
-    appended: 0n,
     /** Appends entries; resolves with each one's seq. */
     appendBatch(entries: object[]): Promise<bigint[]> {
       return new Promise((resolve, reject) =>
@@ -414,19 +442,70 @@ function producerOf(logService: ServiceProcess, token: string) {
   };
 }
 
-async function annalsSide(streamService: ServiceProcess, logService: ServiceProcess, producer: ReturnType<typeof producerOf>, options: FanoutBenchOptions, maxEventsPerFrame: number) {
-  const auth = producer.auth;
+/** What a set of subscribers is measured against: the annals services, or the bare grpc-js baseline. */
+interface FanoutTarget {
+  grpcPort: number;
+  /** The process that serves the streams, whose CPU is measured. */
+  pid: number;
+  /** Sent with every call (the annals token). */
+  auth: grpc.Metadata;
+  /** The last seq published; a stream opened (again) resumes after it, with no snapshot. */
+  appended: bigint;
+  /** Publishes entries `first` … `first + count - 1` of a run (entry i of topic i mod topics); resolves with their seqs once acknowledged. */
+  publish(first: number, count: number): Promise<bigint[]>;
+  /** The stream service's HTTP port (its latency histograms on /metrics) and the log service's pid; undefined for the baseline. */
+  annals?: { httpPort: number; logPid: number };
+}
+
+/** The annals services as a target: entries appended with AppendBatch, streams from the stream service. */
+function annalsTarget(streamService: ServiceProcess, logService: ServiceProcess, producer: ReturnType<typeof producerOf>, topics: number): FanoutTarget {
+  return {
+    grpcPort: streamService.grpcPort,
+    pid: streamService.pid,
+    auth: producer.auth,
+    appended: 0n,
+    publish: (first, count) =>
+      producer.appendBatch(Array.from({ length: count }, (_, i) => ({ kind: `evt.t${(first + i) % topics}.happened`, body: { case: "payload" as const, value: { n: first + i } } }))),
+    annals: { httpPort: streamService.httpPort, logPid: logService.pid },
+  };
+}
+
+/** The bare grpc-js baseline (bare-fanout.ts) as a target. */
+function bareTarget(server: BenchServer, topics: number): FanoutTarget & { close(): void } {
+  const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
+  const { path, requestSerialize, responseDeserialize } = PUBLISH_METHOD;
+  return {
+    grpcPort: server.grpcPort,
+    pid: server.pid,
+    auth: new grpc.Metadata(),
+    appended: 0n,
+    publish: (first, count) =>
+      new Promise((resolve, reject) =>
+        client.makeUnaryRequest(path, requestSerialize, responseDeserialize, { first, count, topics }, (error, response) => {
+          if (error || !response) return reject(error ?? new Error("no response"));
+          const seqs: bigint[] = [];
+          for (let seq = BigInt(response.firstSeq); seq <= BigInt(response.lastSeq); seq++) seqs.push(seq);
+          resolve(seqs);
+        }),
+      ),
+    close: () => client.close(),
+  };
+}
+
+/** `options.subscribers` grpc-js Subscribe streams to `target`, and runs at a rate measured through them. */
+async function subscriberSet(target: FanoutTarget, options: FanoutBenchOptions, maxEventsPerFrame: number) {
+  const auth = target.auth;
   const StreamClient = grpc.makeGenericClientConstructor(streamDefinition(), "StreamService");
   // Distinct channel options keep the channels from sharing one connection (and those of one subscriber set from the other's).
   const channelOptions = (i: number) => ({
     "annals.bench.channel": `${maxEventsPerFrame}-${i}`,
     ...(options.clientWindowBytes === undefined ? {} : { "grpc-node.flow_control_window": options.clientWindowBytes }),
   });
-  const channels = Array.from({ length: 10 }, (_, i) => new StreamClient(`127.0.0.1:${streamService.grpcPort}`, grpc.credentials.createInsecure(), channelOptions(i)) as unknown as {
+  const channels = Array.from({ length: 10 }, (_, i) => new StreamClient(`127.0.0.1:${target.grpcPort}`, grpc.credentials.createInsecure(), channelOptions(i)) as unknown as {
     subscribe(request: object, metadata: grpc.Metadata): grpc.ClientReadableStream<bigint | bigint[]>;
     close(): void;
   });
-  const rssIdle = rssBytes(streamService.pid);
+  const rssIdle = rssBytes(target.pid);
   let current = new Deliveries(1n);
   let ended = 0;
   let ready = 0;
@@ -434,7 +513,7 @@ async function annalsSide(streamService: ServiceProcess, logService: ServiceProc
   const calls: (grpc.ClientReadableStream<bigint | bigint[]> | undefined)[] = [];
   let lastReceivedAt = now();
   const open = (i: number) => {
-    const call = channels[i % channels.length]!.subscribe({ logId: "fanout", kinds: [`evt.t${i % options.topics}.>`], afterSeq: producer.appended, maxEventsPerFrame }, auth);
+    const call = channels[i % channels.length]!.subscribe({ logId: "fanout", kinds: [`evt.t${i % options.topics}.>`], afterSeq: target.appended, maxEventsPerFrame }, auth);
     let first = true;
     call.on("data", (seqs: bigint | bigint[]) => {
       if (first) {
@@ -468,27 +547,26 @@ async function annalsSide(streamService: ServiceProcess, logService: ServiceProc
   };
   await openAll();
   await sleep(500);
-  const rssSubscribed = rssBytes(streamService.pid);
+  const rssSubscribed = rssBytes(target.pid);
   const run = async (rate: number, seconds: number) => {
     // Every stream open again (those the previous run's backlog ended resume with no snapshot).
     await openAll();
-    current = new Deliveries(producer.appended + 1n);
-    producer.appended += BigInt(rate * seconds);
+    current = new Deliveries(target.appended + 1n);
+    target.appended += BigInt(rate * seconds);
     const endedBefore = ended;
     const deliveries = current;
-    const cpuBefore = processCpuSeconds(streamService.pid);
-    const logCpuBefore = processCpuSeconds(logService.pid);
+    const bytesBefore = frameBytes;
+    const cpuBefore = processCpuSeconds(target.pid);
+    const logCpuBefore = target.annals && processCpuSeconds(target.annals.logPid);
     const benchCpuBefore = process.cpuUsage();
-    const latencyBefore = await latencyBuckets(streamService.httpPort);
+    const latencyBefore = target.annals && (await latencyBuckets(target.annals.httpPort));
     const started = now();
     const appends: Promise<void>[] = [];
     await paced(rate, seconds, (count, first) => {
       // A tick that came late (the bench process starved on a loaded machine) owes more than one AppendBatch may carry.
       for (let from = first; from < first + count; from += MAX_BATCH_ENTRIES) {
-        const length = Math.min(MAX_BATCH_ENTRIES, first + count - from);
-        const entries = Array.from({ length }, (_, i) => ({ kind: `evt.t${(from + i) % options.topics}.happened`, body: { case: "payload" as const, value: { n: from + i } } }));
         appends.push(
-          producer.appendBatch(entries).then((seqs) => {
+          target.publish(from, Math.min(MAX_BATCH_ENTRIES, first + count - from)).then((seqs) => {
             const at = now();
             for (const seq of seqs) deliveries.ack(seq, at);
           }),
@@ -500,8 +578,8 @@ async function annalsSide(streamService: ServiceProcess, logService: ServiceProc
     const deadline = now() + 10_000;
     while (deliveries.count < expected && now() < deadline) await sleep(50);
     const elapsed = (now() - started) / 1000;
-    const used = processCpuSeconds(streamService.pid) - cpuBefore;
-    const logUsed = processCpuSeconds(logService.pid) - logCpuBefore;
+    const used = processCpuSeconds(target.pid) - cpuBefore;
+    const logUsed = target.annals && processCpuSeconds(target.annals.logPid) - logCpuBefore!;
     const result = deliveries.summary(rate, expected, 0);
     const frames = deliveries.frames;
     // The run ends quiet: its backlog delivered or given up (within a minute); streams it ended count for it.
@@ -510,17 +588,21 @@ async function annalsSide(streamService: ServiceProcess, logService: ServiceProc
     const benchToQuiet = process.cpuUsage(benchCpuBefore);
     const perDelivery = {
       deliveredToQuiet: deliveries.count,
-      cpuSecondsToQuiet: processCpuSeconds(streamService.pid) - cpuBefore,
+      cpuSecondsToQuiet: processCpuSeconds(target.pid) - cpuBefore,
       benchCpuSecondsToQuiet: (benchToQuiet.user + benchToQuiet.system) / 1e6,
+      bytesPerDelivery: deliveries.count > 0 ? (frameBytes - bytesBefore) / deliveries.count : undefined,
     };
-    const latencyAfter = await latencyBuckets(streamService.httpPort);
-    if (latencyAfter.delivery.size === 0 || latencyAfter.handOver.size === 0) throw new Error("the stream service's /metrics lacks its latency histograms after a run");
-    const serviceLatency = {
-      serviceP50: bucketQuantileMs(latencyBefore.delivery, latencyAfter.delivery, 0.5),
-      serviceP99: bucketQuantileMs(latencyBefore.delivery, latencyAfter.delivery, 0.99),
-      handOverP50: bucketQuantileMs(latencyBefore.handOver, latencyAfter.handOver, 0.5),
-      handOverP99: bucketQuantileMs(latencyBefore.handOver, latencyAfter.handOver, 0.99),
-    };
+    let serviceLatency = {};
+    if (target.annals) {
+      const latencyAfter = await latencyBuckets(target.annals.httpPort);
+      if (latencyAfter.delivery.size === 0 || latencyAfter.handOver.size === 0) throw new Error("the stream service's /metrics lacks its latency histograms after a run");
+      serviceLatency = {
+        serviceP50: bucketQuantileMs(latencyBefore!.delivery, latencyAfter.delivery, 0.5),
+        serviceP99: bucketQuantileMs(latencyBefore!.delivery, latencyAfter.delivery, 0.99),
+        handOverP50: bucketQuantileMs(latencyBefore!.handOver, latencyAfter.handOver, 0.5),
+        handOverP99: bucketQuantileMs(latencyBefore!.handOver, latencyAfter.handOver, 0.99),
+      };
+    }
     return { ...result, ...perDelivery, ...serviceLatency, frames, ended: ended - endedBefore, cpuSeconds: used, seconds: elapsed, logCpuSeconds: logUsed };
   };
   return {
