@@ -27,3 +27,13 @@ export async function backendCpuSecondsDuring(client: pg.Client, database: strin
   for (const pid of await backends()) used += processCpuSeconds(pid) - (before.get(pid) ?? 0);
   return used;
 }
+
+/**
+ * CPU seconds the whole machine has spent busy so far, summed over its cores
+ * (/proc/stat: every state but idle and iowait; ticks are 1/100 s).
+ */
+export function machineBusySeconds(): number {
+  const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = fields as [number, number, number, number, number, number, number, number];
+  return (user + nice + system + irq + softirq + steal) / 100;
+}

@@ -6,6 +6,7 @@
 // peer, NATS core (127.0.0.1:4222) with the same subscriptions and publish
 // rates, subscribers in this process too.
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { connect as connectNats, type NatsConnection } from "@nats-io/transport-node";
@@ -17,7 +18,7 @@ import { createBenchDatabase } from "./bench-database.js";
 import { startBenchServer, type BenchServer } from "./bench-server-process.js";
 import { LOG_SERVICE_SCRIPT } from "./log-service.js";
 import { BENCH_SECRET, benchToken } from "./bench-token.js";
-import { processCpuSeconds } from "./process-cpu.js";
+import { machineBusySeconds, processCpuSeconds } from "./process-cpu.js";
 import { formatTable } from "./table.js";
 
 export interface FanoutBenchOptions {
@@ -85,6 +86,8 @@ interface RunResult {
   benchCpuSecondsToQuiet?: number;
   /** Bytes of the frames that carried the run's deliveries (gRPC's 5-byte prefixes left out), per delivery. */
   bytesPerDelivery?: number;
+  /** The whole machine's busy CPU seconds (every process, summed over the cores) over the same span. */
+  machineCpuSeconds?: number;
   /** The log service's CPU seconds over the same span (annals only). */
   logCpuSeconds?: number;
   /** This process's CPU (the subscribers and the producer), in % of one core. */
@@ -275,7 +278,8 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
       "NATS core on 127.0.0.1:4222, the same subscriptions and publish rates, subscribers in the bench process. Latency: from the\n" +
       "append's acknowledgement (baseline and NATS: the publish call) to delivery. CPU in % of one core: the server's (the stream\n" +
       "service's or the baseline's, and its CPU time per delivery), and the bench process's " +
-      "(subscribers and producer; on this 2-core machine they share the cores with the services and PostgreSQL).\n",
+      "(subscribers and producer; on this 2-core machine they share the cores with the services and PostgreSQL); machine: every\n" +
+      "process's (/proc/stat) over the run's window, in % of all the cores.\n",
   );
   try {
     const env = { DATABASE_URL: database.url, ANNALS_AUTH_JWT_SECRET: BENCH_SECRET, ANNALS_LOG_LEVEL: "info" };
@@ -312,6 +316,7 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
       "bench CPU %",
       "bench µs/delivery*",
       "log service CPU %",
+      `machine CPU % of ${availableParallelism()} cores`,
     ];
     // Two kinds of subscriber, one set at a time: plain `event` frames (what a client that did not opt in gets), and
     // clients that asked for `events` frames (max_events_per_frame), which carry everything queued for a subscriber at once.
@@ -418,6 +423,7 @@ function row(system: string, result: RunResult, fanout: number): string[] {
     result.benchCpuPercent.toFixed(0),
     perDelivery(result.benchCpuSecondsToQuiet, result.deliveredToQuiet),
     result.logCpuSeconds === undefined || !result.seconds ? "" : ((result.logCpuSeconds / result.seconds) * 100).toFixed(0),
+    result.machineCpuSeconds === undefined || !result.seconds ? "" : ((result.machineCpuSeconds / result.seconds / availableParallelism()) * 100).toFixed(0),
   ];
 }
 
@@ -557,6 +563,7 @@ async function subscriberSet(target: FanoutTarget, options: FanoutBenchOptions, 
     const deliveries = current;
     const bytesBefore = frameBytes;
     const cpuBefore = processCpuSeconds(target.pid);
+    const machineBefore = machineBusySeconds();
     const logCpuBefore = target.annals && processCpuSeconds(target.annals.logPid);
     const benchCpuBefore = process.cpuUsage();
     const latencyBefore = target.annals && (await latencyBuckets(target.annals.httpPort));
@@ -579,6 +586,7 @@ async function subscriberSet(target: FanoutTarget, options: FanoutBenchOptions, 
     while (deliveries.count < expected && now() < deadline) await sleep(50);
     const elapsed = (now() - started) / 1000;
     const used = processCpuSeconds(target.pid) - cpuBefore;
+    const machineUsed = machineBusySeconds() - machineBefore;
     const logUsed = target.annals && processCpuSeconds(target.annals.logPid) - logCpuBefore!;
     const result = deliveries.summary(rate, expected, 0);
     const frames = deliveries.frames;
@@ -603,7 +611,7 @@ async function subscriberSet(target: FanoutTarget, options: FanoutBenchOptions, 
         handOverP99: bucketQuantileMs(latencyBefore!.handOver, latencyAfter.handOver, 0.99),
       };
     }
-    return { ...result, ...perDelivery, ...serviceLatency, frames, ended: ended - endedBefore, cpuSeconds: used, seconds: elapsed, logCpuSeconds: logUsed };
+    return { ...result, ...perDelivery, ...serviceLatency, frames, ended: ended - endedBefore, cpuSeconds: used, machineCpuSeconds: machineUsed, seconds: elapsed, logCpuSeconds: logUsed };
   };
   return {
     run,
@@ -634,6 +642,8 @@ async function natsSide(nats: NatsConnection, options: FanoutBenchOptions) {
   const run = async (rate: number, seconds: number) => {
     current = new Deliveries(seq + 1n);
     const deliveries = current;
+    const started = now();
+    const machineBefore = machineBusySeconds();
     await paced(rate, seconds, (count, first) => {
       const at = now();
       for (let i = 0; i < count; i++) {
@@ -646,7 +656,7 @@ async function natsSide(nats: NatsConnection, options: FanoutBenchOptions) {
     const expected = rate * seconds * (options.subscribers / options.topics);
     const deadline = now() + 10_000;
     while (deliveries.count < expected && now() < deadline) await sleep(50);
-    return deliveries.summary(rate, expected, 0);
+    return { ...deliveries.summary(rate, expected, 0), machineCpuSeconds: machineBusySeconds() - machineBefore, seconds: (now() - started) / 1000 };
   };
   return { run, close: () => Promise.all(connections.map((connection) => connection.close())) };
 }
