@@ -39,8 +39,8 @@ export interface PublishResponse {
 
 const hex = (bytes: number) => randomBytes(bytes).toString("hex");
 
-/** Serves Subscribe (one `evt.tN.>` pattern per stream) and Publish; calls `listening` with the port. */
-export function serveBareFanout(listening: (port: number) => void): void {
+/** Serves Subscribe (one `evt.tN.>` pattern per stream) and Publish; calls `listening` with the port. Returns the server. */
+export function serveBareFanout(listening: (port: number) => void): grpc.Server {
   const streams = new Map<string, Set<grpc.ServerWritableStream<streamV1.SubscribeRequest, Buffer>>>();
   let seq = 0n;
   let prevChecksum = hex(32);
@@ -99,4 +99,5 @@ export function serveBareFanout(listening: (port: number) => void): void {
     if (error) throw error;
     listening(port);
   });
+  return server;
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { processCpuSeconds } from "./process-cpu.js";
 
 /** The servers bench-server.js starts (see there). */
-export type ServerKind = "bare-grpc" | "bare-connect" | "annals-off" | "annals-jwt" | "bare-grpc-fanout";
+export type ServerKind = "bare-grpc" | "bare-connect" | "annals-off" | "annals-jwt" | "bare-grpc-fanout" | "bare-grpc-append";
 
 export interface BenchServer {
   grpcPort: number;

@@ -12,6 +12,7 @@ import pg from "pg";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { diagV1, logV1 } from "@annals/proto";
 import { grpcServiceDefinition } from "@annals/runtime";
+import { startBenchServer } from "./bench-server-process.js";
 import { benchToken } from "./bench-token.js";
 import { runLoad } from "./load.js";
 import { formatTable } from "./table.js";
@@ -253,8 +254,35 @@ async function natsCase(options: LogBenchOptions, streamRate: number): Promise<n
       "awaiting their PubAck at a time. JetStream does not fsync each message by default (it syncs every 2 minutes);\n" +
       "every annals commit is fsynced by PostgreSQL before the ack. ratio = AppendStream ÷ JetStream.",
   );
-  printRates("writer", ["JetStream publish+ack, 64 in flight (baseline)", publishRate], [["annals AppendStream, 64 in flight", streamRate]]);
+  const bare = await bareAppendStream(options.bulkEntries);
+  printRates("writer", ["JetStream publish+ack, 64 in flight (baseline)", publishRate], [
+    ["annals AppendStream, 64 in flight", streamRate],
+    ["bare grpc-js AppendStream, 64 in flight: acked at once, nothing stored", bare.rate],
+  ]);
+  console.log(
+    `The bare grpc-js server (bench-server.js bare-grpc-append) answers each decoded request at once: what the bench's client and the\n` +
+      `transport allow on this machine with no log behind them. CPU µs per entry there: ${bare.clientUs.toFixed(1)} in this bench process (the client),\n` +
+      `${bare.serverUs.toFixed(1)} in the server process.\n`,
+  );
   return consumeRate;
+}
+
+/** The bench's AppendStream writer against a grpc-js server that acks each entry as it arrives: entries/s and CPU µs per entry of both processes. */
+async function bareAppendStream(total: number): Promise<{ rate: number; clientUs: number; serverUs: number }> {
+  const server = await startBenchServer("bare-grpc-append");
+  const log = new LogClient(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure()) as unknown as LogStub;
+  try {
+    const serverCpu = server.cpuSeconds();
+    const client = process.cpuUsage();
+    const started = performance.now();
+    await appendStream(log, "bare", total, 64);
+    const seconds = (performance.now() - started) / 1000;
+    const { user, system } = process.cpuUsage(client);
+    return { rate: total / seconds, clientUs: (user + system) / total, serverUs: ((server.cpuSeconds() - serverCpu) * 1e6) / total };
+  } finally {
+    log.close();
+    await server.stop();
+  }
 }
 
 /** Messages/s of JetStream publishing `total` entries (64 awaiting their PubAck) and of an ordered consumer reading them back. */

@@ -114,7 +114,7 @@ let frameBytes = 0;
  * Returns the seq of an `event` frame, the seqs of an `events` frame, or 0n
  * for CaughtUp and Heartbeat.
  */
-function seqsOfFrame(bytes: Buffer): bigint | bigint[] {
+export function seqsOfFrame(bytes: Buffer): bigint | bigint[] {
   frameBytes += bytes.length;
   // SubscribeResponse field 1 (Event) → Event field 1 (Entry) → Entry field 2 (seq, varint).
   const event = lengthDelimited(bytes, 0, bytes.length, 1);
