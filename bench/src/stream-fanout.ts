@@ -282,7 +282,7 @@ export async function streamFanout(options: FanoutBenchOptions): Promise<void> {
       "append's acknowledgement (baseline and NATS: the publish call) to delivery. CPU in % of one core: the server's (the stream\n" +
       "service's or the baseline's, and its CPU time per delivery), and the bench process's " +
       "(subscribers and producer; on this 2-core machine they share the cores with the services and PostgreSQL); machine: every\n" +
-      "process's (/proc/stat) over the run's window, in % of all the cores.\n",
+      "process's (/proc/stat) over the run's window, in % of all the cores. bytes/event: what the subscribers received, per delivery.\n",
   );
   try {
     const env = { DATABASE_URL: database.url, ANNALS_AUTH_JWT_SECRET: BENCH_SECRET, ANNALS_LOG_LEVEL: "info" };
