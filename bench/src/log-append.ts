@@ -245,7 +245,8 @@ function appendStream(log: LogStub, logId: string, total: number, window: number
 
 /**
  * JetStream publish-with-ack, 64 in flight, against AppendStream's figure from
- * the bulk case; returns the rate of a consumer reading the stored messages.
+ * the bulk case and the same writer on a server that stores nothing; returns
+ * the rate of a consumer reading the stored messages.
  */
 async function natsCase(options: LogBenchOptions, streamRate: number): Promise<number> {
   const { publishRate, consumeRate } = await jetStreamRates(options.bulkEntries);
