@@ -105,9 +105,6 @@ const MAX_BATCH_ENTRIES = 1000;
 
 type Unary = (request: object, metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response: unknown) => void) => void;
 
-/** Bytes of the Subscribe responses the subscribers received (all sets, one set at a time). */
-let frameBytes = 0;
-
 /**
  * A Subscribe response read only as far as its entries' seqs: a load
  * generator that decoded every payload would measure itself, not the server.
@@ -115,7 +112,6 @@ let frameBytes = 0;
  * for CaughtUp and Heartbeat.
  */
 export function seqsOfFrame(bytes: Buffer): bigint | bigint[] {
-  frameBytes += bytes.length;
   // SubscribeResponse field 1 (Event) → Event field 1 (Entry) → Entry field 2 (seq, varint).
   const event = lengthDelimited(bytes, 0, bytes.length, 1);
   if (event !== null) return seqOfEvent(bytes, event.start, event.end);
@@ -171,9 +167,16 @@ function varint(bytes: Buffer, offset: number): { value: number; next: number } 
   }
 }
 
+/** Bytes of the Subscribe responses the subscribers received (all sets, one set at a time). */
+let frameBytes = 0;
+
 function streamDefinition(): grpc.ServiceDefinition {
   const definition = grpcServiceDefinition(streamV1.StreamService) as Record<string, grpc.MethodDefinition<object, unknown>>;
-  return { ...definition, subscribe: { ...definition["subscribe"]!, responseDeserialize: seqsOfFrame } };
+  const responseDeserialize = (bytes: Buffer) => {
+    frameBytes += bytes.length;
+    return seqsOfFrame(bytes);
+  };
+  return { ...definition, subscribe: { ...definition["subscribe"]!, responseDeserialize } };
 }
 
 /** Latency samples of deliveries, in ms from the append's acknowledgement (or the NATS publish). */
